@@ -1,0 +1,1 @@
+"""Replay recorded workloads through routing policies; traces live in `simulators.traces`."""

@@ -1,0 +1,33 @@
+"""Azure LLM inference trace 2023 (Splitwise, ISCA'24): `TIMESTAMP,ContextTokens,GeneratedTokens`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from simulators.traces.reading import FileSample, read_csv_raw
+from simulators.traces.staged import ImportOptions, StagedTrace
+from simulators.traces.workload import stage_workload
+
+COLUMNS = {"arrival": "TIMESTAMP", "input_tokens": "ContextTokens", "output_tokens": "GeneratedTokens"}
+
+
+class AzureFormat:
+    """Production arrivals with context and generated token counts; timestamps carry 100 ns digits."""
+
+    name = "azure"
+    summary = "Azure LLM inference trace CSV: TIMESTAMP,ContextTokens,GeneratedTokens"
+
+    def matches(self, sample: FileSample) -> bool:
+        return sample.container == "csv" and {"TIMESTAMP", "ContextTokens"} <= set(sample.columns)
+
+    def stage(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> StagedTrace:
+        columns = read_csv_raw(con, path)
+        return stage_workload(
+            con, path, columns, COLUMNS, arrival_unit="timestamp",
+            hint="an Azure trace has exactly the columns TIMESTAMP,ContextTokens,GeneratedTokens",
+        )
+
+
+FORMAT = AzureFormat()

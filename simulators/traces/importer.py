@@ -1,0 +1,222 @@
+"""Import a trace file (or a folder of same-format files) into the warehouse: all-or-nothing, idempotent.
+
+Parsing and validation happen in a private in-memory DuckDB, so the warehouse file is locked only for the
+final insert, which runs in one transaction: a failure or a killed process leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from simulators.traces.errors import TraceInputError
+from simulators.traces.formats import FORMATS
+from simulators.traces.formats.base import TraceFormat
+from simulators.traces.labelling import LABEL_FIELDS, LabelMix, draw_labels, load_label_mix
+from simulators.traces.reading import _SUFFIX_KIND, content_hash, sample
+from simulators.traces.staged import ImportOptions, StagedTrace
+from slmlab import __version__, store
+
+Progress = Callable[[str], None]
+DEFAULT_LABEL_MIX = load_label_mix(None)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: which trace, how many rows, and whether it was already there."""
+
+    trace_id: int
+    name: str
+    format: str
+    rows: int
+    outcomes: int
+    already_imported: bool
+    seconds: float
+    report: dict[str, object] = field(default_factory=dict)
+    labelling: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """For `--json` output."""
+        return {
+            "trace_id": self.trace_id, "name": self.name, "format": self.format, "rows": self.rows,
+            "outcomes": self.outcomes, "already_imported": self.already_imported, "seconds": round(self.seconds, 3),
+            "report": self.report, "labelling": self.labelling,
+        }
+
+
+def source_files(source: Path) -> list[Path]:
+    """The file itself, or a folder's supported files in name order."""
+    if not source.exists():
+        raise TraceInputError(source, "file not found")
+    if source.is_file():
+        return [source]
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIX_KIND)
+    if not files:
+        raise TraceInputError(source, "folder holds no .csv, .jsonl or .parquet files")
+    return files
+
+
+def detect_format(path: Path) -> TraceFormat:
+    """The first registered format whose signature matches the file's header or first record."""
+    peek = sample(path)
+    for fmt in FORMATS.values():
+        if fmt.matches(peek):
+            return fmt
+    known = "; ".join(fmt.summary for fmt in FORMATS.values())
+    raise TraceInputError(
+        path, f"cannot tell the format from its columns ({', '.join(peek.columns)})",
+        hint=f"pass --format, or --map FIELD=COLUMN for the generic format. Known formats: {known}",
+    )
+
+
+def _resolve_format(files: list[Path], name: str) -> TraceFormat:
+    if name != "auto":
+        if name not in FORMATS:
+            raise ValueError(f"unknown format '{name}'; choose auto or one of {', '.join(FORMATS)}")
+        return FORMATS[name]
+    chosen = detect_format(files[0])
+    for other in files[1:]:
+        if detect_format(other).name != chosen.name:
+            raise TraceInputError(other, f"is not in the same format as {files[0].name} ({chosen.name})")
+    return chosen
+
+
+def _stage_all(fmt: TraceFormat, files: list[Path], options: ImportOptions) -> StagedTrace:
+    staged = []
+    for path in files:
+        con = duckdb.connect()
+        try:
+            staged.append(fmt.stage(con, path, options))
+        finally:
+            con.close()
+    if len(staged) == 1:
+        return staged[0]
+    if staged[0].kind == "workload":
+        raise TraceInputError(files[0].parent, "a folder import is for outcome files; import workload traces one file at a time")
+    return _concatenate(staged, files)
+
+
+def _prefixed(table: pa.Table, prefix: str) -> pa.Table:
+    column = table.schema.get_field_index("request_id")
+    ids = pa.compute.binary_join_element_wise(prefix, table.column("request_id").cast(pa.string()), "/")
+    return table.set_column(column, "request_id", ids)
+
+
+def _concatenate(staged: list[StagedTrace], files: list[Path]) -> StagedTrace:
+    import pyarrow.compute  # noqa: F401  (binds pa.compute)
+
+    requests = pa.concat_tables([_prefixed(s.requests, f.stem) for s, f in zip(staged, files)], promote_options="default")
+    requests = requests.set_column(requests.schema.get_field_index("seq"), "seq", pa.array(np.arange(len(requests))))
+    outcomes = pa.concat_tables(
+        [_prefixed(s.outcomes, f.stem) for s, f in zip(staged, files) if s.outcomes is not None], promote_options="default"
+    )
+    report = {"files": [f.name for f in files], "models": sorted(set(outcomes.column("model").to_pylist()))}
+    return StagedTrace(kind=staged[0].kind, requests=requests, outcomes=outcomes, report=report)
+
+
+def _label(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str, object]]:
+    recorded = [f for f in LABEL_FIELDS if f in requests.column_names and requests.column(f).null_count < len(requests)]
+    missing = [f for f in LABEL_FIELDS if f not in recorded]
+    provenance: dict[str, object] = {"recorded_fields": recorded, "synthetic_fields": [], "method": "recorded" if recorded else "none"}
+    if mix is None or not missing:
+        return requests, provenance
+    tokens = (
+        requests.column("input_tokens").to_numpy(zero_copy_only=False).astype(float)
+        if "input_tokens" in requests.column_names else np.zeros(len(requests))
+    )
+    labels = draw_labels(tokens, mix)
+    for name in missing:
+        if name == "latency_slo_ms":
+            column = pa.array(labels.latency_slo_ms, type=pa.float64())
+        else:
+            column = pa.DictionaryArray.from_arrays(
+                pa.array(getattr(labels, name), type=pa.int16()), pa.array(labels.vocabulary(name), type=pa.string())
+            )
+        if name in requests.column_names:
+            requests = requests.set_column(requests.schema.get_field_index(name), name, column)
+        else:
+            requests = requests.append_column(name, column)
+    provenance.update(
+        method="synthetic" if not recorded else "mixed", synthetic_fields=missing,
+        seed=mix.seed, mix_name=mix.name, mix=mix.to_json(),
+    )
+    return requests, provenance
+
+
+def _existing(con: duckdb.DuckDBPyConnection, digest: str) -> tuple[int, str, str, int, int] | None:
+    rows = con.execute(
+        "SELECT t.trace_id, t.name, t.format, t.row_count, "
+        "(SELECT count(*) FROM outcomes o WHERE o.trace_id = t.trace_id) FROM traces t WHERE content_hash = ?",
+        [digest],
+    ).fetchall()
+    return rows[0] if rows else None
+
+
+def import_trace(
+    source: str | Path,
+    *,
+    db: str | Path | None = None,
+    fmt: str = "auto",
+    name: str | None = None,
+    label_mix: LabelMix | None = DEFAULT_LABEL_MIX,
+    options: ImportOptions | None = None,
+    progress: Progress | None = None,
+    display_name: str | None = None,
+) -> ImportResult:
+    """Validate and store one trace; importing the same bytes again changes nothing and says so."""
+    started = time.perf_counter()
+    say = progress or (lambda _message: None)
+    source = Path(source)
+    files = source_files(source)
+    say("hashing")
+    digest = content_hash(files, source if source.is_dir() else None)
+    with store.connect(db, read_only=True) as con:
+        found = _existing(con, digest)
+    if found:
+        trace_id, stored_name, stored_format, rows, outcomes = found
+        return ImportResult(trace_id, stored_name, stored_format, rows, outcomes, True, time.perf_counter() - started)
+
+    chosen = _resolve_format(files, fmt)
+    say(f"reading and validating as {chosen.name}")
+    staged = _stage_all(chosen, files, options or ImportOptions())
+    say("labelling")
+    requests, labelling = _label(staged.requests, label_mix)
+    trace_name = name or (display_name and Path(display_name).stem) or source.stem
+    report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
+    say("writing")
+    with store.transaction(db) as con:
+        if _existing(con, digest):  # imported by another process meanwhile
+            trace_id, stored_name, stored_format, rows, outcomes = _existing(con, digest)
+            return ImportResult(trace_id, stored_name, stored_format, rows, outcomes, True, time.perf_counter() - started)
+        clash = con.execute("SELECT source_file FROM traces WHERE name = ?", [trace_name]).fetchall()
+        if clash:
+            raise TraceInputError(
+                display_name or source, f"a different trace named '{trace_name}' already exists (from {clash[0][0]})",
+                hint="choose another name with --name",
+            )
+        trace_id = con.execute(
+            "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
+            "import_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING trace_id",
+            [trace_name, str(display_name or source.resolve()), chosen.name, digest,
+             datetime.now(timezone.utc).replace(tzinfo=None), len(requests), staged.kind,
+             json.dumps(labelling), json.dumps(report)],
+        ).fetchall()[0][0]
+        con.register("staged_requests", requests)
+        con.execute(f"INSERT INTO requests BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_requests")
+        outcome_rows = 0
+        if staged.outcomes is not None:
+            con.register("staged_outcomes", staged.outcomes)
+            con.execute(f"INSERT INTO outcomes BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_outcomes")
+            outcome_rows = len(staged.outcomes)
+    return ImportResult(
+        trace_id, trace_name, chosen.name, len(requests), outcome_rows, False, time.perf_counter() - started,
+        report, labelling,
+    )

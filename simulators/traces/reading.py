@@ -1,0 +1,265 @@
+"""Read a trace file into a staging table of raw values with a 1-based `__row`, or fail with a clear error.
+
+Every reader leaves the file's values untyped where the file is text (CSV, JSONL), so the checks in
+`checks.py` can name the exact rows that do not parse instead of DuckDB stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from simulators.traces.errors import TraceInputError
+
+ROW = "__row"
+LINE = "__line"
+_MAX_LINE_BYTES = 64 * 1024 * 1024
+_SUFFIX_KIND = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+                ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class FileSample:
+    """What format detection may look at: the container kind and the header columns or first record's keys."""
+
+    path: Path
+    container: str  # csv | jsonl | parquet
+    columns: tuple[str, ...]
+
+
+def sql_quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A SQL identifier, whatever characters the file's column name holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def container_of(path: Path) -> str:
+    """csv, jsonl or parquet, from the file name; a clear error for anything else."""
+    kind = _SUFFIX_KIND.get(path.suffix.lower())
+    if kind is None:
+        raise TraceInputError(
+            path, f"unsupported file type '{path.suffix or '(none)'}'",
+            hint="slmlab reads .csv, .jsonl/.ndjson and .parquet files",
+        )
+    return kind
+
+
+def content_hash(paths: list[Path], root: Path | None = None) -> str:
+    """sha256 over the files' bytes (and relative names when importing a folder): the idempotency key."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if root is not None:
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with path.open("rb") as handle:
+            while block := handle.read(4 * 1024 * 1024):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(path: Path) -> str:
+    with path.open("rb") as handle:
+        head = handle.readline(_MAX_LINE_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise TraceInputError(path, "file is UTF-16 encoded", hint="save it as UTF-8 and import again")
+    try:
+        return head.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise TraceInputError(
+            path, f"line 1 is not valid UTF-8 (byte {error.start})",
+            hint="save the file as UTF-8 and import again",
+        ) from error
+
+
+def _require_content(path: Path) -> str:
+    if not path.exists():
+        raise TraceInputError(path, "file not found")
+    if path.is_dir():
+        raise TraceInputError(path, "is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise TraceInputError(path, "file is empty")
+    return _first_line(path)
+
+
+def csv_header(path: Path) -> tuple[str, ...]:
+    """The header row's column names; a clear error for an empty file or a non-comma delimiter."""
+    first = _require_content(path)
+    if not first.strip():
+        raise TraceInputError(path, "the first line (the header) is blank")
+    columns = tuple(next(csv.reader(io.StringIO(first))))
+    if len(columns) == 1:
+        for delimiter, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if delimiter in first:
+                raise TraceInputError(
+                    path, f"the header is separated by {label}, not commas",
+                    hint="slmlab reads comma-separated files; re-export the file with ',' as the delimiter",
+                )
+    blank = [str(i + 1) for i, name in enumerate(columns) if not name.strip()]
+    if blank:
+        raise TraceInputError(path, f"header has unnamed column(s) at position {', '.join(blank)}")
+    duplicates = sorted({name for name in columns if columns.count(name) > 1})
+    if duplicates:
+        raise TraceInputError(path, f"header repeats column(s) {', '.join(duplicates)}")
+    return columns
+
+
+def jsonl_keys(path: Path) -> tuple[str, ...]:
+    """The keys of the first record, for format detection."""
+    import json
+
+    first = _require_content(path)
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError as error:
+        raise TraceInputError(path, f"line 1 is not valid JSON ({error.msg})") from error
+    if not isinstance(record, dict):
+        raise TraceInputError(path, "line 1 is not a JSON object", hint="expected one JSON object per line")
+    return tuple(record)
+
+
+def sample(path: Path) -> FileSample:
+    """Peek at a file cheaply for format detection."""
+    container = container_of(path)
+    if container == "csv":
+        return FileSample(path, container, csv_header(path))
+    if container == "jsonl":
+        return FileSample(path, container, jsonl_keys(path))
+    if not path.exists():
+        raise TraceInputError(path, "file not found")
+    try:
+        names = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_quote(str(path))})").fetchall()
+    except duckdb.Error as error:
+        raise TraceInputError(path, f"not a readable Parquet file ({error.__class__.__name__}: {error})") from error
+    return FileSample(path, container, tuple(row[0] for row in names))
+
+
+def _csv_options(columns: tuple[str, ...]) -> str:
+    spec = "{" + ", ".join(f"{sql_quote(name)}: 'VARCHAR'" for name in columns) + "}"
+    return (
+        f"auto_detect=false, header=true, columns={spec}, delim=',', quote='\"', escape='\"', "
+        f"strict_mode=true, max_line_size={_MAX_LINE_BYTES}"
+    )
+
+
+def _raise_malformed_csv(con: duckdb.DuckDBPyConnection, path: Path, options: str, cause: Exception) -> None:
+    try:
+        con.execute(
+            f"SELECT count(*) FROM read_csv({sql_quote(str(path))}, {options}, ignore_errors=true, store_rejects=true)"
+        )
+        rejects = con.execute(
+            "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
+        ).fetchall()
+    except duckdb.Error:
+        rejects = []
+    if not rejects:
+        raise TraceInputError(path, f"cannot be read as CSV: {str(cause).splitlines()[0]}") from cause
+    encoding = [r for r in rejects if "UNICODE" in str(r[1]).upper()]
+    if encoding:
+        raise TraceInputError(
+            path, "is not UTF-8 encoded",
+            offenders=[(int(line) - 1, f"line {line}: invalid UTF-8 bytes") for line, _, _ in encoding],
+            total=len(encoding), hint="save the file as UTF-8 and import again",
+        ) from cause
+    last_line = max(int(r[0]) for r in rejects)
+    hint = "the file looks truncated: its last line is incomplete" if len(rejects) == 1 and _is_last_line(path, last_line) else None
+    raise TraceInputError(
+        path, "malformed rows (wrong number of fields)",
+        offenders=[(int(line) - 1, f"line {line}: {message}") for line, _, message in rejects],
+        total=len(rejects), hint=hint,
+    ) from cause
+
+
+def _is_last_line(path: Path, line: int) -> bool:
+    with path.open("rb") as handle:
+        count = sum(block.count(b"\n") for block in iter(lambda: handle.read(4 * 1024 * 1024), b""))
+        handle.seek(max(0, path.stat().st_size - 1))
+        ends_with_newline = handle.read(1) == b"\n"
+    return line == (count if ends_with_newline else count + 1)
+
+
+def read_csv_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
+    """Load a CSV (header row, comma-delimited, UTF-8) as VARCHAR columns plus `__row`."""
+    columns = csv_header(path)
+    options = _csv_options(columns)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT row_number() OVER () AS {ROW}, * FROM read_csv({sql_quote(str(path))}, {options})"
+        )
+    except duckdb.InvalidInputException as error:
+        _raise_malformed_csv(con, path, options, error)
+    _require_rows(con, path, table)
+    return columns
+
+
+def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
+    """Load JSON Lines: every key of every record becomes a VARCHAR column; `__line` keeps the raw JSON."""
+    _require_content(path)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table}_lines AS "
+        f"SELECT row_number() OVER () AS {ROW}, line AS {LINE} FROM read_csv({sql_quote(str(path))}, "
+        f"auto_detect=false, header=false, columns={{'line': 'VARCHAR'}}, delim=chr(1), quote='', escape='', "
+        f"strict_mode=false, max_line_size={_MAX_LINE_BYTES})"
+    )
+    con.execute(f"DELETE FROM {table}_lines WHERE trim({LINE}) = ''")
+    bad = con.execute(
+        f"SELECT {ROW}, left({LINE}, 60) FROM {table}_lines "
+        f"WHERE NOT coalesce(json_valid({LINE}), false) OR json_type({LINE}) <> 'OBJECT' ORDER BY {ROW}"
+    ).fetchall()
+    if bad:
+        last = con.execute(f"SELECT max({ROW}) FROM {table}_lines").fetchall()[0][0]
+        truncated = len(bad) == 1 and bad[0][0] == last
+        raise TraceInputError(
+            path, "lines that are not JSON objects",
+            offenders=[(row, f"{text!r}") for row, text in bad], total=len(bad),
+            hint="the file looks truncated: its last line is incomplete" if truncated else "expected one JSON object per line",
+        )
+    keys = tuple(
+        row[0] for row in con.execute(
+            f"SELECT key FROM (SELECT unnest(json_keys({LINE})) AS key, {ROW} FROM {table}_lines) "
+            f"GROUP BY key ORDER BY min({ROW}), key"
+        ).fetchall()
+    )
+    projections = ", ".join(f"{LINE}->>{sql_quote(key)} AS {ident(key)}" for key in keys)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {ROW}, {LINE}{', ' + projections if projections else ''} "
+        f"FROM {table}_lines"
+    )
+    con.execute(f"DROP TABLE {table}_lines")
+    _require_rows(con, path, table)
+    return keys
+
+
+def read_parquet_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
+    """Load a Parquet file with its own types plus `__row`."""
+    sample(path)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS "
+        f"SELECT row_number() OVER () AS {ROW}, * FROM read_parquet({sql_quote(str(path))})"
+    )
+    _require_rows(con, path, table)
+    return tuple(name for name in table_columns(con, table) if name != ROW)
+
+
+def read_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
+    """Load any supported container; returns the file's column names."""
+    readers = {"csv": read_csv_raw, "jsonl": read_jsonl_raw, "parquet": read_parquet_raw}
+    return readers[container_of(path)](con, path, table)
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Column names of a staging table, in order."""
+    return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _require_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
+    if con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] == 0:
+        raise TraceInputError(path, "has no data rows (only a header or blank lines)")

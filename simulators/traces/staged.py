@@ -1,0 +1,37 @@
+"""What every format hands to the importer: validated requests (and recorded outcomes) in canonical columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+# The canonical request fields a file may provide (the warehouse's `requests` columns, less trace_id/seq).
+REQUEST_FIELDS = (
+    "request_id", "arrival_s", "arrived_at", "input_tokens", "output_tokens", "task", "data_class", "residency",
+    "tenant", "latency_slo_ms", "category", "prompt", "reference", "prefix_hash_ids",
+)
+OUTCOME_FIELDS = (
+    "request_id", "model", "correct", "score", "confidence", "input_tokens", "output_tokens", "latency_ms",
+    "cost_usd", "response", "judge", "source", "source_detail",
+)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read a file: the column mapping and extra-column policy of the generic format, arrival units."""
+
+    mapping: dict[str, str] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    arrival_unit: Literal["auto", "timestamp", "s", "ms"] = "auto"
+
+
+@dataclass(frozen=True)
+class StagedTrace:
+    """A file's content after validation: requests in arrival order (`seq`), optional recorded outcomes."""
+
+    kind: Literal["workload", "outcomes"]
+    requests: pa.Table
+    outcomes: pa.Table | None
+    report: dict[str, object]

@@ -1,0 +1,198 @@
+"""The one owner of the DuckDB schema: numbered migrations, short-lived connections, lock-aware retries.
+
+DuckDB lets one process write a file at a time (and a writer excludes readers in other processes), so
+every caller opens a connection for one unit of work and closes it; a caller that meets a lock waits
+with backoff instead of failing, and gets a clear `DatabaseBusy` when the wait runs out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from slmlab.paths import resolve_db_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class DatabaseBusy(RuntimeError):
+    """Another process held the database lock for longer than we were willing to wait."""
+
+
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    """Traces, their requests, and per-request model outcomes."""
+    con.execute("CREATE SEQUENCE trace_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE traces (
+            trace_id      INTEGER PRIMARY KEY DEFAULT nextval('trace_id_seq'),
+            name          VARCHAR NOT NULL UNIQUE,
+            source_file   VARCHAR NOT NULL,
+            format        VARCHAR NOT NULL,
+            content_hash  VARCHAR NOT NULL UNIQUE,   -- sha256 of the imported file's bytes
+            imported_at   TIMESTAMP NOT NULL,
+            row_count     BIGINT NOT NULL,
+            kind          VARCHAR NOT NULL,          -- 'workload' (arrivals) or 'outcomes' (recorded quality)
+            labelling     JSON NOT NULL,             -- where task / data class / residency / SLO came from
+            import_report JSON NOT NULL              -- options used, rows re-sorted, slmlab version
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE requests (
+            trace_id        INTEGER NOT NULL,
+            request_id      VARCHAR NOT NULL,
+            seq             BIGINT NOT NULL,         -- 0-based position in arrival order
+            arrival_s       DOUBLE,                  -- seconds after the trace's first arrival
+            arrived_at      TIMESTAMP_NS,            -- absolute time, where the trace records one
+            input_tokens    BIGINT,
+            output_tokens   BIGINT,
+            task            VARCHAR,
+            data_class      VARCHAR,
+            residency       VARCHAR,
+            tenant          VARCHAR,
+            latency_slo_ms  DOUBLE,
+            category        VARCHAR,                 -- the source's own grouping: eval name, MMLU subject
+            prompt          VARCHAR,
+            reference       VARCHAR
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE outcomes (
+            trace_id       INTEGER NOT NULL,
+            request_id     VARCHAR NOT NULL,
+            model          VARCHAR NOT NULL,
+            correct        BOOLEAN,
+            score          DOUBLE,                   -- 0..1
+            confidence     DOUBLE,
+            input_tokens   BIGINT,
+            output_tokens  BIGINT,
+            latency_ms     DOUBLE,
+            cost_usd       DOUBLE,
+            response       VARCHAR,
+            judge          VARCHAR,
+            source         VARCHAR NOT NULL CHECK (source IN ('measured', 'recorded', 'assumption')),
+            source_detail  VARCHAR                   -- which file, run or assumption produced the numbers
+        )
+        """
+    )
+
+
+def m002_prefix_hash_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Mooncake traces list the prompt-prefix blocks of each request; keep them to study prefix sharing."""
+    con.execute("ALTER TABLE requests ADD COLUMN prefix_hash_ids BIGINT[]")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [m001_initial, m002_prefix_hash_ids]
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations this database has recorded, oldest first."""
+    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY applied_at, name").fetchall()]
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    migrations: list[Callable[[duckdb.DuckDBPyConnection], None]] | None = None,
+) -> list[str]:
+    """Apply the migrations not yet recorded, each in its own transaction; returns the names applied now."""
+    done = set(applied_migrations(con))
+    applied_now: list[str] = []
+    for migration in MIGRATIONS if migrations is None else migrations:
+        if migration.__name__ in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            migration(con)
+            con.execute("INSERT INTO _migrations VALUES (?, now())", [migration.__name__])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied_now.append(migration.__name__)
+    return applied_now
+
+
+def _is_lock_error(error: Exception) -> bool:
+    message = str(error).lower()
+    return "lock" in message and ("conflicting" in message or "could not set" in message)
+
+
+def _open_with_retry(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if not _is_lock_error(error) or time.monotonic() >= deadline:
+                if _is_lock_error(error):
+                    raise DatabaseBusy(
+                        f"{path} is locked by another process for more than {wait_s:.0f} s "
+                        f"(DuckDB allows one writing process at a time): {error}"
+                    ) from error
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+_migrated: set[Path] = set()
+_migrated_guard = threading.Lock()
+
+
+def _ensure_migrated(path: Path, wait_s: float) -> None:
+    with _migrated_guard:
+        if path in _migrated:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = _open_with_retry(path, read_only=False, wait_s=wait_s)
+        try:
+            migrate(con)
+        finally:
+            con.close()
+        _migrated.add(path)
+
+
+@contextmanager
+def connect(
+    db: str | Path | None = None, *, read_only: bool = False, wait_s: float = 60.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to an up-to-date warehouse; close it as soon as the unit of work is done."""
+    path = resolve_db_path(db).resolve()
+    _ensure_migrated(path, wait_s)
+    con = _open_with_retry(path, read_only=read_only, wait_s=wait_s)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(db: str | Path | None = None, *, wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All-or-nothing writes: commit when the block ends, roll back on any exception."""
+    with connect(db, wait_s=wait_s) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+
+def query_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> "pa.Table":
+    """A query's result as an Arrow table (`to_arrow_table` in DuckDB 2, `arrow` in 1.x)."""
+    relation = con.sql(sql)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()

@@ -220,3 +220,33 @@ def import_trace(
         trace_id, trace_name, chosen.name, len(requests), outcome_rows, False, time.perf_counter() - started,
         report, labelling,
     )
+
+
+def import_upload(
+    filename: str,
+    content: bytes,
+    *,
+    db: str | Path | None = None,
+    fmt: str = "auto",
+    name: str | None = None,
+    label_mix: LabelMix | None = DEFAULT_LABEL_MIX,
+    options: ImportOptions | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import bytes received by the dashboard; errors name the uploaded file, not the temporary copy."""
+    import tempfile
+
+    safe_name = Path(filename).name or "upload.csv"
+    with tempfile.TemporaryDirectory(prefix="slmlab-upload-") as folder:
+        path = Path(folder) / safe_name
+        path.write_bytes(content)
+        try:
+            return import_trace(
+                path, db=db, fmt=fmt, name=name, label_mix=label_mix, options=options, progress=progress,
+                display_name=f"upload:{safe_name}",
+            )
+        except TraceInputError as error:
+            raise TraceInputError(
+                safe_name, error.problem, column=error.column, offenders=error.offenders, total=error.total,
+                hint=error.hint,
+            ) from error

@@ -1,0 +1,87 @@
+"""Workloads: pick a stored trace, see its arrivals, token shapes and label mix, or import a new one."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, state
+from simulators.traces.errors import TraceInputError
+from simulators.traces.formats import FORMATS
+from simulators.traces.importer import import_upload
+from simulators.traces.labelling import PRESETS, load_label_mix
+from simulators.traces.staged import ImportOptions
+from simulators.traces.summary import labelling_note
+from slmlab.cli import _parse_mapping
+
+db = state.database_path()
+st.title("Workloads")
+st.caption(f"Database: `{db}`. Every figure below is computed from the requests stored there.")
+
+with st.expander("Import a trace", expanded=False):
+    upload = st.file_uploader("Trace or outcome file", type=["csv", "jsonl", "ndjson", "json", "parquet"])
+    left, middle, right = st.columns(3)
+    fmt = left.selectbox("Format", ["auto", *FORMATS], help="auto detects the format from the header")
+    name = middle.text_input("Name (optional)", help="defaults to the file name")
+    mix_name = right.selectbox("Label mix", [*PRESETS, "none"], help="synthetic enterprise labels for unlabelled traces")
+    mapping = st.text_input("Column mapping (generic format)", placeholder="arrival=ts,input_tokens=prompt_len")
+    if st.button("Import", disabled=upload is None, type="primary"):
+        with st.status(f"Importing {upload.name}...", expanded=True) as status:
+            try:
+                result = import_upload(
+                    upload.name, upload.getvalue(), db=db, fmt=fmt, name=name or None,
+                    label_mix=load_label_mix(mix_name), options=ImportOptions(mapping=_parse_mapping([mapping])),
+                    progress=status.write,
+                )
+            except (TraceInputError, ValueError) as error:
+                status.update(label="Import failed; the database is unchanged", state="error")
+                st.error(str(error))
+            else:
+                if result.already_imported:
+                    status.update(label="Already imported; nothing changed", state="complete")
+                    st.info(f"This file is already stored as trace '{result.name}' ({result.rows:,} requests).")
+                else:
+                    status.update(label="Imported", state="complete")
+                    st.success(f"Imported {result.rows:,} requests as trace '{result.name}'.")
+
+summaries = state.traces(str(db), state.database_version(db))
+if not summaries:
+    st.info("No traces yet. Import one above, or run `slmlab defaults` for the shipped Azure traces.")
+    st.stop()
+
+by_label = {f"{s.name} ({s.rows:,} requests, {s.kind})": s for s in summaries}
+summary = by_label[st.selectbox("Trace", list(by_label))]
+frame = state.requests(str(db), state.database_version(db), summary.trace_id)
+synthetic = bool(summary.labelling.get("synthetic_fields"))
+
+columns = st.columns(5)
+columns[0].metric("Requests", f"{summary.rows:,}")
+columns[1].metric("Time span", f"{summary.time_span_s / 60:,.1f} min" if summary.time_span_s else "n/a")
+columns[2].metric("Arrival rate", f"{summary.arrival_rate_per_s:,.2f} req/s" if summary.arrival_rate_per_s else "n/a")
+columns[3].metric("Mean input tokens", f"{summary.input_tokens.mean:,.0f}" if summary.input_tokens.mean is not None else "n/a")
+columns[4].metric("Mean output tokens", f"{summary.output_tokens.mean:,.0f}" if summary.output_tokens.mean is not None else "n/a")
+st.caption(f"Source: `{summary.source_file}` ({summary.format}), imported {summary.imported_at} UTC. "
+           "Counts, times and tokens are recorded in the trace.")
+(st.warning if synthetic else st.caption)(f"Labels: {labelling_note(summary.labelling)}")
+
+arrivals, tokens, labels = st.tabs(["Arrivals", "Tokens", "Task and data class"])
+with arrivals:
+    if summary.time_span_s:
+        bin_s = st.select_slider("Bin width (seconds)", [1, 5, 10, 30, 60, 300], value=60)
+        st.plotly_chart(charts.arrivals_over_time(frame, bin_s), width="stretch")
+    else:
+        st.info("This trace records no arrival times (it is a set of recorded outcomes).")
+with tokens:
+    if summary.input_tokens.mean is not None:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.token_distribution(frame, "input_tokens", "Input tokens"), width="stretch")
+        right.plotly_chart(charts.token_distribution(frame, "output_tokens", "Output tokens"), width="stretch")
+    else:
+        st.info("This trace records no token counts.")
+with labels:
+    if summary.task_mix:
+        left, middle, right = st.columns(3)
+        left.plotly_chart(charts.label_mix(frame, "task", "Task", synthetic), width="stretch")
+        middle.plotly_chart(charts.label_mix(frame, "data_class", "Data class", synthetic), width="stretch")
+        right.plotly_chart(charts.label_mix(frame, "residency", "Residency requirement", synthetic), width="stretch")
+    else:
+        st.info("This trace has no task or data-class labels; import it with a label mix to add synthetic ones.")

@@ -1,0 +1,17 @@
+"""slmlab dashboard entry point: navigation and shared start-up, nothing else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from anywhere
+
+from app import state  # noqa: E402
+
+st.set_page_config(page_title="slmlab", layout="wide")
+state.ensure_defaults(str(state.database_path()))
+pages = [st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True)]
+st.navigation(pages).run()

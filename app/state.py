@@ -1,0 +1,41 @@
+"""Cached reads of the warehouse for pages: keyed by the file's modification time so new imports show up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import streamlit as st
+
+from simulators.traces.defaults import ensure_default_workloads
+from simulators.traces.summary import TraceSummary, list_traces, requests_frame
+from slmlab.paths import resolve_db_path
+
+
+def database_path() -> Path:
+    """The warehouse the dashboard shows (`SLMLAB_DB`, else results/slmlab.duckdb)."""
+    return resolve_db_path().resolve()
+
+
+def database_version(db: Path) -> float:
+    """Changes whenever a writer commits, so cached queries refresh."""
+    stamps = [p.stat().st_mtime for p in (db, db.with_name(db.name + ".wal")) if p.exists()]
+    return max(stamps, default=0.0)
+
+
+@st.cache_resource(show_spinner="Loading the embedded default workload...")
+def ensure_defaults(db: str) -> int:
+    """Import the shipped Azure traces once per dashboard process (a no-op when already stored)."""
+    return len(ensure_default_workloads(db))
+
+
+@st.cache_data(show_spinner=False)
+def traces(db: str, version: float) -> list[TraceSummary]:
+    """All trace summaries."""
+    return list_traces(db)
+
+
+@st.cache_data(show_spinner="Reading requests...")
+def requests(db: str, version: float, trace_id: int) -> pl.DataFrame:
+    """One trace's requests for the charts."""
+    return requests_frame(db, trace_id)

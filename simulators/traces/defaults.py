@@ -1,0 +1,18 @@
+"""The embedded default workload: the two Azure 2023 traces with the default enterprise label mix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulators.traces.importer import ImportResult, import_trace
+from slmlab.paths import DATASETS_DIR
+
+DEFAULT_TRACES = (
+    DATASETS_DIR / "traces" / "azure-llm-inference-2023-conv.csv",
+    DATASETS_DIR / "traces" / "azure-llm-inference-2023-code.csv",
+)
+
+
+def ensure_default_workloads(db: str | Path | None = None) -> list[ImportResult]:
+    """Import the shipped traces unless already present (idempotent by content hash)."""
+    return [import_trace(path, db=db) for path in DEFAULT_TRACES]

@@ -1,0 +1,217 @@
+"""`slmlab` subcommands: thin wrappers over library calls, human output by default and `--json` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from slmlab import store
+from slmlab.paths import DB_ENV_VAR, PROJECT_ROOT, resolve_db_path
+
+EXIT_BAD_INPUT = 2
+EXIT_BUSY = 3
+
+
+def _parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for chunk in pairs:
+        for pair in filter(None, (p.strip() for p in chunk.split(","))):
+            field, sep, column = pair.partition("=")
+            if not sep or not field or not column:
+                raise ValueError(f"--map expects FIELD=COLUMN pairs, got '{pair}'")
+            mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def _progress(start: float):
+    def say(stage: str) -> None:
+        print(f"[{time.perf_counter() - start:6.1f}s] {stage}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from simulators.traces.importer import import_trace
+    from simulators.traces.labelling import load_label_mix
+    from simulators.traces.staged import ImportOptions
+
+    options = ImportOptions(mapping=_parse_mapping(args.map), ignore=tuple(args.ignore), arrival_unit=args.arrival_unit)
+    result = import_trace(
+        args.file, db=args.db, fmt=args.format, name=args.name, label_mix=load_label_mix(args.label_mix),
+        options=options, progress=None if args.json else _progress(time.perf_counter()),
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    elif result.already_imported:
+        print(f"already imported: {args.file} is trace '{result.name}' (id {result.trace_id}, {result.rows:,} requests); "
+              "nothing changed")
+    else:
+        outcomes = f" and {result.outcomes:,} recorded outcomes" if result.outcomes else ""
+        print(f"imported {result.rows:,} requests{outcomes} as trace '{result.name}' (id {result.trace_id}, "
+              f"format {result.format}) in {result.seconds:.2f} s into {resolve_db_path(args.db)}")
+        moved = result.report.get("rows_out_of_order")
+        if moved:
+            print(f"note: {moved:,} row(s) arrived earlier than the row before them; requests were sorted by arrival time")
+        if result.labelling.get("synthetic_fields"):
+            print(f"labels: {', '.join(result.labelling['synthetic_fields'])} are synthetic "
+                  f"(mix '{result.labelling['mix_name']}', seed {result.labelling['seed']})")
+    return 0
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _mix_text(mix: dict[str, float]) -> str:
+    return ", ".join(f"{label} {share:.0%}" for label, share in mix.items()) or "-"
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    from simulators.traces.summary import labelling_note, list_traces
+
+    summaries = list_traces(args.db, args.name)
+    if args.name and not summaries:
+        raise ValueError(f"no trace named '{args.name}' in {resolve_db_path(args.db)}")
+    if args.json:
+        print(json.dumps([s.as_dict() for s in summaries], indent=2, default=str))
+        return 0
+    if not summaries:
+        print(f"no traces in {resolve_db_path(args.db)}; add one with `slmlab import FILE` or `slmlab defaults`")
+        return 0
+    for s in summaries:
+        print(f"{s.name}  (id {s.trace_id}, {s.format}, {s.kind})")
+        print(f"  rows {s.rows:,}" + (f", outcomes {s.outcomes:,} for {', '.join(s.models)}" if s.outcomes else ""))
+        if s.time_span_s is not None:
+            print(f"  span {s.time_span_s:,.1f} s, arrival rate {_fmt(s.arrival_rate_per_s, 2)} req/s")
+        if s.input_tokens.mean is not None:
+            for label, st in (("input tokens", s.input_tokens), ("output tokens", s.output_tokens)):
+                print(f"  {label}: mean {_fmt(st.mean, 1)}, p50 {_fmt(st.p50)}, p95 {_fmt(st.p95)}, max {_fmt(st.max)}")
+        print(f"  task mix: {_mix_text(s.task_mix)}")
+        print(f"  data-class mix: {_mix_text(s.data_class_mix)}")
+        print(f"  labels: {labelling_note(s.labelling)}")
+        print(f"  source: {s.source_file} (imported {s.imported_at} UTC)")
+    return 0
+
+
+def cmd_defaults(args: argparse.Namespace) -> int:
+    from simulators.traces.defaults import ensure_default_workloads
+
+    for result in ensure_default_workloads(args.db):
+        state = "already present" if result.already_imported else "imported"
+        print(f"{state}: {result.name} ({result.rows:,} requests)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from bench.models import install_shipped_models, shipped_models
+
+    models = install_shipped_models() if args.install else shipped_models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "package": m.package, "path": str(m.path) if m.path else None,
+                           "installed": m.installed, "note": m.note} for m in models], indent=2))
+        return 0
+    for m in models:
+        size = f"{m.path.stat().st_size / 1e6:.1f} MB" if m.installed else "missing"
+        print(f"{m.name:30} {size:>10}  {m.path or '-'}  ({m.package}: {m.note})")
+    return 0 if all(m.installed for m in models) or not args.install else 1
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    path = resolve_db_path(args.db)
+    with store.connect(path, read_only=True) as con:
+        info = {
+            "path": str(path.resolve()),
+            "migrations": [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY applied_at, name").fetchall()],
+            "rows": {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("traces", "requests", "outcomes")},
+        }
+    print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from simulators.traces.defaults import ensure_default_workloads
+
+    db = resolve_db_path(args.db).resolve()
+    if not args.no_defaults:
+        ensure_default_workloads(db)
+    env = {**os.environ, DB_ENV_VAR: str(db)}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"),
+        "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+        "--server.headless", "true",
+    ]
+    print(f"slmlab dashboard on http://{args.host}:{args.port}  (database {db})", file=sys.stderr)
+    return subprocess.call(command, env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slmlab", description=__doc__)
+    parser.add_argument("--db", help=f"DuckDB file (default: ${DB_ENV_VAR} or results/slmlab.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="import a trace or outcome file (or a folder of them) into the warehouse")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", default="auto", help="auto (default), azure, mooncake, routellm, mtbench, routerbench, generic")
+    p.add_argument("--name", help="trace name (default: the file name without extension)")
+    p.add_argument("--label-mix", help="enterprise label mix: enterprise-default (default), regulated-heavy, none, or a JSON file")
+    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN[,...]",
+                   help="generic format: map file columns to fields (arrival, input_tokens, output_tokens, request_id, ...)")
+    p.add_argument("--ignore", action="append", default=[], metavar="COLUMN", help="generic format: skip this file column")
+    p.add_argument("--arrival-unit", default="auto", choices=["auto", "timestamp", "s", "ms"],
+                   help="generic format: how to read the arrival column (auto: numbers are seconds, else date-times)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("traces", help="list stored traces with size, time span, arrival rate, tokens and label mix")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_traces)
+
+    p = sub.add_parser("defaults", help="import the embedded default workload (Azure 2023 traces, default label mix)")
+    p.set_defaults(run=cmd_defaults)
+
+    p = sub.add_parser("models", help="list the shipped small models (and assemble them with --install)")
+    p.add_argument("--install", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("db", help="show the database path, applied migrations and row counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_db)
+
+    p = sub.add_parser("dashboard", help="launch the Streamlit dashboard (binds to 127.0.0.1 by default)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: traces can be confidential)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--no-defaults", action="store_true", help="do not import the embedded default workload first")
+    p.set_defaults(run=cmd_dashboard)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `slmlab` console script; exit 2 on bad input, 3 when the database stays locked."""
+    from simulators.traces.errors import TraceInputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except TraceInputError as error:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": error.as_dict()}, indent=2), file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except store.DatabaseBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -51,6 +51,7 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
             trace_id        INTEGER NOT NULL,
             request_id      VARCHAR NOT NULL,
             seq             BIGINT NOT NULL,         -- 0-based position in arrival order
+            source_row      BIGINT,                  -- 1-based data row in the source file (header excluded)
             arrival_s       DOUBLE,                  -- seconds after the trace's first arrival
             arrived_at      TIMESTAMP_NS,            -- absolute time, where the trace records one
             input_tokens    BIGINT,

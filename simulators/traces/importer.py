@@ -138,7 +138,7 @@ def _label(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str
             column = pa.array(labels.latency_slo_ms, type=pa.float64())
         else:
             column = pa.DictionaryArray.from_arrays(
-                pa.array(getattr(labels, name), type=pa.int16()), pa.array(labels.vocabulary(name), type=pa.string())
+                pa.array(getattr(labels, name), type=pa.int8()), pa.array(labels.vocabulary(name), type=pa.string())
             )
         if name in requests.column_names:
             requests = requests.set_column(requests.schema.get_field_index(name), name, column)
@@ -210,7 +210,10 @@ def import_trace(
              json.dumps(labelling), json.dumps(report)],
         ).fetchall()[0][0]
         con.register("staged_requests", requests)
-        con.execute(f"INSERT INTO requests BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_requests")
+        generated_id = "" if "request_id" in requests.column_names else ", CAST(source_row AS VARCHAR) AS request_id"
+        con.execute(
+            f"INSERT INTO requests BY NAME SELECT {int(trace_id)} AS trace_id, *{generated_id} FROM staged_requests"
+        )
         outcome_rows = 0
         if staged.outcomes is not None:
             con.register("staged_outcomes", staged.outcomes)

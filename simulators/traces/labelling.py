@@ -138,23 +138,24 @@ def load_label_mix(spec: str | None) -> LabelMix | None:
     return LabelMix(**overrides)
 
 
-def _draw(uniform: np.ndarray, weights: dict[str, float], vocabulary: tuple[str, ...]) -> np.ndarray:
-    codes = np.array([vocabulary.index(label) for label in weights], dtype=np.int16)
-    cumulative = np.cumsum(np.array(list(weights.values()), dtype=float))
-    index = np.searchsorted(cumulative / cumulative[-1], uniform, side="right")
-    return codes[np.minimum(index, len(codes) - 1)]
-
-
-def _draw_conditional(
-    uniform: np.ndarray, given: np.ndarray, given_vocabulary: tuple[str, ...],
-    table: dict[str, dict[str, float]], vocabulary: tuple[str, ...],
+def _draw_given(
+    uniform: np.ndarray, condition: np.ndarray, tables: list[dict[str, float]], vocabulary: tuple[str, ...]
 ) -> np.ndarray:
-    out = np.zeros(len(uniform), dtype=np.int16)
-    for condition, weights in table.items():
-        mask = given == given_vocabulary.index(condition)
-        if mask.any():
-            out[mask] = _draw(uniform[mask], weights, vocabulary)
-    return out
+    """Inverse-CDF draw of a label code per row from the distribution selected by that row's condition code.
+
+    A row gets the first label whose cumulative probability exceeds its uniform number; labels are taken in
+    vocabulary order. Zero-weight labels can never be drawn.
+    """
+    probabilities = np.zeros((len(tables), len(vocabulary)))
+    for row, weights in enumerate(tables):
+        for label, weight in weights.items():
+            probabilities[row, vocabulary.index(label)] = weight
+    cumulative = np.cumsum(probabilities / probabilities.sum(axis=1, keepdims=True), axis=1)
+    cumulative[np.isclose(cumulative, 1.0) | (cumulative > 1.0)] = np.inf  # rounding never reaches a zero-weight tail
+    codes = np.zeros(len(uniform), dtype=np.int8)
+    for column in range(len(vocabulary) - 1):
+        codes += uniform >= cumulative[condition, column]
+    return codes
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,16 @@ def draw_labels(input_tokens: np.ndarray, mix: LabelMix) -> Labels:
     count = len(input_tokens)
     uniforms = np.random.Generator(np.random.PCG64(mix.seed)).random((4, count))
     tokens = np.nan_to_num(np.asarray(input_tokens, dtype=float), nan=0.0)
-    long_context = tokens >= mix.long_context_tokens
-    task = np.where(long_context, _draw(uniforms[0], mix.long_context_task, TASKS), _draw(uniforms[0], mix.task, TASKS))
-    data_class = _draw_conditional(uniforms[1], task, TASKS, mix.data_class_by_task, DATA_CLASSES)
-    residency = _draw_conditional(uniforms[2], data_class, DATA_CLASSES, mix.residency_by_data_class, RESIDENCIES)
+    long_context = (tokens >= mix.long_context_tokens).astype(np.int8)
+    task = _draw_given(uniforms[0], long_context, [mix.task, mix.long_context_task], TASKS)
+    data_class = _draw_given(uniforms[1], task, [mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES)
+    residency = _draw_given(
+        uniforms[2], data_class, [mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES
+    )
     tenants = tuple(mix.tenant)
-    slo_by_code = np.array([mix.latency_slo_ms_by_task[name] for name in TASKS], dtype=float)
+    tenant = _draw_given(uniforms[3], np.zeros(count, dtype=np.int8), [mix.tenant], tenants)
+    slo_by_task = np.array([mix.latency_slo_ms_by_task[name] for name in TASKS], dtype=float)
     return Labels(
-        task=task, data_class=data_class, residency=residency,
-        tenant=_draw(uniforms[3], mix.tenant, tenants), tenants=tenants, latency_slo_ms=slo_by_code[task],
+        task=task, data_class=data_class, residency=residency, tenant=tenant, tenants=tenants,
+        latency_slo_ms=slo_by_task[task],
     )

@@ -28,7 +28,8 @@ def stage_outcome_set(
     """Run the format's validated SELECTs; requests keep file order as their `seq`."""
     requests = store.query_arrow(
         con,
-        f"SELECT row_number() OVER (ORDER BY {ROW}) - 1 AS seq, * EXCLUDE ({ROW}) FROM ({requests_sql}) ORDER BY seq"
+        f"SELECT row_number() OVER (ORDER BY {ROW}) - 1 AS seq, {ROW} AS source_row, * EXCLUDE ({ROW}) "
+        f"FROM ({requests_sql}) ORDER BY seq"
     )
     outcomes = store.query_arrow(
         con,

@@ -141,8 +141,9 @@ def sample(path: Path) -> FileSample:
     return FileSample(path, container, tuple(row[0] for row in names))
 
 
-def _csv_options(columns: tuple[str, ...]) -> str:
-    spec = "{" + ", ".join(f"{sql_quote(name)}: 'VARCHAR'" for name in columns) + "}"
+def csv_options(columns: tuple[str, ...], spec: str | None = None) -> str:
+    """read_csv options for slmlab's dialect (comma, double quotes, header, strict); all VARCHAR unless `spec`."""
+    spec = spec or "{" + ", ".join(f"{sql_quote(name)}: 'VARCHAR'" for name in columns) + "}"
     return (
         f"auto_detect=false, header=true, columns={spec}, delim=',', quote='\"', escape='\"', "
         f"strict_mode=true, max_line_size={_MAX_LINE_BYTES}"
@@ -188,7 +189,7 @@ def _is_last_line(path: Path, line: int) -> bool:
 def read_csv_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
     """Load a CSV (header row, comma-delimited, UTF-8) as VARCHAR columns plus `__row`."""
     columns = csv_header(path)
-    options = _csv_options(columns)
+    options = csv_options(columns)
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS "

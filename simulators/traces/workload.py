@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from slmlab import store
 
 from simulators.traces import checks
 from simulators.traces.errors import TraceInputError
 from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES
-from simulators.traces.reading import LINE, ROW, ident, sql_quote
+from simulators.traces.reading import LINE, ROW, container_of, csv_header, csv_options, ident, read_raw, sql_quote
 from simulators.traces.staged import StagedTrace
 
 ArrivalUnit = Literal["auto", "timestamp", "s", "ms"]
@@ -75,18 +78,9 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
 
 
-def stage_workload(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    file_columns: tuple[str, ...],
-    mapping: Mapping[str, str],
-    *,
-    arrival_unit: ArrivalUnit,
-    ignore: tuple[str, ...] = (),
-    table: str = "raw",
-    hint: str | None = None,
-) -> StagedTrace:
-    """Validate mapped columns, then order requests by arrival (ties keep file order) and count re-sorted rows."""
+def _checked_mapping(
+    path: Path, file_columns: tuple[str, ...], mapping: Mapping[str, str], ignore: tuple[str, ...], hint: str | None
+) -> dict[str, str]:
     unknown_fields = sorted(set(mapping) - set(WORKLOAD_FIELDS))
     if unknown_fields:
         raise TraceInputError(
@@ -100,44 +94,121 @@ def stage_workload(
             hint=hint or "map them with --map FIELD=COLUMN, e.g. --map arrival=ts,input_tokens=prompt_len",
         )
     checks.require_columns(path, file_columns, mapping.values(), ignore, hint=hint)
+    return dict(mapping)
 
-    if arrival_unit == "auto":
-        arrival_unit = _resolve_auto_unit(con, table, mapping["arrival"])
+
+_FAST_TYPES = {"input_tokens": "BIGINT", "output_tokens": "BIGINT", "latency_slo_ms": "DOUBLE"}
+use_fast_path = True  # tests switch it off to prove both paths store the same rows
+
+
+def _fast_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...], mapping: dict[str, str], unit: ArrivalUnit
+) -> pa.Table | None:
+    """Typed parallel read for clean CSVs; None sends the file down the row-by-row diagnostic path."""
+    if not use_fast_path or unit == "auto" or not set(mapping) <= {"arrival", *_FAST_TYPES}:
+        return None
+    arrival = mapping["arrival"]
+    types = {name: "VARCHAR" for name in columns}
+    types[arrival] = "TIMESTAMP_NS" if unit == "timestamp" else "DOUBLE"
+    types.update({mapping[field]: kind for field, kind in _FAST_TYPES.items() if field in mapping})
+    spec = "{" + ", ".join(f"{sql_quote(name)}: '{kind}'" for name, kind in types.items()) + "}"
+    if unit == "timestamp":
+        select = [f"{ident(arrival)} AS arrived_at"]
+    else:
+        select = [f"{ident(arrival)}{' / 1000.0' if unit == 'ms' else ''} AS key"]
+    select += [f"{ident(mapping[field])} AS {field}" for field in _FAST_TYPES if field in mapping]
+    try:
+        table = store.query_arrow(con, f"SELECT {', '.join(select)} FROM read_csv({sql_quote(str(path))}, {csv_options(columns, spec)})")
+    except duckdb.Error:
+        return None
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count:
+            return None
+        if pa.types.is_floating(column.type) and not pc.all(pc.is_finite(column)).as_py():
+            return None
+        if name not in ("key", "arrived_at") and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)) and len(column):
+            if pc.min(column).as_py() < 0:
+                return None
+    return table
+
+
+def _in_arrival_order(table: pa.Table, unit: ArrivalUnit, file_rows: np.ndarray) -> tuple[pa.Table, int]:
+    """Sort by arrival (stable: ties keep file order), add seq and arrival_s; count rows that arrived early."""
+    if unit == "timestamp":
+        key = table.column("arrived_at").to_numpy().view(np.int64)
+    else:
+        key = table.column("key").to_numpy()
+        table = table.drop_columns(["key"])
+    out_of_order = int(np.count_nonzero(key[1:] < key[:-1]))
+    if out_of_order:
+        order = np.argsort(key, kind="stable")
+        table, key, file_rows = table.take(order), key[order], file_rows[order]
+    offset = key - key[0] if len(key) else key
+    arrival_s = offset / 1e9 if unit == "timestamp" else offset.astype(float)
+    table = table.append_column("source_row", pa.array(file_rows, type=pa.int64()))
+    table = table.append_column("seq", pa.array(np.arange(len(key), dtype=np.int64)))
+    return table.append_column("arrival_s", pa.array(arrival_s, type=pa.float64())), out_of_order
+
+
+def stage_workload(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    mapping_for: Callable[[tuple[str, ...]], Mapping[str, str]],
+    *,
+    arrival_unit: ArrivalUnit,
+    ignore: tuple[str, ...] = (),
+    hint: str | None = None,
+) -> StagedTrace:
+    """Validate mapped columns, then order requests by arrival (ties keep file order) and count re-sorted rows.
+
+    A clean CSV takes a typed, parallel read; anything that read rejects is re-read as text and checked
+    row by row, so the error names the column and the first offending rows.
+    """
+    table = "raw"
+    fast = None
+    if container_of(path) == "csv":
+        columns = csv_header(path)
+        mapping = _checked_mapping(path, columns, mapping_for(columns), ignore, hint)
+        fast = _fast_csv(con, path, columns, mapping, arrival_unit)
+    if fast is not None:
+        requests, out_of_order = _in_arrival_order(fast, arrival_unit, np.arange(1, fast.num_rows + 1))
+        if not requests.num_rows:
+            raise TraceInputError(path, "has no data rows (only a header or blank lines)")
+    else:
+        columns = read_raw(con, path, table)
+        mapping = _checked_mapping(path, columns, mapping_for(columns), ignore, hint)
+        if arrival_unit == "auto":
+            arrival_unit = _resolve_auto_unit(con, table, mapping["arrival"])
+        requests, out_of_order = _checked_slow(con, path, table, mapping, arrival_unit)
+    report = {
+        "arrival_unit": arrival_unit,
+        "rows_out_of_order": out_of_order,
+        "mapping": mapping,
+        "ignored_columns": list(ignore),
+        "validation": "typed read" if fast is not None else "row-by-row checks",
+    }
+    return StagedTrace(kind="workload", requests=requests, outcomes=None, report=report)
+
+
+def _checked_slow(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, mapping: dict[str, str], arrival_unit: ArrivalUnit
+) -> tuple[pa.Table, int]:
     arrival, arrival_unit = _arrival_check(mapping["arrival"], arrival_unit)
     field_checks = {field: _field_check(field, column) for field, column in mapping.items()
                     if field not in ("arrival", "prefix_hash_ids")}
     checks.run_checks(con, path, table, [arrival, *field_checks.values()])
     if "request_id" in mapping:
         checks.check_unique(con, path, table, field_checks["request_id"].typed, mapping["request_id"], "request ids")
-
     projections = {field: check.typed for field, check in field_checks.items()}
     if "prefix_hash_ids" in mapping:
         projections["prefix_hash_ids"] = _hash_ids_check(path, con, table, mapping["prefix_hash_ids"])
-    projections.setdefault("request_id", f"CAST({ROW} AS VARCHAR)")
     if arrival_unit == "timestamp":
-        key = f"epoch_ns({arrival.typed})"
-        projections["arrived_at"] = arrival.typed
-        arrival_s = "(key - min(key) OVER ()) / 1e9"
+        projections = {"arrived_at": arrival.typed, **projections}
     else:
-        key = arrival.typed if arrival_unit == "s" else f"({arrival.typed}) / 1000.0"
-        arrival_s = "key - min(key) OVER ()"
+        projections = {"key": arrival.typed if arrival_unit == "s" else f"({arrival.typed}) / 1000.0", **projections}
     select = ", ".join(f"{sql} AS {ident(field)}" for field, sql in projections.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS SELECT {ROW}, {key} AS key, {select} FROM {table}")
+    typed = store.query_arrow(con, f"SELECT {ROW}, {select} FROM {table} ORDER BY {ROW}")
     con.execute(f"DROP TABLE {table}")
-    out_of_order = con.execute(
-        f"SELECT count_if(key < prev) FROM (SELECT key, lag(key) OVER (ORDER BY {ROW}) AS prev FROM typed)"
-    ).fetchall()[0][0]
-    fields = ", ".join(ident(f) for f in projections)
-    requests = store.query_arrow(
-        con,
-        f"SELECT row_number() OVER (ORDER BY key, {ROW}) - 1 AS seq, {arrival_s} AS arrival_s, {fields} "
-        f"FROM typed ORDER BY seq"
-    )
-    con.execute("DROP TABLE typed")
-    report = {
-        "arrival_unit": arrival_unit,
-        "rows_out_of_order": int(out_of_order),
-        "mapping": dict(mapping),
-        "ignored_columns": list(ignore),
-    }
-    return StagedTrace(kind="workload", requests=requests, outcomes=None, report=report)
+    file_rows = typed.column(ROW).to_numpy()
+    return _in_arrival_order(typed.drop_columns([ROW]), arrival_unit, file_rows)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from simulators.traces.reading import FileSample, read_csv_raw
+from simulators.traces.reading import FileSample
 from simulators.traces.staged import ImportOptions, StagedTrace
 from simulators.traces.workload import stage_workload
 
@@ -23,9 +23,8 @@ class AzureFormat:
         return sample.container == "csv" and {"TIMESTAMP", "ContextTokens"} <= set(sample.columns)
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> StagedTrace:
-        columns = read_csv_raw(con, path)
         return stage_workload(
-            con, path, columns, COLUMNS, arrival_unit="timestamp",
+            con, path, lambda _columns: COLUMNS, arrival_unit="timestamp",
             hint="an Azure trace has exactly the columns TIMESTAMP,ContextTokens,GeneratedTokens",
         )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from simulators.traces.reading import FileSample, read_raw
+from simulators.traces.reading import FileSample
 from simulators.traces.staged import ImportOptions, StagedTrace
 from simulators.traces.workload import REQUIRED_FIELDS, WORKLOAD_FIELDS, stage_workload
 
@@ -24,11 +24,11 @@ class GenericFormat:
         return set(REQUIRED_FIELDS) <= set(sample.columns)
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> StagedTrace:
-        columns = read_raw(con, path)
-        mapping = {field: field for field in WORKLOAD_FIELDS if field in columns}
-        mapping.update(options.mapping)
+        def mapping_for(columns: tuple[str, ...]) -> dict[str, str]:
+            return {**{field: field for field in WORKLOAD_FIELDS if field in columns}, **options.mapping}
+
         return stage_workload(
-            con, path, columns, mapping, arrival_unit=options.arrival_unit, ignore=options.ignore,
+            con, path, mapping_for, arrival_unit=options.arrival_unit, ignore=options.ignore,
             hint="map file columns with --map FIELD=COLUMN and skip unwanted ones with --ignore COLUMN",
         )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from simulators.traces.reading import FileSample, read_jsonl_raw
+from simulators.traces.reading import FileSample
 from simulators.traces.staged import ImportOptions, StagedTrace
 from simulators.traces.workload import stage_workload
 
@@ -26,10 +26,11 @@ class MooncakeFormat:
         return sample.container == "jsonl" and {"timestamp", "input_length", "output_length"} <= set(sample.columns)
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> StagedTrace:
-        keys = read_jsonl_raw(con, path)
-        mapping = {field: key for field, key in FIELDS.items() if field != "prefix_hash_ids" or key in keys}
+        def mapping_for(keys: tuple[str, ...]) -> dict[str, str]:
+            return {field: key for field, key in FIELDS.items() if field != "prefix_hash_ids" or key in keys}
+
         return stage_workload(
-            con, path, keys, mapping, arrival_unit="ms",
+            con, path, mapping_for, arrival_unit="ms",
             hint="a Mooncake record has the keys timestamp, input_length, output_length and hash_ids",
         )
 

@@ -150,30 +150,44 @@ def csv_options(columns: tuple[str, ...], spec: str | None = None) -> str:
     )
 
 
-def _raise_malformed_csv(con: duckdb.DuckDBPyConnection, path: Path, options: str, cause: Exception) -> None:
+def _invalid_utf8_lines(path: Path) -> list[int]:
+    bad = []
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+    return bad
+
+
+def _raise_malformed_csv(path: Path, options: str, cause: Exception) -> None:
+    if "unicode" in str(cause).lower():
+        lines = _invalid_utf8_lines(path)
+        raise TraceInputError(
+            path, "is not UTF-8 encoded",
+            offenders=[(line - 1, f"line {line}: invalid UTF-8 bytes") for line in lines], total=len(lines),
+            hint="save the file as UTF-8 and import again",
+        ) from cause
+    scan = duckdb.connect()  # a fresh connection: the failed read may have left `con` mid-result
     try:
-        con.execute(
+        scan.execute(
             f"SELECT count(*) FROM read_csv({sql_quote(str(path))}, {options}, ignore_errors=true, store_rejects=true)"
-        )
-        rejects = con.execute(
-            "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
+        ).fetchall()
+        rejects = scan.execute(
+            "SELECT line, min(error_message) FROM reject_errors GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.Error:
         rejects = []
+    finally:
+        scan.close()
     if not rejects:
         raise TraceInputError(path, f"cannot be read as CSV: {str(cause).splitlines()[0]}") from cause
-    encoding = [r for r in rejects if "UNICODE" in str(r[1]).upper()]
-    if encoding:
-        raise TraceInputError(
-            path, "is not UTF-8 encoded",
-            offenders=[(int(line) - 1, f"line {line}: invalid UTF-8 bytes") for line, _, _ in encoding],
-            total=len(encoding), hint="save the file as UTF-8 and import again",
-        ) from cause
     last_line = max(int(r[0]) for r in rejects)
     hint = "the file looks truncated: its last line is incomplete" if len(rejects) == 1 and _is_last_line(path, last_line) else None
     raise TraceInputError(
         path, "malformed rows (wrong number of fields)",
-        offenders=[(int(line) - 1, f"line {line}: {message}") for line, _, message in rejects],
+        offenders=[(int(line) - 1, f"line {line}: {message}") for line, message in rejects],
         total=len(rejects), hint=hint,
     ) from cause
 
@@ -196,7 +210,7 @@ def read_csv_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw")
             f"SELECT row_number() OVER () AS {ROW}, * FROM read_csv({sql_quote(str(path))}, {options})"
         )
     except duckdb.InvalidInputException as error:
-        _raise_malformed_csv(con, path, options, error)
+        _raise_malformed_csv(path, options, error)
     _require_rows(con, path, table)
     return columns
 

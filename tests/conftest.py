@@ -1,0 +1,41 @@
+"""Shared fixtures: every test gets its own database file; real shipped data lives under datasets/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from slmlab.paths import DATASETS_DIR
+
+AZURE_CONV = DATASETS_DIR / "traces" / "azure-llm-inference-2023-conv.csv"
+AZURE_CODE = DATASETS_DIR / "traces" / "azure-llm-inference-2023-code.csv"
+ROUTELLM = DATASETS_DIR / "outcomes" / "routellm"
+SAMPLES = DATASETS_DIR / "samples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point SLMLAB_DB at a fresh file so no test touches results/slmlab.duckdb."""
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("SLMLAB_DB", str(path))
+    return path
+
+
+@pytest.fixture
+def db(isolated_db: Path) -> Path:
+    """The test's database file path."""
+    return isolated_db
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every warehouse table, to prove a failed import changed nothing."""
+    if not db.exists():
+        return {}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        con.close()

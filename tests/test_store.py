@@ -1,0 +1,128 @@
+"""The warehouse: migrations upgrade old files in place, readers and a writer share the file, kills lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bench.perf.import_speed import generate_trace
+from slmlab import store
+from tests.conftest import AZURE_CODE, AZURE_CONV, SAMPLES
+
+
+def test_fresh_database_records_every_migration(db: Path) -> None:
+    with store.connect(db, read_only=True) as con:
+        names = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+    assert names == [m.__name__ for m in store.MIGRATIONS]
+
+
+def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> None:
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    store.migrate(con, store.MIGRATIONS[:1])  # a database written before m002 existed
+    con.execute(
+        "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, import_report) "
+        "VALUES ('legacy', 'x.csv', 'azure', 'abc', now(), 2, 'workload', '{}', '{}')"
+    )
+    con.execute("INSERT INTO requests (trace_id, request_id, seq, input_tokens, output_tokens) VALUES (1, '1', 0, 5, 6), (1, '2', 1, 7, 8)")
+    columns = [row[0] for row in con.execute("DESCRIBE requests").fetchall()]
+    con.close()
+    assert "prefix_hash_ids" not in columns
+
+    with store.connect(old) as con:
+        applied = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+        rows = con.execute("SELECT request_id, input_tokens, output_tokens, prefix_hash_ids FROM requests ORDER BY seq").fetchall()
+        next_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
+    assert applied == ["m001_initial", "m002_prefix_hash_ids"]
+    assert rows == [("1", 5, 6, None), ("2", 7, 8, None)]
+    assert next_id == 2
+
+
+def test_migrate_twice_applies_nothing_new(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    assert store.migrate(con) == [m.__name__ for m in store.MIGRATIONS]
+    assert store.migrate(con) == []
+    con.close()
+
+
+def test_db_flag_beats_environment_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slmlab.paths import PROJECT_ROOT, resolve_db_path
+
+    monkeypatch.setenv("SLMLAB_DB", str(tmp_path / "env.duckdb"))
+    assert resolve_db_path(tmp_path / "flag.duckdb") == tmp_path / "flag.duckdb"
+    assert resolve_db_path() == tmp_path / "env.duckdb"
+    monkeypatch.delenv("SLMLAB_DB")
+    assert resolve_db_path() == PROJECT_ROOT / "results" / "slmlab.duckdb"
+
+
+READER = """
+import sys, time, json
+from simulators.traces.summary import list_traces
+db, seconds = sys.argv[1], float(sys.argv[2])
+seen, errors, reads = set(), [], 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        seen.update(s.name for s in list_traces(db))
+        reads += 1
+    except Exception as error:
+        errors.append(repr(error))
+    time.sleep(0.01)
+print(json.dumps({"seen": sorted(seen), "errors": errors, "reads": reads}))
+"""
+
+
+def test_dashboard_reads_while_the_cli_imports(db: Path, tmp_path: Path) -> None:
+    """A reader process (the dashboard's code path) polls while CLI processes write; nobody fails."""
+    import json
+
+    big = tmp_path / "big.csv"
+    generate_trace(big, 400_000)
+    store.connect(db).__enter__()  # create the file first so the reader can open it read-only
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), "12"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    for source in (AZURE_CONV, big, AZURE_CODE):
+        run = subprocess.run([sys.executable, "-m", "slmlab.cli", "--db", str(db), "import", str(source)],
+                             capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+    out, _ = reader.communicate(timeout=60)
+    report = json.loads(out)
+    assert report["errors"] == []
+    assert report["reads"] > 20
+    assert {"azure-llm-inference-2023-conv", "big", "azure-llm-inference-2023-code"} <= set(report["seen"])
+
+
+@pytest.mark.parametrize("stage", ["reading and validating", "writing"])
+def test_killed_import_leaves_a_consistent_file(db: Path, tmp_path: Path, stage: str) -> None:
+    """SIGKILL during an import: the committed trace survives, the killed one is absent or complete."""
+    from simulators.traces.importer import import_trace
+
+    import_trace(SAMPLES / "mooncake_trace_head.jsonl", db=db)
+    big = tmp_path / "big.csv"
+    generate_trace(big, 2_000_000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slmlab.cli", "--db", str(db), "import", str(big)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    for line in process.stderr:
+        if stage in line:
+            break
+    time.sleep(0.15)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+    con = duckdb.connect(str(db))
+    traces = dict(con.execute("SELECT name, row_count FROM traces").fetchall())
+    stored = dict(con.execute("SELECT t.name, count(r.seq) FROM traces t LEFT JOIN requests r USING (trace_id) GROUP BY 1").fetchall())
+    orphans = con.execute("SELECT count(*) FROM requests ANTI JOIN traces USING (trace_id)").fetchall()[0][0]
+    con.close()
+    assert traces.get("mooncake_trace_head") == 206
+    assert stored == traces and orphans == 0
+    assert set(traces) <= {"mooncake_trace_head", "big"}

@@ -24,6 +24,7 @@ from simulators.traces.labelling import LABEL_FIELDS, LabelMix, draw_labels, loa
 from simulators.traces.reading import _SUFFIX_KIND, content_hash, sample
 from simulators.traces.staged import ImportOptions, StagedTrace
 from slmlab import __version__, store
+from slmlab.paths import resolve_db_path
 
 Progress = Callable[[str], None]
 DEFAULT_LABEL_MIX = load_label_mix(None)
@@ -70,14 +71,16 @@ def detect_format(path: Path) -> TraceFormat:
     for fmt in FORMATS.values():
         if fmt.matches(peek):
             return fmt
-    known = "; ".join(fmt.summary for fmt in FORMATS.values())
     raise TraceInputError(
         path, f"cannot tell the format from its columns ({', '.join(peek.columns)})",
-        hint=f"pass --format, or --map FIELD=COLUMN for the generic format. Known formats: {known}",
+        hint=f"pass --format ({', '.join(FORMATS)}), or --map FIELD=COLUMN to read it as generic; "
+             "the README lists each format's columns",
     )
 
 
-def _resolve_format(files: list[Path], name: str) -> TraceFormat:
+def _resolve_format(files: list[Path], name: str, options: ImportOptions) -> TraceFormat:
+    if name == "auto" and options.mapping:
+        return FORMATS["generic"]  # a column map only means something to the generic format
     if name != "auto":
         if name not in FORMATS:
             raise ValueError(f"unknown format '{name}'; choose auto or one of {', '.join(FORMATS)}")
@@ -178,18 +181,21 @@ def import_trace(
     files = source_files(source)
     say("hashing")
     digest = content_hash(files, source if source.is_dir() else None)
-    with store.connect(db, read_only=True) as con:
-        found = _existing(con, digest)
+    found = None
+    if resolve_db_path(db).exists():  # a failed import must not even create the database file
+        with store.connect(db, read_only=True) as con:
+            found = _existing(con, digest)
     if found:
         trace_id, stored_name, stored_format, rows, outcomes = found
         return ImportResult(trace_id, stored_name, stored_format, rows, outcomes, True, time.perf_counter() - started)
 
-    chosen = _resolve_format(files, fmt)
+    options = options or ImportOptions()
+    chosen = _resolve_format(files, fmt, options)
     say(f"reading and validating as {chosen.name}")
-    staged = _stage_all(chosen, files, options or ImportOptions())
+    staged = _stage_all(chosen, files, options)
     say("labelling")
     requests, labelling = _label(staged.requests, label_mix)
-    trace_name = name or (display_name and Path(display_name).stem) or source.stem
+    trace_name = name or source.stem
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")
     with store.transaction(db) as con:
@@ -245,8 +251,8 @@ def import_upload(
         path.write_bytes(content)
         try:
             return import_trace(
-                path, db=db, fmt=fmt, name=name, label_mix=label_mix, options=options, progress=progress,
-                display_name=f"upload:{safe_name}",
+                path, db=db, fmt=fmt, name=name or path.stem, label_mix=label_mix, options=options,
+                progress=progress, display_name=f"upload:{safe_name}",
             )
         except TraceInputError as error:
             raise TraceInputError(

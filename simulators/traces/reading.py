@@ -161,14 +161,18 @@ def _invalid_utf8_lines(path: Path) -> list[int]:
     return bad
 
 
-def _raise_malformed_csv(path: Path, options: str, cause: Exception) -> None:
+def _raise_if_not_utf8(path: Path, cause: Exception, header_lines: int) -> None:
     if "unicode" in str(cause).lower():
         lines = _invalid_utf8_lines(path)
         raise TraceInputError(
             path, "is not UTF-8 encoded",
-            offenders=[(line - 1, f"line {line}: invalid UTF-8 bytes") for line in lines], total=len(lines),
+            offenders=[(line - header_lines, f"line {line}: invalid UTF-8 bytes") for line in lines], total=len(lines),
             hint="save the file as UTF-8 and import again",
         ) from cause
+
+
+def _raise_malformed_csv(path: Path, options: str, cause: Exception) -> None:
+    _raise_if_not_utf8(path, cause, header_lines=1)
     scan = duckdb.connect()  # a fresh connection: the failed read may have left `con` mid-result
     try:
         scan.execute(
@@ -218,12 +222,16 @@ def read_csv_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw")
 def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
     """Load JSON Lines: every key of every record becomes a VARCHAR column; `__line` keeps the raw JSON."""
     _require_content(path)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table}_lines AS "
-        f"SELECT row_number() OVER () AS {ROW}, line AS {LINE} FROM read_csv({sql_quote(str(path))}, "
-        f"auto_detect=false, header=false, columns={{'line': 'VARCHAR'}}, delim=chr(1), quote='', escape='', "
-        f"strict_mode=false, max_line_size={_MAX_LINE_BYTES})"
-    )
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table}_lines AS "
+            f"SELECT row_number() OVER () AS {ROW}, line AS {LINE} FROM read_csv({sql_quote(str(path))}, "
+            f"auto_detect=false, header=false, columns={{'line': 'VARCHAR'}}, delim=chr(1), quote='', escape='', "
+            f"strict_mode=false, max_line_size={_MAX_LINE_BYTES})"
+        )
+    except duckdb.Error as error:
+        _raise_if_not_utf8(path, error, header_lines=0)
+        raise TraceInputError(path, f"cannot be read as JSON Lines: {str(error).splitlines()[0]}") from error
     con.execute(f"DELETE FROM {table}_lines WHERE trim({LINE}) = ''")
     bad = con.execute(
         f"SELECT {ROW}, left({LINE}, 60) FROM {table}_lines "
@@ -256,10 +264,13 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
 def read_parquet_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
     """Load a Parquet file with its own types plus `__row`."""
     sample(path)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS "
-        f"SELECT row_number() OVER () AS {ROW}, * FROM read_parquet({sql_quote(str(path))})"
-    )
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT row_number() OVER () AS {ROW}, * FROM read_parquet({sql_quote(str(path))})"
+        )
+    except duckdb.Error as error:
+        raise TraceInputError(path, f"not a readable Parquet file: {str(error).splitlines()[0]}") from error
     _require_rows(con, path, table)
     return tuple(name for name in table_columns(con, table) if name != ROW)
 

@@ -26,6 +26,9 @@ class RouteLLMFormat:
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> StagedTrace:
         columns = read_csv_raw(con, path)
+        if columns[0] != "prompt":
+            raise TraceInputError(path, f"the first column must be 'prompt', found '{columns[0]}'",
+                                  hint="expected prompt,<model A>,<model B>")
         models = [c for c in columns[1:] if not c.endswith(RESPONSE_SUFFIX)]
         if not models:
             raise TraceInputError(path, "no model columns after 'prompt'", hint="expected prompt,<model A>,<model B>")

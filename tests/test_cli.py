@@ -1,0 +1,116 @@
+"""The `slmlab` CLI end to end, in-process (fast) and as a real console script (the acceptance path)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slmlab.cli import main
+from tests.conftest import AZURE_CONV, ROUTELLM, SAMPLES
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_console_script_imports_the_azure_conversation_trace(tmp_path: Path) -> None:
+    """The issue's acceptance path, through the installed `slmlab` entry point and a brand-new database."""
+    exe = Path(sys.executable).with_name("slmlab")
+    assert exe.exists(), f"the slmlab console script is not installed next to {sys.executable} (run scripts/setup.sh)"
+    db = tmp_path / "new.duckdb"
+    imported = subprocess.run([exe, "--db", str(db), "import", str(AZURE_CONV)], capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 19,366 requests" in imported.stdout
+    listed = subprocess.run([exe, "--db", str(db), "traces", "--json"], capture_output=True, text=True, check=True)
+    traces = json.loads(listed.stdout)
+    assert [(t["name"], t["rows"]) for t in traces] == [("azure-llm-inference-2023-conv", 19_366)]
+
+
+def test_import_then_traces_json_has_the_statistics(capsys, db: Path) -> None:
+    code, out, _ = run_cli(capsys, "import", str(AZURE_CONV), "--json")
+    assert code == 0 and json.loads(out)["rows"] == 19_366
+    code, out, _ = run_cli(capsys, "traces", "--json")
+    (trace,) = json.loads(out)
+    assert trace["rows"] == 19_366 and trace["format"] == "azure"
+    assert trace["time_span_s"] == pytest.approx(3501.72, abs=0.01)
+    assert trace["arrival_rate_per_s"] == pytest.approx(19_366 / 3501.72, rel=1e-4)
+    assert trace["input_tokens"]["max"] == 14_050 and trace["output_tokens"]["max"] == 1_000
+    assert sum(trace["task_mix"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert trace["labelling"]["method"] == "synthetic"
+
+
+def test_second_import_says_already_imported(capsys, db: Path) -> None:
+    run_cli(capsys, "import", str(AZURE_CONV))
+    code, out, _ = run_cli(capsys, "import", str(AZURE_CONV))
+    assert code == 0 and "already imported" in out and "nothing changed" in out
+
+
+def test_human_traces_listing_flags_synthetic_labels(capsys, db: Path) -> None:
+    run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"), "--name", "mooncake")
+    code, out, _ = run_cli(capsys, "traces")
+    assert code == 0 and "mooncake  (id 1, mooncake, workload)" in out and "SYNTHETIC" in out
+
+
+def test_traces_on_an_empty_database_says_how_to_start(capsys, db: Path) -> None:
+    code, out, _ = run_cli(capsys, "traces")
+    assert code == 0 and "slmlab import FILE" in out
+
+
+def test_unknown_trace_name_exits_2(capsys, db: Path) -> None:
+    code, _, err = run_cli(capsys, "traces", "nope")
+    assert code == 2 and "no trace named 'nope'" in err
+
+
+def test_generic_import_with_map_and_label_mix_none(capsys, db: Path, tmp_path: Path) -> None:
+    source = tmp_path / "mine.csv"
+    source.write_text("ts,prompt_len,gen_len,extra\n0.0,10,5,a\n0.5,20,6,b\n")
+    code, out, err = run_cli(capsys, "import", str(source), "--map", "arrival=ts,input_tokens=prompt_len",
+                             "--map", "output_tokens=gen_len", "--ignore", "extra", "--label-mix", "none", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["format"] == "generic" and result["rows"] == 2 and result["labelling"]["method"] == "none"
+
+
+def test_bad_map_syntax_exits_2(capsys, db: Path, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "import", str(AZURE_CONV), "--map", "arrival")
+    assert code == 2 and "FIELD=COLUMN" in err
+
+
+def test_name_clash_exits_2(capsys, db: Path) -> None:
+    run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"), "--name", "x")
+    code, _, err = run_cli(capsys, "import", str(ROUTELLM / "gsm8k_responses.csv"), "--name", "x")
+    assert code == 2 and "already exists" in err
+
+
+def test_defaults_imports_the_embedded_workload_once(capsys, db: Path) -> None:
+    code, out, _ = run_cli(capsys, "defaults")
+    assert code == 0 and out.count("imported:") == 2
+    code, out, _ = run_cli(capsys, "defaults")
+    assert out.count("already present") == 2
+
+
+def test_db_command_reports_migrations_and_counts(capsys, db: Path) -> None:
+    run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"))
+    code, out, _ = run_cli(capsys, "db", "--json")
+    info = json.loads(out)
+    assert info["migrations"] == ["m001_initial", "m002_prefix_hash_ids"] and info["rows"]["requests"] == 206
+
+
+def test_models_lists_both_shipped_models(capsys) -> None:
+    code, out, _ = run_cli(capsys, "models", "--json")
+    models = {m["name"]: m for m in json.loads(out)}
+    assert code == 0 and set(models) == {"SmolLM2-135M-Instruct Q4_1", "Gemma 3 270M Q4_K_M"}
+    assert all(m["installed"] for m in models.values()), models
+
+
+def test_dashboard_binds_to_localhost_by_default() -> None:
+    from slmlab.cli import build_parser
+
+    args = build_parser().parse_args(["dashboard"])
+    assert args.host == "127.0.0.1"

@@ -18,17 +18,6 @@ EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
 
 
-def _parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for chunk in pairs:
-        for pair in filter(None, (p.strip() for p in chunk.split(","))):
-            field, sep, column = pair.partition("=")
-            if not sep or not field or not column:
-                raise ValueError(f"--map expects FIELD=COLUMN pairs, got '{pair}'")
-            mapping[field.strip()] = column.strip()
-    return mapping
-
-
 def _progress(start: float):
     def say(stage: str) -> None:
         print(f"[{time.perf_counter() - start:6.1f}s] {stage}", file=sys.stderr, flush=True)
@@ -39,9 +28,9 @@ def _progress(start: float):
 def cmd_import(args: argparse.Namespace) -> int:
     from simulators.traces.importer import import_trace
     from simulators.traces.labelling import load_label_mix
-    from simulators.traces.staged import ImportOptions
+    from simulators.traces.staged import ImportOptions, parse_mapping
 
-    options = ImportOptions(mapping=_parse_mapping(args.map), ignore=tuple(args.ignore), arrival_unit=args.arrival_unit)
+    options = ImportOptions(mapping=parse_mapping(args.map), ignore=tuple(args.ignore), arrival_unit=args.arrival_unit)
     result = import_trace(
         args.file, db=args.db, fmt=args.format, name=args.name, label_mix=load_label_mix(args.label_mix),
         options=options, progress=None if args.json else _progress(time.perf_counter()),

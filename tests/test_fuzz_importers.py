@@ -4,6 +4,7 @@ or fail with a TraceInputError, never another exception, and a failure leaves th
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ from simulators.traces.errors import TraceInputError
 from simulators.traces.importer import import_trace
 from tests.conftest import snapshot
 
-FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(os.environ.get("SLMLAB_FUZZ_EXAMPLES", "30")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 counts = st.integers(min_value=0, max_value=200_000)
 offsets = st.floats(min_value=0, max_value=86_400, allow_nan=False, allow_infinity=False)
 requests = st.lists(st.tuples(offsets, counts, counts), min_size=1, max_size=40)

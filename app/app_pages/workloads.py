@@ -9,9 +9,8 @@ from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
 from simulators.traces.importer import import_upload
 from simulators.traces.labelling import PRESETS, load_label_mix
-from simulators.traces.staged import ImportOptions
+from simulators.traces.staged import ImportOptions, parse_mapping
 from simulators.traces.summary import labelling_note
-from slmlab.cli import _parse_mapping
 
 db = state.database_path()
 st.title("Workloads")
@@ -29,7 +28,7 @@ with st.expander("Import a trace", expanded=False):
             try:
                 result = import_upload(
                     upload.name, upload.getvalue(), db=db, fmt=fmt, name=name or None,
-                    label_mix=load_label_mix(mix_name), options=ImportOptions(mapping=_parse_mapping([mapping])),
+                    label_mix=load_label_mix(mix_name), options=ImportOptions(mapping=parse_mapping([mapping])),
                     progress=status.write,
                 )
             except (TraceInputError, ValueError) as error:

@@ -21,7 +21,7 @@ from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
 from simulators.traces.formats.base import TraceFormat
 from simulators.traces.labelling import LABEL_FIELDS, LabelMix, draw_labels, load_label_mix
-from simulators.traces.reading import _SUFFIX_KIND, content_hash, sample
+from simulators.traces.reading import SUPPORTED_SUFFIXES, content_hash, sample
 from simulators.traces.staged import ImportOptions, StagedTrace
 from slmlab import __version__, store
 from slmlab.paths import resolve_db_path
@@ -59,7 +59,7 @@ def source_files(source: Path) -> list[Path]:
         raise TraceInputError(source, "file not found")
     if source.is_file():
         return [source]
-    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIX_KIND)
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
     if not files:
         raise TraceInputError(source, "folder holds no .csv, .jsonl or .parquet files")
     return files
@@ -154,13 +154,16 @@ def _label(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str
     return requests, provenance
 
 
-def _existing(con: duckdb.DuckDBPyConnection, digest: str) -> tuple[int, str, str, int, int] | None:
+def _already_imported(con: duckdb.DuckDBPyConnection, digest: str, started: float) -> ImportResult | None:
     rows = con.execute(
         "SELECT t.trace_id, t.name, t.format, t.row_count, "
         "(SELECT count(*) FROM outcomes o WHERE o.trace_id = t.trace_id) FROM traces t WHERE content_hash = ?",
         [digest],
     ).fetchall()
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    trace_id, name, fmt, count, outcomes = rows[0]
+    return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
 def import_trace(
@@ -181,13 +184,10 @@ def import_trace(
     files = source_files(source)
     say("hashing")
     digest = content_hash(files, source if source.is_dir() else None)
-    found = None
     if resolve_db_path(db).exists():  # a failed import must not even create the database file
         with store.connect(db, read_only=True) as con:
-            found = _existing(con, digest)
-    if found:
-        trace_id, stored_name, stored_format, rows, outcomes = found
-        return ImportResult(trace_id, stored_name, stored_format, rows, outcomes, True, time.perf_counter() - started)
+            if found := _already_imported(con, digest, started):
+                return found
 
     options = options or ImportOptions()
     chosen = _resolve_format(files, fmt, options)
@@ -199,9 +199,8 @@ def import_trace(
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")
     with store.transaction(db) as con:
-        if _existing(con, digest):  # imported by another process meanwhile
-            trace_id, stored_name, stored_format, rows, outcomes = _existing(con, digest)
-            return ImportResult(trace_id, stored_name, stored_format, rows, outcomes, True, time.perf_counter() - started)
+        if found := _already_imported(con, digest, started):  # imported by another process meanwhile
+            return found
         clash = con.execute("SELECT source_file FROM traces WHERE name = ?", [trace_name]).fetchall()
         if clash:
             raise TraceInputError(

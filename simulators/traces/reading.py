@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from simulators.traces.errors import TraceInputError
 ROW = "__row"
 LINE = "__line"
 _MAX_LINE_BYTES = 64 * 1024 * 1024
-_SUFFIX_KIND = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
                 ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -44,7 +45,7 @@ def ident(name: str) -> str:
 
 def container_of(path: Path) -> str:
     """csv, jsonl or parquet, from the file name; a clear error for anything else."""
-    kind = _SUFFIX_KIND.get(path.suffix.lower())
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise TraceInputError(
             path, f"unsupported file type '{path.suffix or '(none)'}'",
@@ -113,8 +114,6 @@ def csv_header(path: Path) -> tuple[str, ...]:
 
 def jsonl_keys(path: Path) -> tuple[str, ...]:
     """The keys of the first record, for format detection."""
-    import json
-
     first = _require_content(path)
     try:
         record = json.loads(first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,3 +36,15 @@ class StagedTrace:
     requests: pa.Table
     outcomes: pa.Table | None
     report: dict[str, object]
+
+
+def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
+    """`--map` values ("arrival=ts,input_tokens=prompt_len", repeatable) as {field: column}."""
+    mapping: dict[str, str] = {}
+    for chunk in pairs:
+        for pair in filter(None, (p.strip() for p in chunk.split(","))):
+            field_name, sep, column = pair.partition("=")
+            if not sep or not field_name.strip() or not column.strip():
+                raise ValueError(f"--map expects FIELD=COLUMN pairs, got '{pair}'")
+            mapping[field_name.strip()] = column.strip()
+    return mapping

@@ -16,7 +16,9 @@ from slmlab import store
 from simulators.traces import checks
 from simulators.traces.errors import TraceInputError
 from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES
-from simulators.traces.reading import LINE, ROW, container_of, csv_header, csv_options, ident, read_raw, sql_quote
+from simulators.traces.reading import (
+    LINE, ROW, container_of, csv_header, csv_options, ident, read_raw, sql_quote, table_columns,
+)
 from simulators.traces.staged import StagedTrace
 
 ArrivalUnit = Literal["auto", "timestamp", "s", "ms"]
@@ -60,7 +62,7 @@ def _resolve_auto_unit(con: duckdb.DuckDBPyConnection, table: str, column: str) 
 
 
 def _hash_ids_check(path: Path, con: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
-    source = f"({LINE}->{sql_quote(column)})" if LINE in _columns(con, table) else ident(column)
+    source = f"({LINE}->{sql_quote(column)})" if LINE in table_columns(con, table) else ident(column)
     typed = f"TRY_CAST({source} AS BIGINT[])"
     bad = con.execute(
         f"SELECT {ROW}, left(CAST({source} AS VARCHAR), 60), count(*) OVER () FROM {table} "
@@ -72,10 +74,6 @@ def _hash_ids_check(path: Path, con: duckdb.DuckDBPyConnection, table: str, colu
             offenders=[(row, f"{value!r}") for row, value, _ in bad], total=int(bad[0][2]),
         )
     return typed
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
 
 
 def _checked_mapping(

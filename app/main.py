@@ -12,6 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 from app import state  # noqa: E402
 
 st.set_page_config(page_title="slmlab", layout="wide")
-state.ensure_defaults(str(state.database_path()))
+try:
+    state.ensure_defaults(str(state.database_path()))
+except state.DatabaseUnavailable as error:
+    st.error(f"{error}. Point SLMLAB_DB (or `slmlab --db`) at another file, or move this one aside.")
+    st.stop()
 pages = [st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True)]
 st.navigation(pages).run()

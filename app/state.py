@@ -10,6 +10,9 @@ import streamlit as st
 from simulators.traces.defaults import ensure_default_workloads
 from simulators.traces.summary import TraceSummary, list_traces, requests_frame
 from slmlab.paths import resolve_db_path
+from slmlab.store import DatabaseUnavailable
+
+__all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "requests", "traces"]
 
 
 def database_path() -> Path:

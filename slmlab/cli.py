@@ -15,7 +15,7 @@ from slmlab import store
 from slmlab.paths import DB_ENV_VAR, PROJECT_ROOT, resolve_db_path
 
 EXIT_BAD_INPUT = 2
-EXIT_BUSY = 3
+EXIT_DATABASE = 3
 
 
 def _progress(start: float):
@@ -85,6 +85,14 @@ def cmd_traces(args: argparse.Namespace) -> int:
         print(f"  data-class mix: {_mix_text(s.data_class_mix)}")
         print(f"  labels: {labelling_note(s.labelling)}")
         print(f"  source: {s.source_file} (imported {s.imported_at} UTC)")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from simulators.traces.importer import remove_trace
+
+    removed = remove_trace(args.name, db=args.db)
+    print(f"removed trace '{args.name}' ({removed:,} requests and its outcomes)")
     return 0
 
 
@@ -162,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_traces)
 
+    p = sub.add_parser("remove", help="delete a trace with its requests and outcomes (one transaction)")
+    p.add_argument("name")
+    p.set_defaults(run=cmd_remove)
+
     p = sub.add_parser("defaults", help="import the embedded default workload (Azure 2023 traces, default label mix)")
     p.set_defaults(run=cmd_defaults)
 
@@ -183,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `slmlab` console script; exit 2 on bad input, 3 when the database stays locked."""
+    """Entry point of the `slmlab` console script; exit 2 on bad input, 3 when the database cannot be opened."""
     from simulators.traces.errors import TraceInputError
 
     args = build_parser().parse_args(argv)
@@ -197,9 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except store.DatabaseBusy as error:
+    except store.DatabaseUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_BUSY
+        return EXIT_DATABASE
 
 
 if __name__ == "__main__":

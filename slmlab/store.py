@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-class DatabaseBusy(RuntimeError):
+class DatabaseUnavailable(RuntimeError):
+    """The warehouse file cannot be opened (not a DuckDB file, unreadable, newer storage version)."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
     """Another process held the database lock for longer than we were willing to wait."""
 
 
@@ -136,14 +140,14 @@ def _open_with_retry(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckD
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            if not _is_lock_error(error) or time.monotonic() >= deadline:
-                if _is_lock_error(error):
-                    raise DatabaseBusy(
-                        f"{path} is locked by another process for more than {wait_s:.0f} s "
-                        f"(DuckDB allows one writing process at a time): {error}"
-                    ) from error
-                raise
+        except duckdb.Error as error:
+            if not _is_lock_error(error):
+                raise DatabaseUnavailable(f"cannot open the database {path}: {str(error).splitlines()[0]}") from error
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(
+                    f"{path} is locked by another process for more than {wait_s:.0f} s "
+                    f"(DuckDB allows one writing process at a time): {error}"
+                ) from error
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 

@@ -71,3 +71,11 @@ def test_reupload_says_already_imported(app: AppTest) -> None:
     app.file_uploader[0].set_value((AZURE_CODE.name, AZURE_CODE.read_bytes(), "text/csv")).run()
     app.button[0].click().run()
     assert any("already stored as trace 'azure-llm-inference-2023-code'" in i.value for i in app.info)
+
+
+def test_an_unreadable_database_gives_a_clear_error_not_a_crash(db: Path) -> None:
+    db.write_text("not a duckdb file\n" * 100)
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "cannot open the database" in at.error[0].value

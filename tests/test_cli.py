@@ -114,3 +114,21 @@ def test_dashboard_binds_to_localhost_by_default() -> None:
 
     args = build_parser().parse_args(["dashboard"])
     assert args.host == "127.0.0.1"
+
+
+def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:
+    run_cli(capsys, "import", str(ROUTELLM / "gsm8k_responses.csv"))
+    code, out, _ = run_cli(capsys, "remove", "gsm8k_responses")
+    assert code == 0 and "1,319 requests" in out
+    code, out, _ = run_cli(capsys, "db", "--json")
+    assert json.loads(out)["rows"] == {"traces": 0, "requests": 0, "outcomes": 0}
+    code, _, err = run_cli(capsys, "remove", "gsm8k_responses")
+    assert code == 2 and "no trace named" in err
+
+
+def test_a_file_that_is_not_a_database_exits_3(capsys, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.duckdb"
+    bogus.write_text("these are my notes, not a database\n" * 100)
+    code, _, err = run_cli(capsys, "--db", str(bogus), "traces")
+    assert code == 3 and "cannot open the database" in err and str(bogus) in err
+    assert bogus.read_text().startswith("these are my notes")

@@ -230,6 +230,18 @@ def import_trace(
     )
 
 
+def remove_trace(name: str, *, db: str | Path | None = None) -> int:
+    """Delete one trace and everything stored under it; returns how many requests went."""
+    with store.transaction(db) as con:
+        found = con.execute("SELECT trace_id, row_count FROM traces WHERE name = ?", [name]).fetchall()
+        if not found:
+            raise ValueError(f"no trace named '{name}' in {resolve_db_path(db)}")
+        trace_id, rows = found[0]
+        for table in ("outcomes", "requests", "traces"):
+            con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
+    return int(rows)
+
+
 def import_upload(
     filename: str,
     content: bytes,

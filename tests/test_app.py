@@ -54,6 +54,14 @@ def test_upload_imports_a_file(app: AppTest) -> None:
     assert any("mooncake (206 requests, workload)" in o for o in [s for s in app.selectbox if s.label == "Trace"][0].options)
 
 
+def test_upload_reports_out_of_order_arrivals(app: AppTest) -> None:
+    lines = AZURE_CODE.read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]
+    app.file_uploader[0].set_value(("shuffled.csv", ("\n".join(lines) + "\n").encode(), "text/csv")).run()
+    app.button[0].click().run()
+    assert any("1 row(s) arrived earlier" in i.value for i in app.info)
+
+
 def test_upload_of_a_bad_file_shows_the_same_error_and_changes_nothing(app: AppTest, db: Path) -> None:
     lines = AZURE_CODE.read_text().splitlines()
     lines[5] = lines[5].rsplit(",", 1)[0] + ",-2"

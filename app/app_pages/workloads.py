@@ -41,6 +41,9 @@ with st.expander("Import a trace", expanded=False):
                 else:
                     status.update(label="Imported", state="complete")
                     st.success(f"Imported {result.rows:,} requests as trace '{result.name}'.")
+                    if moved := result.report.get("rows_out_of_order"):
+                        st.info(f"{moved:,} row(s) arrived earlier than the row before them; "
+                                "requests were sorted by arrival time.")
 
 summaries = state.traces(str(db), state.database_version(db))
 if not summaries:

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
@@ -109,13 +110,11 @@ def _stage_all(fmt: TraceFormat, files: list[Path], options: ImportOptions) -> S
 
 def _prefixed(table: pa.Table, prefix: str) -> pa.Table:
     column = table.schema.get_field_index("request_id")
-    ids = pa.compute.binary_join_element_wise(prefix, table.column("request_id").cast(pa.string()), "/")
+    ids = pc.binary_join_element_wise(prefix, table.column("request_id").cast(pa.string()), "/")
     return table.set_column(column, "request_id", ids)
 
 
 def _concatenate(staged: list[StagedTrace], files: list[Path]) -> StagedTrace:
-    import pyarrow.compute  # noqa: F401  (binds pa.compute)
-
     requests = pa.concat_tables([_prefixed(s.requests, f.stem) for s, f in zip(staged, files)], promote_options="default")
     requests = requests.set_column(requests.schema.get_field_index("seq"), "seq", pa.array(np.arange(len(requests))))
     outcomes = pa.concat_tables(

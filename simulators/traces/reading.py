@@ -203,15 +203,17 @@ def _is_last_line(path: Path, line: int) -> bool:
     return line == (count if ends_with_newline else count + 1)
 
 
+def _create_numbered(con: duckdb.DuckDBPyConnection, table: str, source_sql: str) -> None:
+    """A staging table of the source's rows with their 1-based position in the file as `__row`."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () AS {ROW}, * FROM {source_sql}")
+
+
 def read_csv_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:
     """Load a CSV (header row, comma-delimited, UTF-8) as VARCHAR columns plus `__row`."""
     columns = csv_header(path)
     options = csv_options(columns)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT row_number() OVER () AS {ROW}, * FROM read_csv({sql_quote(str(path))}, {options})"
-        )
+        _create_numbered(con, table, f"read_csv({sql_quote(str(path))}, {options})")
     except duckdb.InvalidInputException as error:
         _raise_malformed_csv(path, options, error)
     _require_rows(con, path, table)
@@ -222,11 +224,10 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
     """Load JSON Lines: every key of every record becomes a VARCHAR column; `__line` keeps the raw JSON."""
     _require_content(path)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table}_lines AS "
-            f"SELECT row_number() OVER () AS {ROW}, line AS {LINE} FROM read_csv({sql_quote(str(path))}, "
-            f"auto_detect=false, header=false, columns={{'line': 'VARCHAR'}}, delim=chr(1), quote='', escape='', "
-            f"strict_mode=false, max_line_size={_MAX_LINE_BYTES})"
+        _create_numbered(
+            con, f"{table}_lines",
+            f"read_csv({sql_quote(str(path))}, auto_detect=false, header=false, columns={{'{LINE}': 'VARCHAR'}}, "
+            f"delim=chr(1), quote='', escape='', strict_mode=false, max_line_size={_MAX_LINE_BYTES})",
         )
     except duckdb.Error as error:
         _raise_if_not_utf8(path, error, header_lines=0)
@@ -264,10 +265,7 @@ def read_parquet_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "r
     """Load a Parquet file with its own types plus `__row`."""
     sample(path)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT row_number() OVER () AS {ROW}, * FROM read_parquet({sql_quote(str(path))})"
-        )
+        _create_numbered(con, table, f"read_parquet({sql_quote(str(path))})")
     except duckdb.Error as error:
         raise TraceInputError(path, f"not a readable Parquet file: {str(error).splitlines()[0]}") from error
     _require_rows(con, path, table)

@@ -116,3 +116,16 @@ def test_label_mix_none_stores_no_labels(db: Path) -> None:
     result = import_trace(AZURE_CONV, db=db, label_mix=None)
     assert result.labelling["method"] == "none"
     assert _label_summary(db)["task"] == {"None": 19_366}
+
+
+def test_draws_are_conditioned_on_labels_the_file_records(db: Path, tmp_path: Path) -> None:
+    """A trace that records its task gets data classes drawn for that task, and keeps the task as recorded."""
+    source = tmp_path / "invoices.csv"
+    rows = [f"{i * 0.5},{100 + i},{20},document-extraction" for i in range(4_000)]
+    source.write_text("arrival,input_tokens,output_tokens,task\n" + "\n".join(rows) + "\n")
+    result = import_trace(source, db=db)
+    assert result.labelling["method"] == "mixed" and result.labelling["recorded_fields"] == ["task"]
+    summary = _label_summary(db)
+    assert summary["task"] == {"document-extraction": 4_000}
+    assert "public" not in summary["data_class"]  # document extraction never draws public data
+    assert summary["data_class"]["regulated"] / 4_000 == pytest.approx(0.30, abs=0.03)

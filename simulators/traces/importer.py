@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
 from simulators.traces.formats.base import TraceFormat
-from simulators.traces.labelling import LABEL_FIELDS, LabelMix, draw_labels, load_label_mix
+from simulators.traces.labelling import DATA_CLASSES, LABEL_FIELDS, TASKS, LabelMix, draw_labels, load_label_mix
 from simulators.traces.reading import SUPPORTED_SUFFIXES, content_hash, sample
 from simulators.traces.staged import ImportOptions, StagedTrace
 from slmlab import __version__, store
@@ -134,7 +134,12 @@ def _label(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str
         requests.column("input_tokens").to_numpy(zero_copy_only=False).astype(float)
         if "input_tokens" in requests.column_names else np.zeros(len(requests))
     )
-    labels = draw_labels(tokens, mix)
+    vocabularies = {"task": TASKS, "data_class": DATA_CLASSES}
+    given = {
+        name: pc.fill_null(pc.index_in(requests.column(name), value_set=pa.array(vocabulary)), -1).to_numpy()
+        for name, vocabulary in vocabularies.items() if name in recorded
+    }
+    labels = draw_labels(tokens, mix, given)
     for name in missing:
         if name == "latency_slo_ms":
             column = pa.array(labels.latency_slo_ms, type=pa.float64())

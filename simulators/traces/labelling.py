@@ -179,14 +179,28 @@ class Labels:
         return [vocabulary[code] for code in getattr(self, name)]
 
 
-def draw_labels(input_tokens: np.ndarray, mix: LabelMix) -> Labels:
-    """Labels for requests given in arrival order; missing token counts count as short requests."""
+def _keep_recorded(drawn: np.ndarray, recorded: np.ndarray | None) -> np.ndarray:
+    return drawn if recorded is None else np.where(recorded >= 0, recorded, drawn).astype(np.int8)
+
+
+def draw_labels(
+    input_tokens: np.ndarray, mix: LabelMix, recorded: dict[str, np.ndarray] | None = None
+) -> Labels:
+    """Labels for requests given in arrival order; missing token counts count as short requests.
+
+    `recorded` holds codes of labels the file already has (-1 where a row has none or one outside the
+    vocabulary); later draws are conditioned on those, so a recorded invoice-extraction request gets a data
+    class drawn for invoice extraction.
+    """
+    recorded = recorded or {}
     count = len(input_tokens)
     uniforms = np.random.Generator(np.random.PCG64(mix.seed)).random((4, count))
     tokens = np.nan_to_num(np.asarray(input_tokens, dtype=float), nan=0.0)
     long_context = (tokens >= mix.long_context_tokens).astype(np.int8)
     task = _draw_given(uniforms[0], long_context, [mix.task, mix.long_context_task], TASKS)
+    task = _keep_recorded(task, recorded.get("task"))
     data_class = _draw_given(uniforms[1], task, [mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES)
+    data_class = _keep_recorded(data_class, recorded.get("data_class"))
     residency = _draw_given(
         uniforms[2], data_class, [mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES
     )

@@ -148,11 +148,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    db_help = f"DuckDB file (default: ${DB_ENV_VAR} or results/slmlab.duckdb)"
     parser = argparse.ArgumentParser(prog="slmlab", description=__doc__)
-    parser.add_argument("--db", help=f"DuckDB file (default: ${DB_ENV_VAR} or results/slmlab.duckdb)")
+    parser.add_argument("--db", help=db_help)
+    common = argparse.ArgumentParser(add_help=False)  # so `--db` also works after the subcommand
+    common.add_argument("--db", help=db_help, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("import", help="import a trace or outcome file (or a folder of them) into the warehouse")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    p = command("import", help="import a trace or outcome file (or a folder of them) into the warehouse")
     p.add_argument("file", type=Path)
     p.add_argument("--format", default="auto", help="auto (default), azure, mooncake, routellm, mtbench, routerbench, generic")
     p.add_argument("--name", help="trace name (default: the file name without extension)")
@@ -165,28 +171,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_import)
 
-    p = sub.add_parser("traces", help="list stored traces with size, time span, arrival rate, tokens and label mix")
+    p = command("traces", help="list stored traces with size, time span, arrival rate, tokens and label mix")
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_traces)
 
-    p = sub.add_parser("remove", help="delete a trace with its requests and outcomes (one transaction)")
+    p = command("remove", help="delete a trace with its requests and outcomes (one transaction)")
     p.add_argument("name")
     p.set_defaults(run=cmd_remove)
 
-    p = sub.add_parser("defaults", help="import the embedded default workload (Azure 2023 traces, default label mix)")
+    p = command("defaults", help="import the embedded default workload (Azure 2023 traces, default label mix)")
     p.set_defaults(run=cmd_defaults)
 
-    p = sub.add_parser("models", help="list the shipped small models (and assemble them with --install)")
+    p = command("models", help="list the shipped small models (and assemble them with --install)")
     p.add_argument("--install", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
 
-    p = sub.add_parser("db", help="show the database path, applied migrations and row counts")
+    p = command("db", help="show the database path, applied migrations and row counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_db)
 
-    p = sub.add_parser("dashboard", help="launch the Streamlit dashboard (binds to 127.0.0.1 by default)")
+    p = command("dashboard", help="launch the Streamlit dashboard (binds to 127.0.0.1 by default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: traces can be confidential)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--no-defaults", action="store_true", help="do not import the embedded default workload first")

@@ -132,3 +132,11 @@ def test_a_file_that_is_not_a_database_exits_3(capsys, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "--db", str(bogus), "traces")
     assert code == 3 and "cannot open the database" in err and str(bogus) in err
     assert bogus.read_text().startswith("these are my notes")
+
+
+def test_db_option_works_before_or_after_the_subcommand(capsys, tmp_path: Path) -> None:
+    after = tmp_path / "after.duckdb"
+    code, _, err = run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"), "--db", str(after))
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "--db", str(after), "traces", "--json")
+    assert [t["rows"] for t in json.loads(out)] == [206]

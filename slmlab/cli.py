@@ -119,13 +119,58 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0 if all(m.installed for m in models) or not args.install else 1
 
 
+def _interval(summary: dict[str, object], digits: int = 1) -> str:
+    text = f"{summary['mean']:,.{digits}f}"
+    if summary.get("ci95_low") is not None:
+        text += f"  (95% interval {summary['ci95_low']:,.{digits}f} to {summary['ci95_high']:,.{digits}f}, n={summary['n']})"
+    return text
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.results import benchmark
+    from bench.runner import BenchConfig
+
+    config = BenchConfig(
+        test=args.test or ("pp64+tg32" if args.quick else "pp512+tg128"), reps=args.reps or (3 if args.quick else 5),
+        threads=args.threads, n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, type_k=args.type_k,
+        type_v=args.type_k, depth=args.depth, timeout_s=args.timeout,
+    )
+
+    def progress(message: dict) -> None:
+        label = "warm-up" if message["warmup"] else f"repetition {message['progress'] - int(config.warmup)}/{config.reps}"
+        print(f"[{message['progress']}/{message['of']}] {label}", file=sys.stderr, flush=True)
+
+    result = benchmark(args.model, config, db=args.db, quick=args.quick, progress=None if args.json else progress)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+        return 0
+    data = result.as_dict()
+    metrics = data["metrics"]
+    print(f"{result.model.name} ({result.model.quantization}, {result.model.parameters / 1e6:,.0f}M parameters), "
+          f"test {config.test}, {config.resolved_threads()} threads, {config.reps} repetitions after a warm-up")
+    for key, label, unit in (("prefill_tok_s", "prefill", "tok/s"), ("decode_tok_s", "decode", "tok/s"),
+                             ("ttft_ms", "time to first token", "ms")):
+        if key in metrics:
+            print(f"  {label:22} {_interval(metrics[key])} {unit}")
+    if data["inter_token_latency_ms"]:
+        p = data["inter_token_latency_ms"]
+        print(f"  {'inter-token latency':22} p50 {p['p50']:.2f} / p95 {p['p95']:.2f} / p99 {p['p99']:.2f} ms")
+    print(f"  {'load time':22} {data['load_s']:.3f} s;  peak RSS of the worker {data['peak_rss_bytes'] / 1e6:,.0f} MB")
+    if result.roofline:
+        r = result.roofline
+        print(f"  {'roofline':22} ceiling {r['ceiling_tok_s']:,.0f} tok/s at {r['bandwidth']['read_gb_s']:.1f} GB/s "
+              f"measured read bandwidth; decode reaches {r['efficiency']:.1%} of it")
+    print(f"stored as bench run {result.run_id} in {resolve_db_path(args.db)} (all numbers measured here)")
+    return 0
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     path = resolve_db_path(args.db)
     with store.connect(path, read_only=True) as con:
         info = {
             "path": str(path.resolve()),
             "migrations": [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY applied_at, name").fetchall()],
-            "rows": {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("traces", "requests", "outcomes")},
+            "rows": {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("traces", "requests", "outcomes", "bench_runs")},
         }
     print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
     return 0
@@ -188,6 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
 
+    p = command("bench", help="benchmark a GGUF model on this machine in an isolated worker and store the run")
+    p.add_argument("--model", required=True, help="shipped model (smollm2-135m, gemma3-270m) or a .gguf path")
+    p.add_argument("--quick", action="store_true", help="pp64+tg32, 3 repetitions, short bandwidth probe")
+    p.add_argument("--test", help="llama-bench test: pp512, tg128 or pp512+tg128 (default)")
+    p.add_argument("--reps", type=int, help="measured repetitions after one warm-up (default 5, quick 3)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
+    p.add_argument("--flash-attn", action="store_true")
+    p.add_argument("--type-k", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
+    p.add_argument("--depth", type=int, default=0, help="context tokens already in the KV cache before the test")
+    p.add_argument("--timeout", type=float, default=600.0, help="stop the worker after this many seconds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)
+
     p = command("db", help="show the database path, applied migrations and row counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_db)
@@ -202,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `slmlab` console script; exit 2 on bad input, 3 when the database cannot be opened."""
+    from bench.models import ModelError
+    from bench.runner import BenchError
     from simulators.traces.errors import TraceInputError
 
     args = build_parser().parse_args(argv)
@@ -213,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ModelError, BenchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except store.DatabaseUnavailable as error:

@@ -98,7 +98,35 @@ def m002_prefix_hash_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE requests ADD COLUMN prefix_hash_ids BIGINT[]")
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [m001_initial, m002_prefix_hash_ids]
+def m003_bench_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Benchmark runs with everything that produced them, and every raw sample."""
+    con.execute("CREATE SEQUENCE bench_run_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE bench_runs (
+            run_id          INTEGER PRIMARY KEY DEFAULT nextval('bench_run_id_seq'),
+            started_at      TIMESTAMP NOT NULL,
+            source          VARCHAR NOT NULL CHECK (source IN ('measured', 'imported')),
+            model_name      VARCHAR,
+            model_path      VARCHAR,
+            model_sha256    VARCHAR NOT NULL,
+            model           JSON NOT NULL,       -- GGUF metadata: architecture, parameters, quantization, ...
+            test            VARCHAR NOT NULL,    -- llama-bench name: pp512, tg128, pp512+tg128
+            config          JSON NOT NULL,       -- threads, batch sizes, GPU layers, KV type, depth, reps, seed
+            fingerprint     VARCHAR NOT NULL,    -- short hash of the hardware census
+            census          JSON NOT NULL,
+            versions        JSON NOT NULL,       -- llama-cpp-python, llama.cpp system info, slmlab
+            load_s          DOUBLE,
+            peak_rss_bytes  BIGINT,
+            summary         JSON NOT NULL,       -- per metric: n, mean, sd, 95% interval; ITL percentiles
+            roofline        JSON                 -- bandwidth, decode ceiling, efficiency
+        )
+        """
+    )
+    con.execute("CREATE TABLE bench_samples (run_id INTEGER NOT NULL, rep INTEGER NOT NULL, metric VARCHAR NOT NULL, value DOUBLE NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [m001_initial, m002_prefix_hash_ids, m003_bench_runs]
 
 
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -99,7 +99,7 @@ def test_db_command_reports_migrations_and_counts(capsys, db: Path) -> None:
     run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"))
     code, out, _ = run_cli(capsys, "db", "--json")
     info = json.loads(out)
-    assert info["migrations"] == ["m001_initial", "m002_prefix_hash_ids"] and info["rows"]["requests"] == 206
+    assert info["migrations"] == ["m001_initial", "m002_prefix_hash_ids", "m003_bench_runs"] and info["rows"]["requests"] == 206
 
 
 def test_models_lists_both_shipped_models(capsys) -> None:
@@ -121,7 +121,7 @@ def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:
     code, out, _ = run_cli(capsys, "remove", "gsm8k_responses")
     assert code == 0 and "1,319 requests" in out
     code, out, _ = run_cli(capsys, "db", "--json")
-    assert json.loads(out)["rows"] == {"traces": 0, "requests": 0, "outcomes": 0}
+    assert json.loads(out)["rows"] == {"traces": 0, "requests": 0, "outcomes": 0, "bench_runs": 0}
     code, _, err = run_cli(capsys, "remove", "gsm8k_responses")
     assert code == 2 and "no trace named" in err
 

@@ -40,7 +40,7 @@ def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> N
         applied = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
         rows = con.execute("SELECT request_id, input_tokens, output_tokens, prefix_hash_ids FROM requests ORDER BY seq").fetchall()
         next_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
-    assert applied == ["m001_initial", "m002_prefix_hash_ids"]
+    assert applied == ["m001_initial", "m002_prefix_hash_ids", "m003_bench_runs"]
     assert rows == [("1", 5, 6, None), ("2", 7, 8, None)]
     assert next_id == 2
 

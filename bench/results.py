@@ -1,0 +1,100 @@
+"""Run a benchmark end to end and keep it: model metadata, hardware census, isolated run, roofline, storage.
+
+A run is stored only when it finished: one transaction writes the run and its raw samples, so a crashed or
+refused run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.hardware import take_census
+from bench.models import GGUFMetadata, gguf_metadata, resolve_model
+from bench.roofline import KV_TYPE_BYTES, decode_ceiling, efficiency, kv_cache_bytes, measure_bandwidth
+from bench.runner import BenchConfig, RawRun, run_isolated
+from slmlab import __version__, store
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One stored run: what was measured, on what, with what, and how it compares with the memory roofline."""
+
+    run_id: int
+    model: GGUFMetadata
+    config: BenchConfig
+    census: dict[str, object]
+    fingerprint: str
+    raw: RawRun
+    roofline: dict[str, object] | None
+
+    def as_dict(self) -> dict[str, object]:
+        """For `--json`: summaries with intervals, ITL percentiles, memory, roofline, provenance."""
+        return {
+            "run_id": self.run_id,
+            "model": {"name": self.model.name, "path": self.model.path, "sha256": self.model.sha256,
+                      "architecture": self.model.architecture, "parameters": self.model.parameters,
+                      "quantization": self.model.quantization},
+            "test": self.config.test, "config": self.config.as_dict(),
+            "load_s": self.raw.load_s,
+            "metrics": {name: summary.as_dict() for name, summary in self.raw.summaries.items()},
+            "inter_token_latency_ms": self.raw.itl_percentiles_ms,
+            "peak_rss_bytes": self.raw.peak_rss_bytes,
+            "roofline": self.roofline,
+            "fingerprint": self.fingerprint, "versions": self.raw.versions, "source": "measured",
+        }
+
+
+def roofline_for(model: GGUFMetadata, config: BenchConfig, decode_tok_s: float | None,
+                 quick: bool) -> dict[str, object] | None:
+    """Decode ceiling at the run's mean decode depth and the measured share of it (None without decode)."""
+    if decode_tok_s is None:
+        return None
+    bandwidth = measure_bandwidth(threads=config.resolved_threads(), array_mb=64 if quick else 256,
+                                  repetitions=3 if quick else 5)
+    depth = config.depth + config.n_prompt + config.n_gen // 2
+    widths = model.kv_width
+    kv = kv_cache_bytes(model.n_layer, *widths, depth, KV_TYPE_BYTES.get(config.type_k, 2.0)) if widths and model.n_layer else 0
+    ceiling = decode_ceiling(model.tensor_bytes, bandwidth.read_gb_s, kv_bytes=kv, depth=depth)
+    return {
+        "bandwidth": bandwidth.as_dict(), "ceiling_tok_s": ceiling.ceiling_tok_s,
+        "bytes_per_token": ceiling.bytes_per_token, "kv_bytes_per_token": kv, "depth": depth,
+        "efficiency": efficiency(decode_tok_s, ceiling),
+        "note": "ceiling = measured read bandwidth / (tensor bytes + KV cache bytes at the mean decode depth)",
+    }
+
+
+def save_run(db: str | Path | None, model: GGUFMetadata, config: BenchConfig, census: dict[str, object],
+             fingerprint: str, raw: RawRun, roofline: dict[str, object] | None) -> int:
+    """Store the run and its raw samples in one transaction; returns the run id."""
+    summary = {name: s.as_dict() for name, s in raw.summaries.items()} | {"inter_token_latency_ms": raw.itl_percentiles_ms}
+    with store.transaction(db) as con:
+        run_id = con.execute(
+            "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, config, "
+            "fingerprint, census, versions, load_s, peak_rss_bytes, summary, roofline) "
+            "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+            [datetime.now(timezone.utc).replace(tzinfo=None), model.name, model.path, model.sha256,
+             json.dumps(model.as_dict()), config.test, json.dumps(config.as_dict()), fingerprint, json.dumps(census),
+             json.dumps({**raw.versions, "slmlab": __version__}), raw.load_s, raw.peak_rss_bytes,
+             json.dumps(summary), json.dumps(roofline) if roofline else None],
+        ).fetchall()[0][0]
+        rows = [(run_id, rep, metric, value) for metric, values in raw.samples.items() for rep, value in enumerate(values)]
+        if rows:
+            con.executemany("INSERT INTO bench_samples VALUES (?, ?, ?, ?)", rows)
+    return int(run_id)
+
+
+def benchmark(model_spec: str, config: BenchConfig, *, db: str | Path | None = None, quick: bool = False,
+              progress: Callable[[dict], None] | None = None) -> BenchResult:
+    """Measure a model (shipped key or .gguf path) in an isolated worker and store the run."""
+    model = gguf_metadata(resolve_model(model_spec))
+    census = take_census()
+    raw = run_isolated(Path(model.path), config, progress)
+    decode = raw.summaries.get("decode_tok_s")
+    roofline = roofline_for(model, config, decode.mean if decode else None, quick)
+    census_dict = census.as_dict()
+    run_id = save_run(db, model, config, census_dict, census.fingerprint(), raw, roofline)
+    return BenchResult(run_id, model, config, census_dict, census.fingerprint(), raw, roofline)

@@ -68,27 +68,28 @@ def roofline_for(model: GGUFMetadata, config: BenchConfig, decode_tok_s: float |
 
 
 def save_run(db: str | Path | None, model: GGUFMetadata, config: BenchConfig, census: dict[str, object],
-             fingerprint: str, raw: RawRun, roofline: dict[str, object] | None) -> int:
-    """Store the run and its raw samples in one transaction; returns the run id."""
+             fingerprint: str, raw: RawRun, roofline: dict[str, object] | None, sweep_id: str | None = None) -> int:
+    """Store the run, its per-repetition samples and every inter-token latency in one transaction."""
     summary = {name: s.as_dict() for name, s in raw.summaries.items()} | {"inter_token_latency_ms": raw.itl_percentiles_ms}
     with store.transaction(db) as con:
         run_id = con.execute(
             "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, config, "
-            "fingerprint, census, versions, load_s, peak_rss_bytes, summary, roofline) "
-            "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+            "fingerprint, census, versions, load_s, peak_rss_bytes, summary, roofline, sweep_id) "
+            "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
             [datetime.now(timezone.utc).replace(tzinfo=None), model.name, model.path, model.sha256,
              json.dumps(model.as_dict()), config.test, json.dumps(config.as_dict()), fingerprint, json.dumps(census),
              json.dumps({**raw.versions, "slmlab": __version__}), raw.load_s, raw.peak_rss_bytes,
-             json.dumps(summary), json.dumps(roofline) if roofline else None],
+             json.dumps(summary), json.dumps(roofline) if roofline else None, sweep_id],
         ).fetchall()[0][0]
-        rows = [(run_id, rep, metric, value) for metric, values in raw.samples.items() for rep, value in enumerate(values)]
+        series = {**raw.samples, "inter_token_ms": raw.inter_token_ms}
+        rows = [(run_id, rep, metric, value) for metric, values in series.items() for rep, value in enumerate(values)]
         if rows:
             con.executemany("INSERT INTO bench_samples VALUES (?, ?, ?, ?)", rows)
     return int(run_id)
 
 
 def benchmark(model_spec: str, config: BenchConfig, *, db: str | Path | None = None, quick: bool = False,
-              progress: Callable[[dict], None] | None = None) -> BenchResult:
+              progress: Callable[[dict], None] | None = None, sweep_id: str | None = None) -> BenchResult:
     """Measure a model (shipped key or .gguf path) in an isolated worker and store the run."""
     model = gguf_metadata(resolve_model(model_spec))
     census = take_census()
@@ -96,5 +97,36 @@ def benchmark(model_spec: str, config: BenchConfig, *, db: str | Path | None = N
     decode = raw.summaries.get("decode_tok_s")
     roofline = roofline_for(model, config, decode.mean if decode else None, quick)
     census_dict = census.as_dict()
-    run_id = save_run(db, model, config, census_dict, census.fingerprint(), raw, roofline)
+    run_id = save_run(db, model, config, census_dict, census.fingerprint(), raw, roofline, sweep_id)
     return BenchResult(run_id, model, config, census_dict, census.fingerprint(), raw, roofline)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """One grid point of a sweep: its stored result, or why it failed (nothing stored for it)."""
+
+    config: BenchConfig
+    result: BenchResult | None
+    error: str | None
+
+
+def benchmark_sweep(model_spec: str, configs: list[BenchConfig], *, db: str | Path | None = None,
+                    quick: bool = False, progress: Callable[[int, int, BenchConfig], None] | None = None
+                    ) -> tuple[str, list[SweepOutcome]]:
+    """Run every grid point; a point that crashes or is refused is reported and the sweep goes on."""
+    import uuid
+
+    from bench.models import ModelError
+    from bench.runner import BenchError
+
+    resolve_model(model_spec)  # a bad model fails the whole sweep at once, before any run
+    sweep_id = uuid.uuid4().hex[:12]
+    outcomes = []
+    for index, config in enumerate(configs):
+        if progress:
+            progress(index, len(configs), config)
+        try:
+            outcomes.append(SweepOutcome(config, benchmark(model_spec, config, db=db, quick=quick, sweep_id=sweep_id), None))
+        except (BenchError, ModelError) as error:
+            outcomes.append(SweepOutcome(config, None, str(error)))
+    return sweep_id, outcomes

@@ -46,9 +46,12 @@ class BenchConfig:
     seed: int = 1
     warmup: bool = True
     timeout_s: float = 600.0
+    concurrency: int = 1  # workers running the same test at once, each with `threads` threads
 
     def __post_init__(self) -> None:
         parse_test(self.test)
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         if self.reps < 1:
             raise ValueError("reps must be at least 1")
         if self.threads is not None and self.threads < 1:
@@ -99,7 +102,7 @@ class RawRun:
     samples: dict[str, list[float]]
     inter_token_ms: list[float]
     perf: list[dict[str, float]]
-    peak_rss_bytes: int
+    peak_rss_bytes: int  # the largest worker's peak resident set
     versions: dict[str, str]
     summaries: dict[str, Summary] = field(default_factory=dict)
     itl_percentiles_ms: dict[str, float] = field(default_factory=dict)
@@ -111,8 +114,8 @@ def _kv_type(name: str) -> int:
     return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
 
 
-def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None]) -> dict:
-    """Runs inside the worker process."""
+def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None], start_together=None) -> dict:
+    """Runs inside the worker process; with concurrency, all workers start measuring at the same moment."""
     import resource
 
     import llama_cpp
@@ -140,9 +143,14 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
     inter_token_ms: list[float] = []
     perf: list[dict[str, float]] = []
     total = config.reps + int(config.warmup)
+    phase_start = None
     for index in range(total):
         measured = index >= int(config.warmup)
         report({"progress": index + 1, "of": total, "warmup": not measured})
+        if measured and phase_start is None:
+            if start_together is not None:
+                start_together.wait()
+            phase_start = time.monotonic()
         llm.reset()  # n_tokens = 0; the next eval drops every cached position
         if config.depth:
             llm.eval(random_tokens(config.depth))
@@ -175,6 +183,7 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
             inter_token_ms.extend((b - a) * 1000 for a, b in zip(stamps, stamps[1:]))
         if config.n_prompt and config.n_gen:
             rep["ttft_ms"] = (stamps[0] - first) * 1000
+        rep["request_latency_ms"] = ((stamps[-1] if stamps else first + prefill_s) - first) * 1000
         for name, value in rep.items():
             samples.setdefault(name, []).append(value)
         perf.append({"t_p_eval_ms": counters.t_p_eval_ms, "n_p_eval": counters.n_p_eval,
@@ -186,17 +195,23 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
             samples[metric] = [p[tokens] / p[millis] * 1000 for p in perf]
     return {
         "load_s": load_s, "samples": samples, "inter_token_ms": inter_token_ms, "perf": perf,
+        "phase": (phase_start, time.monotonic()),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "versions": {"llama_cpp_python": llama_cpp.__version__,
                      "llama_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()},
     }
 
 
-def _worker(model_path: str, config: BenchConfig, channel: multiprocessing.Queue) -> None:
+def _worker(model_path: str, config: BenchConfig, channel: multiprocessing.Queue, index: int, barrier) -> None:
+    def report(message: dict) -> None:
+        channel.put({**message, "worker": index})
+
     try:
-        channel.put({"result": _measure(model_path, config, channel.put)})
+        channel.put({"result": _measure(model_path, config, report, barrier), "worker": index})
     except BaseException as error:  # report every failure in words instead of dying silently
-        channel.put({"error": f"{type(error).__name__}: {error}"})
+        if barrier is not None:
+            barrier.abort()  # release the other workers instead of leaving them waiting
+        channel.put({"error": f"{type(error).__name__}: {error}", "worker": index})
 
 
 def check_memory(model_bytes: int, config: BenchConfig) -> None:
@@ -213,20 +228,25 @@ def check_memory(model_bytes: int, config: BenchConfig) -> None:
 def run_isolated(
     model_path: Path, config: BenchConfig, progress: Callable[[dict], None] | None = None
 ) -> RawRun:
-    """Measure in a spawned worker; a crash, a hang past `timeout_s` or an exception becomes a BenchError."""
-    check_memory(Path(model_path).stat().st_size, config)
+    """Measure in spawned workers; a crash, a hang past `timeout_s` or an exception becomes a BenchError."""
+    check_memory(Path(model_path).stat().st_size * config.concurrency, config)
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
-    worker = context.Process(target=_worker, args=(str(model_path), config, channel), daemon=True)
-    worker.start()
+    barrier = context.Barrier(config.concurrency) if config.concurrency > 1 else None
+    workers = [context.Process(target=_worker, args=(str(model_path), config, channel, i, barrier), daemon=True)
+               for i in range(config.concurrency)]
+    for worker in workers:
+        worker.start()
     deadline = time.monotonic() + config.timeout_s
+    results: dict[int, dict] = {}
     try:
-        while True:
+        while len(results) < len(workers):
             try:
                 message = channel.get(timeout=0.2)
             except queue.Empty:
-                if not worker.is_alive():
-                    code = worker.exitcode
+                dead = [w for i, w in enumerate(workers) if not w.is_alive() and i not in results]
+                if dead and channel.empty():
+                    code = dead[0].exitcode
                     how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
                     raise BenchError(f"the benchmark worker {how} while running {Path(model_path).name} "
                                      "(llama.cpp crash or out of memory)") from None
@@ -236,15 +256,80 @@ def run_isolated(
             if "error" in message:
                 raise BenchError(f"the benchmark failed in the worker: {message['error']}")
             if "result" in message:
-                raw = message["result"]
-                break
-            if progress:
+                results[message["worker"]] = message["result"]
+            elif progress and message["worker"] == 0:
                 progress(message)
     finally:
-        if worker.is_alive():
-            worker.kill()
-        worker.join(timeout=5)
-    summaries = {name: summarise(values) for name, values in raw["samples"].items()}
-    itl = raw["inter_token_ms"]
-    percentiles = {f"p{q}": percentile(itl, q) for q in (50, 95, 99)} if itl else {}
-    return RawRun(**raw, summaries=summaries, itl_percentiles_ms=percentiles)
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+            worker.join(timeout=5)
+    return _combine([results[i] for i in range(len(workers))], config)
+
+
+def _combine(results: list[dict], config: BenchConfig) -> RawRun:
+    """One worker's figures as they are; several workers' as per-request samples plus aggregate throughput."""
+    samples: dict[str, list[float]] = {}
+    for result in results:
+        for name, values in result["samples"].items():
+            samples.setdefault(name, []).extend(values)
+    wall = max(r["phase"][1] for r in results) - min(r["phase"][0] for r in results)
+    generated = config.n_gen * config.reps * len(results)
+    processed = (config.n_prompt + config.n_gen) * config.reps * len(results)
+    aggregate = {"aggregate_gen_tok_s": generated / wall, "aggregate_total_tok_s": processed / wall} if wall > 0 else {}
+    samples.update({name: [value] for name, value in aggregate.items() if value})
+    itl = [ms for r in results for ms in r["inter_token_ms"]]
+    return RawRun(
+        load_s=max(r["load_s"] for r in results), samples=samples, inter_token_ms=itl,
+        perf=[p for r in results for p in r["perf"]], peak_rss_bytes=max(r["peak_rss_bytes"] for r in results),
+        versions=results[0]["versions"], summaries={name: summarise(values) for name, values in samples.items()},
+        itl_percentiles_ms={f"p{q}": percentile(itl, q) for q in (50, 95, 99)} if itl else {},
+    )
+
+
+SWEEP_AXES = ("threads", "n_batch", "n_ubatch", "depth", "n_gpu_layers", "flash_attn", "type_k", "test", "concurrency")
+
+
+def sweep_configs(base: BenchConfig, axes: dict[str, list[str]]) -> list[BenchConfig]:
+    """Every combination of the axes' values (`type_k` sets the V cache type too); a clear error for bad axes."""
+    import itertools
+    from dataclasses import fields, replace
+
+    unknown = sorted(set(axes) - set(SWEEP_AXES))
+    if unknown:
+        raise ValueError(f"cannot sweep {', '.join(unknown)}; sweepable: {', '.join(SWEEP_AXES)}")
+    kinds = {f.name: f.type for f in fields(BenchConfig)}
+
+    def typed(axis: str, text: str) -> object:
+        kind = str(kinds[axis])
+        if "bool" in kind:
+            if text.lower() not in ("0", "1", "true", "false", "on", "off"):
+                raise ValueError(f"sweep {axis}: '{text}' is not a boolean")
+            return text.lower() in ("1", "true", "on")
+        if "int" in kind:
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"sweep {axis}: '{text}' is not a whole number") from None
+        return text
+
+    names = list(axes)
+    configs = []
+    for values in itertools.product(*(axes[name] for name in names)):
+        changes = {name: typed(name, value) for name, value in zip(names, values)}
+        if "type_k" in changes:
+            changes["type_v"] = changes["type_k"]
+        configs.append(replace(base, **changes))
+    return configs
+
+
+def parse_sweep(specs: list[str]) -> dict[str, list[str]]:
+    """`--sweep threads=1,2 --sweep test=pp128,pp512` as {axis: values}."""
+    axes: dict[str, list[str]] = {}
+    for spec in specs:
+        axis, sep, values = spec.partition("=")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not axis.strip() or not items:
+            raise ValueError(f"--sweep expects AXIS=V1,V2,..., got '{spec}'")
+        axes[axis.strip()] = items
+    return axes

@@ -126,6 +126,40 @@ def _interval(summary: dict[str, object], digits: int = 1) -> str:
     return text
 
 
+def _sweep(args: argparse.Namespace, config: "BenchConfig") -> int:
+    from bench.results import benchmark_sweep
+    from bench.runner import parse_sweep, sweep_configs
+
+    axes = parse_sweep(args.sweep)
+    configs = sweep_configs(config, axes)
+
+    def progress(index: int, total: int, point: "BenchConfig") -> None:
+        where = ", ".join(f"{axis}={getattr(point, axis)}" for axis in axes)
+        print(f"[{index + 1}/{total}] {where}", file=sys.stderr, flush=True)
+
+    sweep_id, outcomes = benchmark_sweep(args.model, configs, db=args.db, quick=args.quick,
+                                         progress=None if args.json else progress)
+    rows = []
+    for outcome in outcomes:
+        row: dict[str, object] = {axis: getattr(outcome.config, axis) for axis in axes}
+        if outcome.result:
+            metrics = outcome.result.as_dict()["metrics"]
+            row |= {"run_id": outcome.result.run_id,
+                    **{name: metrics[name]["mean"] for name in ("decode_tok_s", "prefill_tok_s",
+                       "request_latency_ms", "aggregate_gen_tok_s") if name in metrics}}
+        else:
+            row["error"] = outcome.error
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"sweep_id": sweep_id, "points": rows}, indent=2, default=str))
+    else:
+        for row in rows:
+            print("  " + ", ".join(f"{key}={value:,.1f}" if isinstance(value, float) else f"{key}={value}"
+                                   for key, value in row.items()))
+        print(f"sweep {sweep_id}: {sum('run_id' in r for r in rows)} of {len(rows)} points stored in {resolve_db_path(args.db)}")
+    return 0 if all("run_id" in r for r in rows) else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.results import benchmark
     from bench.runner import BenchConfig
@@ -133,8 +167,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         test=args.test or ("pp64+tg32" if args.quick else "pp512+tg128"), reps=args.reps or (3 if args.quick else 5),
         threads=args.threads, n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, type_k=args.type_k,
-        type_v=args.type_k, depth=args.depth, timeout_s=args.timeout,
+        type_v=args.type_k, depth=args.depth, timeout_s=args.timeout, concurrency=args.concurrency,
     )
+    if args.sweep:
+        return _sweep(args, config)
 
     def progress(message: dict) -> None:
         label = "warm-up" if message["warmup"] else f"repetition {message['progress'] - int(config.warmup)}/{config.reps}"
@@ -149,7 +185,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"{result.model.name} ({result.model.quantization}, {result.model.parameters / 1e6:,.0f}M parameters), "
           f"test {config.test}, {config.resolved_threads()} threads, {config.reps} repetitions after a warm-up")
     for key, label, unit in (("prefill_tok_s", "prefill", "tok/s"), ("decode_tok_s", "decode", "tok/s"),
-                             ("ttft_ms", "time to first token", "ms")):
+                             ("ttft_ms", "time to first token", "ms"), ("request_latency_ms", "request latency", "ms")):
         if key in metrics:
             print(f"  {label:22} {_interval(metrics[key])} {unit}")
     if data["inter_token_latency_ms"]:
@@ -244,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type-k", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
     p.add_argument("--depth", type=int, default=0, help="context tokens already in the KV cache before the test")
     p.add_argument("--timeout", type=float, default=600.0, help="stop the worker after this many seconds")
+    p.add_argument("--concurrency", type=int, default=1, help="workers running the test at once (capacity curve)")
+    p.add_argument("--sweep", action="append", default=[], metavar="AXIS=V1,V2",
+                   help="grid over threads, n_batch, n_ubatch, depth, n_gpu_layers, flash_attn, type_k, test, concurrency")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
 

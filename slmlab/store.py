@@ -126,7 +126,14 @@ def m003_bench_runs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE bench_samples (run_id INTEGER NOT NULL, rep INTEGER NOT NULL, metric VARCHAR NOT NULL, value DOUBLE NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [m001_initial, m002_prefix_hash_ids, m003_bench_runs]
+def m004_bench_sweep_id(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs of one `--sweep` share an id, so a grid can be drawn back as a heat map."""
+    con.execute("ALTER TABLE bench_runs ADD COLUMN sweep_id VARCHAR")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+    m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id,
+]
 
 
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:

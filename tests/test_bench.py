@@ -142,3 +142,41 @@ def test_cli_truncated_model_exits_2_and_stores_nothing(capsys, db: Path, trunca
     assert code == 2 and "truncated" in err and str(truncated_gguf) in err
     assert not db.exists() or duckdb.connect(str(db), read_only=True).execute(
         "SELECT count(*) FROM bench_runs").fetchall()[0][0] == 0
+
+
+def test_sweep_grid_is_the_cartesian_product_with_typed_values() -> None:
+    from bench.runner import parse_sweep, sweep_configs
+
+    axes = parse_sweep(["threads=1,2", "flash_attn=0,1", "type_k=q8_0"])
+    configs = sweep_configs(BenchConfig(test="tg8"), axes)
+    assert [(c.threads, c.flash_attn, c.type_k, c.type_v) for c in configs] == [
+        (1, False, "q8_0", "q8_0"), (1, True, "q8_0", "q8_0"), (2, False, "q8_0", "q8_0"), (2, True, "q8_0", "q8_0")]
+
+
+@pytest.mark.parametrize(("specs", "message"), [
+    (["colour=red"], "cannot sweep colour"), (["threads=two"], "not a whole number"),
+    (["threads"], "AXIS=V1,V2"), (["flash_attn=maybe"], "not a boolean"), (["test=pp0x"], "not like pp512"),
+])
+def test_bad_sweeps_are_rejected(specs: list[str], message: str) -> None:
+    from bench.runner import parse_sweep, sweep_configs
+
+    with pytest.raises(ValueError, match=message):
+        sweep_configs(BenchConfig(test="tg8"), parse_sweep(specs))
+
+
+def test_concurrent_workers_give_per_request_samples_and_aggregate_throughput(smollm2_path: Path) -> None:
+    raw = run_isolated(smollm2_path, BenchConfig(test="pp16+tg8", reps=2, threads=1, concurrency=2))
+    assert len(raw.samples["decode_tok_s"]) == 4  # 2 workers x 2 repetitions, one sample per request
+    assert len(raw.samples["aggregate_gen_tok_s"]) == 1 and raw.samples["aggregate_gen_tok_s"][0] > 0
+    assert len(raw.inter_token_ms) == 2 * 2 * 8
+
+
+def test_cli_sweep_stores_every_point_under_one_sweep_id(capsys, db: Path) -> None:
+    code = main(["bench", "--model", SMOLLM2, "--test", "tg8", "--reps", "1", "--sweep", "threads=1,2", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and [p["threads"] for p in out["points"]] == [1, 2]
+    con = duckdb.connect(str(db), read_only=True)
+    stored = con.execute("SELECT count(*), count(DISTINCT sweep_id), min(sweep_id) FROM bench_runs").fetchall()[0]
+    itl = con.execute("SELECT count(*) FROM bench_samples WHERE metric = 'inter_token_ms'").fetchall()[0][0]
+    con.close()
+    assert stored == (2, 1, out["sweep_id"]) and itl == 2 * 8

@@ -40,7 +40,7 @@ def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> N
         applied = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
         rows = con.execute("SELECT request_id, input_tokens, output_tokens, prefix_hash_ids FROM requests ORDER BY seq").fetchall()
         next_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
-    assert applied == ["m001_initial", "m002_prefix_hash_ids", "m003_bench_runs"]
+    assert applied == ["m001_initial", "m002_prefix_hash_ids", "m003_bench_runs", "m004_bench_sweep_id"]
     assert rows == [("1", 5, 6, None), ("2", 7, 8, None)]
     assert next_id == 2
 
@@ -63,17 +63,20 @@ def test_db_flag_beats_environment_beats_default(tmp_path: Path, monkeypatch: py
 
 
 READER = """
-import sys, time, json
+import sys, time, json, pathlib
 from simulators.traces.summary import list_traces
-db, seconds = sys.argv[1], float(sys.argv[2])
+db, stop = sys.argv[1], pathlib.Path(sys.argv[2])
 seen, errors, reads = set(), [], 0
-end = time.monotonic() + seconds
+end = time.monotonic() + 300
 while time.monotonic() < end:
+    done = stop.exists()  # read once more after the writers finished
     try:
         seen.update(s.name for s in list_traces(db))
         reads += 1
     except Exception as error:
         errors.append(repr(error))
+    if done:
+        break
     time.sleep(0.01)
 print(json.dumps({"seen": sorted(seen), "errors": errors, "reads": reads}))
 """
@@ -86,13 +89,15 @@ def test_dashboard_reads_while_the_cli_imports(db: Path, tmp_path: Path) -> None
     big = tmp_path / "big.csv"
     generate_trace(big, 400_000)
     store.connect(db).__enter__()  # create the file first so the reader can open it read-only
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), "12"], stdout=subprocess.PIPE, text=True)
+    stop = tmp_path / "writers-done"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     for source in (AZURE_CONV, big, AZURE_CODE):
         run = subprocess.run([sys.executable, "-m", "slmlab.cli", "--db", str(db), "import", str(source)],
                              capture_output=True, text=True, check=False)
         assert run.returncode == 0, run.stderr
-    out, _ = reader.communicate(timeout=60)
+    stop.touch()
+    out, _ = reader.communicate(timeout=120)
     report = json.loads(out)
     assert report["errors"] == []
     assert report["reads"] > 20

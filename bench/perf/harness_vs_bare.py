@@ -1,0 +1,124 @@
+"""Speed check for the benchmark harness: its decode tok/s against a bare llama-cpp-python generation loop on
+the same model, prompt length and settings, in the same run. Goal: within 3%.
+
+Both sides run in a freshly spawned process (so both pay the same process setup), load the model with the
+same settings, do one discarded warm-up repetition and one measured repetition on fresh random prompt tokens:
+
+  harness  bench.runner.run_isolated(path, BenchConfig(test="pp{N}+tg{M}", reps=1, threads=T)),
+           summaries["decode_tok_s"].mean (eval one token, numpy argmax of the logits, repeat)
+  bare     for token in llm.generate(prompt_tokens, temp=0.0): ...  (llama.cpp's greedy sampler chain)
+
+Decode tok/s, identical on both sides (it is bench/runner.py's definition): the clock starts when the first
+generated token is known (prompt evaluated and first token picked) and stops when the last of n_gen
+single-token decode steps has finished; decode tok/s = n_gen / (t_last - t_first). The harness decodes its
+n_gen-th token without picking a successor; generate() only yields after picking, so the bare loop takes
+n_gen + 1 tokens from generate() (n_gen decode steps) and its interval holds one extra greedy pick (tens of
+microseconds, far below 3%).
+
+    .venv/bin/python bench/perf/harness_vs_bare.py [--model smollm2-135m] [--n-gen 128] [--n-prompt 32]
+                                                   [--threads N] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.models import resolve_model  # noqa: E402
+from bench.runner import BenchConfig, run_isolated  # noqa: E402
+
+GOAL = 0.03
+
+
+def bare_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, seed: int, channel) -> None:
+    """Runs in a spawned process: one warm-up and one measured bare generate() loop; puts decode tok/s."""
+    try:
+        import numpy as np
+        from llama_cpp import Llama
+
+        # same context size, batch sizes, thread counts and seed as the harness's BenchConfig gives
+        llm = Llama(model_path=model_path, n_ctx=n_prompt + n_gen + 8, n_threads=threads, n_threads_batch=threads,
+                    n_batch=512, seed=1, verbose=False)
+        vocab = llm.n_vocab()
+        rng = np.random.default_rng(seed)
+        previous_first = None
+        rate = 0.0
+        for _ in range(2):  # warm-up, then measured (the harness also discards one warm-up repetition)
+            prompt = rng.integers(min(100, vocab - 1), vocab, size=n_prompt).tolist()
+            if prompt[0] == previous_first:  # generate() reuses a matching prefix; keep every prompt fresh
+                prompt[0] = (prompt[0] + 1 - 100) % (vocab - 100) + 100
+            previous_first = prompt[0]
+            stamps = []
+            for token in llm.generate(prompt, temp=0.0):
+                stamps.append(time.perf_counter())
+                if len(stamps) == n_gen + 1:
+                    break
+            rate = n_gen / (stamps[-1] - stamps[0])
+        channel.put({"decode_tok_s": rate})
+    except BaseException as error:  # report in words instead of dying silently
+        channel.put({"error": f"{type(error).__name__}: {error}"})
+
+
+def run_bare(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int) -> float:
+    context = multiprocessing.get_context("spawn")
+    channel = context.Queue()
+    worker = context.Process(target=bare_worker, args=(str(model_path), n_prompt, n_gen, threads, seed, channel))
+    worker.start()
+    try:
+        message = channel.get(timeout=600)
+    finally:
+        worker.join(timeout=30)
+        if worker.is_alive():
+            worker.kill()
+    if "error" in message:
+        raise RuntimeError(f"bare loop failed: {message['error']}")
+    return message["decode_tok_s"]
+
+
+def run_harness(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int) -> float:
+    raw = run_isolated(model_path, BenchConfig(test=f"pp{n_prompt}+tg{n_gen}", reps=1, threads=threads, seed=seed))
+    return raw.summaries["decode_tok_s"].mean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--n-gen", type=int, default=128)
+    parser.add_argument("--n-prompt", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="default: physical cores")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.n_gen < 2 or args.n_prompt < 1 or args.rounds < 1:
+        parser.error("--n-gen must be >= 2, --n-prompt >= 1, --rounds >= 1")
+    path = resolve_model(args.model)
+    threads = BenchConfig(threads=args.threads).resolved_threads()
+    print(f"model: {path.name}; pp{args.n_prompt}+tg{args.n_gen}, {threads} threads, {args.rounds} rounds; "
+          "each side: spawned process, 1 warm-up + 1 measured repetition", flush=True)
+    print("decode tok/s = n_gen single-token decode steps / time from first generated token known to last step "
+          "done (bench/runner.py's definition, used for both)", flush=True)
+    harness, bare = [], []
+    for index in range(args.rounds):
+        seed = 1000 + index
+        order = (("harness", run_harness, harness), ("bare", run_bare, bare))
+        if index % 2:  # alternate which side goes first, so drift does not favour one
+            order = order[::-1]
+        for _, run, values in order:
+            values.append(run(path, args.n_prompt, args.n_gen, threads, seed))
+        print(f"  round {index + 1} ({order[0][0]} first): harness {harness[-1]:7.1f} tok/s, "
+              f"bare generate() {bare[-1]:7.1f} tok/s, ratio {harness[-1] / bare[-1]:.3f}", flush=True)
+    harness_median, bare_median = statistics.median(harness), statistics.median(bare)
+    ratio = harness_median / bare_median
+    verdict = f"PASS (within {GOAL:.0%})" if abs(ratio - 1) <= GOAL else f"MISS (off by more than {GOAL:.0%})"
+    print(f"median harness decode:          {harness_median:7.1f} tok/s")
+    print(f"median bare generate() decode:  {bare_median:7.1f} tok/s")
+    print(f"ratio harness/bare: {ratio:.3f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -160,9 +160,39 @@ def _sweep(args: argparse.Namespace, config: "BenchConfig") -> int:
     return 0 if all("run_id" in r for r in rows) else 1
 
 
+def _bench_exchange(args: argparse.Namespace) -> int:
+    from bench import exchange
+
+    if args.action in ("export", "import") and not args.path:
+        raise ValueError(f"slmlab bench {args.action} needs a FILE")
+    if args.action == "export":
+        count = exchange.write_export(args.db, args.path, args.run_ids or None)
+        print(f"exported {count} run(s) to {args.path}")
+    elif args.action == "import":
+        text = Path(args.path).read_text(encoding="utf-8", errors="replace").lstrip() if Path(args.path).is_file() else ""
+        reader = exchange.import_runs if text.startswith("{") else exchange.import_llama_bench
+        ids = reader(args.db, args.path)
+        print(f"imported {len(ids)} run(s) from {args.path}" + ("" if ids else " (all already stored)"))
+    else:
+        rows = exchange.compare(args.db)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        for row in rows if not args.json else []:
+            decode = f"{row['decode_mean']:,.1f}" if row.get("decode_mean") is not None else "-"
+            prefill = f"{row['prefill_mean']:,.1f}" if row.get("prefill_mean") is not None else "-"
+            print(f"run {row['run_id']:>4} {row['source']:9} {str(row['cpu_model'])[:28]:28} {str(row['model_name'])[:28]:28} "
+                  f"{row['test']:12} threads {row['threads']}  decode {decode} tok/s  prefill {prefill} tok/s")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.results import benchmark
     from bench.runner import BenchConfig
+
+    if args.action:
+        return _bench_exchange(args)
+    if not args.model:
+        raise ValueError("slmlab bench needs --model NAME|PATH (or an action: export, import, compare)")
 
     config = BenchConfig(
         test=args.test or ("pp64+tg32" if args.quick else "pp512+tg128"), reps=args.reps or (3 if args.quick else 5),
@@ -270,7 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_models)
 
     p = command("bench", help="benchmark a GGUF model on this machine in an isolated worker and store the run")
-    p.add_argument("--model", required=True, help="shipped model (smollm2-135m, gemma3-270m) or a .gguf path")
+    p.add_argument("action", nargs="?", choices=["export", "import", "compare"],
+                   help="export runs to JSON, import JSON (slmlab's or llama-bench -o json), or compare machines")
+    p.add_argument("path", nargs="?", help="the JSON file for export/import")
+    p.add_argument("--run", dest="run_ids", type=int, action="append", default=[], help="export only these run ids")
+    p.add_argument("--model", help="shipped model (smollm2-135m, gemma3-270m) or a .gguf path")
     p.add_argument("--quick", action="store_true", help="pp64+tg32, 3 repetitions, short bandwidth probe")
     p.add_argument("--test", help="llama-bench test: pp512, tg128 or pp512+tg128 (default)")
     p.add_argument("--reps", type=int, help="measured repetitions after one warm-up (default 5, quick 3)")

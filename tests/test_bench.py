@@ -180,3 +180,23 @@ def test_cli_sweep_stores_every_point_under_one_sweep_id(capsys, db: Path) -> No
     itl = con.execute("SELECT count(*) FROM bench_samples WHERE metric = 'inter_token_ms'").fetchall()[0][0]
     con.close()
     assert stored == (2, 1, out["sweep_id"]) and itl == 2 * 8
+
+
+def test_cli_export_import_and_compare_across_databases(capsys, db: Path, tmp_path: Path) -> None:
+    assert main(["bench", "--model", SMOLLM2, "--test", "tg4", "--reps", "1", "--threads", "1"]) == 0
+    exported = tmp_path / "runs.json"
+    other = tmp_path / "gpu-server.duckdb"
+    capsys.readouterr()
+    assert main(["bench", "export", str(exported)]) == 0
+    assert main(["--db", str(other), "bench", "import", str(exported)]) == 0
+    assert main(["--db", str(other), "bench", "import", str(exported)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 1 run(s)" in out and "imported 0 run(s)" in out and "all already stored" in out
+    assert main(["--db", str(other), "bench", "compare", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["source"] == "imported" and row["test"] == "tg4" and row["decode_mean"] > 0
+
+
+def test_cli_bench_without_model_or_file_exits_2(capsys) -> None:
+    assert main(["bench"]) == 2 and "needs --model" in capsys.readouterr().err
+    assert main(["bench", "export"]) == 2 and "needs a FILE" in capsys.readouterr().err

@@ -40,3 +40,54 @@ def label_mix(requests: pl.DataFrame, column: str, title: str, synthetic: bool) 
     figure = px.bar(counts.to_pandas(), x=column, y="share", text_auto=".0%", labels={column: title})
     figure.update_layout(title=title + (SYNTHETIC_TAG if synthetic else " (recorded)"), yaxis_tickformat=".0%")
     return figure
+
+
+def throughput_with_intervals(runs: pl.DataFrame, metric: str, title: str) -> go.Figure:
+    """Mean per run with its 95% interval as error bars (measured here or imported, as the hover says)."""
+    frame = runs.filter(pl.col(metric).is_not_null())
+    error = (frame[f"{metric}_high"] - frame[metric]).fill_null(0)
+    error_minus = (frame[metric] - frame[f"{metric}_low"]).fill_null(0)
+    figure = go.Figure(go.Bar(
+        x=frame["label"].to_list(), y=frame[metric].to_list(),
+        error_y={"type": "data", "array": error.to_list(), "arrayminus": error_minus.to_list()},
+        hovertext=[f"{m} · {s}" for m, s in zip(frame["machine"].to_list(), frame["source"].to_list())],
+    ))
+    figure.update_layout(title=f"{title} (mean, 95% interval)", yaxis_title=title, xaxis_title="run")
+    return figure
+
+
+def roofline_efficiency(runs: pl.DataFrame) -> go.Figure:
+    """Measured decode speed as a share of the memory-bandwidth ceiling."""
+    frame = runs.filter(pl.col("roofline_efficiency").is_not_null())
+    figure = px.bar(frame.to_pandas(), x="label", y="roofline_efficiency", text_auto=".1%",
+                    hover_data=["decode_tok_s", "ceiling_tok_s", "machine"])
+    figure.update_layout(title="Decode speed / memory-bandwidth ceiling", yaxis_tickformat=".0%",
+                         yaxis_title="roofline efficiency", xaxis_title="run")
+    return figure
+
+
+def latency_distribution(latencies_ms: list[float], title: str) -> go.Figure:
+    """Histogram of per-token latencies, recorded token by token."""
+    figure = px.histogram(x=latencies_ms, nbins=60, labels={"x": "inter-token latency (ms)"})
+    figure.update_layout(title=title, yaxis_title="tokens")
+    return figure
+
+
+def sweep_heatmap(runs: pl.DataFrame, x: str, y: str, metric: str) -> go.Figure:
+    """One sweep's grid: metric mean for each pair of axis values."""
+    grid = runs.group_by([y, x]).agg(pl.col(metric).mean()).sort([y, x]).to_pandas().pivot(index=y, columns=x, values=metric)
+    figure = px.imshow(grid, text_auto=".1f", aspect="auto", labels={"color": metric},
+                       x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index])
+    figure.update_layout(title=f"{metric} by {x} and {y}", xaxis_title=x, yaxis_title=y)
+    return figure
+
+
+def capacity_curve(runs: pl.DataFrame) -> go.Figure:
+    """Aggregate generation throughput against per-request latency, one point per run, labelled by concurrency."""
+    frame = runs.filter(pl.col("aggregate_gen_tok_s").is_not_null() & pl.col("request_latency_ms").is_not_null())
+    figure = px.line(frame.sort("concurrency").to_pandas(), x="request_latency_ms", y="aggregate_gen_tok_s",
+                     color="machine", text="concurrency", markers=True,
+                     labels={"request_latency_ms": "per-request latency (ms)", "aggregate_gen_tok_s": "aggregate tok/s"})
+    figure.update_traces(textposition="top center")
+    figure.update_layout(title="Capacity: throughput against latency (labels: concurrent workers)")
+    return figure

@@ -17,5 +17,8 @@ try:
 except state.DatabaseUnavailable as error:
     st.error(f"{error}. Point SLMLAB_DB (or `slmlab --db`) at another file, or move this one aside.")
     st.stop()
-pages = [st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True)]
+pages = [
+    st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True),
+    st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
+]
 st.navigation(pages).run()

@@ -38,6 +38,40 @@ def traces(db: str, version: float) -> list[TraceSummary]:
     return list_traces(db)
 
 
+@st.cache_data(show_spinner="Taking the hardware census...")
+def census() -> dict:
+    """This machine's census (cached: the hardware does not change while the dashboard runs)."""
+    from bench.hardware import take_census
+
+    return take_census().as_dict()
+
+
+@st.cache_data(show_spinner=False)
+def energy_note() -> str:
+    """Which energy counters this machine exposes."""
+    try:
+        from bench.energy import available_counters
+    except ImportError:
+        return "not checked"
+    return available_counters()[1]
+
+
+@st.cache_data(show_spinner=False)
+def bench_runs(db: str, version: float) -> pl.DataFrame:
+    """All stored benchmark runs."""
+    from bench.views import runs_frame
+
+    return runs_frame(db)
+
+
+@st.cache_data(show_spinner=False)
+def bench_samples(db: str, version: float, run_id: int, metric: str) -> list[float]:
+    """Raw samples of one metric of one run."""
+    from bench.views import samples
+
+    return samples(db, run_id, metric)
+
+
 @st.cache_data(show_spinner="Reading requests...")
 def requests(db: str, version: float, trace_id: int) -> pl.DataFrame:
     """One trace's requests for the charts."""

@@ -20,7 +20,7 @@ import gguf
 import jinja2
 import jinja2.sandbox
 import pytest
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 import llama_cpp
 from llama_cpp import llama_chat_format
@@ -62,6 +62,11 @@ def _mutate_messages(marker: Path) -> str:
     return "{{ messages.append({'role': 'system', 'content': 'injected'}) }}{{ messages[0]['content'] }}"
 
 
+# How the sandbox refuses each payload. The |attr filter turns the unsafe '__class__' into an undefined value that
+# carries the SecurityError; the next |attr('__mro__') on that undefined finds no such attribute and returns a plain
+# undefined (jinja2.filters.do_attr), so indexing it ends in UndefinedError: refused all the same, earlier.
+REFUSED_WITH: dict[str, tuple[type[Exception], ...]] = {"attr_filter": (SecurityError, UndefinedError)}
+
 PAYLOADS: dict[str, Callable[[Path], str]] = {
     "mro_subclasses": _mro_subclasses,
     "cycler_popen": _cycler_popen,
@@ -71,12 +76,11 @@ PAYLOADS: dict[str, Callable[[Path], str]] = {
 }
 
 
-def write_with_chat_template(source: Path, target: Path, template: str) -> None:
-    """Copy a GGUF file with every KV field and tensor unchanged except `tokenizer.chat_template`.
+def write_with_chat_template(reader: gguf.GGUFReader, target: Path, template: str) -> None:
+    """Copy a parsed GGUF file with every KV field and tensor unchanged except `tokenizer.chat_template`.
 
     Same approach as gguf's own scripts/gguf_new_metadata.py (copy_with_new_metadata), without its progress bar.
     """
-    reader = gguf.GGUFReader(source, "r")
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
     writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
     alignment = reader.get_field(gguf.Keys.General.ALIGNMENT)
@@ -103,22 +107,25 @@ def write_with_chat_template(source: Path, target: Path, template: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def smollm2_path() -> Path:
-    return resolve_model("smollm2-135m")
+def original() -> gguf.GGUFReader:
+    """The shipped SmolLM2 GGUF, parsed once (parsing its 49k-token vocabulary takes seconds)."""
+    return gguf.GGUFReader(resolve_model("smollm2-135m"))
 
 
-@pytest.fixture(scope="module", params=sorted(PAYLOADS))
-def poisoned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-             smollm2_path: Path) -> Iterator[tuple[str, Path, Path, str]]:
-    """(payload name, poisoned .gguf, marker path the payload tries to create, template text)."""
-    name = request.param
-    folder = tmp_path_factory.mktemp(f"poisoned-{name}")
-    marker = folder / "PWNED"
-    template = PAYLOADS[name](marker)
-    path = folder / f"smollm2-{name}.gguf"
-    write_with_chat_template(smollm2_path, path, template)
-    yield name, path, marker, template
-    path.unlink(missing_ok=True)  # ~100 MB each; keep the temp folder small
+@pytest.fixture(scope="module")
+def poisoned(tmp_path_factory: pytest.TempPathFactory,
+             original: gguf.GGUFReader) -> Iterator[dict[str, tuple[Path, Path, str]]]:
+    """Payload name -> (poisoned .gguf, marker file the payload tries to create, template text)."""
+    files = {}
+    for name, payload in PAYLOADS.items():
+        folder = tmp_path_factory.mktemp(f"poisoned-{name}")
+        marker = folder / "PWNED"
+        template = payload(marker)
+        write_with_chat_template(original, folder / f"smollm2-{name}.gguf", template)
+        files[name] = (folder / f"smollm2-{name}.gguf", marker, template)
+    yield files
+    for path, _, _ in files.values():
+        path.unlink(missing_ok=True)  # ~100 MB each; keep the temp folder small
 
 
 def chain(error: BaseException) -> list[BaseException]:
@@ -148,18 +155,24 @@ def test_payloads_escape_without_the_sandbox(name: str, tmp_path: Path) -> None:
         assert "<class 'type'>" in rendered
 
 
-def test_poisoned_file_carries_the_template(poisoned: tuple[str, Path, Path, str]) -> None:
-    """The rewritten file is a valid GGUF with the payload as its default chat template, everything else equal."""
-    _, path, _, template = poisoned
+def test_poisoned_file_is_the_original_with_a_new_template(
+        poisoned: dict[str, tuple[Path, Path, str]], original: gguf.GGUFReader) -> None:
+    """The rewritten file is a valid GGUF: same fields and tensors, only the chat template differs."""
+    path, _, template = poisoned["cycler_popen"]
     reader = gguf.GGUFReader(path)
     assert reader.get_field(CHAT_TEMPLATE).contents() == template
-    original = gguf.GGUFReader(resolve_model("smollm2-135m"))
-    assert [t.name for t in reader.tensors] == [t.name for t in original.tensors]
+    assert original.get_field(CHAT_TEMPLATE).contents() != template
     assert set(reader.fields) == set(original.fields)
+    for name in set(original.fields) - {CHAT_TEMPLATE, "GGUF.kv_count", "GGUF.tensor_count", "GGUF.version"}:
+        assert reader.get_field(name).contents() == original.get_field(name).contents(), name
+    assert [(t.name, t.tensor_type, t.n_bytes) for t in reader.tensors] == [
+        (t.name, t.tensor_type, t.n_bytes) for t in original.tensors]
+    assert all(bytes(a.data.data) == bytes(b.data.data) for a, b in zip(reader.tensors, original.tensors))
 
 
-def test_poisoned_chat_template_stays_inert(poisoned: tuple[str, Path, Path, str]) -> None:
-    name, path, marker, template = poisoned
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_poisoned_chat_template_stays_inert(name: str, poisoned: dict[str, tuple[Path, Path, str]]) -> None:
+    path, marker, template = poisoned[name]
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, verbose=False)
     try:
         # the payload reached llama-cpp-python and is the template it will render (not a built-in format)
@@ -169,8 +182,10 @@ def test_poisoned_chat_template_stays_inert(poisoned: tuple[str, Path, Path, str
         try:
             response = llm.create_chat_completion(messages=messages, max_tokens=2)
         except Exception as error:  # noqa: BLE001 - the chain is inspected below
-            assert any(isinstance(e, SecurityError) for e in chain(error)), (
-                f"{name}: failed with {type(error).__name__}: {error}, not a jinja2 SecurityError")
+            refused_with = REFUSED_WITH.get(name, (SecurityError,))
+            assert any(isinstance(e, refused_with) for e in chain(error)), (
+                f"{name}: failed with {type(error).__name__}: {error}, not "
+                f"{' or '.join(t.__name__ for t in refused_with)}")
         else:
             assert response["choices"], f"{name}: rendered and returned nothing"
         assert not marker.exists(), f"{name}: the chat template ran a shell command"
@@ -181,7 +196,7 @@ def test_poisoned_chat_template_stays_inert(poisoned: tuple[str, Path, Path, str
             template=llm.metadata[CHAT_TEMPLATE], eos_token="<|im_end|>", bos_token="<|im_start|>")
         try:
             prompt = formatter(messages=messages).prompt
-        except SecurityError:
+        except REFUSED_WITH.get(name, (SecurityError,)):
             pass
         else:
             assert "<class" not in prompt and "injected" not in prompt, f"{name}: escaped: {prompt[:200]}"

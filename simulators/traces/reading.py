@@ -95,7 +95,10 @@ def csv_header(path: Path) -> tuple[str, ...]:
     first = _require_content(path)
     if not first.strip():
         raise TraceInputError(path, "the first line (the header) is blank")
-    columns = tuple(next(csv.reader(io.StringIO(first))))
+    try:
+        columns = tuple(next(csv.reader(io.StringIO(first))))
+    except csv.Error as error:
+        raise TraceInputError(path, f"the header line cannot be read as CSV ({error})") from error
     if len(columns) == 1:
         for delimiter, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
             if delimiter in first:

@@ -1,0 +1,113 @@
+"""Hardware & benchmarks: this machine's census, a benchmark run with live progress, and every stored run."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, state
+from bench.jobs import BenchJob
+from bench.models import shipped_models
+from bench.runner import BenchConfig
+from bench.views import CONFIG_AXES
+
+db = state.database_path()
+st.title("Hardware & benchmarks")
+st.caption("Every figure here is measured on the machine named with it, or imported from another machine's run.")
+
+census = state.census()
+with st.container(border=True):
+    st.subheader("This machine")
+    left, middle, right = st.columns(3)
+    left.metric("CPU", census["cpu_model"], f"{census['physical_cores']} cores / {census['logical_cores']} threads",
+                delta_color="off")
+    middle.metric("Memory", f"{census['ram_total_bytes'] / 2**30:,.1f} GiB",
+                  f"{census['ram_available_bytes'] / 2**30:,.1f} GiB free", delta_color="off")
+    right.metric("llama.cpp GPU offload", "yes" if census["llama_gpu_offload"] else "no", census["llama_cpp_version"],
+                 delta_color="off")
+    st.markdown(f"**ISA:** {', '.join(census['isa_flags']) or 'none detected'}  \n"
+                f"**GPUs:** {', '.join(g['name'] for g in census['gpus']) or 'none found'}  \n"
+                f"**NPUs:** {census['npu_note']}  \n**Energy counters:** {state.energy_note()}")
+    st.caption(f"llama.cpp build: {census['llama_system_info']}")
+
+with st.expander("Run a benchmark", expanded=False):
+    installed = {m.name: m.key for m in shipped_models() if m.installed}
+    left, middle, right = st.columns(3)
+    choice = left.selectbox("Model", [*installed, "Other .gguf file"])
+    path = left.text_input("Path to a .gguf file", disabled=choice != "Other .gguf file")
+    test = middle.selectbox("Test", ["pp64+tg32", "pp512+tg128", "pp512", "tg128"])
+    reps = middle.number_input("Repetitions", min_value=1, max_value=20, value=3)
+    threads = right.number_input("Threads", min_value=1, max_value=census["logical_cores"],
+                                 value=census["physical_cores"] or 1)
+    concurrency = right.number_input("Concurrent workers", min_value=1, max_value=8, value=1)
+    job: BenchJob | None = st.session_state.get("bench_job")
+    busy = job is not None and not job.finished
+    if st.button("Run benchmark", type="primary", disabled=busy):
+        model = installed.get(choice) or path
+        try:
+            config = BenchConfig(test=test, reps=int(reps), threads=int(threads), concurrency=int(concurrency))
+        except ValueError as error:
+            st.error(str(error))
+        else:
+            st.session_state["bench_job"] = BenchJob(model, config, db).start()
+
+
+@st.fragment(run_every=1.0)
+def job_status() -> None:
+    """Polls the background run once a second; the rest of the page stays usable meanwhile."""
+    job: BenchJob | None = st.session_state.get("bench_job")
+    if job is None:
+        return
+    if job.error:
+        st.error(f"Benchmark failed: {job.error}. Nothing was stored.")
+    elif job.result:
+        metrics = job.result.as_dict()["metrics"]
+        decode = metrics.get("decode_tok_s", {}).get("mean")
+        st.success(f"Stored bench run {job.result.run_id}"
+                   + (f": decode {decode:,.1f} tok/s." if decode else "."))
+    else:
+        st.progress(job.fraction, text=f"Benchmarking {job.model}: repetition {job.done_steps} of {job.total_steps}")
+
+
+job_status()
+
+runs = state.bench_runs(str(db), state.database_version(db))
+if runs.is_empty():
+    st.info("No benchmark runs yet. Run one above, or `slmlab bench --model smollm2-135m --quick`.")
+    st.stop()
+
+speed, roofline, latency, sweeps, machines = st.tabs(
+    ["Throughput", "Roofline", "Latency", "Sweeps & capacity", "Machines"])
+with speed:
+    st.plotly_chart(charts.throughput_with_intervals(runs, "decode_tok_s", "Decode tok/s"), width="stretch")
+    st.plotly_chart(charts.throughput_with_intervals(runs, "prefill_tok_s", "Prefill tok/s"), width="stretch")
+with roofline:
+    if runs["roofline_efficiency"].is_not_null().any():
+        st.plotly_chart(charts.roofline_efficiency(runs), width="stretch")
+    else:
+        st.info("No run with a roofline yet (imported runs carry none).")
+with latency:
+    labels = dict(zip(runs["label"].to_list(), runs["run_id"].to_list()))
+    picked = st.selectbox("Run", list(labels), index=len(labels) - 1)
+    latencies = state.bench_samples(str(db), state.database_version(db), labels[picked], "inter_token_ms")
+    if latencies:
+        st.plotly_chart(charts.latency_distribution(latencies, f"Inter-token latency, {picked}"), width="stretch")
+    else:
+        st.info("This run recorded no per-token latencies (a prefill-only test or an imported run).")
+with sweeps:
+    sweep_ids = [s for s in runs["sweep_id"].unique().drop_nulls().to_list()]
+    if sweep_ids:
+        sweep = st.selectbox("Sweep", sweep_ids)
+        grid = runs.filter(runs["sweep_id"] == sweep)
+        varied = [axis for axis in CONFIG_AXES if grid[axis].n_unique() > 1] or ["threads"]
+        x = st.selectbox("Across", varied)
+        y = st.selectbox("Down", varied, index=min(1, len(varied) - 1))
+        st.plotly_chart(charts.sweep_heatmap(grid, x, y, "decode_tok_s"), width="stretch")
+    else:
+        st.info("No sweeps yet: `slmlab bench --model smollm2-135m --quick --sweep threads=1,2`.")
+    if runs["concurrency"].n_unique() > 1:
+        st.plotly_chart(charts.capacity_curve(runs), width="stretch")
+with machines:
+    table = runs.select(["run_id", "machine", "source", "model", "test", "threads", "n_gpu_layers", "concurrency",
+                         "decode_tok_s", "decode_tok_s_low", "decode_tok_s_high", "prefill_tok_s", "roofline_efficiency"])
+    st.dataframe(table, hide_index=True)
+    st.caption("Runs from other machines arrive with `slmlab bench import FILE` (slmlab JSON or llama-bench -o json).")

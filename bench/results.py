@@ -43,6 +43,7 @@ class BenchResult:
             "metrics": {name: summary.as_dict() for name, summary in self.raw.summaries.items()},
             "inter_token_latency_ms": self.raw.itl_percentiles_ms,
             "peak_rss_bytes": self.raw.peak_rss_bytes,
+            "energy": self.raw.energy,
             "roofline": self.roofline,
             "fingerprint": self.fingerprint, "versions": self.raw.versions, "source": "measured",
         }
@@ -70,7 +71,8 @@ def roofline_for(model: GGUFMetadata, config: BenchConfig, decode_tok_s: float |
 def save_run(db: str | Path | None, model: GGUFMetadata, config: BenchConfig, census: dict[str, object],
              fingerprint: str, raw: RawRun, roofline: dict[str, object] | None, sweep_id: str | None = None) -> int:
     """Store the run, its per-repetition samples and every inter-token latency in one transaction."""
-    summary = {name: s.as_dict() for name, s in raw.summaries.items()} | {"inter_token_latency_ms": raw.itl_percentiles_ms}
+    summary = {name: s.as_dict() for name, s in raw.summaries.items()} | {
+        "inter_token_latency_ms": raw.itl_percentiles_ms, "energy": raw.energy}
     with store.transaction(db) as con:
         run_id = con.execute(
             "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, config, "

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.energy import EnergyMeter, EnergyReading, per_token
 from bench.stats import Summary, percentile, summarise
 
 _TEST = re.compile(r"^(?:pp(?P<pp>\d+))?(?:\+)?(?:tg(?P<tg>\d+))?$")
@@ -47,11 +48,14 @@ class BenchConfig:
     warmup: bool = True
     timeout_s: float = 600.0
     concurrency: int = 1  # workers running the same test at once, each with `threads` threads
+    watts_estimate: float | None = None  # used only where no energy counter is readable, and labelled estimated
 
     def __post_init__(self) -> None:
         parse_test(self.test)
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.watts_estimate is not None and not 0 < self.watts_estimate < 100_000:
+            raise ValueError("the watts estimate must be a positive number of watts")
         if self.reps < 1:
             raise ValueError("reps must be at least 1")
         if self.threads is not None and self.threads < 1:
@@ -106,6 +110,7 @@ class RawRun:
     versions: dict[str, str]
     summaries: dict[str, Summary] = field(default_factory=dict)
     itl_percentiles_ms: dict[str, float] = field(default_factory=dict)
+    energy: dict[str, object] = field(default_factory=dict)  # J/token and its source: measured, estimated, unavailable
 
 
 def _kv_type(name: str) -> int:
@@ -144,6 +149,7 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
     perf: list[dict[str, float]] = []
     total = config.reps + int(config.warmup)
     phase_start = None
+    meter = EnergyMeter(watts_estimate=config.watts_estimate)
     for index in range(total):
         measured = index >= int(config.warmup)
         report({"progress": index + 1, "of": total, "warmup": not measured})
@@ -151,6 +157,7 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
             if start_together is not None:
                 start_together.wait()
             phase_start = time.monotonic()
+            meter.start()
         llm.reset()  # n_tokens = 0; the next eval drops every cached position
         if config.depth:
             llm.eval(random_tokens(config.depth))
@@ -193,9 +200,10 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
                                    ("llama_decode_tok_s", "n_eval", "t_eval_ms")):
         if perf and all(p[tokens] > 0 and p[millis] > 0 for p in perf):
             samples[metric] = [p[tokens] / p[millis] * 1000 for p in perf]
+    energy = asdict(meter.stop())
     return {
         "load_s": load_s, "samples": samples, "inter_token_ms": inter_token_ms, "perf": perf,
-        "phase": (phase_start, time.monotonic()),
+        "phase": (phase_start, time.monotonic()), "energy": energy,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "versions": {"llama_cpp_python": llama_cpp.__version__,
                      "llama_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()},
@@ -279,11 +287,14 @@ def _combine(results: list[dict], config: BenchConfig) -> RawRun:
     aggregate = {"aggregate_gen_tok_s": generated / wall, "aggregate_total_tok_s": processed / wall} if wall > 0 else {}
     samples.update({name: [value] for name, value in aggregate.items() if value})
     itl = [ms for r in results for ms in r["inter_token_ms"]]
+    # Counters cover the whole package, so one worker's reading over the shared phase covers every worker's tokens.
+    reading = EnergyReading(**{**results[0]["energy"], "counters": tuple(results[0]["energy"]["counters"])})
+    energy = {**results[0]["energy"], **per_token(reading, processed)}
     return RawRun(
         load_s=max(r["load_s"] for r in results), samples=samples, inter_token_ms=itl,
         perf=[p for r in results for p in r["perf"]], peak_rss_bytes=max(r["peak_rss_bytes"] for r in results),
         versions=results[0]["versions"], summaries={name: summarise(values) for name, values in samples.items()},
-        itl_percentiles_ms={f"p{q}": percentile(itl, q) for q in (50, 95, 99)} if itl else {},
+        itl_percentiles_ms={f"p{q}": percentile(itl, q) for q in (50, 95, 99)} if itl else {}, energy=energy,
     )
 
 

@@ -198,6 +198,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         test=args.test or ("pp64+tg32" if args.quick else "pp512+tg128"), reps=args.reps or (3 if args.quick else 5),
         threads=args.threads, n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, type_k=args.type_k,
         type_v=args.type_k, depth=args.depth, timeout_s=args.timeout, concurrency=args.concurrency,
+        watts_estimate=args.watts,
     )
     if args.sweep:
         return _sweep(args, config)
@@ -222,6 +223,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         p = data["inter_token_latency_ms"]
         print(f"  {'inter-token latency':22} p50 {p['p50']:.2f} / p95 {p['p95']:.2f} / p99 {p['p99']:.2f} ms")
     print(f"  {'load time':22} {data['load_s']:.3f} s;  peak RSS of the worker {data['peak_rss_bytes'] / 1e6:,.0f} MB")
+    energy = data["energy"]
+    if energy.get("joules_per_token") is not None:
+        print(f"  {'energy':22} {energy['joules_per_token']:.4f} J/token, {energy['tokens_per_joule']:,.1f} tokens/J "
+              f"({energy['source'].upper()}: {energy['note']})")
+    else:
+        print(f"  {'energy':22} unavailable: {energy.get('note', '')} (pass --watts W for an estimate)")
     if result.roofline:
         r = result.roofline
         print(f"  {'roofline':22} ceiling {r['ceiling_tok_s']:,.0f} tok/s at {r['bandwidth']['read_gb_s']:.1f} GB/s "
@@ -315,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=0, help="context tokens already in the KV cache before the test")
     p.add_argument("--timeout", type=float, default=600.0, help="stop the worker after this many seconds")
     p.add_argument("--concurrency", type=int, default=1, help="workers running the test at once (capacity curve)")
+    p.add_argument("--watts", type=float, help="machine power draw to estimate energy where no counter is readable "
+                                               "(results are labelled 'estimated')")
     p.add_argument("--sweep", action="append", default=[], metavar="AXIS=V1,V2",
                    help="grid over threads, n_batch, n_ubatch, depth, n_gpu_layers, flash_attn, type_k, test, concurrency")
     p.add_argument("--json", action="store_true")

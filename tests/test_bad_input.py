@@ -120,3 +120,12 @@ def test_cli_exits_2_names_the_row_and_leaves_the_database(seeded: Path, tmp_pat
     error = json.loads(run.stderr[: run.stderr.rindex("}") + 1])["error"]
     assert error["offending_rows"] == [{"row": 101, "detail": "'-7' is negative"}]
     assert snapshot(seeded) == before
+
+
+def test_a_json_record_with_an_empty_key_is_named(db: Path, tmp_path: Path) -> None:
+    """Found by the fuzzer: an empty key used to reach DuckDB as an empty identifier."""
+    source = tmp_path / "m.jsonl"
+    source.write_text('{"timestamp": 0, "input_length": 5, "output_length": 2}\n'
+                      '{"timestamp": 1, "input_length": 5, "output_length": 2, "": 1}\n')
+    with pytest.raises(TraceInputError, match=r"empty key .* row 2"):
+        import_trace(source, db=db)

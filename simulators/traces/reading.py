@@ -254,6 +254,12 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
             f"GROUP BY key ORDER BY min({ROW}), key"
         ).fetchall()
     )
+    if "" in keys:
+        rows = con.execute(
+            f"SELECT {ROW} FROM {table}_lines WHERE list_contains(json_keys({LINE}), '') ORDER BY {ROW}"
+        ).fetchall()
+        raise TraceInputError(path, "records with an empty key (\"\")",
+                              offenders=[(row, "empty key") for (row,) in rows], total=len(rows))
     projections = ", ".join(f"{LINE}->>{sql_quote(key)} AS {ident(key)}" for key in keys)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {ROW}, {LINE}{', ' + projections if projections else ''} "

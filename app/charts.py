@@ -75,10 +75,14 @@ def latency_distribution(latencies_ms: list[float], title: str) -> go.Figure:
 
 def sweep_heatmap(runs: pl.DataFrame, x: str, y: str, metric: str) -> go.Figure:
     """One sweep's grid: metric mean for each pair of axis values."""
+    if x == y:  # one varied axis: a single row
+        runs = runs.with_columns(pl.lit("all").alias("_row"))
+        y = "_row"
     grid = runs.group_by([y, x]).agg(pl.col(metric).mean()).sort([y, x]).to_pandas().pivot(index=y, columns=x, values=metric)
     figure = px.imshow(grid, text_auto=".1f", aspect="auto", labels={"color": metric},
                        x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index])
-    figure.update_layout(title=f"{metric} by {x} and {y}", xaxis_title=x, yaxis_title=y)
+    figure.update_layout(title=f"{metric} by {x}" + ("" if y == "_row" else f" and {y}"), xaxis_title=x,
+                         yaxis_title="" if y == "_row" else y)
     return figure
 
 

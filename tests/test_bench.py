@@ -200,3 +200,25 @@ def test_cli_export_import_and_compare_across_databases(capsys, db: Path, tmp_pa
 def test_cli_bench_without_model_or_file_exits_2(capsys) -> None:
     assert main(["bench"]) == 2 and "needs --model" in capsys.readouterr().err
     assert main(["bench", "export"]) == 2 and "needs a FILE" in capsys.readouterr().err
+
+
+def test_energy_is_estimated_only_from_a_given_wattage_and_says_so(smollm2_path: Path) -> None:
+    """This machine has no readable energy counter; with --watts the figure is labelled estimated."""
+    from bench.energy import available_counters
+
+    raw = run_isolated(smollm2_path, BenchConfig(test="tg8", reps=1, threads=1, watts_estimate=30.0))
+    if available_counters()[0] == "none":
+        assert raw.energy["source"] == "estimated" and "30" in raw.energy["note"]
+        assert raw.energy["joules"] == pytest.approx(30.0 * raw.energy["seconds"], rel=1e-6)
+    else:
+        assert raw.energy["source"] == "measured"
+    assert raw.energy["joules_per_token"] == pytest.approx(raw.energy["joules"] / 8)
+    plain = run_isolated(smollm2_path, BenchConfig(test="tg8", reps=1, threads=1))
+    assert plain.energy["source"] in ("measured", "unavailable")
+    if plain.energy["source"] == "unavailable":
+        assert plain.energy["joules_per_token"] is None
+
+
+def test_watts_estimate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive number of watts"):
+        BenchConfig(watts_estimate=0)

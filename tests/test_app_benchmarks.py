@@ -1,0 +1,74 @@
+"""The Hardware & benchmarks page through AppTest, with real runs of the shipped SmolLM2 model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from slmlab.cli import main
+from slmlab.paths import PROJECT_ROOT
+
+MAIN = str(PROJECT_ROOT / "app" / "main.py")
+
+
+def open_page(db: Path) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/benchmarks.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_census_card_and_empty_state(db: Path) -> None:
+    at = open_page(db)
+    assert at.title[0].value == "Hardware & benchmarks"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["CPU"] and metrics["Memory"].endswith("GiB") and metrics["llama.cpp GPU offload"] in ("yes", "no")
+    assert any("NPUs:" in md.value and "Energy counters:" in md.value for md in at.markdown)
+    assert any("No benchmark runs yet" in i.value for i in at.info)
+
+
+def test_stored_runs_are_charted(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--model", "smollm2-135m", "--test", "pp16+tg8", "--reps", "2", "--threads", "1",
+                 "--sweep", "concurrency=1,2"]) == 0
+    capsys.readouterr()
+    at = open_page(db)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 5  # decode and prefill with intervals, roofline, latency histogram, sweep heat map, capacity
+    assert not at.info or all("No benchmark runs" not in i.value for i in at.info)
+
+
+def test_a_benchmark_started_on_the_page_runs_in_the_background_and_is_stored(db: Path) -> None:
+    at = open_page(db)
+    [s for s in at.selectbox if s.label == "Test"][0].select("pp64+tg32")
+    [n for n in at.number_input if n.label == "Repetitions"][0].set_value(1)
+    [n for n in at.number_input if n.label == "Threads"][0].set_value(1)
+    [b for b in at.button if b.label == "Run benchmark"][0].click().run()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not at.success and not at.error:
+        time.sleep(1.0)
+        at.run()
+    assert not at.error, at.error[0].value
+    assert any("Stored bench run 1" in s.value for s in at.success)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT test FROM bench_runs").fetchall() == [("pp64+tg32",)]
+    con.close()
+
+
+def test_a_bad_model_path_on_the_page_is_an_error_not_a_crash(db: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model")
+    at = open_page(db)
+    [s for s in at.selectbox if s.label == "Model"][0].select("Other .gguf file").run()
+    [t for t in at.text_input if t.label == "Path to a .gguf file"][0].input(str(broken))
+    [b for b in at.button if b.label == "Run benchmark"][0].click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not at.error:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    assert "not a GGUF file" in at.error[0].value and "Nothing was stored" in at.error[0].value

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -147,14 +149,46 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cache_file() -> Path:
+    """Where parsed GGUF metadata is kept (`SLMLAB_CACHE_DIR`, else ~/.cache/slmlab)."""
+    folder = os.environ.get("SLMLAB_CACHE_DIR") or Path.home() / ".cache" / "slmlab"
+    return Path(folder) / "gguf-metadata.json"
+
+
 def gguf_metadata(path: Path) -> GGUFMetadata:
-    """Parse the GGUF header and tensor table (cached per file identity: size and modification time)."""
+    """Parse the GGUF header and tensor table once per file identity (path, size, mtime); cached on disk too,
+    because reading a 262k-token vocabulary takes seconds."""
     stat = Path(path).stat()
     return _metadata(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def _disk_cache() -> dict[str, dict]:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 @lru_cache(maxsize=32)
 def _metadata(path: str, size: int, mtime_ns: int) -> GGUFMetadata:
+    key = f"{path}|{size}|{mtime_ns}"
+    cached = _disk_cache().get(key)
+    if cached:
+        return GGUFMetadata(**cached)
+    meta = _parse(path, size)
+    try:
+        target = cache_file()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        entries = _disk_cache() | {key: meta.as_dict()}
+        temporary = target.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entries))
+        temporary.replace(target)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only home only costs speed
+    return meta
+
+
+def _parse(path: str, size: int) -> GGUFMetadata:
     import gguf
 
     try:

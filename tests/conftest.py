@@ -20,6 +20,7 @@ def isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point SLMLAB_DB at a fresh file so no test touches results/slmlab.duckdb."""
     path = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("SLMLAB_DB", str(path))
+    monkeypatch.setenv("SLMLAB_CACHE_DIR", str(tmp_path / "cache"))
     return path
 
 

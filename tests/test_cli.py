@@ -140,3 +140,18 @@ def test_db_option_works_before_or_after_the_subcommand(capsys, tmp_path: Path) 
     assert code == 0, err
     code, out, _ = run_cli(capsys, "--db", str(after), "traces", "--json")
     assert [t["rows"] for t in json.loads(out)] == [206]
+
+
+def test_models_folder_and_metadata(capsys, tmp_path: Path) -> None:
+    from bench.models import resolve_model
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "small.gguf").write_bytes(resolve_model("smollm2-135m").read_bytes())
+    (folder / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    code, out, _ = run_cli(capsys, "models", "--folder", str(folder), "--metadata", "--json")
+    entries = {Path(e["path"]).name: e for e in json.loads(out) if e["path"]}
+    assert code == 0
+    assert entries["small.gguf"]["metadata"]["quantization"] == "Q4_1"
+    assert "not a readable GGUF file" in entries["broken.gguf"]["metadata_error"]
+    assert (tmp_path / "cache" / "gguf-metadata.json").exists()  # parsed once, then read from the cache

@@ -19,11 +19,11 @@ from pathlib import Path
 import gguf
 import jinja2
 import jinja2.sandbox
+import llama_cpp
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
-
-import llama_cpp
 from llama_cpp import llama_chat_format
+
 from bench.models import resolve_model
 
 # Version that first renders GGUF chat templates in jinja2's ImmutableSandboxedEnvironment. Verified against
@@ -97,7 +97,8 @@ def write_with_chat_template(reader: gguf.GGUFReader, target: Path, template: st
         writer.add_key_value(field.name, field.contents(), val_type, sub_type=sub_type)
     writer.add_key_value(CHAT_TEMPLATE, template, gguf.GGUFValueType.STRING)
     for tensor in reader.tensors:
-        writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type)
+        writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
+                               tensor.tensor_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()

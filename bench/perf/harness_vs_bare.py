@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue
 import statistics
 import sys
 import time
@@ -70,8 +71,15 @@ def run_bare(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: in
     channel = context.Queue()
     worker = context.Process(target=bare_worker, args=(str(model_path), n_prompt, n_gen, threads, seed, channel))
     worker.start()
+    deadline = time.monotonic() + 600
     try:
-        message = channel.get(timeout=600)
+        while True:
+            try:
+                message = channel.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not worker.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"bare loop worker died or hung (exit code {worker.exitcode})") from None
     finally:
         worker.join(timeout=30)
         if worker.is_alive():

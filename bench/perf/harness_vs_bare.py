@@ -37,8 +37,8 @@ from bench.runner import BenchConfig, run_isolated  # noqa: E402
 GOAL = 0.03
 
 
-def bare_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, seed: int, channel) -> None:
-    """Runs in a spawned process: one warm-up and one measured bare generate() loop; puts decode tok/s."""
+def bare_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, seed: int, channel, reps: int = 1) -> None:
+    """Runs in a spawned process: one warm-up and `reps` measured bare generate() loops; puts mean decode tok/s."""
     try:
         import numpy as np
         from llama_cpp import Llama
@@ -49,8 +49,8 @@ def bare_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, seed: 
         vocab = llm.n_vocab()
         rng = np.random.default_rng(seed)
         previous_first = None
-        rate = 0.0
-        for _ in range(2):  # warm-up, then measured (the harness also discards one warm-up repetition)
+        rates = []
+        for _ in range(1 + reps):  # warm-up, then measured (the harness also discards one warm-up repetition)
             prompt = rng.integers(min(100, vocab - 1), vocab, size=n_prompt).tolist()
             if prompt[0] == previous_first:  # generate() reuses a matching prefix; keep every prompt fresh
                 prompt[0] = (prompt[0] + 1 - 100) % (vocab - 100) + 100
@@ -60,16 +60,17 @@ def bare_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, seed: 
                 stamps.append(time.perf_counter())
                 if len(stamps) == n_gen + 1:
                     break
-            rate = n_gen / (stamps[-1] - stamps[0])
-        channel.put({"decode_tok_s": rate})
+            rates.append(n_gen / (stamps[-1] - stamps[0]))
+        measured = rates[1:]
+        channel.put({"decode_tok_s": sum(measured) / len(measured)})
     except BaseException as error:  # report in words instead of dying silently
         channel.put({"error": f"{type(error).__name__}: {error}"})
 
 
-def run_bare(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int) -> float:
+def run_bare(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int, reps: int = 1) -> float:
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
-    worker = context.Process(target=bare_worker, args=(str(model_path), n_prompt, n_gen, threads, seed, channel))
+    worker = context.Process(target=bare_worker, args=(str(model_path), n_prompt, n_gen, threads, seed, channel, reps))
     worker.start()
     deadline = time.monotonic() + 600
     try:
@@ -89,8 +90,8 @@ def run_bare(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: in
     return message["decode_tok_s"]
 
 
-def run_harness(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int) -> float:
-    raw = run_isolated(model_path, BenchConfig(test=f"pp{n_prompt}+tg{n_gen}", reps=1, threads=threads, seed=seed))
+def run_harness(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int, reps: int = 1) -> float:
+    raw = run_isolated(model_path, BenchConfig(test=f"pp{n_prompt}+tg{n_gen}", reps=reps, threads=threads, seed=seed))
     return raw.summaries["decode_tok_s"].mean
 
 
@@ -101,13 +102,14 @@ def main() -> None:
     parser.add_argument("--n-prompt", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="default: physical cores")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=5, help="measured repetitions per side per round (mean)")
     args = parser.parse_args()
     if args.n_gen < 2 or args.n_prompt < 1 or args.rounds < 1:
         parser.error("--n-gen must be >= 2, --n-prompt >= 1, --rounds >= 1")
     path = resolve_model(args.model)
     threads = BenchConfig(threads=args.threads).resolved_threads()
     print(f"model: {path.name}; pp{args.n_prompt}+tg{args.n_gen}, {threads} threads, {args.rounds} rounds; "
-          "each side: spawned process, 1 warm-up + 1 measured repetition", flush=True)
+          f"each side: spawned process, 1 warm-up + {args.reps} measured repetitions (mean)", flush=True)
     print("decode tok/s = n_gen single-token decode steps / time from first generated token known to last step "
           "done (bench/runner.py's definition, used for both)", flush=True)
     harness, bare = [], []
@@ -117,7 +119,7 @@ def main() -> None:
         if index % 2:  # alternate which side goes first, so drift does not favour one
             order = order[::-1]
         for _, run, values in order:
-            values.append(run(path, args.n_prompt, args.n_gen, threads, seed))
+            values.append(run(path, args.n_prompt, args.n_gen, threads, seed, args.reps))
         print(f"  round {index + 1} ({order[0][0]} first): harness {harness[-1]:7.1f} tok/s, "
               f"bare generate() {bare[-1]:7.1f} tok/s, ratio {harness[-1] / bare[-1]:.3f}", flush=True)
     harness_median, bare_median = statistics.median(harness), statistics.median(bare)

@@ -47,6 +47,14 @@ def census() -> dict:
 
 
 @st.cache_data(show_spinner=False)
+def census_fingerprint() -> str:
+    """The short hash stored with every run measured on this machine."""
+    from bench.hardware import take_census
+
+    return take_census().fingerprint()
+
+
+@st.cache_data(show_spinner=False)
 def energy_note() -> str:
     """Which energy counters this machine exposes."""
     try:

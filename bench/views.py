@@ -17,8 +17,8 @@ def runs_frame(db: str | Path | None) -> pl.DataFrame:
     """Every run with hardware, model, configuration, each metric's mean and 95% interval, and roofline."""
     with store.connect(db, read_only=True) as con:
         rows = con.execute(
-            "SELECT run_id, started_at, source, model_name, test, config, fingerprint, census, summary, roofline, "
-            "sweep_id, peak_rss_bytes FROM bench_runs ORDER BY run_id"
+            "SELECT run_id, started_at, source, coalesce(regexp_extract(model_path, '([^/]+?)(\\.gguf)?$', 1), model_name), "
+            "test, config, fingerprint, census, summary, roofline, sweep_id, peak_rss_bytes FROM bench_runs ORDER BY run_id"
         ).fetchall()
     records = []
     for run_id, started, source, model, test, config, fingerprint, census, summary, roofline, sweep, rss in rows:

@@ -18,12 +18,12 @@ census = state.census()
 with st.container(border=True):
     st.subheader("This machine")
     left, middle, right = st.columns(3)
-    left.metric("CPU", census["cpu_model"], f"{census['physical_cores']} cores / {census['logical_cores']} threads",
-                delta_color="off")
-    middle.metric("Memory", f"{census['ram_total_bytes'] / 2**30:,.1f} GiB",
-                  f"{census['ram_available_bytes'] / 2**30:,.1f} GiB free", delta_color="off")
-    right.metric("llama.cpp GPU offload", "yes" if census["llama_gpu_offload"] else "no", census["llama_cpp_version"],
-                 delta_color="off")
+    left.metric("CPU", census["cpu_model"])
+    left.caption(f"{census['physical_cores']} cores, {census['logical_cores']} hardware threads")
+    middle.metric("Memory", f"{census['ram_total_bytes'] / 2**30:,.1f} GiB")
+    middle.caption(f"{census['ram_available_bytes'] / 2**30:,.1f} GiB free now")
+    right.metric("llama.cpp GPU offload", "yes" if census["llama_gpu_offload"] else "no")
+    right.caption(f"llama-cpp-python {census['llama_cpp_version']}; fingerprint {state.census_fingerprint()}")
     st.markdown(f"**ISA:** {', '.join(census['isa_flags']) or 'none detected'}  \n"
                 f"**GPUs:** {', '.join(g['name'] for g in census['gpus']) or 'none found'}  \n"
                 f"**NPUs:** {census['npu_note']}  \n**Energy counters:** {state.energy_note()}")

@@ -16,10 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from bench.energy import EnergyMeter, EnergyReading, per_token
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 from bench.stats import Summary, percentile, summarise
 
 _TEST = re.compile(r"^(?:pp(?P<pp>\d+))?(?:\+)?(?:tg(?P<tg>\d+))?$")
@@ -119,6 +123,30 @@ def _kv_type(name: str) -> int:
     return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
 
 
+def decode_loop(llm: "Llama", n_gen: int) -> list[float]:
+    """The harness's generation loop after a prompt: pick the greedy token, decode it, n_gen times.
+
+    Returns n_gen + 1 timestamps: when the first token was picked, then after each decode step; decode tok/s is
+    n_gen / (last - first). Shared with bench/perf/harness_vs_bare.py so the speed check measures this code.
+    """
+    import numpy as np
+
+    vocab = llm.n_vocab()
+
+    def greedy() -> int:
+        return int(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).argmax())
+
+    token = greedy()
+    stamps = [time.perf_counter()]
+    for _ in range(n_gen - 1):
+        llm.eval([token])
+        token = greedy()
+        stamps.append(time.perf_counter())
+    llm.eval([token])
+    stamps.append(time.perf_counter())
+    return stamps
+
+
 def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None], start_together=None) -> dict:
     """Runs inside the worker process; with concurrency, all workers start measuring at the same moment."""
     import resource
@@ -140,9 +168,6 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
 
     def random_tokens(count: int) -> list[int]:
         return rng.integers(min(100, vocab - 1), vocab, size=count).tolist()
-
-    def greedy() -> int:
-        return int(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).argmax())
 
     samples: dict[str, list[float]] = {}
     inter_token_ms: list[float] = []
@@ -169,16 +194,7 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
             prefill_s = time.perf_counter() - first
         else:
             llm.eval(random_tokens(1))  # tg-only: decode from one token, as llama-bench does
-        stamps = []
-        if config.n_gen:
-            token = greedy()
-            stamps.append(time.perf_counter())
-            for _ in range(config.n_gen - 1):
-                llm.eval([token])
-                token = greedy()
-                stamps.append(time.perf_counter())
-            llm.eval([token])
-            stamps.append(time.perf_counter())
+        stamps = decode_loop(llm, config.n_gen) if config.n_gen else []
         counters = llama_cpp.llama_perf_context(llm._ctx.ctx)
         if not measured:
             continue

@@ -67,6 +67,64 @@ def bare_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, seed: 
         channel.put({"error": f"{type(error).__name__}: {error}"})
 
 
+def paired_worker(model_path: str, n_prompt: int, n_gen: int, threads: int, pairs: int, channel) -> None:
+    """Runs in one spawned process: the harness's decode_loop and a bare generate() loop on the same loaded model,
+    alternating, so machine noise hits both alike; puts both rate lists."""
+    try:
+        import numpy as np
+        from llama_cpp import Llama
+
+        from bench.runner import decode_loop
+
+        llm = Llama(model_path=model_path, n_ctx=n_prompt + n_gen + 8, n_threads=threads, n_threads_batch=threads,
+                    n_batch=512, seed=1, verbose=False)
+        vocab = llm.n_vocab()
+        rng = np.random.default_rng(7)
+        rates: dict[str, list[float]] = {"harness": [], "bare": []}
+
+        def prompt() -> list[int]:
+            return rng.integers(min(100, vocab - 1), vocab, size=n_prompt).tolist()
+
+        def harness() -> float:
+            llm.reset()
+            llm.eval(prompt())
+            stamps = decode_loop(llm, n_gen)
+            return n_gen / (stamps[-1] - stamps[0])
+
+        def bare() -> float:
+            llm.reset()
+            stamps = []
+            for _ in llm.generate(prompt(), temp=0.0, reset=True):
+                stamps.append(time.perf_counter())
+                if len(stamps) == n_gen + 1:
+                    break
+            return n_gen / (stamps[-1] - stamps[0])
+
+        harness(), bare()  # warm-up, discarded
+        for index in range(pairs):
+            order = (("harness", harness), ("bare", bare)) if index % 2 == 0 else (("bare", bare), ("harness", harness))
+            for name, run in order:
+                rates[name].append(run())
+        channel.put(rates)
+    except BaseException as error:  # report in words instead of dying silently
+        channel.put({"error": f"{type(error).__name__}: {error}"})
+
+
+def run_paired(model_path: Path, n_prompt: int, n_gen: int, threads: int, pairs: int) -> dict[str, list[float]]:
+    """The same-process comparison (the default): both loops, same model instance, alternating."""
+    context = multiprocessing.get_context("spawn")
+    channel = context.Queue()
+    worker = context.Process(target=paired_worker, args=(str(model_path), n_prompt, n_gen, threads, pairs, channel))
+    worker.start()
+    try:
+        message = channel.get(timeout=1200)
+    finally:
+        worker.join(timeout=10)
+    if "error" in message:
+        raise RuntimeError(f"paired worker failed: {message['error']}")
+    return message
+
+
 def run_bare(model_path: Path, n_prompt: int, n_gen: int, threads: int, seed: int, reps: int = 1) -> float:
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
@@ -103,11 +161,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: physical cores")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=5, help="measured repetitions per side per round (mean)")
+    parser.add_argument("--mode", choices=["same-process", "separate-processes"], default="same-process",
+                        help="same-process (default): both loops alternate on one loaded model, the precise check; "
+                             "separate-processes: run_isolated against a bare loop in its own process")
+    parser.add_argument("--pairs", type=int, default=20, help="same-process mode: alternating harness/bare pairs")
     args = parser.parse_args()
     if args.n_gen < 2 or args.n_prompt < 1 or args.rounds < 1:
         parser.error("--n-gen must be >= 2, --n-prompt >= 1, --rounds >= 1")
     path = resolve_model(args.model)
     threads = BenchConfig(threads=args.threads).resolved_threads()
+    if args.mode == "same-process":
+        report_paired(path, args, threads)
+        return
     print(f"model: {path.name}; pp{args.n_prompt}+tg{args.n_gen}, {threads} threads, {args.rounds} rounds; "
           f"each side: spawned process, 1 warm-up + {args.reps} measured repetitions (mean)", flush=True)
     print("decode tok/s = n_gen single-token decode steps / time from first generated token known to last step "
@@ -128,6 +193,21 @@ def main() -> None:
     print(f"median harness decode:          {harness_median:7.1f} tok/s")
     print(f"median bare generate() decode:  {bare_median:7.1f} tok/s")
     print(f"ratio harness/bare: {ratio:.3f}  {verdict}")
+
+
+def report_paired(path: Path, args: argparse.Namespace, threads: int) -> None:
+    """Print the same-process comparison: median of each side and the median of per-pair ratios."""
+    print(f"model: {path.name}; pp{args.n_prompt}+tg{args.n_gen}, {threads} threads; same process, "
+          f"{args.pairs} alternating pairs after a warm-up", flush=True)
+    print("decode tok/s = n_gen decode steps / time from first generated token known to last step done "
+          "(bench/runner.py's decode_loop for the harness; llm.generate() for the bare loop)", flush=True)
+    rates = run_paired(path, args.n_prompt, args.n_gen, threads, args.pairs)
+    ratios = [h / b for h, b in zip(rates["harness"], rates["bare"])]
+    ratio = statistics.median(ratios)
+    verdict = f"PASS (within {GOAL:.0%})" if abs(ratio - 1) <= GOAL else f"MISS (off by more than {GOAL:.0%})"
+    print(f"median harness decode:          {statistics.median(rates['harness']):7.1f} tok/s")
+    print(f"median bare generate() decode:  {statistics.median(rates['bare']):7.1f} tok/s")
+    print(f"per-pair ratio harness/bare: median {ratio:.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})  {verdict}")
 
 
 if __name__ == "__main__":

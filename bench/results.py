@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.hardware import take_census
 from bench.models import GGUFMetadata, gguf_metadata, resolve_model
-from bench.roofline import KV_TYPE_BYTES, decode_ceiling, efficiency, kv_cache_bytes, measure_bandwidth
+from bench.roofline import KV_TYPE_BYTES, Bandwidth, decode_ceiling, efficiency, kv_cache_bytes, measure_bandwidth
 from bench.runner import BenchConfig, RawRun, run_isolated
 from slmlab import __version__, store
 
@@ -49,13 +49,14 @@ class BenchResult:
         }
 
 
-def roofline_for(model: GGUFMetadata, config: BenchConfig, decode_tok_s: float | None,
-                 quick: bool) -> dict[str, object] | None:
-    """Decode ceiling at the run's mean decode depth and the measured share of it (None without decode)."""
-    if decode_tok_s is None:
-        return None
-    bandwidth = measure_bandwidth(threads=config.resolved_threads(), array_mb=64 if quick else 256,
-                                  repetitions=3 if quick else 5)
+def probe_bandwidth(threads: int, quick: bool) -> Bandwidth:
+    """The memory-bandwidth probe at a run's thread count (shorter arrays and fewer repetitions when quick)."""
+    return measure_bandwidth(threads=threads, array_mb=64 if quick else 256, repetitions=3 if quick else 5)
+
+
+def roofline_for(model: GGUFMetadata, config: BenchConfig, decode_tok_s: float,
+                 bandwidth: Bandwidth) -> dict[str, object]:
+    """Decode ceiling at the run's mean decode depth and the measured share of it."""
     depth = config.depth + config.n_prompt + config.n_gen // 2
     widths = model.kv_width
     kv = kv_cache_bytes(model.n_layer, *widths, depth, KV_TYPE_BYTES.get(config.type_k, 2.0)) if widths and model.n_layer else 0
@@ -91,16 +92,23 @@ def save_run(db: str | Path | None, model: GGUFMetadata, config: BenchConfig, ce
 
 
 def benchmark(model_spec: str, config: BenchConfig, *, db: str | Path | None = None, quick: bool = False,
-              progress: Callable[[dict], None] | None = None, sweep_id: str | None = None) -> BenchResult:
-    """Measure a model (shipped key or .gguf path) in an isolated worker and store the run."""
+              progress: Callable[[dict], None] | None = None, sweep_id: str | None = None,
+              bandwidth: Bandwidth | None = None) -> BenchResult:
+    """Measure a model (shipped key or .gguf path) in an isolated worker and store the run.
+
+    `bandwidth` lets a sweep reuse one probe per thread count instead of repeating it for every grid point.
+    """
     model = gguf_metadata(resolve_model(model_spec))
     census = take_census()
     raw = run_isolated(Path(model.path), config, progress)
     decode = raw.summaries.get("decode_tok_s")
-    roofline = roofline_for(model, config, decode.mean if decode else None, quick)
-    census_dict = census.as_dict()
-    run_id = save_run(db, model, config, census_dict, census.fingerprint(), raw, roofline, sweep_id)
-    return BenchResult(run_id, model, config, census_dict, census.fingerprint(), raw, roofline)
+    roofline = None
+    if decode:
+        roofline = roofline_for(model, config, decode.mean,
+                                bandwidth or probe_bandwidth(config.resolved_threads(), quick))
+    census_dict, fingerprint = census.as_dict(), census.fingerprint()
+    run_id = save_run(db, model, config, census_dict, fingerprint, raw, roofline, sweep_id)
+    return BenchResult(run_id, model, config, census_dict, fingerprint, raw, roofline)
 
 
 @dataclass(frozen=True)
@@ -124,11 +132,16 @@ def benchmark_sweep(model_spec: str, configs: list[BenchConfig], *, db: str | Pa
     resolve_model(model_spec)  # a bad model fails the whole sweep at once, before any run
     sweep_id = uuid.uuid4().hex[:12]
     outcomes = []
+    bandwidths: dict[int, Bandwidth] = {}
     for index, config in enumerate(configs):
         if progress:
             progress(index, len(configs), config)
+        threads = config.resolved_threads()
+        if threads not in bandwidths:
+            bandwidths[threads] = probe_bandwidth(threads, quick)
         try:
-            outcomes.append(SweepOutcome(config, benchmark(model_spec, config, db=db, quick=quick, sweep_id=sweep_id), None))
+            result = benchmark(model_spec, config, db=db, quick=quick, sweep_id=sweep_id, bandwidth=bandwidths[threads])
+            outcomes.append(SweepOutcome(config, result, None))
         except (BenchError, ModelError) as error:
             outcomes.append(SweepOutcome(config, None, str(error)))
     return sweep_id, outcomes

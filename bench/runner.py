@@ -9,8 +9,6 @@ warm-up repetition is run and discarded.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from bench.energy import EnergyMeter, EnergyReading, per_token
+from bench.isolation import WorkerFailed, run_workers
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -30,7 +29,7 @@ _TEST = re.compile(r"^(?:pp(?P<pp>\d+))?(?:\+)?(?:tg(?P<tg>\d+))?$")
 KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 
 
-class BenchError(RuntimeError):
+class BenchError(WorkerFailed):
     """The run could not produce measurements; the message says why in words."""
 
 
@@ -147,7 +146,7 @@ def decode_loop(llm: "Llama", n_gen: int) -> list[float]:
     return stamps
 
 
-def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None], start_together=None) -> dict:
+def _measure(report: Callable[[dict], None], start_together, model_path: str, config: BenchConfig) -> dict:
     """Runs inside the worker process; with concurrency, all workers start measuring at the same moment."""
     import resource
 
@@ -226,18 +225,6 @@ def _measure(model_path: str, config: BenchConfig, report: Callable[[dict], None
     }
 
 
-def _worker(model_path: str, config: BenchConfig, channel: multiprocessing.Queue, index: int, barrier) -> None:
-    def report(message: dict) -> None:
-        channel.put({**message, "worker": index})
-
-    try:
-        channel.put({"result": _measure(model_path, config, report, barrier), "worker": index})
-    except BaseException as error:  # report every failure in words instead of dying silently
-        if barrier is not None:
-            barrier.abort()  # release the other workers instead of leaving them waiting
-        channel.put({"error": f"{type(error).__name__}: {error}", "worker": index})
-
-
 def check_memory(model_bytes: int, config: BenchConfig) -> None:
     """Refuse before loading when the weights alone would not fit in the memory that is free now."""
     available = psutil.virtual_memory().available
@@ -254,41 +241,16 @@ def run_isolated(
 ) -> RawRun:
     """Measure in spawned workers; a crash, a hang past `timeout_s` or an exception becomes a BenchError."""
     check_memory(Path(model_path).stat().st_size * config.concurrency, config)
-    context = multiprocessing.get_context("spawn")
-    channel = context.Queue()
-    barrier = context.Barrier(config.concurrency) if config.concurrency > 1 else None
-    workers = [context.Process(target=_worker, args=(str(model_path), config, channel, i, barrier), daemon=True)
-               for i in range(config.concurrency)]
-    for worker in workers:
-        worker.start()
-    deadline = time.monotonic() + config.timeout_s
-    results: dict[int, dict] = {}
-    try:
-        while len(results) < len(workers):
-            try:
-                message = channel.get(timeout=0.2)
-            except queue.Empty:
-                dead = [w for i, w in enumerate(workers) if not w.is_alive() and i not in results]
-                if dead and channel.empty():
-                    code = dead[0].exitcode
-                    how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-                    raise BenchError(f"the benchmark worker {how} while running {Path(model_path).name} "
-                                     "(llama.cpp crash or out of memory)") from None
-                if time.monotonic() > deadline:
-                    raise BenchError(f"the benchmark did not finish within {config.timeout_s:.0f} s and was stopped")
-                continue
-            if "error" in message:
-                raise BenchError(f"the benchmark failed in the worker: {message['error']}")
-            if "result" in message:
-                results[message["worker"]] = message["result"]
-            elif progress and message["worker"] == 0:
-                progress(message)
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.kill()
-            worker.join(timeout=5)
-    return _combine([results[i] for i in range(len(workers))], config)
+
+    def first_worker_progress(message: dict) -> None:
+        if progress and message["worker"] == 0:
+            progress(message)
+
+    results = run_workers(
+        _measure, [(str(model_path), config)] * config.concurrency, what="benchmark", subject=Path(model_path).name,
+        error=BenchError, timeout_s=config.timeout_s, on_message=first_worker_progress, start_together=True,
+    )
+    return _combine(results, config)
 
 
 def _combine(results: list[dict], config: BenchConfig) -> RawRun:

@@ -131,8 +131,35 @@ def m004_bench_sweep_id(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE bench_runs ADD COLUMN sweep_id VARCHAR")
 
 
+def m005_eval_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Quality evaluations: one row per (model, task, split, prompt and decoding config), resumable by run_key."""
+    con.execute("CREATE SEQUENCE eval_run_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE eval_runs (
+            run_id        INTEGER PRIMARY KEY DEFAULT nextval('eval_run_id_seq'),
+            run_key       VARCHAR NOT NULL UNIQUE,   -- hash of everything that shapes the answers; same key resumes
+            started_at    TIMESTAMP NOT NULL,
+            updated_at    TIMESTAMP NOT NULL,
+            source        VARCHAR NOT NULL CHECK (source IN ('measured', 'assumption')),
+            model_name    VARCHAR NOT NULL,
+            model_sha256  VARCHAR,
+            task          VARCHAR NOT NULL,
+            split         VARCHAR NOT NULL,
+            trace_id      INTEGER NOT NULL,          -- the task's requests, stored as a trace of kind 'task'
+            config        JSON NOT NULL,
+            versions      JSON NOT NULL,
+            summary       JSON                       -- accuracy, calibration error, validity, confidence statistics
+        )
+        """
+    )
+    con.execute("ALTER TABLE outcomes ADD COLUMN eval_run_id INTEGER")
+    con.execute("ALTER TABLE outcomes ADD COLUMN details JSON")  # validity, per-field results and confidences
+    con.execute("CREATE UNIQUE INDEX outcomes_once_per_eval ON outcomes (eval_run_id, request_id)")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id,
+    m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs,
 ]
 
 

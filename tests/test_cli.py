@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from slmlab import store
 from slmlab.cli import main
 from tests.conftest import AZURE_CONV, ROUTELLM, SAMPLES
 
@@ -99,7 +100,7 @@ def test_db_command_reports_migrations_and_counts(capsys, db: Path) -> None:
     run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"))
     code, out, _ = run_cli(capsys, "db", "--json")
     info = json.loads(out)
-    assert info["migrations"] == ["m001_initial", "m002_prefix_hash_ids", "m003_bench_runs", "m004_bench_sweep_id"] and info["rows"]["requests"] == 206
+    assert info["migrations"] == [m.__name__ for m in store.MIGRATIONS] and info["rows"]["requests"] == 206
 
 
 def test_models_lists_both_shipped_models(capsys) -> None:

@@ -32,6 +32,7 @@ def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> N
         "VALUES ('legacy', 'x.csv', 'azure', 'abc', now(), 2, 'workload', '{}', '{}')"
     )
     con.execute("INSERT INTO requests (trace_id, request_id, seq, input_tokens, output_tokens) VALUES (1, '1', 0, 5, 6), (1, '2', 1, 7, 8)")
+    con.execute("INSERT INTO outcomes (trace_id, request_id, model, correct, source) VALUES (1, '1', 'weak', true, 'recorded')")
     columns = [row[0] for row in con.execute("DESCRIBE requests").fetchall()]
     con.close()
     assert "prefix_hash_ids" not in columns
@@ -40,8 +41,10 @@ def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> N
         applied = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
         rows = con.execute("SELECT request_id, input_tokens, output_tokens, prefix_hash_ids FROM requests ORDER BY seq").fetchall()
         next_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
-    assert applied == ["m001_initial", "m002_prefix_hash_ids", "m003_bench_runs", "m004_bench_sweep_id"]
+        outcomes = con.execute("SELECT request_id, model, correct, eval_run_id, details FROM outcomes").fetchall()
+    assert applied == sorted(m.__name__ for m in store.MIGRATIONS)
     assert rows == [("1", 5, 6, None), ("2", 7, 8, None)]
+    assert outcomes == [("1", "weak", True, None, None)]
     assert next_id == 2
 
 

@@ -124,7 +124,8 @@ def _concatenate(staged: list[StagedTrace], files: list[Path]) -> StagedTrace:
     return StagedTrace(kind=staged[0].kind, requests=requests, outcomes=outcomes, report=report)
 
 
-def _label(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str, object]]:
+def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str, object]]:
+    """Fill the label fields a source did not record from the seeded mix; says which fields are synthetic."""
     recorded = [f for f in LABEL_FIELDS if f in requests.column_names and requests.column(f).null_count < len(requests)]
     missing = [f for f in LABEL_FIELDS if f not in recorded]
     provenance: dict[str, object] = {"recorded_fields": recorded, "synthetic_fields": [], "method": "recorded" if recorded else "none"}
@@ -170,6 +171,22 @@ def _already_imported(con: duckdb.DuckDBPyConnection, digest: str, started: floa
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
+def insert_trace(con: duckdb.DuckDBPyConnection, *, name: str, source_file: str, fmt: str, digest: str, kind: str,
+                 requests: pa.Table, labelling: dict[str, object], report: dict[str, object]) -> int:
+    """Write one trace row and its requests inside the caller's transaction; returns the new trace id."""
+    trace_id = con.execute(
+        "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
+        "import_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING trace_id",
+        [name, source_file, fmt, digest, datetime.now(timezone.utc).replace(tzinfo=None), len(requests), kind,
+         json.dumps(labelling), json.dumps(report)],
+    ).fetchall()[0][0]
+    con.register("staged_requests", requests)
+    generated_id = "" if "request_id" in requests.column_names else ", CAST(source_row AS VARCHAR) AS request_id"
+    con.execute(f"INSERT INTO requests BY NAME SELECT {int(trace_id)} AS trace_id, *{generated_id} FROM staged_requests")
+    con.unregister("staged_requests")
+    return int(trace_id)
+
+
 def import_trace(
     source: str | Path,
     *,
@@ -198,7 +215,7 @@ def import_trace(
     say(f"reading and validating as {chosen.name}")
     staged = _stage_all(chosen, files, options)
     say("labelling")
-    requests, labelling = _label(staged.requests, label_mix)
+    requests, labelling = label_requests(staged.requests, label_mix)
     trace_name = name or source.stem
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")
@@ -211,18 +228,9 @@ def import_trace(
                 display_name or source, f"a different trace named '{trace_name}' already exists (from {clash[0][0]})",
                 hint="choose another name with --name",
             )
-        trace_id = con.execute(
-            "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
-            "import_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING trace_id",
-            [trace_name, str(display_name or source.resolve()), chosen.name, digest,
-             datetime.now(timezone.utc).replace(tzinfo=None), len(requests), staged.kind,
-             json.dumps(labelling), json.dumps(report)],
-        ).fetchall()[0][0]
-        con.register("staged_requests", requests)
-        generated_id = "" if "request_id" in requests.column_names else ", CAST(source_row AS VARCHAR) AS request_id"
-        con.execute(
-            f"INSERT INTO requests BY NAME SELECT {int(trace_id)} AS trace_id, *{generated_id} FROM staged_requests"
-        )
+        trace_id = insert_trace(con, name=trace_name, source_file=str(display_name or source.resolve()),
+                                fmt=chosen.name, digest=digest, kind=staged.kind, requests=requests,
+                                labelling=labelling, report=report)
         outcome_rows = 0
         if staged.outcomes is not None:
             con.register("staged_outcomes", staged.outcomes)

@@ -225,7 +225,7 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
     }
 
 
-def check_memory(model_bytes: int, config: BenchConfig) -> None:
+def check_memory(model_bytes: int) -> None:
     """Refuse before loading when the weights alone would not fit in the memory that is free now."""
     available = psutil.virtual_memory().available
     needed = int(model_bytes * 1.1) + 64 * 1024 * 1024
@@ -240,7 +240,7 @@ def run_isolated(
     model_path: Path, config: BenchConfig, progress: Callable[[dict], None] | None = None
 ) -> RawRun:
     """Measure in spawned workers; a crash, a hang past `timeout_s` or an exception becomes a BenchError."""
-    check_memory(Path(model_path).stat().st_size * config.concurrency, config)
+    check_memory(Path(model_path).stat().st_size * config.concurrency)
 
     def first_worker_progress(message: dict) -> None:
         if progress and message["worker"] == 0:

@@ -56,6 +56,12 @@ class Task:
         if self.enterprise_task not in TASKS:
             raise TaskError(f"task '{self.name}': enterprise task must be one of {', '.join(TASKS)}")
 
+    trace_format = "task"  # the format its requests are stored under; user CSV tasks use "labelled-csv"
+
+    def json_schema(self) -> dict[str, object] | None:
+        """The JSON schema answers must follow (extraction tasks), else None."""
+        return None
+
     def splits(self) -> tuple[str, ...]:
         """Names of the splits this task has."""
         raise NotImplementedError

@@ -111,6 +111,9 @@ def valid_against_schema(value: dict) -> bool:
 class Invoices(Task):
     """Extract vendor, ISO date, currency code, total and line items as JSON matching SCHEMA."""
 
+    def json_schema(self) -> dict[str, object] | None:
+        return SCHEMA
+
     def splits(self) -> tuple[str, ...]:
         return ("test", "train")
 

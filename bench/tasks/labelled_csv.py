@@ -17,6 +17,7 @@ class LabelledCsv(ClassificationTask):
     """Every row is a test example; few-shot examples come from the same rows and are left out of scoring."""
 
     rows: tuple[Example, ...] = ()
+    trace_format = "labelled-csv"
 
     def splits(self) -> tuple[str, ...]:
         return ("test",)

@@ -352,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
 
+    from slmlab import cli_eval
+
+    cli_eval.add_parser(lambda name, help: command(name, help=help))
+
     p = command("db", help="show the database path, applied migrations and row counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_db)
@@ -367,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `slmlab` console script; exit 2 on bad input, 3 when the database cannot be opened."""
     from bench.models import ModelError
-    from bench.runner import BenchError
+    from bench.isolation import WorkerFailed
     from simulators.traces.errors import TraceInputError
 
     args = build_parser().parse_args(argv)
@@ -381,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (ModelError, BenchError) as error:
+    except (ModelError, WorkerFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except store.DatabaseUnavailable as error:

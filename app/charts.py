@@ -95,3 +95,58 @@ def capacity_curve(runs: pl.DataFrame) -> go.Figure:
     figure.update_traces(textposition="top center")
     figure.update_layout(title="Capacity: throughput against latency (labels: concurrent workers)")
     return figure
+
+
+def accuracy_by_model(runs: pl.DataFrame) -> go.Figure:
+    """Accuracy of each model and variant on each task; assumed figures are drawn hollow and say so."""
+    figure = go.Figure()
+    for source, pattern in (("measured", ""), ("assumption", "/")):
+        part = runs.filter(pl.col("source") == source)
+        if part.is_empty():
+            continue
+        figure.add_bar(
+            x=[f"{t}" for t in part["task"].to_list()], y=part["accuracy"].to_list(),
+            name=f"{source}", marker_pattern_shape=pattern,
+            text=[f"{m} · {v}" for m, v in zip(part["model"].to_list(), part["variant"].to_list())],
+            hovertext=[f"{m}, {v}: {n} requests ({source})" for m, v, n in
+                       zip(part["model"].to_list(), part["variant"].to_list(), part["n"].to_list())],
+        )
+    figure.update_layout(title="Accuracy by task, model and variant", barmode="group", yaxis_tickformat=".0%",
+                         yaxis_title="accuracy", yaxis_range=[0, 1], legend_title="source")
+    return figure
+
+
+def reliability_diagram(bins: list, title: str) -> go.Figure:
+    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
+    filled = [b for b in bins if b.count]
+    figure = go.Figure()
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"dash": "dash", "color": "grey"})
+    figure.add_bar(x=[(b.low + b.high) / 2 for b in filled], y=[b.accuracy for b in filled], width=[b.high - b.low for b in filled],
+                   name="accuracy in bin", opacity=0.6,
+                   hovertext=[f"{b.count} requests, mean confidence {b.mean_confidence:.2f}" for b in filled])
+    figure.add_scatter(x=[b.mean_confidence for b in filled], y=[b.accuracy for b in filled], mode="markers",
+                       name="mean confidence", marker={"size": [max(6, min(30, b.count ** 0.5 * 3)) for b in filled]})
+    figure.update_layout(title=title, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1],
+                         yaxis_range=[0, 1])
+    return figure
+
+
+def coverage_curve(points: list, overall_accuracy: float | None, title: str) -> go.Figure:
+    """Selective prediction: accuracy when only requests above a confidence threshold are kept (the cascade's view)."""
+    figure = go.Figure()
+    figure.add_scatter(x=[p.coverage for p in points], y=[p.accuracy for p in points], mode="lines+markers",
+                       name="kept by threshold", hovertext=[f"threshold {p.threshold:.3f}" for p in points])
+    if overall_accuracy is not None:
+        figure.add_hline(y=overall_accuracy, line_dash="dot", annotation_text="answer everything")
+    figure.update_layout(title=title, xaxis_title="coverage (share answered locally)", yaxis_title="accuracy",
+                         xaxis_tickformat=".0%", yaxis_tickformat=".0%", xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    return figure
+
+
+def confused_labels(confusions: list[dict[str, object]]) -> go.Figure:
+    """The most frequent reference -> predicted mistakes."""
+    labels = [f"{c['reference']} → {c['predicted']}" for c in confusions][::-1]
+    figure = go.Figure(go.Bar(x=[c["count"] for c in confusions][::-1], y=labels, orientation="h"))
+    figure.update_layout(title="Most confused labels (reference → answer)", xaxis_title="requests",
+                         height=max(300, 28 * len(labels) + 120))
+    return figure

@@ -20,5 +20,6 @@ except state.DatabaseUnavailable as error:
 pages = [
     st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True),
     st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
+    st.Page("app_pages/quality.py", title="Model quality", icon=":material/fact_check:"),
 ]
 st.navigation(pages).run()

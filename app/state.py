@@ -84,3 +84,21 @@ def bench_samples(db: str, version: float, run_id: int, metric: str) -> list[flo
 def requests(db: str, version: float, trace_id: int) -> pl.DataFrame:
     """One trace's requests for the charts."""
     return requests_frame(db, trace_id)
+
+
+@st.cache_data(show_spinner=False)
+def eval_runs(db: str, version: float) -> pl.DataFrame:
+    """Every stored evaluation with its headline figures."""
+    from bench.quality import stored_evaluations
+
+    rows = [r.as_dict() for r in stored_evaluations(db)]
+    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    return frame.rename({"expected_calibration_error": "calibration_error"}) if rows else frame
+
+
+@st.cache_data(show_spinner="Reading outcomes...")
+def eval_outcomes(db: str, version: float, run_id: int) -> pl.DataFrame:
+    """Per-request outcomes of one evaluation."""
+    from bench.quality import outcomes_frame
+
+    return outcomes_frame(db, run_id)

@@ -1,4 +1,4 @@
-"""A benchmark running in a background thread, so the dashboard stays responsive while it polls progress."""
+"""Long work in a background thread, so the dashboard stays responsive while it polls progress."""
 
 from __future__ import annotations
 
@@ -6,44 +6,74 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.evaluate import EvalConfig, EvalResult, evaluate
 from bench.results import BenchResult, benchmark
 from bench.runner import BenchConfig
+from bench.tasks import Task
 
 
 @dataclass
-class BenchJob:
-    """Mutable progress of one run; written by the worker thread, read by the page."""
+class BackgroundJob:
+    """Mutable progress of one job; written by the worker thread, read by the page."""
 
     model: str
-    config: BenchConfig
     db: str | Path | None
     done_steps: int = 0
     total_steps: int = 0
-    result: BenchResult | None = None
+    result: object | None = None
     error: str | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
-        """True once the run stored its result or failed."""
+        """True once the job stored its result or failed."""
         return self.result is not None or self.error is not None
 
     @property
     def fraction(self) -> float:
-        """Share of repetitions done (warm-up included), for a progress bar."""
+        """Share of steps done, for a progress bar."""
         return self.done_steps / self.total_steps if self.total_steps else 0.0
 
-    def start(self) -> BenchJob:
-        """Run the benchmark (isolated worker process) from a daemon thread."""
-        self._thread = threading.Thread(target=self._run, name=f"bench-{self.model}", daemon=True)
+    def start(self) -> BackgroundJob:
+        """Run the work (itself in an isolated worker process) from a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-{self.model}", daemon=True)
         self._thread.start()
         return self
 
-    def _progress(self, message: dict) -> None:
-        self.done_steps, self.total_steps = message["progress"], message["of"]
+    def _steps(self, done: int, total: int) -> None:
+        self.done_steps, self.total_steps = done, total
 
     def _run(self) -> None:
         try:
-            self.result = benchmark(self.model, self.config, db=self.db, quick=True, progress=self._progress)
+            self.result = self.work()
         except Exception as error:  # shown on the page in words; the dashboard itself carries on
             self.error = str(error)
+
+    def work(self) -> object:
+        """The job itself; returns its result."""
+        raise NotImplementedError
+
+
+@dataclass
+class BenchJob(BackgroundJob):
+    """One quick benchmark run."""
+
+    config: BenchConfig = field(default_factory=BenchConfig)
+    result: BenchResult | None = None
+
+    def work(self) -> BenchResult:
+        return benchmark(self.model, self.config, db=self.db, quick=True,
+                         progress=lambda message: self._steps(message["progress"], message["of"]))
+
+
+@dataclass
+class EvalJob(BackgroundJob):
+    """One evaluation (or its resumption) of a model on a task."""
+
+    config: EvalConfig | None = None
+    task: Task | None = None
+    result: EvalResult | None = None
+
+    def work(self) -> EvalResult:
+        assert self.config is not None
+        return evaluate(self.model, self.config, task=self.task, db=self.db, progress=self._steps)

@@ -48,7 +48,7 @@ with st.expander("Run a benchmark", expanded=False):
         except ValueError as error:
             st.error(str(error))
         else:
-            st.session_state["bench_job"] = BenchJob(model, config, db).start()
+            st.session_state["bench_job"] = BenchJob(model, db, config=config).start()
 
 
 @st.fragment(run_every=1.0)

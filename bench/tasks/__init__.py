@@ -41,3 +41,15 @@ def resolve_task(name: str, db=None) -> Task:
                                    "ORDER BY seq", [found[0][0]]).fetchall()
                 return labelled_csv.build(name, [Example(*row) for row in rows], found[0][1])
     return get_task(name)
+
+
+def stored_csv_tasks(db=None) -> list[str]:
+    """Names of the CSV tasks stored in the database by earlier evaluations."""
+    from slmlab import store
+    from slmlab.paths import resolve_db_path
+
+    if not resolve_db_path(db).exists():
+        return []
+    with store.connect(db, read_only=True) as con:
+        rows = con.execute("SELECT name FROM traces WHERE format = 'labelled-csv' ORDER BY name").fetchall()
+    return [row[0].split(":")[1] for row in rows]

@@ -50,8 +50,19 @@ def build(name: str, examples: list[Example], origin: str) -> LabelledCsv:
     )
 
 
-def load(path: str | Path, text_column: str, label_column: str, name: str | None = None) -> LabelledCsv:
-    """Read and check the file; errors name the file, the column and the first offending rows."""
+def header(path: str | Path) -> list[str]:
+    """The column names of a CSV file (for choosing the text and label columns)."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise TaskError(f"{path}: not a readable UTF-8 CSV ({error})") from None
+
+
+def load(path: str | Path, text_column: str, label_column: str, name: str | None = None,
+         origin: str | None = None) -> LabelledCsv:
+    """Read and check the file; errors name the file (or `origin`, for uploads), the column and the first rows."""
+    shown = origin or str(path)
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -59,25 +70,25 @@ def load(path: str | Path, text_column: str, label_column: str, name: str | None
             header = reader.fieldnames or []
             missing = [c for c in (text_column, label_column) if c not in header]
             if missing:
-                raise TaskError(f"{path}: no column {', '.join(repr(c) for c in missing)}; "
+                raise TaskError(f"{shown}: no column {', '.join(repr(c) for c in missing)}; "
                                 f"the header has {', '.join(repr(h) for h in header) or 'nothing'}")
             records = list(reader)
     except FileNotFoundError:
-        raise TaskError(f"{path}: no such file") from None
+        raise TaskError(f"{shown}: no such file") from None
     except UnicodeDecodeError as error:
-        raise TaskError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+        raise TaskError(f"{shown}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
     except csv.Error as error:
-        raise TaskError(f"{path}: not a readable CSV ({error})") from None
+        raise TaskError(f"{shown}: not a readable CSV ({error})") from None
     if not records:
-        raise TaskError(f"{path}: no data rows")
+        raise TaskError(f"{shown}: no data rows")
     for column in (text_column, label_column):
         empty = [row for row, record in enumerate(records, start=1) if not (record.get(column) or "").strip()]
         if empty:
-            shown = ", ".join(map(str, empty[:5]))
-            raise TaskError(f"{path}: column '{column}' is empty in {len(empty)} row(s), first rows {shown}")
+            first = ", ".join(map(str, empty[:5]))
+            raise TaskError(f"{shown}: column '{column}' is empty in {len(empty)} row(s), first rows {first}")
     examples = [Example(f"row-{row}", record[text_column].strip(), record[label_column].strip(), row)
                 for row, record in enumerate(records, start=1)]
-    task = build(name or task_name_for(path), examples, str(path))
+    task = build(name or task_name_for(Path(shown)), examples, shown)
     if len(task.labels) < 2:
-        raise TaskError(f"{path}: column '{label_column}' holds one label only; a classification needs two or more")
+        raise TaskError(f"{shown}: column '{label_column}' holds one label only; a classification needs two or more")
     return task

@@ -25,6 +25,7 @@ from bench.isolation import WorkerFailed, run_workers
 from bench.models import gguf_metadata, resolve_model, shipped_models
 from bench.runner import check_memory
 from bench.tasks import Example, Task, TaskError
+from bench.tasks.base import LABEL_STYLES
 from slmlab import __version__, store
 
 PROMPT_VERSION = 1  # bump when prompt wording changes, so old and new answers are never mixed in one run
@@ -48,6 +49,7 @@ class EvalConfig:
     threads: int | None = None
     n_ctx: int = 4096
     max_tokens: int | None = None  # answer length cap; defaults to 24 for labels and 320 for JSON
+    label_style: str = "words"  # classification: labels shown and answered as plain words, or as published names
     idle_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
@@ -59,14 +61,17 @@ class EvalConfig:
             raise ValueError("max_tokens must be at least 1")
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.label_style not in LABEL_STYLES:
+            raise ValueError(f"label style must be one of {', '.join(LABEL_STYLES)}")
 
     def answer_tokens(self, task: Task) -> int:
         """The cap on generated tokens for this task."""
         return self.max_tokens or (24 if task.kind == "classification" else 320)
 
-    def variant(self) -> str:
+    def variant(self, kind: str = "classification") -> str:
         """Short words for the prompt and decoding variant, as shown in tables."""
-        return f"{self.shots}-shot {'constrained' if self.constrained else 'free'}"
+        words = f"{self.shots}-shot {'constrained' if self.constrained else 'free'}"
+        return words + (f", labels as {self.label_style}" if kind == "classification" else "")
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,13 @@ class EvalResult:
     added: int
     seconds: float
     prompt_format: str
+    kind: str = "classification"
     summary: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """For `--json`."""
         return {"run_id": self.run_id, "model": self.model_name, "model_sha256": self.model_sha256, "task": self.task,
-                "split": self.split, "variant": self.config.variant(), "config": asdict(self.config),
+                "split": self.split, "variant": self.config.variant(self.kind), "config": asdict(self.config),
                 "sample_size": self.sample_size, "already_stored": self.already_stored, "added": self.added,
                 "seconds": self.seconds, "prompt_format": self.prompt_format, "source": "measured", **self.summary}
 
@@ -149,7 +155,8 @@ def run_key(model_sha256: str, task: Task, config: EvalConfig, task_digest: str)
     """Identity of an evaluation: the same key resumes, any change in what shapes answers starts a new one."""
     shaping = {"model": model_sha256, "task": task.name, "task_digest": task_digest, "split": config.split,
                "shots": config.shots, "constrained": config.constrained, "seed": config.seed,
-               "max_tokens": config.answer_tokens(task), "prompt_version": PROMPT_VERSION}
+               "max_tokens": config.answer_tokens(task), "prompt_version": PROMPT_VERSION,
+               **({"label_style": config.label_style} if task.kind == "classification" else {})}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -168,23 +175,25 @@ def _answer_worker(send: Callable[[dict], None], _barrier, model_path: str, task
     send({"started": {"prompt_format": session.template_source, "threads": threads,
                       "llama_cpp_python": llama_cpp.__version__}})
     limit = config.answer_tokens(task)
-    trie = session.label_trie(task.labels) if task.kind == "classification" and config.constrained else None
+    classification = task.kind == "classification"
+    trie = session.label_trie(task.display_labels(config.label_style)) if classification and config.constrained else None
     schema = task.json_schema()
     grammar = (LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
                if schema is not None and config.constrained else None)
     for example in todo:
-        tokens = session.tokens(task.prompt(example, shots))
+        tokens = session.tokens(task.prompt(example, shots, config.label_style))
         if trie is not None:
             answer = session.classify(tokens, trie)
         else:
-            answer = session.generate(tokens, limit, grammar=grammar, stop_at_newline=task.kind == "classification",
-                                      stop_after_json=task.kind == "extraction")
+            answer = session.generate(tokens, limit, grammar=grammar, stop_at_newline=classification,
+                                      stop_after_json=not classification)
         grade = task.grade(answer.text, example)
+        label = task.label_for(answer.text) if classification else None  # stored as the canonical label
         send({"outcome": {
             "request_id": example.example_id, "correct": grade.correct, "score": grade.score,
             "confidence": answer.confidence, "input_tokens": answer.prompt_tokens,
-            "output_tokens": answer.output_tokens, "latency_ms": answer.latency_ms, "response": answer.text,
-            "details": {"valid": grade.valid, "fields": grade.fields, "field_confidence": answer.field_confidence,
+            "output_tokens": answer.output_tokens, "latency_ms": answer.latency_ms, "response": label or answer.text,
+            "details": {"valid": grade.valid, "raw_answer": answer.text, "fields": grade.fields, "field_confidence": answer.field_confidence,
                         "logprob": answer.logprob, "cached_prompt_tokens": answer.cached_tokens},
         }})
     return {"answered": len(todo)}
@@ -264,13 +273,13 @@ def evaluate(model_spec: str, config: EvalConfig, *, task: Task | None = None, d
                 "INSERT INTO eval_runs (run_key, started_at, updated_at, source, model_name, model_sha256, task, split, "
                 "trace_id, config, versions) VALUES (?, ?, ?, 'measured', ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
                 [key, _now(), _now(), name, model.sha256, task.name, config.split, trace_id,
-                 json.dumps({**asdict(config), "task": task.name, "variant": config.variant(),
+                 json.dumps({**asdict(config), "task": task.name, "variant": config.variant(task.kind),
                              "prompt_version": PROMPT_VERSION, "shot_ids": [s.example_id for s in shots]}),
                  json.dumps({"slmlab": __version__})],
             ).fetchall()[0][0])
         done = {r[0] for r in con.execute("SELECT request_id FROM outcomes WHERE eval_run_id = ?", [run_id]).fetchall()}
     todo = [e for e in chosen if e.example_id not in done]
-    detail = (f"eval run {run_id}: {name} on {task.name}/{config.split}, {config.variant()}, seed {config.seed}"
+    detail = (f"eval run {run_id}: {name} on {task.name}/{config.split}, {config.variant(task.kind)}, seed {config.seed}"
               + (" (synthetic task)" if task.synthetic else ""))
     judge = "exact label match" if task.kind == "classification" else "field match against generator gold"
     pending: list[dict] = []
@@ -309,4 +318,4 @@ def evaluate(model_spec: str, config: EvalConfig, *, task: Task | None = None, d
                     [json.dumps(summary), _now(), json.dumps(versions), run_id])
     return EvalResult(run_id, name, model.sha256, task.name, config.split, config, len(chosen), len(done),
                       answered, time.perf_counter() - started, str(info.get("prompt_format", "(no new answers)")),
-                      summary)
+                      task.kind, summary)

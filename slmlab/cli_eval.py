@@ -28,6 +28,9 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
                       help="label- or JSON-schema-constrained decoding (default)")
     mode.add_argument("--free", dest="constrained", action="store_false",
                       help="unconstrained greedy decoding, to measure how often answers are valid")
+    p.add_argument("--label-style", default="words", choices=["words", "names"],
+                   help="classification: show and answer labels as plain words (default; 'card arrival') or as "
+                        "published names ('card_arrival')")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample order and few-shot choice")
     p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     p.add_argument("--max-tokens", type=int, help="answer length cap (default 24 for labels, 320 for JSON)")
@@ -75,7 +78,7 @@ def _num(value: float | None) -> str:
 def _print_result(result) -> None:
     s = result.summary
     conf = s["confidence"]
-    print(f"{result.model_name} on {result.task}/{result.split} ({result.config.variant()}, seed {result.config.seed}, "
+    print(f"{result.model_name} on {result.task}/{result.split} ({result.config.variant(result.kind)}, seed {result.config.seed}, "
           f"eval run {result.run_id}; measured here)")
     print(f"  requests {s['n']} ({result.added} new, {result.already_stored} already stored)   "
           f"prompt format: {result.prompt_format}")
@@ -126,7 +129,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"correctly ({rows:,} requests, eval run {run_id}, source 'assumption')")
         return 0
     config = EvalConfig(task=task.name, split=args.split, limit=args.limit or None, shots=args.shots,
-                        constrained=args.constrained, seed=args.seed, threads=args.threads, max_tokens=args.max_tokens)
+                        constrained=args.constrained, label_style=args.label_style, seed=args.seed,
+                        threads=args.threads, max_tokens=args.max_tokens)
     results = []
     for model in args.model:
         result = evaluate(model, config, task=task, db=args.db, progress=_bar(f"{model} on {task.name}"))

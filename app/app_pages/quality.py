@@ -53,13 +53,16 @@ with st.expander("Run an evaluation", expanded=False):
     limit = middle.number_input("Requests (seeded sample)", min_value=1, max_value=5000, value=50)
     shots = right.number_input("Worked examples in the prompt", min_value=0, max_value=50, value=0)
     constrained = right.toggle("Constrained decoding (always a valid label or JSON)", value=True)
+    label_style = right.radio("Labels shown as", ["words", "names"], horizontal=True,
+                              help="'card arrival' or 'card_arrival'; plain words helped both shipped models")
     uploaded = _uploaded_task()
     job: EvalJob | None = st.session_state.get("eval_job")
     busy = job is not None and not job.finished
     if st.button("Run evaluation", type="primary", disabled=busy):
         try:
             task = uploaded or resolve_task(task_name, db)
-            config = EvalConfig(task=task.name, limit=int(limit), shots=int(shots), constrained=constrained)
+            config = EvalConfig(task=task.name, limit=int(limit), shots=int(shots), constrained=constrained,
+                                label_style=label_style)
         except (TaskError, ValueError) as error:
             st.error(str(error))
         else:

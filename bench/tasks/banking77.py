@@ -53,7 +53,7 @@ def load(folder: Path = FOLDER) -> Banking77:
         description="Route a bank customer's message to one of 77 intents (real messages, real labels).",
         instructions=("You sort messages sent to a bank's customer support. Reply with the one intent from this "
                       "list that fits the message, written exactly as listed, and nothing else.\n"
-                      "Intents: " + ", ".join(labels)),
+                      "Intents: {labels}"),
         source="PolyAI task-specific-datasets, banking_data/ (Casanueva et al. 2020)", licence="CC-BY-4.0",
         synthetic=False, labels=labels, folder=folder,
     )

@@ -35,6 +35,9 @@ class Grade:
     fields: dict[str, bool] = field(default_factory=dict)
 
 
+LABEL_STYLES = ("names", "words")  # labels as published (card_arrival), or as plain words (card arrival)
+
+
 def _normalise_label(text: str) -> str:
     return re.sub(r"[\s\-]+", "_", text.strip().strip(".\"'`").lower())
 
@@ -78,12 +81,20 @@ class Task:
         """The part of the prompt that differs per request (kept last so the shared prefix is reusable)."""
         return f"Input:\n{text}\nAnswer:"
 
-    def prompt(self, example: Example, shots: list[Example]) -> str:
+    def instructions_for(self, label_style: str) -> str:
+        """The shared instructions as the model reads them."""
+        return self.instructions
+
+    def shown_answer(self, reference: str, label_style: str) -> str:
+        """How a reference answer is written in worked examples."""
+        return reference
+
+    def prompt(self, example: Example, shots: list[Example], label_style: str = "names") -> str:
         """Instructions, then worked examples, then the request: everything before the request is shared."""
-        parts = [self.instructions]
+        parts = [self.instructions_for(label_style)]
         if shots:
             parts.append("Examples:")
-            parts.extend(f"{self.user_message(s.text)} {s.reference}" for s in shots)
+            parts.extend(f"{self.user_message(s.text)} {self.shown_answer(s.reference, label_style)}" for s in shots)
         parts.append(self.user_message(example.text))
         return "\n\n".join(parts)
 
@@ -111,6 +122,25 @@ class ClassificationTask(Task):
         super().__post_init__()
         if len(set(self.labels)) < 2:
             raise TaskError(f"task '{self.name}' needs at least two distinct labels")
+        forms = [_normalise_label(label) for label in self.labels]
+        if len(set(forms)) < len(forms):
+            clash = sorted({f for f in forms if forms.count(f) > 1})
+            raise TaskError(f"task '{self.name}': labels differ only in case or separators ({', '.join(clash)})")
+
+    def display_labels(self, label_style: str) -> tuple[str, ...]:
+        """The label set as the model sees and writes it."""
+        if label_style not in LABEL_STYLES:
+            raise TaskError(f"label style must be one of {', '.join(LABEL_STYLES)}, not '{label_style}'")
+        if label_style == "names":
+            return self.labels
+        return tuple(" ".join(re.split(r"[_\s]+", label.strip())).lower() for label in self.labels)
+
+    def shown_answer(self, reference: str, label_style: str) -> str:
+        return self.display_labels(label_style)[self.labels.index(reference)] if reference in self.labels else reference
+
+    def instructions_for(self, label_style: str) -> str:
+        """The instructions with the label list (their "{labels}" placeholder) written in the chosen style."""
+        return self.instructions.replace("{labels}", ", ".join(self.display_labels(label_style)))
 
     def label_for(self, answer: str) -> str | None:
         """The label an answer names, tolerating case, spaces for underscores and a trailing full stop."""

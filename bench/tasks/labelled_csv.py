@@ -45,7 +45,7 @@ def build(name: str, examples: list[Example], origin: str) -> LabelledCsv:
         name=name, kind="classification", enterprise_task="ticket-classification",
         description=f"Your labelled file {origin}: {len(examples):,} rows, {len(labels)} labels.",
         instructions=("Classify the text. Reply with exactly one label from this list, written exactly as listed, "
-                      "and nothing else.\nLabels: " + ", ".join(labels)),
+                      "and nothing else.\nLabels: {labels}"),
         source=origin, licence="supplied by the user", synthetic=False, labels=labels, rows=tuple(examples),
     )
 

@@ -40,3 +40,14 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
         return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_llama():
+    """The real shipped SmolLM2-135M loaded once for in-process decoding tests (evaluations use their own worker)."""
+    from llama_cpp import Llama
+
+    from bench.models import resolve_model
+
+    return Llama(model_path=str(resolve_model("smollm2-135m")), n_ctx=4096, n_threads=2, n_threads_batch=2,
+                 verbose=False)

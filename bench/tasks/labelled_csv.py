@@ -88,7 +88,6 @@ def load(path: str | Path, text_column: str, label_column: str, name: str | None
             raise TaskError(f"{shown}: column '{column}' is empty in {len(empty)} row(s), first rows {first}")
     examples = [Example(f"row-{row}", record[text_column].strip(), record[label_column].strip(), row)
                 for row, record in enumerate(records, start=1)]
-    task = build(name or task_name_for(Path(shown)), examples, shown)
-    if len(task.labels) < 2:
+    if len({e.reference for e in examples}) < 2:
         raise TaskError(f"{shown}: column '{label_column}' holds one label only; a classification needs two or more")
-    return task
+    return build(name or task_name_for(Path(shown)), examples, shown)

@@ -50,7 +50,7 @@ def stored_evaluations(db: str | Path | None = None) -> list[EvalRunRow]:
     out = []
     for run_id, source, model, task, split, config, updated, n, acc, score, valid, summary in rows:
         config, summary = json.loads(config), json.loads(summary) if summary else {}
-        accuracy = score if source == "assumption" else acc
+        accuracy = summary.get("accuracy", score) if source == "assumption" else acc
         out.append(EvalRunRow(run_id, source, model, task, split, config.get("variant", ""), n, accuracy,
                               summary.get("expected_calibration_error"), valid, updated))
     return out

@@ -192,8 +192,11 @@ def migrate(
 
 
 def _is_lock_error(error: Exception) -> bool:
+    """Another process holds the file, or this process has it open read-only while we want to write (or the
+    reverse): both clear as soon as the other short-lived connection closes."""
     message = str(error).lower()
-    return "lock" in message and ("conflicting" in message or "could not set" in message)
+    in_process = "different configuration than existing connections" in message
+    return in_process or ("lock" in message and ("conflicting" in message or "could not set" in message))
 
 
 def _open_with_retry(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,68 @@
+"""The Model quality page through AppTest, on evaluations of the real SmolLM2 stored in a real DuckDB file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+from streamlit.testing.v1 import AppTest
+
+from bench.evaluate import EvalConfig, evaluate
+from slmlab.cli import main
+from slmlab.paths import PROJECT_ROOT
+
+MAIN = str(PROJECT_ROOT / "app" / "main.py")
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/quality.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_empty_state_says_how_to_start(db: Path) -> None:
+    at = open_page()
+    assert at.title[0].value == "Model quality"
+    assert any("No evaluations yet" in i.value for i in at.info)
+
+
+def test_stored_evaluations_are_charted_and_browsable(db: Path, capsys) -> None:
+    evaluate("smollm2-135m", EvalConfig(task="banking77", limit=12, threads=1), db=db)
+    assert main(["eval", "--model", "gpt-4o", "--task", "banking77", "--assume-accuracy", "0.9"]) == 0
+    capsys.readouterr()
+    at = open_page()
+    assert len(at.get("plotly_chart")) >= 3  # accuracy by model, reliability, coverage (+ confusions if mistakes)
+    table = at.dataframe[0].value
+    assert set(table["source"]) == {"measured", "assumption"}
+    browser = at.dataframe[-1].value
+    assert len(browser) == 12 and {"text", "reference", "answer", "confidence"} <= set(browser.columns)
+    [r for r in at.radio if r.label == "Show"][0].set_value("wrong").run()
+    assert all(not right for right in at.dataframe[-1].value["correct"])
+
+
+def test_an_assumption_set_on_the_page_is_stored_as_such(db: Path) -> None:
+    at = open_page()
+    [t for t in at.text_input if t.label == "Model name"][0].set_value("claude-x")
+    [b for b in at.button if b.label == "Store assumption"][0].click().run()
+    assert any("Stored: claude-x" in s.value for s in at.success)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT DISTINCT model, source FROM outcomes").fetchall() == [("claude-x", "assumption")]
+    con.close()
+
+
+def test_an_evaluation_started_on_the_page_runs_in_the_background_and_is_stored(db: Path) -> None:
+    at = open_page()
+    [n for n in at.number_input if n.label == "Requests (seeded sample)"][0].set_value(3)
+    [b for b in at.button if b.label == "Run evaluation"][0].click().run()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not at.success and not at.error:
+        time.sleep(1.0)
+        at.run()
+    assert not at.error, at.error[0].value
+    assert any("Stored eval run 1" in s.value for s in at.success)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM outcomes WHERE source = 'measured'").fetchall() == [(3,)]
+    con.close()

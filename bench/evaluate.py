@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 
 from bench.calibration import confusions, summarise
@@ -63,6 +64,10 @@ class EvalConfig:
             raise ValueError("threads must be at least 1")
         if self.label_style not in LABEL_STYLES:
             raise ValueError(f"label style must be one of {', '.join(LABEL_STYLES)}")
+
+    def resolved_threads(self) -> int:
+        """Threads actually used: the configured number, else the physical cores."""
+        return self.threads or psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
     def answer_tokens(self, task: Task) -> int:
         """The cap on generated tokens for this task."""
@@ -168,7 +173,7 @@ def _answer_worker(send: Callable[[dict], None], _barrier, model_path: str, task
 
     from bench.decoding import ModelSession
 
-    threads = config.threads or max(1, __import__("psutil").cpu_count(logical=False) or 1)
+    threads = config.resolved_threads()
     llm = Llama(model_path=model_path, n_ctx=config.n_ctx, n_threads=threads, n_threads_batch=threads,
                 seed=config.seed, verbose=False)
     session = ModelSession(llm)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from bench.tasks import TASKS
 from simulators.traces.formats import FORMATS
 from simulators.traces.labelling import PRESETS
 from slmlab.cli import build_parser
@@ -41,3 +42,8 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second() -> None
     assert "dashboard" in blocks[0] and "pytest" in blocks[1]
     ci = (PROJECT_ROOT / ".ci" / "run").read_text()
     assert blocks[1] in ci.splitlines()
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_registered_task_is_documented(task: str) -> None:
+    assert f"| `{task}` |" in README

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from bench.evaluate import EvalConfig, EvalError, evaluate
-from bench.tasks import labelled_csv, resolve_task
+from bench.tasks import resolve_task
 from slmlab.cli import main
 from slmlab.paths import PROJECT_ROOT
 

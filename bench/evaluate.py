@@ -49,7 +49,7 @@ class EvalConfig:
     seed: int = 0
     threads: int | None = None
     n_ctx: int = 4096
-    max_tokens: int | None = None  # answer length cap; defaults to 24 for labels and 320 for JSON
+    max_tokens: int | None = None  # answer length cap; defaults to 24 for labels and 512 for JSON
     label_style: str = "words"  # classification: labels shown and answered as plain words, or as published names
     idle_timeout_s: float = 300.0
 
@@ -71,7 +71,7 @@ class EvalConfig:
 
     def answer_tokens(self, task: Task) -> int:
         """The cap on generated tokens for this task."""
-        return self.max_tokens or (24 if task.kind == "classification" else 320)
+        return self.max_tokens or (24 if task.kind == "classification" else 512)
 
     def variant(self, kind: str = "classification") -> str:
         """Short words for the prompt and decoding variant, as shown in tables."""
@@ -161,7 +161,8 @@ def run_key(model_sha256: str, task: Task, config: EvalConfig, task_digest: str)
     shaping = {"model": model_sha256, "task": task.name, "task_digest": task_digest, "split": config.split,
                "shots": config.shots, "constrained": config.constrained, "seed": config.seed,
                "max_tokens": config.answer_tokens(task), "prompt_version": PROMPT_VERSION,
-               **({"label_style": config.label_style} if task.kind == "classification" else {})}
+               **({"label_style": config.label_style} if task.kind == "classification" else {}),
+               **({"schema": task.json_schema()} if task.json_schema() else {})}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
 
 

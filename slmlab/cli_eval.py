@@ -33,7 +33,7 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
                         "published names ('card_arrival')")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample order and few-shot choice")
     p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
-    p.add_argument("--max-tokens", type=int, help="answer length cap (default 24 for labels, 320 for JSON)")
+    p.add_argument("--max-tokens", type=int, help="answer length cap (default 24 for labels, 512 for JSON)")
     p.add_argument("--assume-accuracy", type=float, metavar="P",
                    help="do not run anything: store P as the assumed accuracy of --model (e.g. a frontier API) "
                         "on every request of the task, labelled as an assumption")
@@ -61,8 +61,11 @@ def _bar(label: str) -> Callable[[int, int], None]:
         first = done - 1 if first is None else first  # requests stored before this call do not count to the rate
         filled = int(30 * done / total) if total else 30
         rate = (done - first) / (time.perf_counter() - started)
-        print(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {rate:.1f} req/s",
-              end="" if done < total else "\n", file=sys.stderr, flush=True)
+        text = f"{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {rate:.1f} req/s"
+        if sys.stderr.isatty():
+            print(f"\r{text}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done == total or done * 10 // total != (done - 1) * 10 // total:  # a log gets one line per 10%
+            print(text, file=sys.stderr, flush=True)
 
     return show
 

@@ -16,7 +16,7 @@ from bench.tasks.base import Example, Grade, Task, parse_json_object
 SCHEMA: dict[str, object] = {
     "type": "object",
     "properties": {
-        "vendor": {"type": "string"},
+        "vendor": {"type": "string", "maxLength": 60},
         "date": {"type": "string", "format": "date"},
         "currency": {"type": "string", "enum": ["EUR", "USD", "GBP", "CHF"]},
         "total": {"type": "number"},
@@ -24,7 +24,7 @@ SCHEMA: dict[str, object] = {
             "type": "array", "maxItems": 6,
             "items": {
                 "type": "object",
-                "properties": {"description": {"type": "string"}, "quantity": {"type": "integer"},
+                "properties": {"description": {"type": "string", "maxLength": 60}, "quantity": {"type": "integer"},
                                "unit_price": {"type": "number"}},
                 "required": ["description", "quantity", "unit_price"],
             },

@@ -104,3 +104,30 @@ def test_chat_template_is_rendered_by_llama_cpp(session: ModelSession) -> None:
 ])
 def test_field_spans(text: str, spans: dict[str, tuple[int, int]]) -> None:
     assert field_spans(text) == spans
+
+
+def test_lazy_grammar_check_picks_what_filtering_every_step_picks(session: ModelSession) -> None:
+    from llama_cpp._internals import LlamaSampler
+
+    from bench.decoding import GrammarConstraint
+
+    task = get_task("invoices")
+    grammar = LlamaGrammar.from_json_schema(json.dumps(SCHEMA), verbose=False)
+    tokens = session.tokens(task.prompt(task.examples("test")[3], []))
+    picks = {}
+    for name in ("lazy", "every step"):
+        session.llm.reset()
+        session.feed(tokens, reserve=80)
+        chain = LlamaSampler()
+        chain.add_grammar(session.llm._model, grammar)
+        chain.add_greedy()
+        lazy = GrammarConstraint(session.llm, grammar)
+        out = []
+        for _ in range(60):
+            token = lazy.pick(session.logits()) if name == "lazy" else chain.sample(session.llm._ctx, -1)
+            out.append(token)
+            session.llm.eval([token])
+        picks[name] = out
+        if name == "lazy":
+            assert 0 < lazy.full_passes < 60  # the shortcut is taken, and the full filter is still needed sometimes
+    assert picks["lazy"] == picks["every step"]

@@ -98,21 +98,20 @@ def capacity_curve(runs: pl.DataFrame) -> go.Figure:
 
 
 def accuracy_by_model(runs: pl.DataFrame) -> go.Figure:
-    """Accuracy of each model and variant on each task; assumed figures are drawn hollow and say so."""
+    """One bar per evaluation, coloured by task; assumed figures are hatched and say so in the legend."""
+    frame = runs.sort(["task", "accuracy"], descending=[False, True])
     figure = go.Figure()
-    for source, pattern in (("measured", ""), ("assumption", "/")):
-        part = runs.filter(pl.col("source") == source)
-        if part.is_empty():
-            continue
+    for (task, source), part in frame.group_by(["task", "source"], maintain_order=True):
         figure.add_bar(
-            x=[f"{t}" for t in part["task"].to_list()], y=part["accuracy"].to_list(),
-            name=f"{source}", marker_pattern_shape=pattern,
-            text=[f"{m} · {v}" for m, v in zip(part["model"].to_list(), part["variant"].to_list())],
-            hovertext=[f"{m}, {v}: {n} requests ({source})" for m, v, n in
-                       zip(part["model"].to_list(), part["variant"].to_list(), part["n"].to_list())],
+            x=[f"{m} · {v} (run {r})" for m, v, r in zip(part["model"], part["variant"], part["run_id"])],
+            y=part["accuracy"].to_list(), name=f"{task} ({source})",
+            marker_pattern_shape="/" if source == "assumption" else "",
+            hovertext=[f"{n} requests, {source}" for n in part["n"].to_list()],
+            texttemplate="%{y:.1%}", textposition="outside",
         )
-    figure.update_layout(title="Accuracy by task, model and variant", barmode="group", yaxis_tickformat=".0%",
-                         yaxis_title="accuracy", yaxis_range=[0, 1], legend_title="source")
+    figure.update_layout(title="Accuracy of each evaluation (share of requests fully right)", yaxis_tickformat=".0%",
+                         yaxis_title="accuracy", yaxis_range=[0, 1.05], legend_title="task (source)",
+                         xaxis_tickangle=-30, height=520)
     return figure
 
 

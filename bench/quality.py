@@ -25,6 +25,7 @@ class EvalRunRow:
     variant: str
     n: int
     accuracy: float | None
+    mean_score: float | None  # share of fields right for extraction; equals accuracy for classification
     calibration_error: float | None
     validity_rate: float | None
     updated_at: object
@@ -33,6 +34,7 @@ class EvalRunRow:
         """For `--json`."""
         return {"run_id": self.run_id, "source": self.source, "model": self.model, "task": self.task,
                 "split": self.split, "variant": self.variant, "n": self.n, "accuracy": self.accuracy,
+                "mean_score": self.mean_score,
                 "expected_calibration_error": self.calibration_error, "validity_rate": self.validity_rate,
                 "updated_at": self.updated_at}
 
@@ -51,7 +53,7 @@ def stored_evaluations(db: str | Path | None = None) -> list[EvalRunRow]:
     for run_id, source, model, task, split, config, updated, n, acc, score, valid, summary in rows:
         config, summary = json.loads(config), json.loads(summary) if summary else {}
         accuracy = summary.get("accuracy", score) if source == "assumption" else acc
-        out.append(EvalRunRow(run_id, source, model, task, split, config.get("variant", ""), n, accuracy,
+        out.append(EvalRunRow(run_id, source, model, task, split, config.get("variant", ""), n, accuracy, score,
                               summary.get("expected_calibration_error"), valid, updated))
     return out
 

@@ -105,10 +105,12 @@ if runs.is_empty():
     st.stop()
 
 st.plotly_chart(charts.accuracy_by_model(runs), width="stretch")
-st.dataframe(runs.select("run_id", "model", "task", "split", "variant", "source", "n", "accuracy",
+st.dataframe(runs.select("run_id", "model", "task", "split", "variant", "source", "n", "accuracy", "mean_score",
                          "calibration_error", "validity_rate", "updated_at"),
              hide_index=True, width="stretch",
              column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
+                            "mean_score": st.column_config.NumberColumn("fields right", format="percent",
+                                                                        help="extraction: share of fields right"),
                             "validity_rate": st.column_config.NumberColumn(format="percent"),
                             "calibration_error": st.column_config.NumberColumn("ECE", format="%.3f")})
 
@@ -147,5 +149,8 @@ with browser_tab:
     st.dataframe(shown.select("request_id", "text", "reference", "answer", "correct", "confidence", "valid",
                               "input_tokens", "output_tokens", "latency_ms", "data_class"),
                  hide_index=True, width="stretch",
-                 column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")})
+                 column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+                                "text": st.column_config.TextColumn(width=360),
+                                "reference": st.column_config.TextColumn(width=170),
+                                "answer": st.column_config.TextColumn(width=170)})
     st.caption(f"Source of every row: {rows['source_detail'][0] if rows.height else '-'}")

@@ -286,6 +286,23 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return subprocess.call(command, env=env)
 
 
+def cmd_portfolio(args: argparse.Namespace) -> int:
+    from simulators.catalog import DEFAULT_API_MODELS, build_portfolio
+
+    portfolio = build_portfolio(api=tuple(args.api) or DEFAULT_API_MODELS, db=args.db, overrides=args.overrides)
+    if args.json:
+        print(json.dumps({"catalogue_version": portfolio.catalogue_version,
+                          "models": [m.as_dict() for m in portfolio.models]}, indent=2))
+        return 0
+    print(f"prices: {portfolio.catalogue_version}")
+    for m in portfolio.models:
+        print(f"{m.name}  ({m.kind}, {m.location}; data classes {', '.join(m.data_classes)})")
+        print(f"  $/Mtok in {m.input_usd_per_mtok.value:g} out {m.output_usd_per_mtok.value:g} "
+              f"[{m.input_usd_per_mtok.source}]   TTFT {m.ttft_ms.value:,.0f} ms, {m.output_tok_s.value:,.1f} tok/s "
+              f"[{m.output_tok_s.source}: {m.output_tok_s.detail}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = f"DuckDB file (default: ${DB_ENV_VAR} or results/slmlab.duckdb)"
     parser = argparse.ArgumentParser(prog="slmlab", description=__doc__)
@@ -351,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid over threads, n_batch, n_ubatch, depth, n_gpu_layers, flash_attn, type_k, test, concurrency")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
+
+    p = command("portfolio", help="the models a routing replay can use: location, allowed data, prices, speed, sources")
+    p.add_argument("--api", action="append", default=[], metavar="KEY",
+                   help="API model key from the LiteLLM price catalogue (repeatable; default gpt-4o, gpt-4o-mini, "
+                        "azure/eu/gpt-4o)")
+    p.add_argument("--overrides", type=Path, help="JSON list of {name, location, data_classes, prices, latency} edits")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_portfolio)
 
     from slmlab import cli_eval
 

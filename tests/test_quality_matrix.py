@@ -11,8 +11,7 @@ from bench.evaluate import EvalConfig, evaluate
 from simulators.quality import SOURCES, QualityUnknown, quality_matrix
 from slmlab import store
 from slmlab.cli import main
-
-from conftest import AZURE_CODE, ROUTELLM
+from tests.conftest import AZURE_CODE, ROUTELLM
 
 WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 
@@ -60,7 +59,7 @@ def test_of_several_variants_the_most_accurate_one_is_used(db: Path) -> None:
 def test_unknown_trace_and_no_models_are_clear_errors(db: Path) -> None:
     with pytest.raises(ValueError, match="at least one model"):
         quality_matrix("x", [], db=db)
-    with store.connect(db):
+    with store.connect(db):  # an empty, migrated database
         pass
     with pytest.raises(ValueError, match="no trace named 'x'"):
         quality_matrix("x", ["m"], db=db)

@@ -66,3 +66,18 @@ def test_an_evaluation_started_on_the_page_runs_in_the_background_and_is_stored(
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM outcomes WHERE source = 'measured'").fetchall() == [(3,)]
     con.close()
+
+
+def test_a_bad_model_file_is_reported_on_the_page_and_the_dashboard_carries_on(db: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"GGUF" + b"\0" * 64)
+    at = open_page()
+    [s for s in at.selectbox if s.label == "Model"][0].select("Other .gguf file").run()
+    [t for t in at.text_input if t.label == "Path to a .gguf file"][0].set_value(str(bogus)).run()
+    [b for b in at.button if b.label == "Run evaluation"][0].click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not at.error:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    assert any("Evaluation stopped" in e.value and "broken.gguf" in e.value for e in at.error)

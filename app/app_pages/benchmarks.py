@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, state
+from app.widgets import job_status
 from bench.jobs import BenchJob
 from bench.models import shipped_models
 from bench.runner import BenchConfig
@@ -51,24 +52,14 @@ with st.expander("Run a benchmark", expanded=False):
             st.session_state["bench_job"] = BenchJob(model, db, config=config).start()
 
 
-@st.fragment(run_every=1.0)
-def job_status() -> None:
-    """Polls the background run once a second; the rest of the page stays usable meanwhile."""
-    job: BenchJob | None = st.session_state.get("bench_job")
-    if job is None:
-        return
-    if job.error:
-        st.error(f"Benchmark failed: {job.error}. Nothing was stored.")
-    elif job.result:
-        metrics = job.result.as_dict()["metrics"]
-        decode = metrics.get("decode_tok_s", {}).get("mean")
-        st.success(f"Stored bench run {job.result.run_id}"
-                   + (f": decode {decode:,.1f} tok/s." if decode else "."))
-    else:
-        st.progress(job.fraction, text=f"Benchmarking {job.model}: repetition {job.done_steps} of {job.total_steps}")
+def _stored(job: BenchJob) -> str:
+    decode = job.result.as_dict()["metrics"].get("decode_tok_s", {}).get("mean")
+    return f"Stored bench run {job.result.run_id}" + (f": decode {decode:,.1f} tok/s." if decode else ".")
 
 
-job_status()
+job_status("bench_job",
+           running=lambda job: f"Benchmarking {job.model}: repetition {job.done_steps} of {job.total_steps}",
+           stored=_stored, failed=lambda job: f"Benchmark failed: {job.error}. Nothing was stored.")
 
 runs = state.bench_runs(str(db), state.database_version(db))
 if runs.is_empty():

@@ -9,6 +9,7 @@ import polars as pl
 import streamlit as st
 
 from app import charts, state
+from app.widgets import job_status
 from bench.assumptions import assume_accuracy
 from bench.evaluate import EvalConfig
 from bench.jobs import EvalJob
@@ -70,22 +71,11 @@ with st.expander("Run an evaluation", expanded=False):
             st.session_state["eval_job"] = EvalJob(model, db, config=config, task=task).start()
 
 
-@st.fragment(run_every=1.0)
-def job_status() -> None:
-    """Polls the background evaluation once a second; what is answered is already stored."""
-    job: EvalJob | None = st.session_state.get("eval_job")
-    if job is None:
-        return
-    if job.error:
-        st.error(f"Evaluation stopped: {job.error}")
-    elif job.result:
-        s = job.result.summary
-        st.success(f"Stored eval run {job.result.run_id}: accuracy {s['accuracy']:.1%} over {s['n']} requests.")
-    else:
-        st.progress(job.fraction, text=f"Evaluating {job.model}: request {job.done_steps} of {job.total_steps}")
-
-
-job_status()
+job_status("eval_job",
+           running=lambda job: f"Evaluating {job.model}: request {job.done_steps} of {job.total_steps}",
+           stored=lambda job: (f"Stored eval run {job.result.run_id}: accuracy {job.result.summary['accuracy']:.1%} "
+                               f"over {job.result.summary['n']} requests."),
+           failed=lambda job: f"Evaluation stopped: {job.error}")
 
 with st.expander("Set a frontier model's accuracy (an assumption)", expanded=False):
     st.caption("No API is reachable from here. Enter a published or contracted accuracy; it is stored with "

@@ -11,15 +11,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from app import state  # noqa: E402
 
-st.set_page_config(page_title="slmlab", layout="wide")
-try:
-    state.ensure_defaults(str(state.database_path()))
-except state.DatabaseUnavailable as error:
-    st.error(f"{error}. Point SLMLAB_DB (or `slmlab --db`) at another file, or move this one aside.")
-    st.stop()
-pages = [
-    st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True),
-    st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
-    st.Page("app_pages/quality.py", title="Model quality", icon=":material/fact_check:"),
-]
-st.navigation(pages).run()
+
+def main() -> None:
+    """Configure the page, make sure the default workload is stored, and run the chosen page."""
+    st.set_page_config(page_title="slmlab", layout="wide")
+    try:
+        state.ensure_defaults(str(state.database_path()))
+    except state.DatabaseUnavailable as error:
+        st.error(f"{error}. Point SLMLAB_DB (or `slmlab --db`) at another file, or move this one aside.")
+        st.stop()
+    pages = [
+        st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True),
+        st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
+        st.Page("app_pages/quality.py", title="Model quality", icon=":material/fact_check:"),
+    ]
+    st.navigation(pages).run()
+
+
+# Streamlit runs this file as __main__. A spawned worker process (a benchmark or an evaluation started from the
+# dashboard) may import it as __mp_main__ while bootstrapping, and must not run the dashboard there.
+if __name__ == "__main__":
+    main()

@@ -81,3 +81,15 @@ def test_a_bad_model_file_is_reported_on_the_page_and_the_dashboard_carries_on(d
         at.run()
     assert not at.exception
     assert any("Evaluation stopped" in e.value and "broken.gguf" in e.value for e in at.error)
+
+
+def test_a_worker_spawned_after_the_dashboard_ran_does_not_start_the_dashboard(db: Path, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    """Spawned workers re-import the parent's main module; after a dashboard run that is app/main.py."""
+    open_page()
+    fresh = tmp_path / "fresh.duckdb"
+    monkeypatch.setenv("SLMLAB_DB", str(fresh))
+    evaluate("smollm2-135m", EvalConfig(task="banking77", limit=1, threads=1), db=fresh)
+    con = duckdb.connect(str(fresh), read_only=True)
+    assert con.execute("SELECT name FROM traces").fetchall() == [("task:banking77:test",)]  # no default workload
+    con.close()

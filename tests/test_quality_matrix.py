@@ -34,8 +34,10 @@ def test_measured_outcomes_then_task_accuracy_then_assumptions(db: Path, capsys)
     assert np.all(q.p_correct[~measured, 0] == pytest.approx(result.summary["accuracy"]))
     assert np.all(q.p_correct[:, 1] == 0.9)
 
-    assert main(["import", str(AZURE_CODE), "--name", "code"]) == 0
     capsys.readouterr()
+    code = main(["import", str(AZURE_CODE), "--name", "code"])
+    printed = capsys.readouterr()
+    assert code == 0 and "imported 8,819 requests as trace 'code'" in printed.out, printed
     with pytest.raises(QualityUnknown, match=r"requests of 'code' have no quality figure for smollm2-135m"):
         quality_matrix("code", ["smollm2-135m"], db=db)
     q = quality_matrix("code", ["smollm2-135m"], db=db, assumed={"smollm2-135m": 0.4})

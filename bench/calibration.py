@@ -55,11 +55,15 @@ def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int 
 
 def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float | None:
     """Sum over bins of (bin share) x |accuracy - mean confidence|: 0 is perfect; None without data."""
-    conf, _ = _arrays(confidence, correct)
-    if not conf.size:
+    return _ece(reliability(confidence, correct, bins))
+
+
+def _ece(bins: list[ReliabilityBin]) -> float | None:
+    """Calibration error from already computed bins."""
+    total = sum(b.count for b in bins)
+    if not total:
         return None
-    return float(sum(b.count / conf.size * abs(b.accuracy - b.mean_confidence)
-                     for b in reliability(confidence, correct, bins) if b.count))
+    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in bins if b.count))
 
 
 def brier_score(confidence: Sequence[float], correct: Sequence[bool]) -> float | None:
@@ -103,6 +107,7 @@ def summarise(confidence: Sequence[float], correct: Sequence[bool], bins: int = 
     """Everything the CLI and the dashboard report about one evaluation's confidence."""
     conf, right = _arrays(confidence, correct)
     curve = coverage_curve(confidence, correct)
+    binned = reliability(confidence, correct, bins)
 
     def mean(values: np.ndarray) -> float | None:
         return float(values.mean()) if values.size else None
@@ -110,12 +115,12 @@ def summarise(confidence: Sequence[float], correct: Sequence[bool], bins: int = 
     return {
         "n": int(conf.size),
         "accuracy": mean(right),
-        "expected_calibration_error": expected_calibration_error(confidence, correct, bins),
+        "expected_calibration_error": _ece(binned),
         "brier_score": brier_score(confidence, correct),
         "confidence": {
             "mean": mean(conf), "when_correct": mean(conf[right == 1]), "when_wrong": mean(conf[right == 0]),
             **({f"p{q}": float(np.percentile(conf, q)) for q in (10, 50, 90)} if conf.size else {}),
         },
         "accuracy_at_coverage": {f"{c:.0%}": accuracy_at_coverage(curve, c) for c in (0.25, 0.5, 0.8)},
-        "reliability": [asdict(b) for b in reliability(confidence, correct, bins)],
+        "reliability": [asdict(b) for b in binned],
     }

@@ -44,7 +44,8 @@ class Answer:
     text: str
     output_tokens: int
     confidence: float  # probability of this answer (see the module docstring for what it is normalised over)
-    logprob: float  # summed log-probability of the answer's tokens under the unconstrained model
+    logprob: float  # summed log-probability under the unconstrained model of the tokens the model chose (a label's
+    # tokens forced by the label set, with no alternative, are not scored)
     prompt_tokens: int
     cached_tokens: int  # prompt tokens whose KV cache was reused from the previous request
     latency_ms: float

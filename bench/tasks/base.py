@@ -98,11 +98,15 @@ class Task:
         parts.append(self.user_message(example.text))
         return "\n\n".join(parts)
 
+    def shot_pool(self) -> list[Example]:
+        """Where worked examples come from: the training split, or the only split when there is none."""
+        return self.examples("train" if "train" in self.splits() else self.splits()[0])
+
     def few_shot(self, count: int, seed: int) -> list[Example]:
-        """`count` seeded examples from the training split (the test split when there is none)."""
+        """`count` seeded examples from the shot pool."""
         if count <= 0:
             return []
-        pool = self.examples("train" if "train" in self.splits() else self.splits()[0])
+        pool = self.shot_pool()
         return random.Random(seed).sample(pool, min(count, len(pool)))
 
     def describe(self) -> dict[str, object]:
@@ -160,7 +164,7 @@ class ClassificationTask(Task):
         """One example each of `count` different labels (seeded), so shots show the label space, not one class."""
         if count <= 0:
             return []
-        pool = self.examples("train" if "train" in self.splits() else self.splits()[0])
+        pool = self.shot_pool()
         by_label: dict[str, list[Example]] = {}
         for example in pool:
             by_label.setdefault(example.reference, []).append(example)

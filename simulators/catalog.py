@@ -240,11 +240,33 @@ class Portfolio:
 DEFAULT_API_MODELS = ("gpt-4o", "gpt-4o-mini", "azure/eu/gpt-4o")
 
 
+def catalogue_key_for(name: str, catalogue: dict[str, dict]) -> str:
+    """The catalogue key that prices a model named as a recorded file names it: the key itself, else the cheapest
+    provider key ending in '/<name>' (case-insensitive)."""
+    if name in catalogue:
+        return name
+    suffix = "/" + name.lower()
+    matches = [k for k, v in catalogue.items() if k.lower().endswith(suffix) and v.get("input_cost_per_token") is not None
+               and v.get("output_cost_per_token") is not None]
+    if not matches:
+        return name  # api_model() then says it is unknown and lists close keys
+    return min(matches, key=lambda k: (catalogue[k]["input_cost_per_token"] + catalogue[k]["output_cost_per_token"], k))
+
+
+def named_api_model(name: str, catalogue: dict[str, dict]) -> PortfolioModel:
+    """An API model under the name a recorded file uses, priced from the matching catalogue key."""
+    key = catalogue_key_for(name, catalogue)
+    model = api_model(key, catalogue)
+    return model if key == name else replace(model, name=name, notes=(*model.notes, f"priced as catalogue key '{key}'"))
+
+
 def build_portfolio(local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES), api: tuple[str, ...] = DEFAULT_API_MODELS,
                     *, db: str | Path | None = None, overrides: Path | None = None) -> Portfolio:
-    """Local models (measured or default profile) plus API models from the catalogue, then the user's overrides."""
+    """Local models (measured or default profile) plus API models from the catalogue, then the user's overrides.
+
+    An API name that is not a catalogue key is priced from the cheapest provider key ending in '/<name>'."""
     catalogue = load_price_catalogue()
-    models = {m.name: m for m in [*(local_model(k, db) for k in local), *(api_model(k, catalogue) for k in api)]}
+    models = {m.name: m for m in [*(local_model(k, db) for k in local), *(named_api_model(k, catalogue) for k in api)]}
     if overrides is not None:
         try:
             entries = json.loads(Path(overrides).read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ A request × model with none of these is an error that names the model, never a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,7 @@ task_accuracy AS (
 assumed AS (
     SELECT request_id, model, avg(score) AS p FROM outcomes
     WHERE trace_id = $trace AND source = 'assumption' GROUP BY ALL)
-SELECT req.request_id, m.model,
+SELECT req.request_id, req.task, m.model,
        coalesce(rec.p, mea.p, ta.p, ass.p) AS p,
        mea.c AS c,
        CASE WHEN rec.p IS NOT NULL THEN 0 WHEN mea.p IS NOT NULL THEN 1 WHEN ta.p IS NOT NULL THEN 2
@@ -81,8 +82,24 @@ ORDER BY req.seq, m.position
 """
 
 
+Assumed = Mapping[str, "float | Mapping[str, float]"]  # model -> accuracy, or model -> {task or "*": accuracy}
+
+
+def _assumed_for(model: str, tasks: np.ndarray, assumed: Assumed | None) -> np.ndarray | None:
+    """The assumed accuracy of `model` per request (NaN where no assumption covers the request's task)."""
+    if not assumed or model not in assumed:
+        return None
+    entry = assumed[model]
+    by_task = {"*": float(entry)} if isinstance(entry, (int, float)) else {k: float(v) for k, v in entry.items()}
+    for task, value in by_task.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"assumed accuracy of {model} on {task} must be between 0 and 1, got {value}")
+    default = by_task.get("*", np.nan)
+    return np.array([by_task.get(t, default) if t is not None else default for t in tasks], dtype=np.float64)
+
+
 def quality_matrix(trace: str, models: list[str], *, db: str | Path | None = None,
-                   assumed: dict[str, float] | None = None) -> QualityMatrix:
+                   assumed: Assumed | None = None) -> QualityMatrix:
     """The quality of every (request, model) of a stored trace; `assumed` fills what nothing else covers."""
     if not models:
         raise ValueError("name at least one model")
@@ -97,21 +114,47 @@ def quality_matrix(trace: str, models: list[str], *, db: str | Path | None = Non
     c = table.column("c").to_numpy(zero_copy_only=False).astype(np.float64).reshape(count, len(models))
     src = table.column("src").to_numpy(zero_copy_only=False)
     source = np.where(np.isnan(src.astype(np.float64)), -1, src).astype(np.int8).reshape(count, len(models))
+    tasks = np.array(table.column("task").to_pylist()[:: len(models)], dtype=object)
     for j, model in enumerate(models):
         missing = source[:, j] == -1
         if not missing.any():
             continue
-        if assumed and model in assumed:
-            if not 0.0 <= assumed[model] <= 1.0:
-                raise ValueError(f"assumed accuracy of {model} must be between 0 and 1")
-            p[missing, j], source[missing, j] = assumed[model], SOURCES.index("assumption")
-        else:
+        fill = _assumed_for(model, tasks[missing], assumed)
+        if fill is not None:
+            p[missing, j] = fill
+            source[missing, j] = np.where(np.isnan(fill), -1, SOURCES.index("assumption"))
+            missing = source[:, j] == -1
+        if missing.any():
+            uncovered = sorted({str(t) for t in tasks[missing]})
             raise QualityUnknown(
-                f"{int(missing.sum()):,} of {count:,} requests of '{trace}' have no quality figure for {model}: no "
-                "recorded or measured outcome and no measured accuracy on their task. Run `slmlab eval` for it, or "
-                "set an accuracy (`slmlab eval --assume-accuracy`, or an assumed figure for the replay)")
+                f"{int(missing.sum()):,} of {count:,} requests of '{trace}' have no quality figure for {model} "
+                f"(tasks: {', '.join(uncovered[:6])}): no recorded or measured outcome and no measured accuracy on "
+                "their task. Run `slmlab eval` for it, or set an accuracy (`slmlab eval --assume-accuracy`, or an "
+                "assumptions file for the replay)")
     request_ids = tuple(table.column("request_id").to_pylist()[:: len(models)])
     return QualityMatrix(request_ids, tuple(models), p, c, source)
+
+
+_CONFIDENCE_QUERY = """
+WITH run_accuracy AS (
+    SELECT e.run_id, e.model_name, e.task, e.updated_at, avg(CAST(o.correct AS DOUBLE)) AS accuracy, count(*) AS n
+    FROM eval_runs e JOIN outcomes o ON o.eval_run_id = e.run_id
+    WHERE e.source = 'measured' AND o.correct IS NOT NULL GROUP BY ALL),
+chosen_runs AS (
+    SELECT run_id FROM run_accuracy
+    QUALIFY row_number() OVER (PARTITION BY model_name, task ORDER BY accuracy DESC, n DESC, updated_at DESC) = 1)
+SELECT o.model, r.task, o.correct, list(o.confidence ORDER BY o.confidence) AS confidences
+FROM outcomes o JOIN requests r ON r.trace_id = o.trace_id AND r.request_id = o.request_id
+WHERE o.eval_run_id IN (SELECT run_id FROM chosen_runs) AND o.confidence IS NOT NULL AND o.correct IS NOT NULL
+GROUP BY ALL
+"""
+
+
+def measured_confidences(db: str | Path | None = None) -> dict[tuple[str, str, bool], np.ndarray]:
+    """The confidences measured per (model, enterprise task, answer right?) in the evaluations quality uses."""
+    with store.connect(db, read_only=True) as con:
+        rows = con.execute(_CONFIDENCE_QUERY).fetchall()
+    return {(model, task, bool(correct)): np.asarray(values, dtype=np.float64) for model, task, correct, values in rows}
 
 
 def _quote(text: str) -> str:

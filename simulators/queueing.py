@@ -74,3 +74,27 @@ def simulate_events(arrivals: np.ndarray, service: np.ndarray, servers: int = 1)
             heapq.heappush(events, (time + service[chosen], 0, chosen))
     finish = start + service
     return QueueResult(start=start, finish=finish, wait=start - arrivals)
+
+
+def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limit: np.ndarray,
+                   can_refuse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FIFO with admission control, in arrival order: a request whose wait + service would exceed its limit is
+    refused (it never joins the queue) unless it cannot be; returns (admitted, over the limit when it arrived)."""
+    arrivals, service = _check(arrivals, service)
+    n = arrivals.size
+    admitted, over = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+    free = [0.0] * servers  # min-heap of when each server frees up
+    for i, (arrival, duration, most, refusable) in enumerate(
+            zip(arrivals.tolist(), service.tolist(), np.asarray(limit, dtype=np.float64).tolist(),
+                np.asarray(can_refuse, dtype=bool).tolist())):
+        begins = arrival if arrival > free[0] else free[0]
+        if begins - arrival + duration > most:
+            over[i] = True
+            if refusable:
+                admitted[i] = False
+                continue
+        if servers == 1:
+            free[0] = begins + duration
+        else:
+            heapq.heapreplace(free, begins + duration)
+    return admitted, over

@@ -158,8 +158,51 @@ def m005_eval_runs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE UNIQUE INDEX outcomes_once_per_eval ON outcomes (eval_run_id, request_id)")
 
 
+def m006_sim_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Routing replays: the full configuration of each run, its per-policy summary, per-request results and sweep points."""
+    con.execute("CREATE SEQUENCE sim_run_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE sim_runs (
+            run_id             INTEGER PRIMARY KEY DEFAULT nextval('sim_run_id_seq'),
+            created_at         TIMESTAMP NOT NULL,
+            trace_id           INTEGER NOT NULL,
+            trace_name         VARCHAR NOT NULL,
+            trace_hash         VARCHAR NOT NULL,     -- content hash of the replayed trace
+            catalogue_version  VARCHAR NOT NULL,     -- the price catalogue the API prices came from
+            seed               BIGINT NOT NULL,
+            config             JSON NOT NULL,        -- replay inputs config and every policy with its parameters
+            portfolio          JSON NOT NULL,        -- every model with each figure's source
+            inputs             JSON NOT NULL,        -- where quality, confidence and token counts came from
+            summary            JSON NOT NULL,        -- per policy: cost, quality, latency, residency, vs baseline
+            versions           JSON NOT NULL,
+            seconds            DOUBLE NOT NULL,
+            requests_stored    BOOLEAN NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sim_requests (
+            run_id INTEGER NOT NULL, policy VARCHAR NOT NULL, seq BIGINT NOT NULL, request_id VARCHAR NOT NULL,
+            copy INTEGER NOT NULL, model VARCHAR, attempts VARCHAR, reason VARCHAR, cost_usd DOUBLE,
+            queue_wait_ms DOUBLE, ttft_ms DOUBLE, latency_ms DOUBLE, correct BOOLEAN, quality_source VARCHAR,
+            residency_violation BOOLEAN, slo_violation BOOLEAN, data_class VARCHAR, task VARCHAR
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sim_points (
+            run_id INTEGER NOT NULL, policy VARCHAR NOT NULL, parameter VARCHAR, value DOUBLE,
+            cost_usd DOUBLE NOT NULL, quality DOUBLE NOT NULL, frontier_share DOUBLE, p95_ms DOUBLE, pareto BOOLEAN
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs,
+    m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs, m006_sim_runs,
 ]
 
 

@@ -1,0 +1,317 @@
+"""Everything a routing replay needs, as arrays over requests (rows) and portfolio models (columns).
+
+Built once per replay from the DuckDB file, so every policy runs on the same requests, the same realised
+answers and the same prices. What is drawn at random is drawn here, from one seeded numpy PCG64 stream per
+purpose, so one seed gives one replay:
+
+* correctness: a per-(request, model) probability of an acceptable answer (recorded 0/1 outcome, measured,
+  or assumed; see `simulators.quality`) is realised with ONE uniform number per request shared by all models
+  (common random numbers): a request that is hard for one model is hard for all, and a model with a higher
+  probability is right whenever a weaker one is. Recorded 0/1 outcomes are used exactly as recorded.
+* confidence (what a cascade sees after a small model answered): measured per request where an evaluation
+  scored this very request; else resampled from the confidences that model gave to right (or wrong) answers
+  on the same enterprise task in its evaluation; else an assumption: Beta(3, 2) when right, Beta(2, 3) when
+  wrong (editable in the config).
+* volume scaling: each request is kept floor(v) times, plus once more with probability frac(v).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simulators.catalog import (
+    DEFAULT_API_MODELS, DEFAULT_LOCAL_PROFILES, RESIDENCY_LOCATIONS, Portfolio, build_portfolio,
+)
+from simulators.quality import SOURCES, measured_confidences, quality_matrix
+from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
+from slmlab import store
+from slmlab.paths import DATASETS_DIR
+
+DEFAULT_ASSUMPTIONS = DATASETS_DIR / "assumptions" / "quality.json"
+CONFIDENCE_SOURCES = ("measured", "measured-distribution", "assumption")
+MONTH_S = 30.4375 * 86400.0  # a budget month: the mean calendar month, counted from the first arrival
+STREAMS = {"correct": 1, "confidence": 2, "volume": 3, "policy": 4}
+
+
+class ReplayError(ValueError):
+    """A replay cannot run with these inputs; the message names the trace, model or setting at fault."""
+
+
+def _help(text: str, **extra: object) -> dict[str, object]:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """What shapes a replay's inputs (policies have their own parameters); stored with every run."""
+
+    trace: str = field(metadata=_help("stored trace to replay"))
+    local_models: tuple[str, ...] | None = field(default=None, metadata=_help(
+        "local small models (default: the shipped ones; none for traces of recorded outcomes)"))
+    api_models: tuple[str, ...] | None = field(default=None, metadata=_help(
+        "API models by catalogue key (default: gpt-4o, gpt-4o-mini, azure/eu/gpt-4o; for recorded outcomes the "
+        "recorded models)"))
+    overrides: str | None = field(default=None, metadata=_help("JSON overrides of portfolio entries"))
+    assumptions: str | None = field(default=str(DEFAULT_ASSUMPTIONS), metadata=_help(
+        "quality assumptions file for what nothing recorded or measured covers"))
+    servers: int = field(default=1, metadata=_help("replicas of each local model (FIFO queue, c servers)"))
+    speed: float = field(default=1.0, metadata=_help("replay arrivals k times faster (time scaling)"))
+    volume: float = field(default=1.0, metadata=_help("replay v times as many requests (volume scaling)"))
+    seed: int = field(default=0, metadata=_help("seed of every random draw of the replay"))
+    frontier: str | None = field(default=None, metadata=_help(
+        "the baseline model (default: the API model with the highest mean quality)"))
+    small: str | None = field(default=None, metadata=_help(
+        "the default small model (default: the local model with the highest mean quality)"))
+    confidence_right: tuple[float, float] = field(default=(3.0, 2.0), metadata=_help(
+        "assumed Beta(a, b) confidence of right answers where none was measured"))
+    confidence_wrong: tuple[float, float] = field(default=(2.0, 3.0), metadata=_help(
+        "assumed Beta(a, b) confidence of wrong answers where none was measured"))
+    assumed_input_tokens: int = field(default=512, metadata=_help(
+        "input tokens of a request whose trace records neither tokens nor text"))
+    assumed_output_tokens: int = field(default=256, metadata=_help(
+        "output tokens of a request whose trace records neither tokens nor answers"))
+
+    def __post_init__(self) -> None:
+        if self.servers < 1:
+            raise ReplayError("servers must be at least 1")
+        if not (self.speed > 0 and math.isfinite(self.speed)) or not (self.volume > 0 and math.isfinite(self.volume)):
+            raise ReplayError("speed and volume must be positive numbers")
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReplayInputs:
+    """The trace, the portfolio and every per-(request, model) figure the policies and the engine use."""
+
+    config: ReplayConfig
+    trace_id: int
+    trace_hash: str
+    trace_kind: str
+    portfolio: Portfolio
+    frontier: int  # column of the baseline model
+    small: int  # column of the default small model
+    request_ids: np.ndarray  # object
+    copy: np.ndarray  # int32: 0, or which extra copy a volume-scaled request is
+    has_arrivals: bool
+    arrival_s: np.ndarray  # float64, time-scaled; zeros when the trace records no arrivals
+    month: np.ndarray  # int32 budget month of each request
+    input_tokens: np.ndarray  # float64
+    output_tokens: np.ndarray  # float64
+    task: np.ndarray  # int8 index into TASKS, -1 unknown
+    data_class: np.ndarray  # int8 index into DATA_CLASSES, -1 unknown
+    residency: np.ndarray  # int8 index into RESIDENCIES, -1 unknown
+    category: np.ndarray  # int32 code of the source's own grouping (MMLU subject), -1 none
+    slo_ms: np.ndarray  # float64, NaN where the request has no SLO
+    p_correct: np.ndarray  # (n, m) float64
+    quality_source: np.ndarray  # (n, m) int8 index into SOURCES
+    correct: np.ndarray  # (n, m) bool, realised
+    confidence: np.ndarray  # (n, m) float64
+    confidence_source: np.ndarray  # (n, m) int8 index into CONFIDENCE_SOURCES
+    cost_usd: np.ndarray  # (n, m) float64
+    first_token_s: np.ndarray  # (n, m): API time to first token, local prefill time (queueing excluded)
+    service_s: np.ndarray  # (n, m): API end-to-end latency, local service time (queueing excluded)
+    is_local: np.ndarray  # (m,) bool
+    permitted: np.ndarray  # (n, m) bool: the request's data class and residency allow this model
+    token_sources: dict[str, dict[str, int]]  # input / output: how many requests' token counts came from where
+
+    @property
+    def n(self) -> int:
+        return len(self.request_ids)
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.portfolio.models)
+
+    def quality_ranking(self) -> np.ndarray:
+        """Model columns from the highest mean quality down (ties: cheaper first), the fallback order."""
+        return np.lexsort((self.cost_usd.mean(axis=0), -self.p_correct.mean(axis=0)))
+
+
+def load_assumptions(path: str | Path | None) -> dict[str, object]:
+    """The `models` mapping of a quality assumptions file; an error names the file and what is wrong."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ReplayError(f"{path}: cannot read the quality assumptions ({error})") from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict) or not all(
+            isinstance(v, (int, float)) or (isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()))
+            for v in models.values()):
+        raise ReplayError(f"{path}: expected {{\"models\": {{model: accuracy or {{task: accuracy}}}}}}")
+    return models
+
+
+def _codes(values: list[object], vocabulary: tuple[str, ...]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(vocabulary)}
+    return np.array([index.get(v, -1) for v in values], dtype=np.int8)  # type: ignore[arg-type]
+
+
+_REQUESTS = """
+WITH answers AS (SELECT request_id, ceil(avg(length(response)) / $chars) AS tokens FROM outcomes
+                 WHERE trace_id = $trace AND response IS NOT NULL GROUP BY ALL)
+SELECT r.request_id, r.arrival_s, r.task, r.data_class, r.residency, r.latency_slo_ms, r.category,
+       coalesce(r.input_tokens, ceil(length(r.prompt) / $chars), $input) AS input_tokens,
+       CASE WHEN r.input_tokens IS NOT NULL THEN 0 WHEN r.prompt IS NOT NULL THEN 1 ELSE 2 END AS input_source,
+       coalesce(r.output_tokens, a.tokens, $output) AS output_tokens,
+       CASE WHEN r.output_tokens IS NOT NULL THEN 0 WHEN a.tokens IS NOT NULL THEN 1 ELSE 2 END AS output_source
+FROM requests r LEFT JOIN answers a USING (request_id) WHERE r.trace_id = $trace ORDER BY r.seq
+"""
+TOKEN_SOURCES = ("recorded", "estimated from text length", "assumption")
+CHARS_PER_TOKEN = 4.0  # assumption for traces that keep text but no token counts (English, BPE tokenizers)
+
+
+def _load_requests(con, trace_id: int, config: ReplayConfig) -> dict[str, np.ndarray]:
+    sql = (_REQUESTS.replace("$trace", str(int(trace_id))).replace("$chars", repr(CHARS_PER_TOKEN))
+           .replace("$input", str(int(config.assumed_input_tokens))).replace("$output", str(int(config.assumed_output_tokens))))
+    table = store.query_arrow(con, sql)
+    columns = {name: table.column(name) for name in table.column_names}
+
+    def numbers(name: str) -> np.ndarray:
+        return columns[name].to_numpy(zero_copy_only=False).astype(np.float64)
+
+    categories = columns["category"].to_pylist()
+    names = sorted({c for c in categories if c is not None})
+    code = {c: i for i, c in enumerate(names)}
+    return {
+        "request_ids": np.array(columns["request_id"].to_pylist(), dtype=object),
+        "arrival_s": numbers("arrival_s"), "input_tokens": numbers("input_tokens"),
+        "output_tokens": numbers("output_tokens"), "slo_ms": numbers("latency_slo_ms"),
+        "task": _codes(columns["task"].to_pylist(), TASKS),
+        "data_class": _codes(columns["data_class"].to_pylist(), DATA_CLASSES),
+        "residency": _codes(columns["residency"].to_pylist(), RESIDENCIES),
+        "category": np.array([code.get(c, -1) for c in categories], dtype=np.int32),
+        "input_source": numbers("input_source").astype(np.int8), "output_source": numbers("output_source").astype(np.int8),
+    }
+
+
+def _stream(seed: int, purpose: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64([int(seed), STREAMS[purpose]]))
+
+
+def _confidence(config: ReplayConfig, models: tuple[str, ...], task: np.ndarray, correct: np.ndarray,
+                measured: np.ndarray, pools: dict[tuple[str, str, bool], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    rng = _stream(config.seed, "confidence")
+    n, m = correct.shape
+    pick, assumed = rng.random((n, m)), np.empty((n, m))
+    for right, (a, b) in ((True, config.confidence_right), (False, config.confidence_wrong)):
+        assumed[correct == right] = rng.beta(a, b, size=int(np.sum(correct == right)))
+    confidence = assumed
+    source = np.full((n, m), CONFIDENCE_SOURCES.index("assumption"), dtype=np.int8)
+    for (model, task_name, right), pool in pools.items():
+        if model not in models or task_name not in TASKS or pool.size == 0:
+            continue
+        j = models.index(model)
+        rows = (task == TASKS.index(task_name)) & (correct[:, j] == right)
+        confidence[rows, j] = pool[np.minimum((pick[rows, j] * pool.size).astype(np.int64), pool.size - 1)]
+        source[rows, j] = CONFIDENCE_SOURCES.index("measured-distribution")
+    here = ~np.isnan(measured)
+    confidence[here], source[here] = measured[here], CONFIDENCE_SOURCES.index("measured")
+    return confidence, source
+
+
+def _pick_model(name: str | None, role: str, names: tuple[str, ...], candidates: np.ndarray, p: np.ndarray) -> int:
+    if name is not None:
+        if name not in names:
+            raise ReplayError(f"{role} model '{name}' is not in the portfolio ({', '.join(names)})")
+        return names.index(name)
+    if not candidates.any():
+        raise ReplayError(f"no {role} model: the portfolio ({', '.join(names)}) has none to choose from")
+    means = np.where(candidates, p.mean(axis=0), -np.inf)
+    return int(np.argmax(means))
+
+
+def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> ReplayInputs:
+    """Load the trace, build the portfolio, realise quality and confidence, price and time every cell."""
+    with store.connect(db, read_only=True) as con:
+        found = con.execute("SELECT trace_id, content_hash, kind FROM traces WHERE name = ?", [config.trace]).fetchall()
+        if not found:
+            names = [r[0] for r in con.execute("SELECT name FROM traces ORDER BY trace_id").fetchall()]
+            raise ReplayError(f"no trace named '{config.trace}'; stored traces: {', '.join(names) or 'none'} "
+                              "(`slmlab defaults` imports the embedded ones)")
+        trace_id, trace_hash, kind = int(found[0][0]), str(found[0][1]), str(found[0][2])
+        recorded = [r[0] for r in con.execute(
+            "SELECT DISTINCT model FROM outcomes WHERE trace_id = ? AND source = 'recorded' ORDER BY model",
+            [trace_id]).fetchall()]
+        requests = _load_requests(con, trace_id, config)
+    local = config.local_models if config.local_models is not None else (
+        () if recorded else tuple(DEFAULT_LOCAL_PROFILES))
+    api = config.api_models if config.api_models is not None else (tuple(recorded) or DEFAULT_API_MODELS)
+    portfolio = build_portfolio(local, api, db=db, overrides=Path(config.overrides) if config.overrides else None)
+    names = tuple(m.name for m in portfolio.models)
+    if not names:
+        raise ReplayError("the portfolio is empty: name at least one local or API model")
+    quality = quality_matrix(config.trace, list(names), db=db, assumed=load_assumptions(config.assumptions))
+
+    n0 = len(requests["request_ids"])
+    keep = np.arange(n0)
+    copy = np.zeros(n0, dtype=np.int32)
+    if config.volume != 1.0:
+        whole, extra = divmod(config.volume, 1.0)
+        counts = np.full(n0, int(whole)) + (_stream(config.seed, "volume").random(n0) < extra)
+        keep = np.repeat(np.arange(n0), counts)
+        starts = np.cumsum(counts) - counts
+        copy = (np.arange(len(keep)) - np.repeat(starts, counts)).astype(np.int32)
+    req = {name: values[keep] for name, values in requests.items()}
+    p, q_source, measured = quality.p_correct[keep], quality.source[keep], quality.confidence[keep]
+    n, m = p.shape
+
+    has_arrivals = bool(n) and not np.isnan(req["arrival_s"]).any()
+    arrival = req["arrival_s"] / config.speed if has_arrivals else np.zeros(n)
+    correct = _stream(config.seed, "correct").random(n)[:, None] < p
+    pools = measured_confidences(db)
+    confidence, c_source = _confidence(config, names, req["task"], correct, measured, pools)
+
+    is_local = np.array([mdl.kind == "local" for mdl in portfolio.models])
+    cost = np.empty((n, m))
+    first, service = np.empty((n, m)), np.empty((n, m))
+    permitted = np.empty((n, m), dtype=bool)
+    tokens_in, tokens_out = req["input_tokens"], req["output_tokens"]
+    for j, model in enumerate(portfolio.models):
+        cost[:, j] = (tokens_in * (model.input_usd_per_mtok.value or 0.0)
+                      + tokens_out * (model.output_usd_per_mtok.value or 0.0)) / 1e6
+        decode = (model.output_tok_s.value or 0.0)
+        if decode <= 0:
+            raise ReplayError(f"model '{model.name}': output tok/s must be positive")
+        if model.kind == "local":
+            prefill = model.prefill_tok_s.value if model.prefill_tok_s and model.prefill_tok_s.value else decode
+            first[:, j] = tokens_in / prefill
+            service[:, j] = first[:, j] + tokens_out / decode
+        else:
+            first[:, j] = (model.ttft_ms.value or 0.0) / 1000.0
+            service[:, j] = first[:, j] + tokens_out / decode
+        class_ok = np.isin(req["data_class"], [DATA_CLASSES.index(c) for c in model.data_classes]) | (
+            req["data_class"] == -1)
+        residency_ok = np.array([model.location in RESIDENCY_LOCATIONS[r] for r in RESIDENCIES])
+        permitted[:, j] = class_ok & np.where(req["residency"] >= 0, residency_ok[req["residency"]], True)
+
+    frontier = _pick_model(config.frontier, "frontier", names, ~is_local, p)
+    small_candidates = is_local.copy()
+    if not is_local.any() and m > 1:  # no local model: the cheapest other model plays the small one
+        others = [j for j in range(m) if j != frontier]
+        small_candidates[min(others, key=lambda j: cost[:, j].mean())] = True
+    small = _pick_model(config.small, "small", names, small_candidates, p) if m > 1 else frontier
+    return ReplayInputs(
+        config=config, trace_id=trace_id, trace_hash=trace_hash, trace_kind=kind, portfolio=portfolio,
+        frontier=frontier, small=small, request_ids=req["request_ids"], copy=copy, has_arrivals=has_arrivals,
+        arrival_s=arrival, month=np.floor(arrival / MONTH_S).astype(np.int32),
+        input_tokens=tokens_in, output_tokens=tokens_out, task=req["task"], data_class=req["data_class"],
+        residency=req["residency"], category=req["category"], slo_ms=req["slo_ms"], p_correct=p,
+        quality_source=q_source, correct=correct, confidence=confidence, confidence_source=c_source, cost_usd=cost,
+        first_token_s=first, service_s=service, is_local=is_local, permitted=permitted,
+        token_sources={side: {name: int(np.sum(req[f"{side}_source"] == i)) for i, name in enumerate(TOKEN_SOURCES)
+                              if np.any(req[f"{side}_source"] == i)} for side in ("input", "output")},
+    )
+
+
+__all__ = ["CONFIDENCE_SOURCES", "DEFAULT_ASSUMPTIONS", "ReplayConfig", "ReplayError", "ReplayInputs", "SOURCES",
+           "build_inputs", "load_assumptions"]

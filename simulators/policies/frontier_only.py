@@ -1,0 +1,22 @@
+"""frontier-only: every request to the frontier model; the baseline every replay reports against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulators.inputs import ReplayInputs
+from simulators.policies.base import Policy, Routing, choose, column, param, single
+
+
+@dataclass(frozen=True)
+class FrontierOnly(Policy):
+    """Send everything to one model (default: the frontier model)."""
+
+    name = "frontier-only"
+    summary = "every request to the frontier model: today's architecture and the baseline of every run"
+    model: str = param("frontier", "the model to send everything to (a name, or the role 'frontier')")
+
+    def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:
+        return single(choose(column(inputs, self.model), inputs, candidates))

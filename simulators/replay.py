@@ -1,0 +1,273 @@
+"""Replay a trace through routing policies: attempts -> queues on local capacity -> cost, latency, correctness,
+residency; then the metrics of every policy beside the frontier-only baseline of the same run.
+
+Vectorised over requests. Latency model (seconds):
+* API model: time to first token (assumption or override) + output tokens / output speed; no queue (an API
+  is treated as unlimited capacity).
+* local model: `servers` replicas, FIFO on the time the request reaches the model: exact Lindley recursion for
+  one server, Kiefer-Wolfowitz for several (see `simulators.queueing`). Service time = input tokens / prefill
+  speed + output tokens / decode speed, from this machine's benchmark or the default profile.
+* a cascade's later attempt starts when the earlier one finishes, so the first attempt's latency is added.
+Without recorded arrival times (outcome files) there is no queueing: every request is served on arrival.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from simulators import metrics
+from simulators.inputs import CONFIDENCE_SOURCES, ReplayError, ReplayInputs
+from simulators.policies.base import NO_MODEL, Policy, Routing
+from simulators.policies.registry import BASELINE, sweep_of, with_value
+from simulators.quality import SOURCES
+from simulators.queueing import fifo
+from simulators.traces.labelling import DATA_CLASSES
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per request of one policy: where it went and what that cost, took and gave."""
+
+    policy: str
+    routing: Routing
+    model: np.ndarray  # int16 final model column, -1 rejected
+    cost_usd: np.ndarray
+    queue_wait_s: np.ndarray
+    ttft_s: np.ndarray
+    latency_s: np.ndarray
+    first_attempt_s: np.ndarray  # NaN unless escalated: the time spent before the answering attempt started
+    wasted_tokens: np.ndarray  # tokens processed by attempts whose answer was thrown away
+    correct: np.ndarray  # bool
+    residency_violation: np.ndarray  # bool: some attempt went where the request's data may not go
+    slo_violation: np.ndarray  # bool: latency over the request's SLO
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Every policy's outcome and summary, the baseline's name, and (with a sweep) the cost-quality points."""
+
+    inputs: ReplayInputs
+    outcomes: dict[str, Outcome]
+    summaries: dict[str, dict[str, object]]
+    points: list[dict[str, object]] = field(default_factory=list)
+
+
+def _topological(routing: Routing, m: int) -> list[int]:
+    """Models in an order where every model comes after those whose attempts feed it (a cascade chain)."""
+    attempts = routing.attempts
+    edges: set[tuple[int, int]] = set()
+    for t in range(attempts.shape[1] - 1):
+        pairs = np.stack([attempts[:, t], attempts[:, t + 1]], axis=1)
+        pairs = pairs[(pairs >= 0).all(axis=1)]
+        edges |= {(int(a), int(b)) for a, b in np.unique(pairs, axis=0)} if len(pairs) else set()
+    order, remaining = [], set(range(m))
+    while remaining:
+        ready = sorted(j for j in remaining if not any(a in remaining and b == j for a, b in edges))
+        if not ready:
+            raise ReplayError("a policy sends requests around a loop of models; cannot order their queues")
+        order += ready
+        remaining -= set(ready)
+    return order
+
+
+def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
+    """Charge every attempt, queue local attempts, and read off the answer of the last one."""
+    attempts = routing.attempts.astype(np.int64)
+    n, k = attempts.shape
+    rows = np.arange(n)
+    ready = np.full((n, k), np.nan)
+    start = np.full((n, k), np.nan)
+    finish = np.full((n, k), np.nan)
+    ready[:, 0] = inputs.arrival_s
+    safe = np.maximum(attempts, 0)
+    for j in _topological(routing, len(inputs.model_names)):
+        where = np.argwhere(attempts == j)
+        if not len(where):
+            continue
+        r, t = where[:, 0], where[:, 1]
+        later = t > 0
+        ready[r[later], t[later]] = finish[r[later], t[later] - 1]
+        arrive, service = ready[r, t], inputs.service_s[r, j]
+        if inputs.is_local[j] and inputs.has_arrivals:
+            order = np.lexsort((r, arrive))  # FIFO by the time the request reaches the model
+            queued = fifo(arrive[order], service[order], inputs.config.servers)
+            begins = np.empty_like(arrive)
+            begins[order] = queued.start
+        else:
+            begins = arrive
+        start[r, t], finish[r, t] = begins, begins + service
+    valid = attempts >= 0
+    final = routing.final.astype(np.int64)
+    answered = final >= 0
+    last = np.where(answered, k - 1 - np.argmax(valid[:, ::-1], axis=1), 0)
+    local_attempt = valid & inputs.is_local[safe]
+    cost = np.where(valid, inputs.cost_usd[rows[:, None], safe], 0.0).sum(axis=1)
+    wait = np.where(local_attempt, start - ready, 0.0).sum(axis=1)
+    end = finish[rows, last]
+    first_token = start[rows, last] + inputs.first_token_s[rows, np.maximum(final, 0)]
+    latency = np.where(answered, end - inputs.arrival_s, np.nan)
+    escalated = valid.sum(axis=1) > 1
+    thrown = valid & (np.arange(k)[None, :] != last[:, None])
+    tokens = inputs.input_tokens + inputs.output_tokens
+    violation = (valid & ~inputs.permitted[rows[:, None], safe]).any(axis=1)
+    correct = answered & inputs.correct[rows, np.maximum(final, 0)]
+    slo = np.where(np.isnan(inputs.slo_ms), np.inf, inputs.slo_ms / 1000.0)
+    return Outcome(
+        policy=name, routing=routing, model=final.astype(np.int16), cost_usd=cost, queue_wait_s=wait,
+        ttft_s=np.where(answered, first_token - inputs.arrival_s, np.nan), latency_s=latency,
+        first_attempt_s=np.where(escalated, start[rows, last] - inputs.arrival_s, np.nan),
+        wasted_tokens=np.where(thrown, tokens[:, None], 0.0).sum(axis=1), correct=correct,
+        residency_violation=violation, slo_violation=answered & (latency > slo),
+    )
+
+
+def _counts(codes: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
+    counts = np.bincount(codes[codes >= 0], minlength=len(names))
+    return {name: int(c) for name, c in zip(names, counts) if c}
+
+
+def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
+    """The headline figures of one policy (the comparison with the baseline is added by `compare`)."""
+    n = inputs.n
+    final = outcome.model.astype(np.int64)
+    answered = final >= 0
+    rows = np.flatnonzero(answered)
+    names = inputs.model_names
+    escalated = (outcome.routing.attempts >= 0).sum(axis=1) > 1
+    local = answered & inputs.is_local[np.maximum(final, 0)]
+    violations = outcome.residency_violation
+    by_class = {DATA_CLASSES[c]: int(np.sum(violations & (inputs.data_class == c))) for c in range(len(DATA_CLASSES))}
+    summary: dict[str, object] = {
+        "requests": n,
+        "rejected": int(n - answered.sum()),
+        "cost_usd": float(outcome.cost_usd.sum()),
+        "cost_per_1k_usd": float(outcome.cost_usd.sum() / n * 1000) if n else 0.0,
+        "quality": float(outcome.correct.mean()) if n else float("nan"),
+        "quality_source": _counts(inputs.quality_source[rows, final[rows]], SOURCES),
+        "latency_ms": {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.latency_s[answered]).items()},
+        "ttft_ms": {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.ttft_s[answered]).items()},
+        "queue_wait_ms_p95": float(np.percentile(outcome.queue_wait_s[answered], 95) * 1000) if rows.size else 0.0,
+        "slo_violations": int(outcome.slo_violation.sum()),
+        "escalation_rate": float(escalated.mean()) if n else 0.0,
+        "wasted_tokens": int(outcome.wasted_tokens.sum()),
+        "escalation_added_ms_mean": float(np.nanmean(outcome.first_attempt_s) * 1000) if escalated.any() else 0.0,
+        "in_house_share": float(local.mean()) if n else 0.0,
+        "frontier_share": float(np.mean(final == inputs.frontier)) if n else 0.0,
+        "residency_violations": int(violations.sum()),
+        "residency_violations_by_class": {k: v for k, v in by_class.items() if v},
+        "models": _counts(final, names),
+    }
+    if any(inputs.is_local[j] for j in range(len(names))) and local.any():
+        escalating = (outcome.routing.attempts[:, 0] >= 0) & inputs.is_local[np.maximum(outcome.routing.attempts[:, 0], 0)]
+        summary["confidence_source"] = _counts(
+            inputs.confidence_source[np.flatnonzero(escalating), outcome.routing.attempts[escalating, 0]],
+            CONFIDENCE_SOURCES) if outcome.routing.attempts.shape[1] > 1 else {}
+    if outcome.routing.reason is not None:
+        summary["reasons"] = _counts(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
+    summary.update({k: v for k, v in outcome.routing.notes.items()})
+    return summary
+
+
+def compare(summaries: dict[str, dict[str, object]], weak: str | None) -> None:
+    """Add each policy's cost ratio, quality change and PGR against frontier-only (strong) and the weak model."""
+    base = summaries[BASELINE]
+    low = summaries.get(weak) if weak else None
+    for summary in summaries.values():
+        summary["vs_baseline"] = {
+            "cost_ratio": (summary["cost_usd"] / base["cost_usd"]) if base["cost_usd"] else None,  # type: ignore[operator]
+            "cost_saved_usd": base["cost_usd"] - summary["cost_usd"],  # type: ignore[operator]
+            "quality_delta": summary["quality"] - base["quality"],  # type: ignore[operator]
+            "p95_latency_delta_ms": summary["latency_ms"]["p95"] - base["latency_ms"]["p95"],  # type: ignore[index]
+        }
+        if low is not None and low["quality"] != base["quality"]:
+            summary["pgr"] = metrics.pgr(summary["quality"], low["quality"], base["quality"])  # type: ignore[arg-type]
+
+
+def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = False,
+                 progress: Callable[[str], None] | None = None) -> ReplayResult:
+    """Replay every policy on the same inputs; with `sweep`, also vary each sweepable policy over its grid."""
+    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
+    outcomes: dict[str, Outcome] = {}
+    summaries: dict[str, dict[str, object]] = {}
+    for policy in policies:
+        if progress:
+            progress(f"replaying {policy.label}")
+        outcome = execute(inputs, policy.route(inputs, everything), policy.label)
+        outcomes[policy.label] = outcome
+        summaries[policy.label] = {"parameters": policy.describe(), **summarise(inputs, outcome)}
+    weak = next((label for label in summaries if label == "small-only"), None)
+    if weak is None and BASELINE in summaries:
+        from simulators.policies.small_only import SmallOnly
+        summaries["small-only (reference)"] = summarise(inputs, execute(inputs, SmallOnly().route(inputs, everything), "small-only"))
+        weak = "small-only (reference)"
+    compare(summaries, weak)
+    points: list[dict[str, object]] = []
+    if sweep:
+        points = sweep_points(inputs, policies, summaries, weak, progress)
+    return ReplayResult(inputs=inputs, outcomes=outcomes, summaries=summaries, points=points)
+
+
+def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[str, dict[str, object]],
+                 weak: str | None, progress: Callable[[str], None] | None = None) -> list[dict[str, object]]:
+    """Cost-quality points of every policy (sweepable ones over their grid), the Pareto front marked, and
+    APGR / CPT(50%) / CPT(80%) / AIQ added to each swept policy's summary."""
+    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
+    points: list[dict[str, object]] = []
+    for policy in policies:
+        grid = sweep_of(policy)
+        if grid is None:
+            s = summaries[policy.label]
+            points.append({"policy": policy.label, "parameter": None, "value": None, "cost_usd": s["cost_usd"],
+                           "quality": s["quality"], "frontier_share": s["frontier_share"],
+                           "p95_ms": s["latency_ms"]["p95"]})  # type: ignore[index]
+            continue
+        key, values = grid
+        if progress:
+            progress(f"sweeping {policy.label} over {key} ({len(values)} points)")
+        curve = []
+        for value in values:
+            s = summarise(inputs, execute(inputs, with_value(policy, key, value).route(inputs, everything), policy.label))
+            curve.append(s)
+            points.append({"policy": policy.label, "parameter": key, "value": value, "cost_usd": s["cost_usd"],
+                           "quality": s["quality"], "frontier_share": s["frontier_share"],
+                           "p95_ms": s["latency_ms"]["p95"]})  # type: ignore[index]
+        summary = summaries[policy.label]
+        cost = np.array([c["cost_usd"] for c in curve])
+        quality = np.array([c["quality"] for c in curve])
+        share = np.array([c["frontier_share"] for c in curve])
+        summary["sweep"] = {"parameter": key, "points": len(values), "aiq": metrics.aiq(cost, quality)}
+        if weak is not None:
+            low, high = summaries[weak]["quality"], summaries[BASELINE]["quality"]
+            if low != high:
+                summary["sweep"].update({  # type: ignore[union-attr]
+                    "apgr": metrics.apgr(share, quality, low, high),  # type: ignore[arg-type]
+                    "cpt50": metrics.cpt(share, quality, low, high, 0.5),  # type: ignore[arg-type]
+                    "cpt80": metrics.cpt(share, quality, low, high, 0.8),  # type: ignore[arg-type]
+                })
+    attainable = [i for i, p in enumerate(points) if p["policy"] not in UNATTAINABLE]
+    front = pareto_front([(float(points[i]["cost_usd"]), float(points[i]["quality"])) for i in attainable])  # type: ignore[arg-type]
+    for point in points:
+        point["pareto"] = False
+    for i, on in zip(attainable, front):
+        points[i]["pareto"] = on
+    return points
+
+
+UNATTAINABLE = ("oracle",)  # a bound, drawn for reference but never on the Pareto front of real policies
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """Which (cost, quality) points no other point beats (cheaper or equal and at least as good, better in one);
+    of identical points only the first is marked."""
+    flags = []
+    for i, (c, q) in enumerate(points):
+        dominated = any((c2 <= c and q2 >= q) and (c2 < c or q2 > q) for j, (c2, q2) in enumerate(points) if j != i)
+        repeated = (c, q) in points[:i]
+        flags.append(not dominated and not repeated)
+    return flags
+
+
+__all__ = ["NO_MODEL", "Outcome", "ReplayResult", "execute", "pareto_front", "run_policies", "summarise"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from simulators.catalog import (
-    DEFAULT_API_MODELS, DEFAULT_LOCAL_PROFILES, RESIDENCY_LOCATIONS, Portfolio, build_portfolio,
+    DEFAULT_API_MODELS, DEFAULT_LOCAL_PROFILES, RESIDENCY_LOCATIONS, Portfolio, PortfolioModel, build_portfolio,
 )
 from simulators.quality import SOURCES, measured_confidences, quality_matrix
 from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
@@ -121,6 +121,7 @@ class ReplayInputs:
     is_local: np.ndarray  # (m,) bool
     permitted: np.ndarray  # (n, m) bool: the request's data class and residency allow this model
     token_sources: dict[str, dict[str, int]]  # input / output: how many requests' token counts came from where
+    ranking: tuple[int, ...] = ()  # model columns from the highest mean quality down (ties: cheaper first)
 
     @property
     def n(self) -> int:
@@ -130,9 +131,10 @@ class ReplayInputs:
     def model_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.portfolio.models)
 
-    def quality_ranking(self) -> np.ndarray:
-        """Model columns from the highest mean quality down (ties: cheaper first), the fallback order."""
-        return np.lexsort((self.cost_usd.mean(axis=0), -self.p_correct.mean(axis=0)))
+    def __post_init__(self) -> None:
+        if not self.ranking:  # the fallback order every policy uses when its first choice is barred
+            order = np.lexsort((self.cost_usd.mean(axis=0), -self.p_correct.mean(axis=0)))
+            object.__setattr__(self, "ranking", tuple(int(j) for j in order))
 
 
 def load_assumptions(path: str | Path | None) -> dict[str, object]:
@@ -230,6 +232,29 @@ def _pick_model(name: str | None, role: str, names: tuple[str, ...], candidates:
     return int(np.argmax(means))
 
 
+def price_and_time(model: PortfolioModel, tokens_in: np.ndarray, tokens_out: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per request on one model: API price in USD, time to first token and service time in seconds (queueing
+    excluded; an API's service time is its whole latency)."""
+    cost = (tokens_in * (model.input_usd_per_mtok.value or 0.0) + tokens_out * (model.output_usd_per_mtok.value or 0.0)) / 1e6
+    decode = model.output_tok_s.value or 0.0
+    if decode <= 0:
+        raise ReplayError(f"model '{model.name}': output tok/s must be positive")
+    if model.kind == "local":
+        prefill = model.prefill_tok_s.value if model.prefill_tok_s and model.prefill_tok_s.value else decode
+        first = tokens_in / prefill
+    else:
+        first = np.full(len(tokens_in), (model.ttft_ms.value or 0.0) / 1000.0)
+    return cost, first, first + tokens_out / decode
+
+
+def permitted_for(model: PortfolioModel, data_class: np.ndarray, residency: np.ndarray) -> np.ndarray:
+    """Which requests may be sent to this model: data class allowed there and location within the residency."""
+    class_ok = np.isin(data_class, [DATA_CLASSES.index(c) for c in model.data_classes]) | (data_class == -1)
+    residency_ok = np.array([model.location in RESIDENCY_LOCATIONS[r] for r in RESIDENCIES])
+    return class_ok & np.where(residency >= 0, residency_ok[np.maximum(residency, 0)], True)
+
+
 def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> ReplayInputs:
     """Load the trace, build the portfolio, realise quality and confidence, price and time every cell."""
     with store.connect(db, read_only=True) as con:
@@ -277,22 +302,8 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
     permitted = np.empty((n, m), dtype=bool)
     tokens_in, tokens_out = req["input_tokens"], req["output_tokens"]
     for j, model in enumerate(portfolio.models):
-        cost[:, j] = (tokens_in * (model.input_usd_per_mtok.value or 0.0)
-                      + tokens_out * (model.output_usd_per_mtok.value or 0.0)) / 1e6
-        decode = (model.output_tok_s.value or 0.0)
-        if decode <= 0:
-            raise ReplayError(f"model '{model.name}': output tok/s must be positive")
-        if model.kind == "local":
-            prefill = model.prefill_tok_s.value if model.prefill_tok_s and model.prefill_tok_s.value else decode
-            first[:, j] = tokens_in / prefill
-            service[:, j] = first[:, j] + tokens_out / decode
-        else:
-            first[:, j] = (model.ttft_ms.value or 0.0) / 1000.0
-            service[:, j] = first[:, j] + tokens_out / decode
-        class_ok = np.isin(req["data_class"], [DATA_CLASSES.index(c) for c in model.data_classes]) | (
-            req["data_class"] == -1)
-        residency_ok = np.array([model.location in RESIDENCY_LOCATIONS[r] for r in RESIDENCIES])
-        permitted[:, j] = class_ok & np.where(req["residency"] >= 0, residency_ok[req["residency"]], True)
+        cost[:, j], first[:, j], service[:, j] = price_and_time(model, tokens_in, tokens_out)
+        permitted[:, j] = permitted_for(model, req["data_class"], req["residency"])
 
     frontier = _pick_model(config.frontier, "frontier", names, ~is_local, p)
     small_candidates = is_local.copy()

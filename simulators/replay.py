@@ -55,14 +55,16 @@ class ReplayResult:
     points: list[dict[str, object]] = field(default_factory=list)
 
 
-def _topological(routing: Routing, m: int) -> list[int]:
+def _topological(attempts: np.ndarray, m: int) -> list[int]:
     """Models in an order where every model comes after those whose attempts feed it (a cascade chain)."""
-    attempts = routing.attempts
+    if attempts.shape[1] == 1:
+        return list(range(m))
     edges: set[tuple[int, int]] = set()
     for t in range(attempts.shape[1] - 1):
-        pairs = np.stack([attempts[:, t], attempts[:, t + 1]], axis=1)
-        pairs = pairs[(pairs >= 0).all(axis=1)]
-        edges |= {(int(a), int(b)) for a, b in np.unique(pairs, axis=0)} if len(pairs) else set()
+        a, b = attempts[:, t].astype(np.int64), attempts[:, t + 1].astype(np.int64)
+        both = (a >= 0) & (b >= 0)
+        counts = np.bincount(a[both] * m + b[both], minlength=m * m)
+        edges |= {(int(code) // m, int(code) % m) for code in np.flatnonzero(counts)}
     order, remaining = [], set(range(m))
     while remaining:
         ready = sorted(j for j in remaining if not any(a in remaining and b == j for a, b in edges))
@@ -73,53 +75,98 @@ def _topological(routing: Routing, m: int) -> list[int]:
     return order
 
 
+def _queue_start(inputs: ReplayInputs, j: int, arrive: np.ndarray, service: np.ndarray) -> np.ndarray:
+    """When each request arriving at local model j (in the order given) starts service: FIFO on its servers."""
+    if not inputs.has_arrivals:
+        return arrive
+    if arrive.size > 1 and np.any(arrive[1:] < arrive[:-1]):
+        order = np.argsort(arrive, kind="stable")  # FIFO by the time the request reaches the model
+        begins = np.empty_like(arrive)
+        begins[order] = fifo(arrive[order], service[order], inputs.config.servers).start
+        return begins
+    return fifo(arrive, service, inputs.config.servers).start
+
+
+def _times_by_tier(inputs: ReplayInputs, attempts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ready, start) per tier when every local model serves a single tier: tiers in order, whole-array steps."""
+    rows, m = np.arange(inputs.n), len(inputs.model_names)
+    ready = inputs.arrival_s
+    times = []
+    for t in range(attempts.shape[1]):
+        model = attempts[:, t].astype(np.intp)
+        valid = model >= 0
+        service = inputs.service_s.ravel()[rows * m + np.maximum(model, 0)]
+        start = ready.copy()
+        present = np.flatnonzero(np.bincount(model[valid], minlength=m))
+        for j in present[inputs.is_local[present]]:
+            where = np.flatnonzero(model == j)
+            start[where] = _queue_start(inputs, int(j), ready[where], service[where])
+        times.append((ready, start))
+        ready = np.where(valid, start + service, ready)  # the next tier starts when this attempt ends
+    return times
+
+
+def _times_by_model(inputs: ReplayInputs, attempts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ready, start) per tier in general: models in dependency order, each queue over all its tiers at once."""
+    n, k = attempts.shape
+    ready, start, finish = np.zeros((k, n)), np.zeros((k, n)), np.zeros((k, n))
+    ready[0] = inputs.arrival_s
+    for j in _topological(attempts, len(inputs.model_names)):
+        tiers = [(t, r) for t in range(k) if (r := np.flatnonzero(attempts[:, t] == j)).size]
+        for t, r in tiers:
+            if t:
+                ready[t, r] = finish[t - 1, r]
+        if inputs.is_local[j]:
+            begins = _queue_start(inputs, j, np.concatenate([ready[t, r] for t, r in tiers]),
+                                  np.concatenate([inputs.service_s[r, j] for _, r in tiers]))
+        else:
+            begins = np.concatenate([ready[t, r] for t, r in tiers])
+        offset = 0
+        for t, r in tiers:
+            start[t, r] = begins[offset:offset + r.size]
+            finish[t, r] = start[t, r] + inputs.service_s[r, j]
+            offset += r.size
+    return [(ready[t], start[t]) for t in range(k)]
+
+
 def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     """Charge every attempt, queue local attempts, and read off the answer of the last one."""
-    attempts = routing.attempts.astype(np.int64)
+    attempts = routing.attempts
     n, k = attempts.shape
+    m = len(inputs.model_names)
     rows = np.arange(n)
-    ready = np.full((n, k), np.nan)
-    start = np.full((n, k), np.nan)
-    finish = np.full((n, k), np.nan)
-    ready[:, 0] = inputs.arrival_s
-    safe = np.maximum(attempts, 0)
-    for j in _topological(routing, len(inputs.model_names)):
-        where = np.argwhere(attempts == j)
-        if not len(where):
-            continue
-        r, t = where[:, 0], where[:, 1]
-        later = t > 0
-        ready[r[later], t[later]] = finish[r[later], t[later] - 1]
-        arrive, service = ready[r, t], inputs.service_s[r, j]
-        if inputs.is_local[j] and inputs.has_arrivals:
-            order = np.lexsort((r, arrive))  # FIFO by the time the request reaches the model
-            queued = fifo(arrive[order], service[order], inputs.config.servers)
-            begins = np.empty_like(arrive)
-            begins[order] = queued.start
-        else:
-            begins = arrive
-        start[r, t], finish[r, t] = begins, begins + service
-    valid = attempts >= 0
-    final = routing.final.astype(np.int64)
-    answered = final >= 0
-    last = np.where(answered, k - 1 - np.argmax(valid[:, ::-1], axis=1), 0)
-    local_attempt = valid & inputs.is_local[safe]
-    cost = np.where(valid, inputs.cost_usd[rows[:, None], safe], 0.0).sum(axis=1)
-    wait = np.where(local_attempt, start - ready, 0.0).sum(axis=1)
-    end = finish[rows, last]
-    first_token = start[rows, last] + inputs.first_token_s[rows, np.maximum(final, 0)]
-    latency = np.where(answered, end - inputs.arrival_s, np.nan)
-    escalated = valid.sum(axis=1) > 1
-    thrown = valid & (np.arange(k)[None, :] != last[:, None])
+    if k > 1 and np.any((attempts[:, :-1] < 0) & (attempts[:, 1:] >= 0)):  # skipped tiers: close the gaps
+        attempts = np.take_along_axis(attempts, np.argsort(attempts < 0, axis=1, kind="stable"), axis=1)
+    tiers_per_model = sum(np.bincount(attempts[:, t][attempts[:, t] >= 0], minlength=m) > 0 for t in range(k))
+    single_tier = not np.any(np.asarray(tiers_per_model)[inputs.is_local] > 1)
+    times = _times_by_tier(inputs, attempts) if single_tier else _times_by_model(inputs, attempts)
     tokens = inputs.input_tokens + inputs.output_tokens
-    violation = (valid & ~inputs.permitted[rows[:, None], safe]).any(axis=1)
-    correct = answered & inputs.correct[rows, np.maximum(final, 0)]
-    slo = np.where(np.isnan(inputs.slo_ms), np.inf, inputs.slo_ms / 1000.0)
+    cost, wait, spent_tokens = np.zeros(n), np.zeros(n), np.zeros(n)
+    violation = np.zeros(n, dtype=bool)
+    tried = np.zeros(n, dtype=np.int8)
+    chosen = np.full(n, -1, dtype=np.intp)  # flat index (request, answering model) into the per-model matrices
+    end, begun = np.full(n, np.nan), np.full(n, np.nan)
+    for t, (ready, start) in enumerate(times):
+        model = attempts[:, t].astype(np.intp)
+        valid = model >= 0
+        flat = rows * m + np.maximum(model, 0)
+        cost += np.where(valid, inputs.cost_usd.ravel()[flat], 0.0)
+        wait += np.where(valid, start - ready, 0.0)
+        violation |= valid & ~inputs.permitted.ravel()[flat]
+        spent_tokens += np.where(valid, tokens, 0.0)
+        tried += valid
+        chosen = np.where(valid, flat, chosen)
+        begun = np.where(valid, start, begun)
+        end = np.where(valid, start + inputs.service_s.ravel()[flat], end)
+    answered = chosen >= 0
+    safe = np.maximum(chosen, 0)
+    latency = np.where(answered, end - inputs.arrival_s, np.nan)
+    slo = inputs.slo_ms / 1000.0
     return Outcome(
-        policy=name, routing=routing, model=final.astype(np.int16), cost_usd=cost, queue_wait_s=wait,
-        ttft_s=np.where(answered, first_token - inputs.arrival_s, np.nan), latency_s=latency,
-        first_attempt_s=np.where(escalated, start[rows, last] - inputs.arrival_s, np.nan),
-        wasted_tokens=np.where(thrown, tokens[:, None], 0.0).sum(axis=1), correct=correct,
+        policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait,
+        ttft_s=np.where(answered, begun + inputs.first_token_s.ravel()[safe] - inputs.arrival_s, np.nan),
+        latency_s=latency, first_attempt_s=np.where(tried > 1, begun - inputs.arrival_s, np.nan),
+        wasted_tokens=spent_tokens - np.where(answered, tokens, 0.0), correct=answered & inputs.correct.ravel()[safe],
         residency_violation=violation, slo_violation=answered & (latency > slo),
     )
 

@@ -205,3 +205,24 @@ def test_run_reports_every_policy_against_the_baseline() -> None:
     assert cascade["pgr"] == pytest.approx(1.0)  # and exactly the right ones: full gap recovered at half the cost
     # a perfect ranking of a 50/50 split: PGR climbs 0 -> 1 over the first half of strong calls, then stays at 1
     assert cascade["sweep"]["apgr"] == pytest.approx(0.75) and cascade["sweep"]["cpt50"] == pytest.approx(0.25)
+
+
+def test_a_local_model_serving_two_tiers_queues_both_in_arrival_order() -> None:
+    from simulators.policies.base import Routing
+
+    inputs = replace(make_inputs(3, arrivals=[0, 0, 0], small_service=2.0, big_latency=1.0), is_local=np.array([True, True]))
+    routing = Routing(attempts=np.array([[SMALL, BIG], [BIG, -1], [SMALL, -1]], dtype=np.int16))
+    outcome = execute(inputs, routing, "hand")
+    # small: r0 0-2, r2 2-4; big: r1 0-1, then r0 (escalated at 2) 2-3
+    assert outcome.latency_s.tolist() == [3, 1, 4] and outcome.queue_wait_s.tolist() == [0, 0, 2]
+
+
+def test_both_timing_paths_agree_where_both_apply() -> None:
+    from simulators.replay import _times_by_model, _times_by_tier
+
+    rng = np.random.default_rng(5)
+    inputs = make_inputs(200, arrivals=np.sort(rng.random(200) * 100), confidence=rng.random(200))
+    attempts = route(Cascade(), inputs).attempts
+    for (ready_a, start_a), (ready_b, start_b), t in zip(_times_by_tier(inputs, attempts), _times_by_model(inputs, attempts), range(2)):
+        valid = attempts[:, t] >= 0
+        assert np.allclose(ready_a[valid], ready_b[valid]) and np.allclose(start_a[valid], start_b[valid])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -33,13 +34,14 @@ class Routing:
     reasons: tuple[str, ...] = ()
     notes: dict[str, object] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def final(self) -> np.ndarray:
         """The model that answered each request (-1: rejected)."""
-        k = self.attempts.shape[1]
-        valid = self.attempts >= 0
-        last = k - 1 - np.argmax(valid[:, ::-1], axis=1)
-        return np.where(valid.any(axis=1), self.attempts[np.arange(len(last)), last], NO_MODEL).astype(np.int16)
+        final = self.attempts[:, 0].copy()
+        for t in range(1, self.attempts.shape[1]):
+            later = self.attempts[:, t]
+            final = np.where(later >= 0, later, final)
+        return final.astype(np.int16, copy=False)
 
 
 def single(choice: np.ndarray, **extra: object) -> Routing:
@@ -91,8 +93,11 @@ def choose(target: np.ndarray | int, inputs: ReplayInputs, candidates: np.ndarra
     target = np.broadcast_to(np.asarray(target, dtype=np.int16), (n,))
     rows = np.arange(n)
     chosen = np.where((target >= 0) & candidates[rows, np.maximum(target, 0)], target, NO_MODEL).astype(np.int16)
-    for j in inputs.quality_ranking():
-        chosen = np.where((chosen == NO_MODEL) & candidates[:, j], j, chosen).astype(np.int16)
+    for j in inputs.ranking:
+        missing = chosen == NO_MODEL
+        if not missing.any():
+            break
+        chosen = np.where(missing & candidates[:, j], j, chosen).astype(np.int16)
     return chosen
 
 

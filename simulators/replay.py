@@ -206,16 +206,31 @@ def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
         "residency_violations": int(violations.sum()),
         "residency_violations_by_class": {k: v for k, v in by_class.items() if v},
         "models": _counts(final, names),
+        "local_load": local_load(inputs, outcome.routing),
     }
-    if any(inputs.is_local[j] for j in range(len(names))) and local.any():
-        escalating = (outcome.routing.attempts[:, 0] >= 0) & inputs.is_local[np.maximum(outcome.routing.attempts[:, 0], 0)]
+    first = outcome.routing.attempts[:, 0]
+    escalating = (first >= 0) & inputs.is_local[np.maximum(first, 0)]
+    if outcome.routing.attempts.shape[1] > 1 and escalating.any():  # what the cascade's decisions rested on
         summary["confidence_source"] = _counts(
-            inputs.confidence_source[np.flatnonzero(escalating), outcome.routing.attempts[escalating, 0]],
-            CONFIDENCE_SOURCES) if outcome.routing.attempts.shape[1] > 1 else {}
+            inputs.confidence_source[np.flatnonzero(escalating), first[escalating]], CONFIDENCE_SOURCES)
     if outcome.routing.reason is not None:
         summary["reasons"] = _counts(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
     summary.update({k: v for k, v in outcome.routing.notes.items()})
     return summary
+
+
+def local_load(inputs: ReplayInputs, routing: Routing) -> dict[str, float]:
+    """Offered load on each local model as a share of its capacity: service seconds asked for / (trace span x
+    servers). Above 1 the queue grows without bound over the trace (the latency figures show by how much)."""
+    if not inputs.has_arrivals or inputs.n < 2:
+        return {}
+    span = float(inputs.arrival_s[-1] - inputs.arrival_s[0]) or 1.0
+    load = {}
+    for j in np.flatnonzero(inputs.is_local):
+        asked = sum(float(inputs.service_s[routing.attempts[:, t] == j, j].sum()) for t in range(routing.attempts.shape[1]))
+        if asked:
+            load[inputs.model_names[j]] = asked / (span * inputs.config.servers)
+    return load
 
 
 def compare(summaries: dict[str, dict[str, object]], weak: str | None) -> None:

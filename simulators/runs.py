@@ -89,6 +89,8 @@ def _request_table(run_id: int, inputs: ReplayInputs, outcome: Outcome) -> pa.Ta
     routing = outcome.routing
     reasons = np.array([*routing.reasons, None], dtype=object)
     reason = reasons[routing.reason] if routing.reason is not None else np.full(inputs.n, None, dtype=object)
+    tries = (routing.attempts >= 0).sum(axis=1)
+    decision = np.where(~answered, "rejected", np.where(tries > 1, "escalated", "answered")).astype(object)
     source_names = np.array([*SOURCES, None], dtype=object)
     source = np.where(answered, inputs.quality_source[np.arange(inputs.n), np.maximum(final, 0)], -1)
     vocabulary_task, vocabulary_class = np.array([*TASKS, None], dtype=object), np.array([*DATA_CLASSES, None], dtype=object)
@@ -98,6 +100,7 @@ def _request_table(run_id: int, inputs: ReplayInputs, outcome: Outcome) -> pa.Ta
         "seq": pa.array(np.arange(inputs.n, dtype=np.int64)),
         "request_id": pa.array(inputs.request_ids.tolist(), type=pa.string()),
         "copy": pa.array(inputs.copy),
+        "decision": pa.array(decision.tolist(), type=pa.string()),
         "model": pa.array(name_of[final].tolist(), type=pa.string()),
         "attempts": pa.array(_attempt_labels(routing.attempts, names), type=pa.string()),
         "reason": pa.array(reason.tolist(), type=pa.string()),

@@ -146,6 +146,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if sweep:
             extra = "".join(f", {k.upper()} {sweep[k]:.3f}" for k in ("apgr", "cpt50", "cpt80") if sweep.get(k) is not None)
             print(f"{'':34s} sweep over {sweep['parameter']}: AIQ {sweep['aiq']:.3f}{extra}")
+    loads = [f"{label} " + ", ".join(f"{m} {v:.2f}" for m, v in s["local_load"].items())
+             for label, s in report["policies"].items() if s.get("local_load")]
+    if loads:
+        print("\nlocal load (service time asked / capacity over the trace; above 1 the queue keeps growing): "
+              + "; ".join(loads))
     print("\nquality per model from: " + "; ".join(
         f"{m} " + ", ".join(f"{k} {v:,}" for k, v in c.items()) for m, c in inputs["quality_source"].items()))
     if any(inputs["confidence_source"].values()):

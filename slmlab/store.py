@@ -185,7 +185,7 @@ def m006_sim_runs(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE TABLE sim_requests (
             run_id INTEGER NOT NULL, policy VARCHAR NOT NULL, seq BIGINT NOT NULL, request_id VARCHAR NOT NULL,
-            copy INTEGER NOT NULL, model VARCHAR, attempts VARCHAR, reason VARCHAR, cost_usd DOUBLE,
+            copy INTEGER NOT NULL, decision VARCHAR, model VARCHAR, attempts VARCHAR, reason VARCHAR, cost_usd DOUBLE,
             queue_wait_ms DOUBLE, ttft_ms DOUBLE, latency_ms DOUBLE, correct BOOLEAN, quality_source VARCHAR,
             residency_violation BOOLEAN, slo_violation BOOLEAN, data_class VARCHAR, task VARCHAR
         )

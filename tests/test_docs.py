@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bench.tasks import TASKS
+from simulators.policies.registry import POLICIES
 from simulators.traces.formats import FORMATS
 from simulators.traces.labelling import PRESETS
 from slmlab.cli import build_parser
@@ -47,3 +48,8 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second() -> None
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_registered_task_is_documented(task: str) -> None:
     assert f"| `{task}` |" in README
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_every_registered_policy_is_documented(policy: str) -> None:
+    assert f"| `{policy}` |" in README

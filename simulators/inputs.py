@@ -292,14 +292,17 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
 
     has_arrivals = bool(n) and not np.isnan(req["arrival_s"]).any()
     arrival = req["arrival_s"] / config.speed if has_arrivals else np.zeros(n)
-    correct = _stream(config.seed, "correct").random(n)[:, None] < p
+    p, q_source, measured = np.asfortranarray(p), np.asfortranarray(q_source), np.asfortranarray(measured)
+    correct = np.asfortranarray(_stream(config.seed, "correct").random(n)[:, None] < p)
     pools = measured_confidences(db)
-    confidence, c_source = _confidence(config, names, req["task"], correct, measured, pools)
+    confidence, c_source = map(np.asfortranarray, _confidence(config, names, req["task"], correct, measured, pools))
 
     is_local = np.array([mdl.kind == "local" for mdl in portfolio.models])
-    cost = np.empty((n, m))
-    first, service = np.empty((n, m)), np.empty((n, m))
-    permitted = np.empty((n, m), dtype=bool)
+    # (request, model) matrices are stored model-major (Fortran order): policies and the engine read one model's
+    # column at a time, which is then contiguous
+    cost = np.empty((n, m), order="F")
+    first, service = np.empty((n, m), order="F"), np.empty((n, m), order="F")
+    permitted = np.empty((n, m), dtype=bool, order="F")
     tokens_in, tokens_out = req["input_tokens"], req["output_tokens"]
     for j, model in enumerate(portfolio.models):
         cost[:, j], first[:, j], service[:, j] = price_and_time(model, tokens_in, tokens_out)

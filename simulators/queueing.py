@@ -2,7 +2,7 @@
 
 One server: departure D_n = max(A_n, D_{n-1}) + S_n unrolls to D = C + cummax(A - C_prev) with C the running sum
 of service times, so the exact Lindley recursion runs vectorised in numpy. Several servers: the exact
-Kiefer-Wolfowitz recursion (each request takes the server that frees first), a heap walk in arrival order;
+Kiefer-Wolfowitz recursion (each request takes the server that frees first), a compiled heap walk in arrival order;
 `simulate_events` is an independent event-by-event simulation the tests check both against.
 """
 
@@ -12,6 +12,8 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
+
+from simulators import kernels
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,7 @@ def fifo(arrivals: np.ndarray, service: np.ndarray, servers: int = 1) -> QueueRe
         finish = done + np.maximum.accumulate(arrivals - before)
         start = finish - service
     else:
-        free = [0.0] * servers  # when each server next becomes free (a min-heap)
-        start = np.empty_like(arrivals)
-        for i, (arrival, duration) in enumerate(zip(arrivals.tolist(), service.tolist())):
-            begins = max(arrival, free[0])
-            heapq.heapreplace(free, begins + duration)
-            start[i] = begins
+        start = kernels.fifo_start(arrivals, service, servers)  # each request takes the server that frees first
         finish = start + service
     return QueueResult(start=start, finish=finish, wait=start - arrivals)
 
@@ -81,20 +78,7 @@ def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limi
     """FIFO with admission control, in arrival order: a request whose wait + service would exceed its limit is
     refused (it never joins the queue) unless it cannot be; returns (admitted, over the limit when it arrived)."""
     arrivals, service = _check(arrivals, service)
-    n = arrivals.size
-    admitted, over = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
-    free = [0.0] * servers  # min-heap of when each server frees up
-    for i, (arrival, duration, most, refusable) in enumerate(
-            zip(arrivals.tolist(), service.tolist(), np.asarray(limit, dtype=np.float64).tolist(),
-                np.asarray(can_refuse, dtype=bool).tolist())):
-        begins = arrival if arrival > free[0] else free[0]
-        if begins - arrival + duration > most:
-            over[i] = True
-            if refusable:
-                admitted[i] = False
-                continue
-        if servers == 1:
-            free[0] = begins + duration
-        else:
-            heapq.heapreplace(free, begins + duration)
-    return admitted, over
+    if servers < 1:
+        raise ValueError("servers must be at least 1")
+    return kernels.fifo_admission(arrivals, service, servers, np.asarray(limit, dtype=np.float64),
+                                  np.asarray(can_refuse, dtype=np.bool_))

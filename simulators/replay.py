@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from simulators import metrics
+from simulators import kernels, metrics
 from simulators.inputs import CONFIDENCE_SOURCES, ReplayError, ReplayInputs
 from simulators.policies.base import NO_MODEL, Policy, Routing
 from simulators.policies.registry import BASELINE, sweep_of, with_value
@@ -87,25 +87,6 @@ def _queue_start(inputs: ReplayInputs, j: int, arrive: np.ndarray, service: np.n
     return fifo(arrive, service, inputs.config.servers).start
 
 
-def _times_by_tier(inputs: ReplayInputs, attempts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(ready, start) per tier when every local model serves a single tier: tiers in order, whole-array steps."""
-    rows, m = np.arange(inputs.n), len(inputs.model_names)
-    ready = inputs.arrival_s
-    times = []
-    for t in range(attempts.shape[1]):
-        model = attempts[:, t].astype(np.intp)
-        valid = model >= 0
-        service = inputs.service_s.ravel()[rows * m + np.maximum(model, 0)]
-        start = ready.copy()
-        present = np.flatnonzero(np.bincount(model[valid], minlength=m))
-        for j in present[inputs.is_local[present]]:
-            where = np.flatnonzero(model == j)
-            start[where] = _queue_start(inputs, int(j), ready[where], service[where])
-        times.append((ready, start))
-        ready = np.where(valid, start + service, ready)  # the next tier starts when this attempt ends
-    return times
-
-
 def _times_by_model(inputs: ReplayInputs, attempts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(ready, start) per tier in general: models in dependency order, each queue over all its tiers at once."""
     n, k = attempts.shape
@@ -134,40 +115,22 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     attempts = routing.attempts
     n, k = attempts.shape
     m = len(inputs.model_names)
-    rows = np.arange(n)
     if k > 1 and np.any((attempts[:, :-1] < 0) & (attempts[:, 1:] >= 0)):  # skipped tiers: close the gaps
         attempts = np.take_along_axis(attempts, np.argsort(attempts < 0, axis=1, kind="stable"), axis=1)
-    tiers_per_model = sum(np.bincount(attempts[:, t][attempts[:, t] >= 0], minlength=m) > 0 for t in range(k))
-    single_tier = not np.any(np.asarray(tiers_per_model)[inputs.is_local] > 1)
-    times = _times_by_tier(inputs, attempts) if single_tier else _times_by_model(inputs, attempts)
-    tokens = inputs.input_tokens + inputs.output_tokens
-    cost, wait, spent_tokens = np.zeros(n), np.zeros(n), np.zeros(n)
-    violation = np.zeros(n, dtype=bool)
-    tried = np.zeros(n, dtype=np.int8)
-    chosen = np.full(n, -1, dtype=np.intp)  # flat index (request, answering model) into the per-model matrices
-    end, begun = np.full(n, np.nan), np.full(n, np.nan)
-    for t, (ready, start) in enumerate(times):
-        model = attempts[:, t].astype(np.intp)
-        valid = model >= 0
-        flat = rows * m + np.maximum(model, 0)
-        cost += np.where(valid, inputs.cost_usd.ravel()[flat], 0.0)
-        wait += np.where(valid, start - ready, 0.0)
-        violation |= valid & ~inputs.permitted.ravel()[flat]
-        spent_tokens += np.where(valid, tokens, 0.0)
-        tried += valid
-        chosen = np.where(valid, flat, chosen)
-        begun = np.where(valid, start, begun)
-        end = np.where(valid, start + inputs.service_s.ravel()[flat], end)
-    answered = chosen >= 0
-    safe = np.maximum(chosen, 0)
-    latency = np.where(answered, end - inputs.arrival_s, np.nan)
-    slo = inputs.slo_ms / 1000.0
+    given = np.empty((0, n))
+    if k > 1 and inputs.has_arrivals:
+        tiers_per_model = sum(np.bincount(attempts[:, t][attempts[:, t] >= 0], minlength=m) > 0 for t in range(k))
+        if np.any(np.asarray(tiers_per_model)[inputs.is_local] > 1):
+            # a local model serving two tiers: its queue mixes both, so order the models instead of the tiers
+            given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
+    cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = kernels.settle(
+        attempts, inputs.arrival_s, inputs.service_s, inputs.first_token_s, inputs.cost_usd, inputs.permitted,
+        inputs.correct, inputs.input_tokens + inputs.output_tokens, inputs.slo_ms / 1000.0, inputs.is_local,
+        inputs.config.servers, inputs.has_arrivals, given)
     return Outcome(
-        policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait,
-        ttft_s=np.where(answered, begun + inputs.first_token_s.ravel()[safe] - inputs.arrival_s, np.nan),
-        latency_s=latency, first_attempt_s=np.where(tried > 1, begun - inputs.arrival_s, np.nan),
-        wasted_tokens=spent_tokens - np.where(answered, tokens, 0.0), correct=answered & inputs.correct.ravel()[safe],
-        residency_violation=violation, slo_violation=answered & (latency > slo),
+        policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
+        latency_s=latency, first_attempt_s=first_attempt, wasted_tokens=wasted, correct=correct,
+        residency_violation=violation, slo_violation=late,
     )
 
 

@@ -31,14 +31,16 @@ class Cascade(Policy):
             raise ReplayError(f"cascade: need two or more distinct tiers and one threshold per tier but the last "
                               f"(tiers {self.tiers}, thresholds {thresholds})")
         n = inputs.n
-        attempts = np.full((n, len(tiers)), NO_MODEL, dtype=np.int16)
+        columns = []
         done = np.zeros(n, dtype=bool)
         for t, model in enumerate(tiers):
             here = ~done & candidates[:, model]
-            attempts[here, t] = model
+            columns.append(np.where(here, model, NO_MODEL).astype(np.int16))
             if t < len(tiers) - 1:
                 done |= here & (inputs.confidence[:, model] >= thresholds[t])
+        attempts = np.column_stack(columns)
         # A request whose last permitted tier was not the final tier keeps that answer; none permitted: fall back.
-        nothing = (attempts == NO_MODEL).all(axis=1)
-        attempts[nothing, 0] = choose(NO_MODEL, inputs, candidates)[nothing]
+        nothing = np.logical_and.reduce([column < 0 for column in columns])
+        if nothing.any():
+            attempts[nothing, 0] = choose(NO_MODEL, inputs, candidates)[nothing]
         return Routing(attempts=attempts)

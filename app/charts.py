@@ -149,3 +149,58 @@ def confused_labels(confusions: list[dict[str, object]]) -> go.Figure:
     figure.update_layout(title="Most confused labels (reference → answer)", xaxis_title="requests",
                          height=max(300, 28 * len(labels) + 120))
     return figure
+
+
+def policy_colours(policies: list[str]) -> dict[str, str]:
+    """One colour per policy label, so every replay chart draws a policy alike."""
+    palette = px.colors.qualitative.Plotly + px.colors.qualitative.D3
+    return {policy: palette[i % len(palette)] for i, policy in enumerate(policies)}
+
+
+def replay_pareto(points: pl.DataFrame, title: str, colours: dict[str, str] | None = None) -> go.Figure:
+    """Cost against quality: every point coloured by policy, the Pareto front joined, the oracle as a reference."""
+    figure, colours = go.Figure(), colours or {}
+    others = points.filter(pl.col("policy") != "oracle")
+    for (policy,), part in others.group_by(["policy"], maintain_order=True):
+        knob = [f"{p}={v:g}" if v is not None else "as configured"
+                for p, v in zip(part["parameter"].to_list(), part["value"].to_list())]
+        figure.add_scatter(x=part["cost_usd"].to_list(), y=part["quality"].to_list(), mode="markers", name=policy,
+                           hovertext=knob, marker={"size": 9, "color": colours.get(policy)})
+    if "pareto" in points.columns:
+        front = others.filter(pl.col("pareto")).sort("cost_usd")
+        figure.add_scatter(x=front["cost_usd"].to_list(), y=front["quality"].to_list(), mode="lines",
+                           name="Pareto front", line={"color": "black", "dash": "dot"}, hoverinfo="skip")
+    oracle = points.filter(pl.col("policy") == "oracle")
+    if oracle.height:
+        figure.add_scatter(x=oracle["cost_usd"].to_list(), y=oracle["quality"].to_list(), mode="markers",
+                           name="oracle (reference: knows every answer)",
+                           marker={"symbol": "star", "size": 16, "color": "gold", "line": {"color": "black", "width": 1}})
+    figure.update_layout(title=title, xaxis_title="cost of the replay (USD)", yaxis_title="quality (share right)",
+                         yaxis_tickformat=".0%", legend_title="policy")
+    return figure
+
+
+def latency_cdf(requests: pl.DataFrame, colours: dict[str, str] | None = None, levels: int = 200) -> go.Figure:
+    """Share of requests answered within a latency, per policy (log x: local queues can reach hours)."""
+    figure, colours = go.Figure(), colours or {}
+    share = [i / levels for i in range(levels + 1)]
+    for (policy,), part in requests.filter(pl.col("latency_ms") > 0).group_by(["policy"], maintain_order=True):
+        values = part["latency_ms"].sort()
+        picks = values.gather([round(q * (len(values) - 1)) for q in share])
+        figure.add_scatter(x=picks.to_list(), y=share, mode="lines", name=policy, line={"color": colours.get(policy)})
+    figure.update_layout(title="End-to-end latency per request (CDF, answered requests)", xaxis_type="log",
+                         xaxis_title="latency (ms, log scale)", yaxis_title="share of requests", yaxis_tickformat=".0%",
+                         legend_title="policy")
+    return figure
+
+
+def cost_by_model(requests: pl.DataFrame) -> go.Figure:
+    """Cost of each policy stacked by the model that gave the final answer."""
+    totals = (requests.with_columns(pl.col("model").fill_null("rejected"))
+              .group_by(["policy", "model"]).agg(pl.col("cost_usd").sum(), pl.len().alias("requests"))
+              .sort(["policy", "model"]))
+    figure = px.bar(totals.to_pandas(), x="policy", y="cost_usd", color="model", hover_data=["requests"],
+                    labels={"cost_usd": "cost (USD)", "model": "final model"})
+    figure.update_layout(title="Cost per policy by final model (per-request rows)", barmode="stack",
+                         xaxis_tickangle=-30)
+    return figure

@@ -24,6 +24,7 @@ def main() -> None:
         st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True),
         st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
         st.Page("app_pages/quality.py", title="Model quality", icon=":material/fact_check:"),
+        st.Page("app_pages/routing.py", title="Routing replay", icon=":material/alt_route:"),
     ]
     st.navigation(pages).run()
 

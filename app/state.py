@@ -12,7 +12,8 @@ from simulators.traces.summary import TraceSummary, list_traces, requests_frame
 from slmlab.paths import resolve_db_path
 from slmlab.store import DatabaseUnavailable
 
-__all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "requests", "traces"]
+__all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "replay_points", "replay_requests",
+           "replay_run", "replay_runs", "requests", "traces"]
 
 
 def database_path() -> Path:
@@ -102,3 +103,36 @@ def eval_outcomes(db: str, version: float, run_id: int) -> pl.DataFrame:
     from bench.quality import outcomes_frame
 
     return outcomes_frame(db, run_id)
+
+
+@st.cache_data(show_spinner=False)
+def replay_runs(db: str, version: float) -> list[dict[str, object]]:
+    """Every stored routing replay, newest first."""
+    from simulators.runs import stored_runs
+
+    return stored_runs(db)
+
+
+@st.cache_data(show_spinner=False)
+def replay_run(db: str, version: float, run_id: int) -> dict[str, object]:
+    """One stored replay: configuration, portfolio, input provenance and per-policy summaries."""
+    from simulators.runs import load_run
+
+    return load_run(run_id, db)
+
+
+@st.cache_data(show_spinner=False)
+def replay_points(db: str, version: float, run_id: int) -> pl.DataFrame:
+    """The cost-quality points of a replay's sweep (empty without one)."""
+    from simulators.runs import load_points
+
+    return pl.from_arrow(load_points(run_id, db))  # type: ignore[return-value]
+
+
+@st.cache_data(show_spinner="Reading per-request results...")
+def replay_requests(db: str, version: float, run_id: int, policy: str | None = None,
+                    limit: int | None = None) -> pl.DataFrame:
+    """A replay's per-request results (optionally one policy, first `limit` requests)."""
+    from simulators.runs import load_requests
+
+    return pl.from_arrow(load_requests(run_id, db, policy=policy, limit=limit))  # type: ignore[return-value]

@@ -162,6 +162,16 @@ def _latest_bench(db: str | Path | None, model_name: str) -> dict[str, float] | 
             "ttft_ms": mean("ttft_ms"), "memory_bytes": rss}
 
 
+def _has_measured_runs(db: str | Path | None) -> bool:
+    from slmlab import store
+    from slmlab.paths import resolve_db_path
+
+    if not resolve_db_path(db).exists():
+        return False
+    with store.connect(db, read_only=True) as con:
+        return bool(con.execute("SELECT count(*) FROM bench_runs WHERE source = 'measured'").fetchall()[0][0])
+
+
 def local_model(key: str, db: str | Path | None = None, location: str = "on-premises") -> PortfolioModel:
     """A shipped small model with its service rates: this machine's newest benchmark, else the default profile."""
     from bench.models import gguf_metadata, resolve_model
@@ -170,10 +180,11 @@ def local_model(key: str, db: str | Path | None = None, location: str = "on-prem
         raise CatalogueError(f"no default profile for '{key}'; shipped local models: {', '.join(DEFAULT_LOCAL_PROFILES)}")
     profile = DEFAULT_LOCAL_PROFILES[key]
     measured = None
-    try:
-        measured = _latest_bench(db, gguf_metadata(resolve_model(key)).name or key)
-    except Exception:  # a missing model file must not hide the default profile
-        measured = None
+    if _has_measured_runs(db):  # reading the GGUF header for its name costs seconds: only when it can matter
+        try:
+            measured = _latest_bench(db, gguf_metadata(resolve_model(key)).name or key)
+        except Exception:  # a missing model file must not hide the default profile
+            measured = None
 
     def pick(name: str) -> Figure:
         if measured and measured.get(name) is not None:

@@ -143,3 +143,17 @@ def test_seeded_replay_matches_the_golden_file(db: Path) -> None:
     if os.environ.get("SLMLAB_UPDATE_GOLDEN"):  # regenerate deliberately, then review and commit the diff
         GOLDEN.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     assert summary == json.loads(GOLDEN.read_text(), parse_float=_ten_digits)
+
+
+def test_residency_filter_in_front_of_a_cascade_escalates_to_a_permitted_region(db: Path) -> None:
+    ensure_default_workloads(db)
+    inputs = build_inputs(ReplayConfig(CODE), db=db)
+    result = run_policies(inputs, parse_policies("cascade,residency-aware+cascade"))
+    filtered = result.outcomes["residency-aware+cascade"]
+    assert result.summaries["residency-aware+cascade"]["residency_violations"] == 0
+    assert result.summaries["cascade"]["residency_violations"] > 0
+    eu = inputs.model_names.index("azure/eu/gpt-4o")
+    escalated_eu = (filtered.model == eu) & ((filtered.routing.attempts >= 0).sum(axis=1) == 2)
+    assert escalated_eu.any()  # confidential data barred from the US region went to the EU one instead
+    local_only = inputs.residency == 2  # on-premises-only: nowhere to escalate, the small model's answer stands
+    assert np.all(inputs.is_local[filtered.model[local_only]])

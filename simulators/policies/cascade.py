@@ -31,15 +31,22 @@ class Cascade(Policy):
             raise ReplayError(f"cascade: need two or more distinct tiers and one threshold per tier but the last "
                               f"(tiers {self.tiers}, thresholds {thresholds})")
         n = inputs.n
-        columns = []
+        columns: list[np.ndarray] = []
         done = np.zeros(n, dtype=bool)
         for t, model in enumerate(tiers):
-            here = ~done & candidates[:, model]
-            columns.append(np.where(here, model, NO_MODEL).astype(np.int16))
+            if candidates[:, model].all():
+                target = np.full(n, model, dtype=np.int16)
+                confidence = inputs.confidence[:, model]
+            else:  # a tier the request may not use is replaced by the best model it may use (an EU region, say)
+                target = choose(model, inputs, candidates)
+                confidence = inputs.confidence[np.arange(n), np.maximum(target, 0)]
+            for earlier in columns:  # never the same model twice for one request
+                target = np.where(earlier == target, NO_MODEL, target).astype(np.int16)
+            here = ~done & (target >= 0)
+            columns.append(np.where(here, target, NO_MODEL).astype(np.int16))
             if t < len(tiers) - 1:
-                done |= here & (inputs.confidence[:, model] >= thresholds[t])
+                done |= here & (confidence >= thresholds[t])
         attempts = np.column_stack(columns)
-        # A request whose last permitted tier was not the final tier keeps that answer; none permitted: fall back.
         nothing = np.logical_and.reduce([column < 0 for column in columns])
         if nothing.any():
             attempts[nothing, 0] = choose(NO_MODEL, inputs, candidates)[nothing]

@@ -174,6 +174,7 @@ def test_policy_specs_parse_and_bad_ones_name_the_fault() -> None:
     assert [p.label for p in parse_policies("all")][: len(POLICIES)] == [
         "frontier-only", "small-only", "random", "static-map", "cascade", "residency-aware+frontier-only", "budget",
         "slo-overflow+small-only", "learned", "oracle"]
+    assert [p.label for p in parse_policies("all,residency-aware+cascade,cascade")][-1] == "residency-aware+cascade"
     for spec, params, message in [
         ("nope", [], "no policy 'nope'"),
         ("cascade+oracle", [], "only wrappers"),

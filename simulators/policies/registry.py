@@ -100,8 +100,10 @@ def parse_policy(spec: str, params: dict[str, dict[str, str]] | None = None) -> 
 
 
 def parse_policies(spec: str, params: dict[str, dict[str, str]] | None = None) -> list[Policy]:
-    """'all' (every registered policy with its defaults) or a comma-separated list; frontier-only always first."""
-    names = list(POLICIES) if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    """A comma-separated list in which 'all' stands for every registered policy with its defaults
+    ('all,residency-aware+cascade' adds a composition); frontier-only always comes first."""
+    names = [n for s in spec.split(",") if s.strip() for n in (POLICIES if s.strip() == "all" else [s.strip()])]
+    names = list(dict.fromkeys(names))
     if not names:
         raise ReplayError("name at least one policy, or 'all'")
     policies = [parse_policy(name, params) for name in names]

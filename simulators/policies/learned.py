@@ -67,8 +67,14 @@ class Learned(Policy):
             raise ReplayError("learned: folds must be at least 2")
         weak = column(inputs, self.weak)
         codes, levels = feature_codes(inputs)
-        combos, group = np.unique(codes, axis=0, return_inverse=True)
-        group = group.ravel()
+        key = np.zeros(inputs.n, dtype=np.int64)  # one integer per combination of feature levels
+        for i, k in enumerate(levels):
+            key = key * k + codes[:, i]
+        unique_keys, group = np.unique(key, return_inverse=True)
+        combos = np.empty((len(unique_keys), len(levels)), dtype=np.int64)
+        rest = unique_keys.copy()
+        for i in reversed(range(len(levels))):
+            combos[:, i], rest = rest % levels[i], rest // levels[i]
         x = one_hot(combos, levels)
         fold = policy_rng(inputs, self.name).permutation(inputs.n) % self.folds
         right = inputs.correct[:, weak].astype(np.float64)

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES
+from simulators.traces.labelling import DATA_CLASSES
 from slmlab.paths import DATASETS_DIR
 
 CATALOGUE_FILE = DATASETS_DIR / "prices" / "litellm-model-prices-1.110.2.json"

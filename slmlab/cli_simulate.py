@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
@@ -105,6 +104,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
     from simulators.policies.registry import parse_params, parse_policies
     from simulators.runs import simulate
+    from slmlab.cli import _progress
 
     if args.list:
         return _list_policies()
@@ -118,14 +118,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     policies = parse_policies(args.policy, parse_params(args.param))
     _ensure_trace(args.trace, args.db)
-    started = time.perf_counter()
-
-    def say(stage: str) -> None:
-        if not args.json:
-            print(f"[{time.perf_counter() - started:6.1f}s] {stage}", file=sys.stderr, flush=True)
 
     run = simulate(config, policies, sweep=args.sweep, db=args.db,
-                   store_requests={"auto": None, "keep": True, "skip": False}[args.requests], progress=say)
+                   store_requests={"auto": None, "keep": True, "skip": False}[args.requests],
+                   progress=None if args.json else _progress(time.perf_counter()))
     if args.json:
         print(json.dumps(run.as_dict(), indent=2, default=str))
         return 0
@@ -160,5 +156,5 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         front = sorted((p for p in report["points"] if p.get("pareto")), key=lambda p: p["cost_usd"])
         print(f"Pareto front ({len(front)} of {len(report['points'])} points): " + "; ".join(map(_point, front)))
     print(f"\nstored as run {run.run_id}" + ("" if run.requests_stored else " (summary only; per-request rows skipped)")
-          + f" in the database; `slmlab simulate --history` lists runs")
+          + " in the database; `slmlab simulate --history` lists runs")
     return 0

@@ -11,12 +11,18 @@ from simulators.policies.base import Policy, Routing, choose, column, param, sin
 
 
 @dataclass(frozen=True)
-class FrontierOnly(Policy):
-    """Send everything to one model (default: the frontier model)."""
+class SingleModel(Policy):
+    """Send everything to one model (a name, or a role); the base of frontier-only and small-only."""
 
-    name = "frontier-only"
-    summary = "every request to the frontier model: today's architecture and the baseline of every run"
-    model: str = param("frontier", "the model to send everything to (a name, or the role 'frontier')")
+    model: str = param("frontier", "the model to send everything to (a name, or the role 'frontier' or 'small')")
 
     def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:
         return single(choose(column(inputs, self.model), inputs, candidates))
+
+
+@dataclass(frozen=True)
+class FrontierOnly(SingleModel):
+    """Send everything to the frontier model."""
+
+    name = "frontier-only"
+    summary = "every request to the frontier model: today's architecture and the baseline of every run"

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from simulators.inputs import ReplayInputs
-from simulators.policies.base import Policy, Routing, choose, column, param, single
+from simulators.policies.base import param
+from simulators.policies.frontier_only import SingleModel
 
 
 @dataclass(frozen=True)
-class SmallOnly(Policy):
+class SmallOnly(SingleModel):
     """Send everything to the small model."""
 
     name = "small-only"
     summary = "every request to the small local model: the cheapest end, and the weak model of PGR"
-    model: str = param("small", "the model to send everything to (a name, or the role 'small')")
-
-    def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:
-        return single(choose(column(inputs, self.model), inputs, candidates))
+    model: str = param("small", "the model to send everything to (a name, or the role 'small' or 'frontier')")

@@ -219,16 +219,21 @@ def test_a_local_model_serving_two_tiers_queues_both_in_arrival_order() -> None:
 
 
 @pytest.mark.parametrize("servers", [1, 3])
-def test_both_timing_paths_agree_where_both_apply(servers: int) -> None:
-    """The tier-by-tier compiled path and the model-ordered path give the same replay of a cascade."""
+@pytest.mark.parametrize("big_is_local", [False, True])
+def test_every_timing_path_agrees_with_the_model_ordered_one(servers: int, big_is_local: bool) -> None:
+    """One pass per request (API escalation), tier after tier (a local second tier), and given starts all replay
+    a cascade alike."""
     from simulators import kernels
     from simulators.replay import _times_by_model
 
     rng = np.random.default_rng(5)
     inputs = make_inputs(300, arrivals=np.sort(rng.random(300) * 100), confidence=rng.random(300), servers=servers)
+    inputs = replace(inputs, is_local=np.array([True, big_is_local]))
     attempts = route(Cascade(), inputs).attempts
     given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
     common = (attempts, inputs.arrival_s, inputs.service_s, inputs.first_token_s, inputs.cost_usd, inputs.permitted,
               inputs.correct, inputs.input_tokens + inputs.output_tokens, inputs.slo_ms / 1000, inputs.is_local, servers, True)
-    for ours, theirs in zip(kernels.settle(*common, np.empty((0, 300))), kernels.settle(*common, given)):
-        assert np.allclose(ours, theirs, equal_nan=True)
+    ours, theirs = kernels.settle(*common, np.empty((0, 300))), kernels.settle(*common, given)
+    for a, b in zip(ours, theirs):
+        assert np.allclose(a, b, equal_nan=True)
+    assert np.nanmax(ours[1]) > 0  # the queues were busy enough to make anyone wait

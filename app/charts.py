@@ -204,3 +204,48 @@ def cost_by_model(requests: pl.DataFrame) -> go.Figure:
     figure.update_layout(title="Cost per policy by final model (per-request rows)", barmode="stack",
                          xaxis_tickangle=-30)
     return figure
+
+
+def cumulative_cost(projection, uncertainty: dict | None = None) -> go.Figure:
+    """Cumulative cost per policy over the horizon (with the Monte Carlo p5-p95 band when there is one)."""
+    figure = go.Figure()
+    months = list(range(1, projection.assumptions.months + 1))
+    colours = policy_colours([p.policy for p in projection.policies])
+    for p in projection.policies:
+        band = (uncertainty or {}).get("policies", {}).get(p.policy)
+        if band:
+            figure.add_scatter(x=months + months[::-1], y=band["cumulative_p95"] + band["cumulative_p5"][::-1],
+                               fill="toself", line={"width": 0}, fillcolor=colours[p.policy], opacity=0.15,
+                               name=f"{p.policy} p5-p95", showlegend=False, hoverinfo="skip")
+        figure.add_scatter(x=months, y=p.cumulative.tolist(), mode="lines", name=p.policy,
+                           line={"color": colours[p.policy], "width": 3 if p.policy == "frontier-only" else 2})
+    figure.update_layout(title="Cumulative cost per policy", xaxis_title="month", yaxis_title="cumulative cost (USD)",
+                         legend_title="policy")
+    return figure
+
+
+def monthly_cost_components(projection, policy: str) -> go.Figure:
+    """One policy's monthly cost split into API, hardware, energy and operations."""
+    p = projection.get(policy)
+    months = list(range(1, projection.assumptions.months + 1))
+    figure = go.Figure()
+    for name in ("api", "hardware", "energy", "operations"):
+        figure.add_bar(x=months, y=getattr(p, name).tolist(), name=name)
+    figure.update_layout(barmode="stack", title=f"Monthly cost of {policy} by component", xaxis_title="month",
+                         yaxis_title="USD per month")
+    return figure
+
+
+def tornado(bars: list[dict], policy: str) -> go.Figure:
+    """Saving against frontier-only with each assumption at the low and the high end of its range."""
+    names = [b["assumption"] for b in bars][::-1]
+    base = bars[0]["base_saving"] if bars else 0.0
+    figure = go.Figure()
+    figure.add_bar(y=names, x=[b["saving_low"] - base for b in bars][::-1], base=base, orientation="h",
+                   name="low end of range", hovertext=[f"{b['assumption']} = {b['low']:g}" for b in bars][::-1])
+    figure.add_bar(y=names, x=[b["saving_high"] - base for b in bars][::-1], base=base, orientation="h",
+                   name="high end of range", hovertext=[f"{b['assumption']} = {b['high']:g}" for b in bars][::-1])
+    figure.add_vline(x=base, line_dash="dot")
+    figure.update_layout(barmode="overlay", title=f"What moves the saving of {policy} over the horizon",
+                         xaxis_title="saving against frontier-only (USD)", height=120 + 32 * len(names))
+    return figure

@@ -172,10 +172,10 @@ def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
         "local_load": local_load(inputs, outcome.routing),
     }
     first = outcome.routing.attempts[:, 0]
-    escalating = (first >= 0) & inputs.is_local[np.maximum(first, 0)]
-    if outcome.routing.attempts.shape[1] > 1 and escalating.any():  # what the cascade's decisions rested on
+    deciding = first >= 0
+    if outcome.routing.attempts.shape[1] > 1 and deciding.any():  # what the cascade's decisions rested on
         summary["confidence_source"] = _counts(
-            inputs.confidence_source[np.flatnonzero(escalating), first[escalating]], CONFIDENCE_SOURCES)
+            inputs.confidence_source[np.flatnonzero(deciding), first[deciding]], CONFIDENCE_SOURCES)
     if outcome.routing.reason is not None:
         summary["reasons"] = _counts(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
     summary.update({k: v for k, v in outcome.routing.notes.items()})

@@ -70,6 +70,7 @@ def input_provenance(inputs: ReplayInputs) -> dict[str, object]:
     return {
         "quality_source": quality, "confidence_source": confidence, "token_source": inputs.token_sources,
         "arrivals": "recorded" if inputs.has_arrivals else "none recorded: no queueing, every request served on arrival",
+        "span_s": float(inputs.arrival_s[-1] - inputs.arrival_s[0]) if inputs.has_arrivals and inputs.n > 1 else None,
         "speed": inputs.config.speed, "volume": inputs.config.volume, "servers_per_local_model": inputs.config.servers,
         "assumptions_file": inputs.config.assumptions,
     }
@@ -174,13 +175,21 @@ def stored_runs(db: str | Path | None = None) -> list[dict[str, object]]:
 def load_run(run_id: int, db: str | Path | None = None) -> dict[str, object]:
     """A stored run's configuration, portfolio, input provenance and per-policy summary."""
     with store.connect(db, read_only=True) as con:
-        row = con.execute("SELECT config, portfolio, inputs, summary, trace_name, seed, created_at FROM sim_runs "
-                          "WHERE run_id = ?", [run_id]).fetchall()
+        row = con.execute("SELECT config, portfolio, inputs, summary, trace_name, seed, created_at, catalogue_version, "
+                          "trace_hash FROM sim_runs WHERE run_id = ?", [run_id]).fetchall()
     if not row:
         raise ValueError(f"no stored replay with id {run_id}")
-    config, portfolio, inputs, summary, trace, seed, created = row[0]
-    return {"run_id": run_id, "trace": trace, "seed": seed, "created_at": created, "config": json.loads(config),
-            "portfolio": json.loads(portfolio), "inputs": json.loads(inputs), "policies": json.loads(summary)}
+    config, portfolio, inputs, summary, trace, seed, created, catalogue, trace_hash = row[0]
+    return {"run_id": run_id, "trace": trace, "seed": seed, "created_at": created, "catalogue_version": catalogue,
+            "trace_hash": trace_hash, "config": json.loads(config), "portfolio": json.loads(portfolio),
+            "inputs": json.loads(inputs), "policies": json.loads(summary)}
+
+
+def latest_run_id(trace: str, db: str | Path | None = None) -> int | None:
+    """The newest stored replay of a trace, if any."""
+    with store.connect(db, read_only=True) as con:
+        rows = con.execute("SELECT max(run_id) FROM sim_runs WHERE trace_name = ?", [trace]).fetchall()
+    return None if rows[0][0] is None else int(rows[0][0])
 
 
 def load_points(run_id: int, db: str | Path | None = None) -> pa.Table:
@@ -197,3 +206,24 @@ def load_requests(run_id: int, db: str | Path | None = None, *, policy: str | No
     with store.connect(db, read_only=True) as con:
         return store.query_arrow(con, f"SELECT * EXCLUDE (run_id) FROM sim_requests WHERE {where} ORDER BY policy, seq"
                                       + (f" LIMIT {int(limit)}" if limit else ""))
+
+
+def run_for(trace: str, run_id: int | None = None, *, db: str | Path | None = None,
+            progress: Callable[[str], None] | None = None) -> int:
+    """The replay a projection or claim check reads: the one named, else the trace's newest, else a new replay of
+    every policy with its sweep (so claims can be tested against every setting)."""
+    if run_id is not None:
+        load_run(run_id, db)  # raises with a clear message when there is no such run
+        return run_id
+    from simulators.inputs import ReplayConfig
+    from simulators.policies.registry import parse_policies
+    from simulators.traces.defaults import ensure_default_trace
+
+    ensure_default_trace(trace, db)
+    found = latest_run_id(trace, db)
+    if found is not None:
+        return found
+
+    if progress:
+        progress(f"no stored replay of '{trace}' yet: replaying every policy with its sweep first")
+    return simulate(ReplayConfig(trace), parse_policies("all"), sweep=True, db=db, progress=progress).run_id

@@ -385,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_simulate.add_parser(lambda name, help: command(name, help=help))
 
+    from slmlab import cli_project
+
+    cli_project.add_parser(lambda name, help: command(name, help=help))
+
     p = command("db", help="show the database path, applied migrations and row counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_db)

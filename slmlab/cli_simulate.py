@@ -78,14 +78,6 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_trace(trace: str, db: str | None) -> None:
-    """The embedded default traces are imported on first use, so a fresh machine needs no setup step."""
-    from simulators.traces.defaults import DEFAULT_TRACES, ensure_default_workloads
-
-    if trace in {p.stem for p in DEFAULT_TRACES}:
-        ensure_default_workloads(db)
-
-
 def _row(label: str, s: dict, base: dict) -> str:
     sources = ", ".join(f"{k} {v:,}" for k, v in s["quality_source"].items()) or "-"
     ratio = s["vs_baseline"]["cost_ratio"]
@@ -104,6 +96,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
     from simulators.policies.registry import parse_params, parse_policies
     from simulators.runs import simulate
+    from simulators.traces.defaults import ensure_default_trace
     from slmlab.cli import _progress
 
     if args.list:
@@ -117,7 +110,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         frontier=args.frontier, small=args.small,
     )
     policies = parse_policies(args.policy, parse_params(args.param))
-    _ensure_trace(args.trace, args.db)
+    ensure_default_trace(args.trace, args.db)
 
     run = simulate(config, policies, sweep=args.sweep, db=args.db,
                    store_requests={"auto": None, "keep": True, "skip": False}[args.requests],

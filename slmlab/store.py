@@ -201,8 +201,24 @@ def m006_sim_runs(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m007_scenarios(con: duckdb.DuckDBPyConnection) -> None:
+    """Named projection scenarios: the replay run they scale, their assumptions and their result."""
+    con.execute(
+        """
+        CREATE TABLE scenarios (
+            name         VARCHAR PRIMARY KEY,
+            saved_at     TIMESTAMP NOT NULL,
+            run_id       INTEGER NOT NULL,
+            assumptions  JSON NOT NULL,
+            result       JSON NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs, m006_sim_runs,
+    m007_scenarios,
 ]
 
 

@@ -16,3 +16,9 @@ DEFAULT_TRACES = (
 def ensure_default_workloads(db: str | Path | None = None) -> list[ImportResult]:
     """Import the shipped traces unless already present (idempotent by content hash)."""
     return [import_trace(path, db=db) for path in DEFAULT_TRACES]
+
+
+def ensure_default_trace(name: str, db: str | Path | None = None) -> None:
+    """Import the embedded default traces when `name` is one of them, so a fresh database needs no setup step."""
+    if name in {path.stem for path in DEFAULT_TRACES}:
+        ensure_default_workloads(db)

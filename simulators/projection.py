@@ -1,0 +1,297 @@
+"""Cost over time: turn one replay (an hour or a file of traffic) into monthly costs per policy over a horizon,
+with the break-even month against frontier-only.
+
+Per policy and month m (0-based), with traffic growth g per month and API price change p per year:
+* API: the replay's API cost x (monthly requests / replayed requests) x (1 + g)^m x (1 + p)^(m / 12);
+* local servers (only for policies that use a local model): the replay's busy server-time, grown by (1 + g)^m,
+  needs busy / target utilisation servers; the fleet is bought as that number grows and never sold (or fixed
+  by the user, in which case a month whose utilisation passes 1 is flagged as short of capacity);
+* hardware: servers x capex / lifetime (straight-line amortisation, replaced at the same price at end of life);
+* energy: servers x (idle W + (busy W - idle W) x utilisation) x hours in a month / 1000 x tariff;
+* operations: servers x hosting and operations per server and month.
+Latency is the replay's: rerun it with `--servers N` to see the queue a fleet of N gives.
+Every input is a named assumption with its default and help text (`CostAssumptions`), except the replay's own
+figures (API cost, local load, requests), which are read from the stored run. The math is numpy throughout, so
+the Monte Carlo in `simulators.uncertainty` evaluates thousands of assumption draws at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from slmlab.paths import DATASETS_DIR
+
+HOURS_PER_MONTH = 730.5  # 365.25 x 24 / 12
+PRICE_HISTORY_DIR = DATASETS_DIR / "prices" / "llm-prices-history"
+
+
+def _assumption(default: object, help_text: str, low: float | None = None, high: float | None = None) -> object:
+    """A projection input with its help text and the range the sensitivity and Monte Carlo analyses use."""
+    return field(default=default, metadata={"help": help_text, "low": low, "high": high})
+
+
+@dataclass(frozen=True)
+class CostAssumptions:
+    """Everything a projection assumes beyond the replay; each has a default, a help text and a range."""
+
+    months: int = _assumption(36, "horizon in months")
+    traffic_hours_per_month: float = _assumption(
+        HOURS_PER_MONTH, "hours a month with traffic like the replayed trace (730.5: around the clock)", 300.0, 730.5)
+    monthly_requests: float = _assumption(
+        0.0, "requests a month; 0: the trace's request rate x traffic hours (needs recorded arrivals)")
+    growth_per_month: float = _assumption(0.02, "traffic growth per month (0.02: +2%)", 0.0, 0.05)
+    api_price_change_per_year: float = _assumption(
+        -0.2, "API price change per year (-0.2: 20% cheaper each year); see `fitted_price_trend`", -0.5, 0.0)
+    server_capex_usd: float = _assumption(15000.0, "purchase price of one local inference server", 8000.0, 30000.0)
+    server_lifetime_months: float = _assumption(36.0, "months over which a server is amortised", 24.0, 60.0)
+    servers: int = _assumption(0, "local servers, fixed; 0: bought as traffic needs them (see target_utilisation)")
+    target_utilisation: float = _assumption(
+        0.7, "busy share a sized fleet is bought for (servers are added when traffic would pass it)", 0.5, 0.9)
+    server_watts_busy: float = _assumption(450.0, "server power when serving (W)", 250.0, 800.0)
+    server_watts_idle: float = _assumption(120.0, "server power when idle (W)", 60.0, 200.0)
+    tariff_usd_per_kwh: float = _assumption(0.20, "electricity price (USD per kWh)", 0.10, 0.35)
+    ops_usd_per_server_month: float = _assumption(
+        400.0, "hosting, support and operations per server and month", 150.0, 1000.0)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return asdict(self)
+
+    @classmethod
+    def ranges(cls) -> dict[str, tuple[float, float]]:
+        """The low-high range of every assumption that has one (for sensitivity and Monte Carlo)."""
+        return {f.name: (f.metadata["low"], f.metadata["high"]) for f in fields(cls)
+                if f.metadata.get("low") is not None}
+
+    def with_values(self, **values: object) -> "CostAssumptions":
+        """A copy with some assumptions changed (names checked)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown projection assumption(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(self, **values)
+
+
+@dataclass(frozen=True)
+class PolicyReplay:
+    """What a projection needs of one policy in a stored replay."""
+
+    policy: str
+    api_cost_usd: float  # over the replayed requests
+    local_load: dict[str, float]  # local model -> service time asked / capacity over the trace
+    quality: float
+    p95_ms: float
+    residency_violations: int
+
+
+@dataclass(frozen=True)
+class ReplayBasis:
+    """The stored replay a projection scales: its requests, time span, servers and per-policy figures."""
+
+    run_id: int
+    trace: str
+    requests: int
+    span_s: float | None  # None when the trace records no arrivals
+    servers_per_local_model: int
+    policies: tuple[PolicyReplay, ...]
+
+    def policy(self, name: str) -> PolicyReplay:
+        """One policy's figures; the error lists the run's policies."""
+        for p in self.policies:
+            if p.policy == name:
+                return p
+        raise ValueError(f"run {self.run_id} has no policy '{name}'; it has {', '.join(p.policy for p in self.policies)}")
+
+
+def basis_from_run(run: dict[str, object]) -> ReplayBasis:
+    """The projection basis of a stored run (`simulators.runs.load_run`)."""
+    inputs = run["inputs"]  # type: ignore[index]
+    summaries = run["policies"]  # type: ignore[index]
+    policies = tuple(
+        PolicyReplay(policy=label, api_cost_usd=float(s["cost_usd"]), local_load=dict(s.get("local_load") or {}),
+                     quality=float(s["quality"]), p95_ms=float((s.get("latency_ms") or {}).get("p95") or math.nan),
+                     residency_violations=int(s.get("residency_violations", 0)))
+        for label, s in summaries.items() if not label.endswith("(reference)"))  # type: ignore[union-attr]
+    first = next(iter(summaries.values()))  # type: ignore[union-attr]
+    return ReplayBasis(run_id=int(run["run_id"]), trace=str(run["trace"]), requests=int(first["requests"]),
+                       span_s=inputs.get("span_s"), servers_per_local_model=int(inputs.get("servers_per_local_model", 1)),
+                       policies=policies)
+
+
+@dataclass(frozen=True)
+class PolicyProjection:
+    """Monthly costs of one policy by component, the cumulative total, and when it breaks even."""
+
+    policy: str
+    api: np.ndarray
+    hardware: np.ndarray
+    energy: np.ndarray
+    operations: np.ndarray
+    servers: np.ndarray  # local servers owned each month
+    utilisation: np.ndarray  # busy share of the local fleet per month (above 1: short of capacity)
+    break_even_month: int | None  # 1-based month its cumulative cost first stays at or below frontier-only's
+
+    @property
+    def monthly(self) -> np.ndarray:
+        return self.api + self.hardware + self.energy + self.operations
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        return np.cumsum(self.monthly)
+
+    @property
+    def short_of_capacity_from(self) -> int | None:
+        """The first month (1-based) in which the local fleet cannot keep up, if any."""
+        over = np.flatnonzero(self.utilisation > 1.0)
+        return int(over[0]) + 1 if over.size else None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready, monthly figures rounded to cents."""
+        return {
+            "policy": self.policy, "servers_first_last": [int(self.servers[0]), int(self.servers[-1])],
+            "monthly_usd": [round(float(v), 2) for v in self.monthly],
+            "cumulative_usd": [round(float(v), 2) for v in self.cumulative],
+            "components_total_usd": {k: round(float(getattr(self, k).sum()), 2)
+                                     for k in ("api", "hardware", "energy", "operations")},
+            "total_usd": round(float(self.cumulative[-1]), 2),
+            "break_even_month": self.break_even_month if self.break_even_month is not None else "never",
+            "local_utilisation_first_last": [round(float(self.utilisation[0]), 4), round(float(self.utilisation[-1]), 4)],
+            "short_of_capacity_from_month": self.short_of_capacity_from,
+        }
+
+
+def monthly_scale(basis: ReplayBasis, a: CostAssumptions) -> float:
+    """Requests a month over requests replayed."""
+    if a.monthly_requests > 0:
+        return a.monthly_requests / basis.requests
+    if not basis.span_s:
+        raise ValueError(f"trace '{basis.trace}' records no arrival times, so its request rate is unknown: set "
+                         "monthly_requests (`--set monthly_requests=...`)")
+    return (basis.requests / basis.span_s) * a.traffic_hours_per_month * 3600.0 / basis.requests
+
+
+def components(basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: int | None = None
+               ) -> dict[str, np.ndarray | int]:
+    """The monthly cost components of one policy; assumptions may be numpy arrays of shape (draws, 1)."""
+    m = np.arange(months or a.months, dtype=np.float64)
+    growth = (1.0 + np.asarray(a.growth_per_month)) ** m
+    prices = (1.0 + np.asarray(a.api_price_change_per_year)) ** (m / 12.0)
+    scale = monthly_scale(basis, a)
+    api = p.api_cost_usd * scale * growth * prices
+    used = [load for load in p.local_load.values() if np.any(np.asarray(load) > 0)]
+    if not used:
+        zero = np.zeros_like(api)
+        return {"api": api, "hardware": zero, "energy": zero, "operations": zero, "servers": np.zeros_like(api),
+                "utilisation": zero}
+    traffic_share = np.asarray(a.traffic_hours_per_month) / HOURS_PER_MONTH
+    # busy server-time a month, in servers: the replay's (every server may host every local model), grown
+    busy = sum(used) * basis.servers_per_local_model * traffic_share * growth
+    if a.servers:
+        servers = np.full_like(api, float(a.servers))
+    else:  # buy servers when traffic needs them, never sell: enough to stay at or under the target utilisation
+        servers = np.maximum.accumulate(np.ceil(busy / np.asarray(a.target_utilisation) - 1e-9), axis=-1)
+        servers = np.maximum(servers, 1.0)
+    utilisation = busy / servers
+    watts = np.asarray(a.server_watts_idle) + (np.asarray(a.server_watts_busy) - np.asarray(a.server_watts_idle)) * np.minimum(utilisation, 1.0)
+    energy = servers * watts * HOURS_PER_MONTH / 1000.0 * np.asarray(a.tariff_usd_per_kwh)
+    hardware = servers * np.asarray(a.server_capex_usd) / np.asarray(a.server_lifetime_months)
+    operations = servers * np.asarray(a.ops_usd_per_server_month)
+    return {"api": api, "hardware": hardware, "energy": energy, "operations": operations, "servers": servers,
+            "utilisation": utilisation}
+
+
+def break_even(cumulative: np.ndarray, baseline: np.ndarray) -> int | None:
+    """First month (1-based) from which the cumulative cost stays at or below the baseline's; None if never."""
+    below = cumulative <= baseline + 1e-9
+    if not below[-1]:
+        return None
+    above = np.flatnonzero(~below)
+    return int(above[-1]) + 2 if above.size else 1
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A projection of every policy of one replay, with the assumptions and price trend it used."""
+
+    basis: ReplayBasis
+    assumptions: CostAssumptions
+    policies: tuple[PolicyProjection, ...]
+    price_trend: dict[str, object]
+
+    def get(self, policy: str) -> PolicyProjection:
+        for p in self.policies:
+            if p.policy == policy:
+                return p
+        raise ValueError(f"no policy '{policy}' in this projection")
+
+    def as_dict(self) -> dict[str, object]:
+        """What `slmlab project --json` prints."""
+        return {"run_id": self.basis.run_id, "trace": self.basis.trace, "baseline": "frontier-only",
+                "months": self.assumptions.months, "assumptions": self.assumptions.as_dict(),
+                "assumption_sources": {f.name: "assumption (default)" if getattr(self.assumptions, f.name) == f.default
+                                       else "assumption (set by the user)" for f in fields(CostAssumptions)},
+                "price_trend": self.price_trend, "monthly_scale": monthly_scale(self.basis, self.assumptions),
+                "policies": {p.policy: p.as_dict() for p in self.policies}}
+
+
+def project(basis: ReplayBasis, assumptions: CostAssumptions | None = None,
+            price_trend: dict[str, object] | None = None) -> Projection:
+    """Monthly and cumulative costs of every policy, and each one's break-even month against frontier-only."""
+    a = assumptions or CostAssumptions()
+    if a.months < 1:
+        raise ValueError("months must be at least 1")
+    parts = {p.policy: components(basis, p, a) for p in basis.policies}
+    base = parts.get("frontier-only")
+    if base is None:
+        raise ValueError(f"run {basis.run_id} has no frontier-only baseline")
+    baseline = np.cumsum(base["api"] + base["hardware"] + base["energy"] + base["operations"])
+    projections = []
+    for name, c in parts.items():
+        total = np.cumsum(c["api"] + c["hardware"] + c["energy"] + c["operations"])
+        projections.append(PolicyProjection(
+            policy=name, api=c["api"], hardware=c["hardware"], energy=c["energy"], operations=c["operations"],
+            servers=c["servers"], utilisation=c["utilisation"],
+            break_even_month=None if name == "frontier-only" else break_even(total, baseline)))
+    trend = price_trend or {"method": "assumption", "api_price_change_per_year": a.api_price_change_per_year}
+    return Projection(basis=basis, assumptions=a, policies=tuple(projections), price_trend=trend)
+
+
+def _parse_date(text: str | None) -> date | None:
+    return date.fromisoformat(text[:10]) if text else None
+
+
+def fitted_price_trend(folder: Path = PRICE_HISTORY_DIR) -> dict[str, object]:
+    """The annual API price change fitted from the shipped price history (simonw/llm-prices): for every model
+    with two prices whose periods are both dated, the change in (input + output) price per year between the
+    middles of the two periods; the median over those models. When no model qualifies the result says so and
+    the projection keeps the assumption."""
+    changes, models, undated = [], [], 0
+    for path in sorted(Path(folder).glob("*.json")):
+        vendor = json.loads(path.read_text(encoding="utf-8"))
+        for model in vendor.get("models", []):
+            dated = []
+            for price in model.get("price_history", []):
+                start, end = _parse_date(price.get("from_date")), _parse_date(price.get("to_date"))
+                if start and end and price.get("input") is not None and price.get("output") is not None:
+                    dated.append((start + (end - start) / 2, float(price["input"]) + float(price["output"])))
+            if len(model.get("price_history", [])) > 1 and len(dated) < 2:
+                undated += 1
+            if len(dated) >= 2:
+                dated.sort()
+                (t0, p0), (t1, p1) = dated[0], dated[-1]
+                years = (t1 - t0).days / 365.25
+                if years > 0 and p0 > 0:
+                    changes.append((p1 / p0) ** (1 / years) - 1)
+                    models.append(f"{vendor.get('vendor')}/{model.get('id')}")
+    if not changes:
+        return {"method": "not fitted", "models_used": 0,
+                "reason": f"no model in {Path(folder).name} has two prices with dated periods ({undated} models changed "
+                          "price, but the earlier price has no start date), so no rate per year can be measured"}
+    return {"method": "fitted", "models_used": len(changes), "models": models,
+            "api_price_change_per_year": float(np.median(changes))}

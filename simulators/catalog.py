@@ -172,7 +172,39 @@ def _has_measured_runs(db: str | Path | None) -> bool:
         return bool(con.execute("SELECT count(*) FROM bench_runs WHERE source = 'measured'").fetchall()[0][0])
 
 
-def local_model(key: str, db: str | Path | None = None, location: str = "on-premises") -> PortfolioModel:
+def bench_profile(run_ids: tuple[int, ...], db: str | Path | None = None) -> dict[str, Figure]:
+    """Service rates from chosen benchmark runs, measured here or imported from another machine (`slmlab bench
+    import`, llama-bench JSON): a hardware what-if. Later runs override earlier ones per figure."""
+    from slmlab import store
+
+    figures: dict[str, Figure] = {}
+    with store.connect(db, read_only=True) as con:
+        for run_id in run_ids:
+            rows = con.execute("SELECT source, model_name, summary, census, peak_rss_bytes FROM bench_runs WHERE run_id = ?",
+                               [run_id]).fetchall()
+            if not rows:
+                raise CatalogueError(f"no benchmark run {run_id} (see `slmlab bench --list` or `slmlab bench compare`)")
+            source, model_name, summary, census, rss = rows[0]
+            summary, census = json.loads(summary), json.loads(census)
+            where = census.get("cpu_model") or "unknown CPU"
+            if census.get("gpus"):
+                where += f", {census['gpus']}"
+            detail = f"bench run {run_id} ({source}; model {model_name}; {where})"
+            kind = "measured" if source == "measured" else "imported"
+            for metric, name in (("decode_tok_s", "output_tok_s"), ("prefill_tok_s", "prefill_tok_s"), ("ttft_ms", "ttft_ms")):
+                value = (summary.get(metric) or {}).get("mean")
+                if value is not None:
+                    figures[name] = Figure(float(value), kind, detail)
+            if rss:
+                figures["memory_bytes"] = Figure(float(rss), kind, detail)
+    if "output_tok_s" not in figures:
+        raise CatalogueError(f"benchmark run(s) {', '.join(map(str, run_ids))} have no decode speed; include a "
+                             "generation test (tg)")
+    return figures
+
+
+def local_model(key: str, db: str | Path | None = None, location: str = "on-premises",
+                bench_runs: tuple[int, ...] = ()) -> PortfolioModel:
     """A shipped small model with its service rates: this machine's newest benchmark, else the default profile."""
     from bench.models import gguf_metadata, resolve_model
 
@@ -180,13 +212,17 @@ def local_model(key: str, db: str | Path | None = None, location: str = "on-prem
         raise CatalogueError(f"no default profile for '{key}'; shipped local models: {', '.join(DEFAULT_LOCAL_PROFILES)}")
     profile = DEFAULT_LOCAL_PROFILES[key]
     measured = None
-    if _has_measured_runs(db):  # reading the GGUF header for its name costs seconds: only when it can matter
+    if not bench_runs and _has_measured_runs(db):  # reading the GGUF header for its name costs seconds: only when it can matter
         try:
             measured = _latest_bench(db, gguf_metadata(resolve_model(key)).name or key)
         except Exception:  # a missing model file must not hide the default profile
             measured = None
 
+    chosen = bench_profile(bench_runs, db) if bench_runs else {}
+
     def pick(name: str) -> Figure:
+        if name in chosen:
+            return chosen[name]
         if measured and measured.get(name) is not None:
             return Figure(float(measured[name]), "measured", f"bench run {measured['run_id']} on this machine")
         return Figure(profile[name], "assumption", "default profile (slmlab build machine, 2-core CPU)")
@@ -272,12 +308,20 @@ def named_api_model(name: str, catalogue: dict[str, dict]) -> PortfolioModel:
 
 
 def build_portfolio(local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES), api: tuple[str, ...] = DEFAULT_API_MODELS,
-                    *, db: str | Path | None = None, overrides: Path | None = None) -> Portfolio:
-    """Local models (measured or default profile) plus API models from the catalogue, then the user's overrides.
+                    *, db: str | Path | None = None, overrides: Path | None = None,
+                    bench_runs: dict[str, tuple[int, ...]] | None = None) -> Portfolio:
+    """Local models (measured or default profile, or the chosen benchmark runs) plus API models from the
+    catalogue, then the user's overrides.
 
     An API name that is not a catalogue key is priced from the cheapest provider key ending in '/<name>'."""
     catalogue = load_price_catalogue()
-    models = {m.name: m for m in [*(local_model(k, db) for k in local), *(named_api_model(k, catalogue) for k in api)]}
+    bench_runs = bench_runs or {}
+    unknown = sorted(set(bench_runs) - set(local))
+    if unknown:
+        raise CatalogueError(f"benchmark profile for {', '.join(unknown)}, which is not a local model of the portfolio "
+                             f"({', '.join(local) or 'none'})")
+    models = {m.name: m for m in [*(local_model(k, db, bench_runs=bench_runs.get(k, ())) for k in local),
+                                  *(named_api_model(k, catalogue) for k in api)]}
     if overrides is not None:
         try:
             entries = json.loads(Path(overrides).read_text(encoding="utf-8"))

@@ -60,6 +60,9 @@ class ReplayConfig:
     assumptions: str | None = field(default=str(DEFAULT_ASSUMPTIONS), metadata=_help(
         "quality assumptions file for what nothing recorded or measured covers"))
     servers: int = field(default=1, metadata=_help("replicas of each local model (FIFO queue, c servers)"))
+    profiles: tuple[str, ...] = field(default=(), metadata=_help(
+        "hardware what-if: MODEL=RUN[,RUN] takes a local model's speeds from those benchmark runs (measured here or "
+        "imported from another machine)"))
     speed: float = field(default=1.0, metadata=_help("replay arrivals k times faster (time scaling)"))
     volume: float = field(default=1.0, metadata=_help("replay v times as many requests (volume scaling)"))
     seed: int = field(default=0, metadata=_help("seed of every random draw of the replay"))
@@ -135,6 +138,21 @@ class ReplayInputs:
         if not self.ranking:  # the fallback order every policy uses when its first choice is barred
             order = np.lexsort((self.cost_usd.mean(axis=0), -self.p_correct.mean(axis=0)))
             object.__setattr__(self, "ranking", tuple(int(j) for j in order))
+
+
+def parse_profiles(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """'smollm2-135m=3,4' items as {model: (3, 4)}; the error names the bad item."""
+    profiles: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        model, eq, runs = item.partition("=")
+        try:
+            ids = tuple(int(r) for r in runs.split(",") if r.strip())
+        except ValueError:
+            ids = ()
+        if not eq or not model or not ids:
+            raise ReplayError(f"profile '{item}' is not MODEL=RUN[,RUN] (benchmark run ids)")
+        profiles[model] = ids
+    return profiles
 
 
 def load_assumptions(path: str | Path | None) -> dict[str, object]:
@@ -271,7 +289,8 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
     local = config.local_models if config.local_models is not None else (
         () if recorded else tuple(DEFAULT_LOCAL_PROFILES))
     api = config.api_models if config.api_models is not None else (tuple(recorded) or DEFAULT_API_MODELS)
-    portfolio = build_portfolio(local, api, db=db, overrides=Path(config.overrides) if config.overrides else None)
+    portfolio = build_portfolio(local, api, db=db, overrides=Path(config.overrides) if config.overrides else None,
+                                bench_runs=parse_profiles(config.profiles))
     names = tuple(m.name for m in portfolio.models)
     if not names:
         raise ReplayError("the portfolio is empty: name at least one local or API model")

@@ -78,6 +78,14 @@ class CostAssumptions:
         return replace(self, **values)
 
 
+# What a local "server" is: a rack server with a GPU, or an AI PC on a desk (assumptions, like the defaults).
+HARDWARE_PRESETS: dict[str, dict[str, float]] = {
+    "server": {},
+    "ai-pc": {"server_capex_usd": 1800.0, "server_lifetime_months": 36.0, "server_watts_busy": 65.0,
+              "server_watts_idle": 8.0, "ops_usd_per_server_month": 15.0},
+}
+
+
 @dataclass(frozen=True)
 class PolicyReplay:
     """What a projection needs of one policy in a stored replay."""

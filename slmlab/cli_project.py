@@ -43,6 +43,9 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--months", type=int, help="horizon in months (default 36)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="change an assumption, e.g. growth_per_month=0.05 (see --assumptions)")
+    p.add_argument("--hardware", choices=["server", "ai-pc"], default="server",
+                   help="what a local server is: a GPU server (default) or an AI PC (capex, power, operations presets; "
+                        "--set still wins)")
     p.add_argument("--fit-price-trend", action="store_true",
                    help="use the API price change per year fitted from the shipped price history when it can be fitted")
     p.add_argument("--uncertainty", type=int, metavar="DRAWS", default=0,
@@ -84,7 +87,7 @@ def _list_assumptions() -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    from simulators.projection import CostAssumptions, basis_from_run, fitted_price_trend, project
+    from simulators.projection import HARDWARE_PRESETS, CostAssumptions, basis_from_run, fitted_price_trend, project
     from simulators.runs import load_run, run_for
     from simulators.scenarios import compare_scenarios, save_scenario
     from simulators.uncertainty import monte_carlo, tornado
@@ -100,7 +103,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 print(f"{row['scenario']:20s} {row['policy']:34s} {row['months']:>3} months  ${row['total_usd']:>14,.0f}"
                       f"  break-even {row['break_even_month']}  servers at the end {row['servers_at_end']}")
         return 0
-    values = _assumption_values(args.set)
+    values = {**HARDWARE_PRESETS[args.hardware], **_assumption_values(args.set)}
     if args.months is not None:
         values["months"] = args.months
     trend = None

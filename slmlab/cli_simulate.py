@@ -31,6 +31,9 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="replay arrivals K times faster (default 1)")
     p.add_argument("--volume", type=float, default=1.0, help="replay V times as many requests (default 1)")
     p.add_argument("--servers", type=int, default=1, help="replicas of each local model (default 1)")
+    p.add_argument("--profile", action="append", default=[], metavar="MODEL=RUN[,RUN]",
+                   help="hardware what-if: a local model's speeds from these benchmark runs, measured here or imported "
+                        "from another machine (`slmlab bench import`)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.add_argument("--local", help="local models, comma-separated (default: the shipped ones; none for recorded outcomes)")
     p.add_argument("--api", help="API models by catalogue key, comma-separated (default: gpt-4o, gpt-4o-mini, "
@@ -106,8 +109,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     assumptions = None if args.no_assumptions else (args.assumptions or str(DEFAULT_ASSUMPTIONS))
     config = ReplayConfig(
         trace=args.trace, local_models=_names(args.local), api_models=_names(args.api), overrides=args.overrides,
-        assumptions=assumptions, servers=args.servers, speed=args.speed, volume=args.volume, seed=args.seed,
-        frontier=args.frontier, small=args.small,
+        assumptions=assumptions, servers=args.servers, profiles=tuple(args.profile), speed=args.speed,
+        volume=args.volume, seed=args.seed, frontier=args.frontier, small=args.small,
     )
     policies = parse_policies(args.policy, parse_params(args.param))
     ensure_default_trace(args.trace, args.db)

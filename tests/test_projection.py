@@ -220,3 +220,10 @@ def test_saved_scenario_round_trip(db: Path) -> None:
     projection = project(basis(), FLAT)
     save_scenario("hand", projection, db=db)
     assert load_scenario("hand", db)["policies"]["hybrid"]["break_even_month"] == 1
+
+
+def test_ai_pc_preset_changes_the_hardware_assumptions(db: Path, capsys) -> None:
+    assert main(["project", "--months", "6", "--hardware", "ai-pc", "--set", "tariff_usd_per_kwh=0.3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["assumptions"]["server_capex_usd"] == 1800.0 and report["assumptions"]["tariff_usd_per_kwh"] == 0.3
+    assert report["assumption_sources"]["server_capex_usd"] == "assumption (set by the user)"

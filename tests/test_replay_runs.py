@@ -157,3 +157,24 @@ def test_residency_filter_in_front_of_a_cascade_escalates_to_a_permitted_region(
     assert escalated_eu.any()  # confidential data barred from the US region went to the EU one instead
     local_only = inputs.residency == 2  # on-premises-only: nowhere to escalate, the small model's answer stands
     assert np.all(inputs.is_local[filtered.model[local_only]])
+
+
+def test_hardware_what_if_takes_local_speeds_from_an_imported_benchmark(db: Path, tmp_path: Path, capsys) -> None:
+    """A faster machine benchmarked elsewhere (llama-bench JSON of an RTX 4080) serves the small model in the replay."""
+    from tests.test_exchange import LLAMA_BENCH
+
+    ensure_default_workloads(db)
+    (tmp_path / "rtx4080.json").write_text(json.dumps(LLAMA_BENCH))
+    assert main(["bench", "import", str(tmp_path / "rtx4080.json")]) == 0
+    capsys.readouterr()
+    here = build_inputs(ReplayConfig(CODE, local_models=("smollm2-135m",)), db=db)
+    there = build_inputs(ReplayConfig(CODE, local_models=("smollm2-135m",), profiles=("smollm2-135m=1,2",)), db=db)
+    model = there.portfolio.get("smollm2-135m")
+    assert (model.prefill_tok_s.value, model.output_tok_s.value) == (7100.002165, 118.881588)
+    assert model.output_tok_s.source == "imported" and "RTX 4080" in model.output_tok_s.detail
+    assert there.service_s[:, 0].sum() < here.service_s[:, 0].sum()  # the queue of the faster machine is shorter
+    assert main(["simulate", "--trace", CODE, "--policy", "small-only", "--local", "smollm2-135m",
+                 "--profile", "smollm2-135m=9"]) == 2
+    assert "no benchmark run 9" in capsys.readouterr().err
+    assert main(["simulate", "--trace", CODE, "--profile", "gpt-4o=1"]) == 2
+    assert "not a local model of the portfolio" in capsys.readouterr().err

@@ -75,6 +75,7 @@ class PortfolioModel:
     output_tok_s: Figure
     prefill_tok_s: Figure | None = None
     memory_bytes: Figure | None = None
+    energy_j_per_token: Figure | None = None  # local: from a benchmark with a readable energy counter (or estimated)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def accepts(self, data_class: str | None, residency: str | None) -> bool:
@@ -159,7 +160,7 @@ def _latest_bench(db: str | Path | None, model_name: str) -> dict[str, float] | 
         return (summary.get(metric) or {}).get("mean")
 
     return {"run_id": run_id, "output_tok_s": mean("decode_tok_s"), "prefill_tok_s": mean("prefill_tok_s"),
-            "ttft_ms": mean("ttft_ms"), "memory_bytes": rss}
+            "ttft_ms": mean("ttft_ms"), "memory_bytes": rss, "energy": summary.get("energy") or {}}
 
 
 def _has_measured_runs(db: str | Path | None) -> bool:
@@ -197,6 +198,9 @@ def bench_profile(run_ids: tuple[int, ...], db: str | Path | None = None) -> dic
                     figures[name] = Figure(float(value), kind, detail)
             if rss:
                 figures["memory_bytes"] = Figure(float(rss), kind, detail)
+            energy = summary.get("energy") or {}
+            if energy.get("joules_per_token") is not None:
+                figures["energy_j_per_token"] = Figure(float(energy["joules_per_token"]), str(energy.get("source")), detail)
     if "output_tok_s" not in figures:
         raise CatalogueError(f"benchmark run(s) {', '.join(map(str, run_ids))} have no decode speed; include a "
                              "generation test (tg)")
@@ -228,11 +232,15 @@ def local_model(key: str, db: str | Path | None = None, location: str = "on-prem
         return Figure(profile[name], "assumption", "default profile (slmlab build machine, 2-core CPU)")
 
     free = Figure(0.0, "assumption", "local: no per-token API price (hardware and power belong to the TCO)")
+    energy = chosen.get("energy_j_per_token")
+    if energy is None and measured and (measured.get("energy") or {}).get("joules_per_token") is not None:
+        energy = Figure(float(measured["energy"]["joules_per_token"]), str(measured["energy"].get("source")),
+                        f"bench run {measured['run_id']} on this machine")
     return PortfolioModel(
         name=key, kind="local", location=location, data_classes=DEFAULT_DATA_CLASSES[location],
         context_window=int(profile["context_window"]), input_usd_per_mtok=free, output_usd_per_mtok=free,
         ttft_ms=pick("ttft_ms"), output_tok_s=pick("output_tok_s"), prefill_tok_s=pick("prefill_tok_s"),
-        memory_bytes=pick("memory_bytes"),
+        memory_bytes=pick("memory_bytes"), energy_j_per_token=energy,
     )
 
 

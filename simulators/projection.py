@@ -7,7 +7,9 @@ Per policy and month m (0-based), with traffic growth g per month and API price 
   needs busy / target utilisation servers; the fleet is bought as that number grows and never sold (or fixed
   by the user, in which case a month whose utilisation passes 1 is flagged as short of capacity);
 * hardware: servers x capex / lifetime (straight-line amortisation, replaced at the same price at end of life);
-* energy: servers x (idle W + (busy W - idle W) x utilisation) x hours in a month / 1000 x tariff;
+* energy: servers x (idle W + (busy W - idle W) x utilisation) x hours in a month / 1000 x tariff, where busy W
+  is the measured J/token x token/s when every local model's benchmark read an energy counter (the counter's
+  power while serving), else the assumed busy W (labelled estimated);
 * operations: servers x hosting and operations per server and month.
 Latency is the replay's: rerun it with `--servers N` to see the queue a fleet of N gives.
 Every input is a named assumption with its default and help text (`CostAssumptions`), except the replay's own
@@ -108,6 +110,7 @@ class ReplayBasis:
     span_s: float | None  # None when the trace records no arrivals
     servers_per_local_model: int
     policies: tuple[PolicyReplay, ...]
+    measured_busy_watts: dict[str, float] = field(default_factory=dict)  # local model -> W from measured J/token
 
     def policy(self, name: str) -> PolicyReplay:
         """One policy's figures; the error lists the run's policies."""
@@ -127,9 +130,14 @@ def basis_from_run(run: dict[str, object]) -> ReplayBasis:
                      residency_violations=int(s.get("residency_violations", 0)))
         for label, s in summaries.items() if not label.endswith("(reference)"))  # type: ignore[union-attr]
     first = next(iter(summaries.values()))  # type: ignore[union-attr]
+    watts = {}
+    for model in run.get("portfolio") or []:  # type: ignore[union-attr]
+        energy, speed = model.get("energy_j_per_token") or {}, model.get("output_tok_s") or {}
+        if model.get("kind") == "local" and energy.get("source") == "measured" and energy.get("value") and speed.get("value"):
+            watts[model["name"]] = float(energy["value"]) * float(speed["value"])  # J/token x token/s = W while busy
     return ReplayBasis(run_id=int(run["run_id"]), trace=str(run["trace"]), requests=int(first["requests"]),
                        span_s=inputs.get("span_s"), servers_per_local_model=int(inputs.get("servers_per_local_model", 1)),
-                       policies=policies)
+                       policies=policies, measured_busy_watts=watts)
 
 
 @dataclass(frozen=True)
@@ -206,7 +214,12 @@ def components(basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: 
         servers = np.maximum.accumulate(np.ceil(busy / np.asarray(a.target_utilisation) - 1e-9), axis=-1)
         servers = np.maximum(servers, 1.0)
     utilisation = busy / servers
-    watts = np.asarray(a.server_watts_idle) + (np.asarray(a.server_watts_busy) - np.asarray(a.server_watts_idle)) * np.minimum(utilisation, 1.0)
+    busy_watts = np.asarray(a.server_watts_busy)
+    measured = [basis.measured_busy_watts[m] for m, load in p.local_load.items()
+                if np.any(np.asarray(load) > 0) and m in basis.measured_busy_watts]
+    if measured and len(measured) == len(used):  # every local model's energy was measured: use it over the assumption
+        busy_watts = np.asarray(float(np.mean(measured)))
+    watts = np.asarray(a.server_watts_idle) + (busy_watts - np.asarray(a.server_watts_idle)) * np.minimum(utilisation, 1.0)
     energy = servers * watts * HOURS_PER_MONTH / 1000.0 * np.asarray(a.tariff_usd_per_kwh)
     hardware = servers * np.asarray(a.server_capex_usd) / np.asarray(a.server_lifetime_months)
     operations = servers * np.asarray(a.ops_usd_per_server_month)
@@ -245,6 +258,10 @@ class Projection:
                 "assumption_sources": {f.name: "assumption (default)" if getattr(self.assumptions, f.name) == f.default
                                        else "assumption (set by the user)" for f in fields(CostAssumptions)},
                 "price_trend": self.price_trend, "monthly_scale": monthly_scale(self.basis, self.assumptions),
+                "energy_source": ("measured: J/token x token/s of " + ", ".join(
+                    f"{m} {w:.0f} W" for m, w in self.basis.measured_busy_watts.items()))
+                if self.basis.measured_busy_watts else
+                "estimated: assumed busy and idle watts (no benchmark here read an energy counter)",
                 "policies": {p.policy: p.as_dict() for p in self.policies}}
 
 

@@ -227,3 +227,32 @@ def test_ai_pc_preset_changes_the_hardware_assumptions(db: Path, capsys) -> None
     report = json.loads(capsys.readouterr().out)
     assert report["assumptions"]["server_capex_usd"] == 1800.0 and report["assumptions"]["tariff_usd_per_kwh"] == 0.3
     assert report["assumption_sources"]["server_capex_usd"] == "assumption (set by the user)"
+
+
+def test_measured_energy_per_token_replaces_the_assumed_busy_power() -> None:
+    measured = ReplayBasis(**{**basis().__dict__, "measured_busy_watts": {"small": 40.0}})
+    c = components(measured, measured.policy("hybrid"), FLAT)
+    assert c["energy"].tolist() == pytest.approx([(100 + (40 - 100) * 0.35) * 730.5 / 1000 * 0.2] * 3)
+    assert project(measured, FLAT).as_dict()["energy_source"].startswith("measured: J/token x token/s of small 40 W")
+    assert project(basis(), FLAT).as_dict()["energy_source"].startswith("estimated")
+
+
+def test_energy_per_token_of_a_benchmark_reaches_the_portfolio_and_the_projection(db: Path) -> None:
+    """A stored benchmark run whose counter was readable (as on a machine with RAPL) feeds J/token through."""
+    from simulators.catalog import local_model
+    from simulators.projection import basis_from_run
+    from slmlab import store
+
+    with store.connect(db) as con:
+        con.execute("INSERT INTO bench_runs (started_at, source, model_name, model_sha256, model, test, config, "
+                    "fingerprint, census, versions, summary) VALUES (now(), 'imported', 'x', 'y', '{}', 'tg128', '{}', "
+                    "'f', ?, '{}', ?)",
+                    [json.dumps({"cpu_model": "EPYC"}),
+                     json.dumps({"decode_tok_s": {"mean": 100.0}, "energy": {"joules_per_token": 0.5, "source": "measured"}})])
+    model = local_model("smollm2-135m", db, bench_runs=(1,))
+    assert model.energy_j_per_token.value == 0.5 and model.energy_j_per_token.source == "measured"
+    run = {"run_id": 1, "trace": "t", "inputs": {"span_s": 3600.0, "servers_per_local_model": 1},
+           "portfolio": [model.as_dict()],
+           "policies": {"frontier-only": {"cost_usd": 1.0, "quality": 1.0, "requests": 10, "local_load": {}},
+                        "small-only": {"cost_usd": 0.0, "quality": 0.5, "requests": 10, "local_load": {"smollm2-135m": 0.5}}}}
+    assert basis_from_run(run).measured_busy_watts == {"smollm2-135m": 50.0}  # 0.5 J/token x 100 token/s

@@ -264,7 +264,8 @@ def cmd_db(args: argparse.Namespace) -> int:
         info = {
             "path": str(path.resolve()),
             "migrations": [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY applied_at, name").fetchall()],
-            "rows": {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("traces", "requests", "outcomes", "bench_runs")},
+            "rows": {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in (
+                "traces", "requests", "outcomes", "bench_runs", "eval_runs", "sim_runs", "sim_requests", "sim_points", "scenarios")},
         }
     print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
     return 0

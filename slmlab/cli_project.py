@@ -148,7 +148,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         quality = run["policies"][p.policy]["quality"]
         print(f"{p.policy[:34]:34s} {p.monthly[0]:>12,.0f} {p.monthly[-1]:>12,.0f} {p.cumulative[-1]:>14,.0f} "
               f"{str(d['break_even_month']):>11s} {servers:>9s}  {quality:.3f}")
-    bars = report["sensitivity"]["bars"][:5]
+    bars = [b for b in report["sensitivity"]["bars"] if b["saving_low"] != b["saving_high"]][:5]
     if bars:
         print(f"\nwhat moves {focus}'s saving over {a.months} months most (low / high end of each range): " + "; ".join(
             f"{b['assumption']} {b['saving_low']:,.0f} / {b['saving_high']:,.0f}" for b in bars))

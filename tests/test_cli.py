@@ -122,7 +122,8 @@ def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:
     code, out, _ = run_cli(capsys, "remove", "gsm8k_responses")
     assert code == 0 and "1,319 requests" in out
     code, out, _ = run_cli(capsys, "db", "--json")
-    assert json.loads(out)["rows"] == {"traces": 0, "requests": 0, "outcomes": 0, "bench_runs": 0}
+    assert json.loads(out)["rows"] == dict.fromkeys(
+        ("traces", "requests", "outcomes", "bench_runs", "eval_runs", "sim_runs", "sim_requests", "sim_points", "scenarios"), 0)
     code, _, err = run_cli(capsys, "remove", "gsm8k_responses")
     assert code == 2 and "no trace named" in err
 

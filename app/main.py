@@ -25,6 +25,8 @@ def main() -> None:
         st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
         st.Page("app_pages/quality.py", title="Model quality", icon=":material/fact_check:"),
         st.Page("app_pages/routing.py", title="Routing replay", icon=":material/alt_route:"),
+        st.Page("app_pages/projection.py", title="Projection", icon=":material/trending_up:"),
+        st.Page("app_pages/claims.py", title="Vendor claims", icon=":material/gavel:"),
     ]
     st.navigation(pages).run()
 

@@ -12,8 +12,8 @@ from simulators.traces.summary import TraceSummary, list_traces, requests_frame
 from slmlab.paths import resolve_db_path
 from slmlab.store import DatabaseUnavailable
 
-__all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "replay_points", "replay_requests",
-           "replay_run", "replay_runs", "requests", "traces"]
+__all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "price_trend", "replay_points",
+           "replay_requests", "replay_run", "replay_runs", "requests", "scenarios", "traces"]
 
 
 def database_path() -> Path:
@@ -136,3 +136,19 @@ def replay_requests(db: str, version: float, run_id: int, policy: str | None = N
     from simulators.runs import load_requests
 
     return pl.from_arrow(load_requests(run_id, db, policy=policy, limit=limit))  # type: ignore[return-value]
+
+
+@st.cache_data(show_spinner=False)
+def price_trend() -> dict[str, object]:
+    """The API price change per year fitted from the shipped price history, or why it cannot be fitted."""
+    from simulators.projection import fitted_price_trend
+
+    return fitted_price_trend()
+
+
+@st.cache_data(show_spinner=False)
+def scenarios(db: str, version: float) -> list[dict[str, object]]:
+    """Every saved projection scenario, newest first."""
+    from simulators.scenarios import list_scenarios
+
+    return list_scenarios(db)

@@ -3,7 +3,8 @@ assumption ranges combined with a block bootstrap of the replayed trace.
 
 * Sensitivity (tornado): each ranged assumption at the low and the high end of its range, all others at their
   values; the bar is the policy's saving against frontier-only over the horizon.
-* Monte Carlo: every ranged assumption drawn uniformly from its range (seeded PCG64), all draws evaluated at
+* Monte Carlo: every ranged assumption drawn from a triangular distribution over its range with the mode at
+  the value in use (the default or yours; the range widens to include it), seeded PCG64, all draws evaluated at
   once (the projection math is numpy).
 * Bootstrap: the trace's time is cut into blocks (hours, or 5-minute blocks for traces shorter than two hours)
   and blocks are drawn with replacement; each draw scales every policy's API cost by its resampled total and
@@ -93,7 +94,11 @@ def monte_carlo(projection: Projection, *, draws: int = 1000, seed: int = 0, db:
     if draws < 10:
         raise ValueError("use at least 10 draws")
     rng = np.random.Generator(np.random.PCG64([seed, DRAW_STREAM]))
-    drawn = {name: rng.uniform(low, high, size=(draws, 1)) for name, (low, high) in CostAssumptions.ranges().items()}
+    drawn = {}
+    for name, (low, high) in CostAssumptions.ranges().items():  # most likely at your value, spread over the range
+        value = float(getattr(projection.assumptions, name))
+        low, high = min(low, value), max(high, value)
+        drawn[name] = rng.triangular(low, value, high, size=(draws, 1)) if high > low else np.full((draws, 1), value)
     assumptions = replace(projection.assumptions, **drawn)
     boot = bootstrap_multipliers(projection.basis.run_id, draws, seed, db) if bootstrap else None
     cumulative = {}

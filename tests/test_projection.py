@@ -256,3 +256,11 @@ def test_energy_per_token_of_a_benchmark_reaches_the_portfolio_and_the_projectio
            "policies": {"frontier-only": {"cost_usd": 1.0, "quality": 1.0, "requests": 10, "local_load": {}},
                         "small-only": {"cost_usd": 0.0, "quality": 0.5, "requests": 10, "local_load": {"smollm2-135m": 0.5}}}}
     assert basis_from_run(run).measured_busy_watts == {"smollm2-135m": 50.0}  # 0.5 J/token x 100 token/s
+
+
+def test_monte_carlo_is_centred_on_the_values_in_use() -> None:
+    inside = FLAT.with_values(months=24, api_price_change_per_year=-0.2, traffic_hours_per_month=500.0)
+    for growth in (0.01, 0.02, 0.04):  # values inside every range: the line stays inside the band
+        projection = project(basis(), inside.with_values(growth_per_month=growth))
+        band = monte_carlo(projection, draws=400, seed=1, bootstrap=False)["policies"]["frontier-only"]
+        assert band["total_p5"] <= projection.get("frontier-only").cumulative[-1] <= band["total_p95"]

@@ -8,8 +8,7 @@ import streamlit as st
 
 from app import state
 from simulators.claims import Claim, check_claim
-from simulators.runs import latest_run_id, run_for
-from simulators.traces.defaults import DEFAULT_TRACES
+from app.widgets import replay_choice, resolve_replay
 
 db = state.database_path()
 st.title("Vendor claims")
@@ -29,43 +28,6 @@ with st.expander("What 'not testable' means"):
         "Cost is always testable: catalogue prices x the trace's recorded tokens.")
 
 CRITERIA = ("cheaper", "quality", "p95")
-
-
-def _replay_choice() -> tuple[str, object]:
-    """('trace', name): the trace's newest replay (replayed when there is none), or ('run', id): a stored run."""
-    version = state.database_version(db)
-    trace_names = [s.name for s in state.traces(str(db), version) if s.kind != "task"]
-    default_trace = DEFAULT_TRACES[0].stem
-    if default_trace not in trace_names:
-        trace_names.insert(0, default_trace)  # run_for imports the embedded default traces when needed
-    runs = state.replay_runs(str(db), version)
-    left, right = st.columns([1, 2])
-    source = left.radio("Replay", ["newest replay of a trace", "a stored run"], horizontal=True, key="claim_source",
-                        help="the replay whose policies and sweep points are the candidates")
-    if source == "a stored run":
-        if runs:
-            by_label = {f"run {r['run_id']}: {r['trace']}, seed {r['seed']}, {r['created_at']:%Y-%m-%d %H:%M} UTC, "
-                        f"{len(r['policies'])} policies": int(r["run_id"]) for r in runs}  # type: ignore[arg-type, index]
-            return "run", by_label[right.selectbox("Stored run", list(by_label), key="claim_run",
-                                                   help="newest first; a run with a sweep tests every setting")]
-        right.info("No replays stored yet: using the newest replay of a trace.")
-    return "trace", right.selectbox("Trace", trace_names, index=trace_names.index(default_trace), key="claim_trace",
-                                    help="workload traces (task sets are left out); its newest stored replay is used, "
-                                         "or every policy is replayed with its sweep first")
-
-
-def _resolve(kind: str, value: object) -> int:
-    """The run id to test on, replaying the trace first when nothing is stored."""
-    if kind == "run":
-        return int(value)  # type: ignore[call-overload]
-    trace = str(value)
-    if latest_run_id(trace, db) is not None:
-        return run_for(trace, db=db)
-    with st.status(f"No replay of '{trace}' stored yet: replaying every policy with its sweep first...",
-                   expanded=False) as status:
-        run_id = run_for(trace, db=db, progress=status.write)
-        status.update(label=f"Stored replay run {run_id} of '{trace}'", state="complete")
-    return run_id
 
 
 def _counts(counts: dict[str, int] | None) -> str:
@@ -95,7 +57,7 @@ def _criteria_table(claim: Claim, closest: dict) -> pl.DataFrame:
                                        "margin": pl.Float64, "result": pl.String})
 
 
-kind, value = _replay_choice()
+kind, value = replay_choice(db, "claim", "the replay whose policies and sweep points are the candidates")
 with st.form("claim"):
     st.markdown("**The claim** (tick each part the vendor claims)")
     columns = st.columns(3)
@@ -124,7 +86,7 @@ try:
     claim = Claim(cheaper_pct=float(numbers["cheaper"]) if use["cheaper"] else None,
                   quality_pct=float(numbers["quality"]) if use["quality"] else None,
                   p95_s=float(numbers["p95"]) if use["p95"] else None)
-    run_id = _resolve(kind, value)
+    run_id = resolve_replay(db, kind, value)
     version = state.database_version(db)
     run = state.replay_run(str(db), version, run_id)
     points = state.replay_points(str(db), version, run_id).to_dicts()

@@ -15,10 +15,9 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, state
 from app.report import write_csv, write_html
+from app.widgets import replay_choice, resolve_replay
 from simulators.projection import CostAssumptions, Projection, basis_from_run, project
-from simulators.runs import latest_run_id, run_for
 from simulators.scenarios import compare_scenarios, save_scenario
-from simulators.traces.defaults import DEFAULT_TRACES
 from simulators.uncertainty import monte_carlo, tornado
 
 db = state.database_path()
@@ -36,35 +35,6 @@ MINIMUM = {"months": 1, "server_lifetime_months": 1.0, "growth_per_month": -0.99
 STEP = {"monthly_requests": 10_000.0}
 BASELINE = "frontier-only"
 REFERENCE = "oracle"  # knows every answer in advance: a bound, not a deployable policy
-
-
-def _replay_chooser() -> int:
-    """The replay to project: a trace's newest stored replay (replayed first when there is none), or a stored run."""
-    version = state.database_version(db)
-    trace_names = [s.name for s in state.traces(str(db), version) if s.kind != "task"]
-    default_trace = DEFAULT_TRACES[0].stem
-    if default_trace not in trace_names:
-        trace_names.insert(0, default_trace)  # run_for imports the embedded default traces when needed
-    runs = state.replay_runs(str(db), version)
-    left, right = st.columns([1, 2])
-    source = left.radio("Replay", ["newest replay of a trace", "a stored run"], horizontal=True, key="projection_source",
-                        help="the replay whose API cost, local load and request count the projection scales")
-    if source == "a stored run":
-        if runs:
-            by_label = {f"run {r['run_id']}: {r['trace']}, seed {r['seed']}, {r['created_at']:%Y-%m-%d %H:%M} UTC, "
-                        f"{len(r['policies'])} policies": int(r["run_id"]) for r in runs}  # type: ignore[arg-type, index]
-            return by_label[right.selectbox("Stored run", list(by_label), key="projection_run",
-                                            help="newest first; read back from the database")]
-        right.info("No replays stored yet: using the newest replay of a trace.")
-    trace = right.selectbox("Trace", trace_names, index=trace_names.index(default_trace), key="projection_trace",
-                            help="workload traces (task sets are left out); its newest stored replay is used")
-    if latest_run_id(trace, db) is not None:
-        return run_for(trace, db=db)
-    with st.status(f"No replay of '{trace}' stored yet: replaying every policy with its sweep first...",
-                   expanded=False) as status:
-        run_id = run_for(trace, db=db, progress=status.write)
-        status.update(label=f"Stored replay run {run_id} of '{trace}'", state="complete")
-    return run_id
 
 
 def _step(f: Field) -> float:
@@ -223,7 +193,8 @@ def _compare_table(rows: list[dict]) -> pl.DataFrame:
 
 
 try:
-    run_id = _replay_chooser()
+    run_id = resolve_replay(db, *replay_choice(
+        db, "projection", "the replay whose API cost, local load and request count the projection scales"))
     version = state.database_version(db)
     run = state.replay_run(str(db), version, run_id)
 except ValueError as error:

@@ -21,7 +21,8 @@ def main() -> None:
         st.error(f"{error}. Point SLMLAB_DB (or `slmlab --db`) at another file, or move this one aside.")
         st.stop()
     pages = [
-        st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:", default=True),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/workloads.py", title="Workloads", icon=":material/timeline:"),
         st.Page("app_pages/benchmarks.py", title="Hardware & benchmarks", icon=":material/speed:"),
         st.Page("app_pages/quality.py", title="Model quality", icon=":material/fact_check:"),
         st.Page("app_pages/routing.py", title="Routing replay", icon=":material/alt_route:"),

@@ -16,7 +16,7 @@ MAIN = str(PROJECT_ROOT / "app" / "main.py")
 @pytest.fixture
 def app(db: Path) -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
+    at.switch_page("app_pages/workloads.py").run()  # directly: the Home page would replay the default trace first
     assert not at.exception, at.exception
     return at
 

@@ -17,7 +17,7 @@ MAIN = str(PROJECT_ROOT / "app" / "main.py")
 
 def open_page() -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
+    # open the page directly: the Home page would replay the default trace first
     at.switch_page("app_pages/quality.py").run()
     assert not at.exception, at.exception
     return at

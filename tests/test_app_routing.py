@@ -18,7 +18,7 @@ TRACE = "azure-llm-inference-2023-conv"
 
 def open_page() -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
+    # open the page directly: the Home page would replay the default trace first
     at.switch_page("app_pages/routing.py").run()
     assert not at.exception, at.exception
     return at

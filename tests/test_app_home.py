@@ -1,0 +1,47 @@
+"""The Home page through AppTest: the first thing a new user sees, on the embedded defaults with no setup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from simulators.headline import headline
+from simulators.runs import load_run, stored_runs
+from slmlab.paths import PROJECT_ROOT
+
+MAIN = str(PROJECT_ROOT / "app" / "main.py")
+
+
+def test_first_run_shows_the_headline_comparison_with_sources(db: Path) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()  # a fresh database: imports the default traces and replays every policy first
+    assert not at.exception, at.exception
+    assert at.title[0].value == "slmlab"
+    (run,) = stored_runs(db)
+    top = headline(load_run(int(run["run_id"]), db))
+    metrics = {m.label for m in at.metric}
+    assert {"cost per 1,000 requests", "quality (share answered right)", "p95 latency", "residency violations",
+            "36 months at this traffic (projected)"} <= metrics
+    assert any(f"policy: **{top.chosen['policy']}**" in c.value for c in at.caption)
+    assert any("Where these numbers come from" in c.value and "litellm 1.110.2" in c.value for c in at.caption)
+    assert any("Chosen by rule" in s.value for s in [*at.success, *at.warning])
+    at.run()  # a second visit reuses the stored replay
+    assert len(stored_runs(db)) == 1 and not at.exception
+
+
+def test_headline_rule_by_hand() -> None:
+    def summary(cost: float, quality: float, in_house: float, violations: int = 0) -> dict:
+        return {"cost_usd": cost, "cost_per_1k_usd": cost, "quality": quality, "latency_ms": {"p95": 1.0},
+                "residency_violations": violations, "in_house_share": in_house, "requests": 10}
+
+    run = {"run_id": 1, "trace": "t", "seed": 0, "inputs": {"quality_source": {}}, "portfolio": [],
+           "policies": {"frontier-only": summary(100, 0.9, 0, 5), "cheap-bad": summary(10, 0.5, 1),
+                        "good": summary(60, 0.88, 0.5), "cheaper-good-but-leaky": summary(50, 0.89, 0.3, 9),
+                        "oracle": summary(5, 0.99, 0.5)}}
+    top = headline(run)
+    assert top.chosen["policy"] == "good" and top.reached_floor  # the leaky one breaks residency more than baseline
+    run["policies"].pop("good")
+    run["policies"].pop("cheaper-good-but-leaky")
+    fallback = headline(run)
+    assert fallback.chosen["policy"] == "cheap-bad" and not fallback.reached_floor

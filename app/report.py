@@ -76,3 +76,16 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} th{{background:#
 </body></html>"""
     Path(path).write_text(document, encoding="utf-8")
     return Path(path)
+
+
+def parquet_bytes(rows: list[dict[str, object]] | "pa.Table") -> bytes:
+    """A table (rows or an Arrow table) as Parquet bytes, for a download button."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()

@@ -271,6 +271,15 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboard_command(args: argparse.Namespace) -> list[str]:
+    """The Streamlit command line: bound to the chosen address, no usage statistics, uploads capped."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"),
+        "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--server.maxUploadSize", str(args.max_upload_mb),
+    ]
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from simulators.traces.defaults import ensure_default_workloads
 
@@ -278,13 +287,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if not args.no_defaults:
         ensure_default_workloads(db)
     env = {**os.environ, DB_ENV_VAR: str(db)}
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"),
-        "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
-        "--server.headless", "true",
-    ]
-    print(f"slmlab dashboard on http://{args.host}:{args.port}  (database {db})", file=sys.stderr)
-    return subprocess.call(command, env=env)
+    print(f"slmlab dashboard on http://{args.host}:{args.port}  (database {db}, uploads up to {args.max_upload_mb} MB)",
+          file=sys.stderr)
+    return subprocess.call(dashboard_command(args), env=env)
 
 
 def cmd_portfolio(args: argparse.Namespace) -> int:
@@ -398,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: traces can be confidential)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--no-defaults", action="store_true", help="do not import the embedded default workload first")
+    p.add_argument("--max-upload-mb", type=int, default=200,
+                   help="largest file the dashboard accepts for upload, in MB (default 200); import bigger files "
+                        "with `slmlab import`")
     p.set_defaults(run=cmd_dashboard)
     return parser
 

@@ -76,8 +76,8 @@ def test_projection_tables_every_policy_charts_it_and_follows_the_assumptions(db
 
 def test_saving_and_comparing_scenarios(db: Path) -> None:
     at = open_page("projection")
-    assert [b.label for b in at.get("download_button")] == ["Download HTML report",  # type: ignore[attr-defined]
-                                                            "Download monthly costs (CSV)"]
+    assert [b.label for b in at.get("download_button")] == [  # type: ignore[attr-defined]
+        "Download HTML report", "Download monthly costs (CSV)", "Download monthly costs (Parquet)"]
     [b for b in at.button if b.label == "Save scenario"][0].click().run()
     assert any("needs a name" in e.value for e in at.error)
     assert list_scenarios(db) == []

@@ -113,8 +113,14 @@ def test_models_lists_both_shipped_models(capsys) -> None:
 def test_dashboard_binds_to_localhost_by_default() -> None:
     from slmlab.cli import build_parser
 
+    from slmlab.cli import dashboard_command
+
     args = build_parser().parse_args(["dashboard"])
     assert args.host == "127.0.0.1"
+    command = dashboard_command(args)
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert command[command.index("--server.maxUploadSize") + 1] == "200"  # uploads are capped
+    assert dashboard_command(build_parser().parse_args(["dashboard", "--max-upload-mb", "5"]))[-1] == "5"
 
 
 def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:

@@ -264,3 +264,16 @@ def test_monte_carlo_is_centred_on_the_values_in_use() -> None:
         projection = project(basis(), inside.with_values(growth_per_month=growth))
         band = monte_carlo(projection, draws=400, seed=1, bootstrap=False)["policies"]["frontier-only"]
         assert band["total_p5"] <= projection.get("frontier-only").cumulative[-1] <= band["total_p95"]
+
+
+def test_monthly_table_round_trips_through_parquet() -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from app.report import monthly_rows, parquet_bytes
+
+    projection = project(basis(), FLAT)
+    table = pq.read_table(io.BytesIO(parquet_bytes(monthly_rows(projection))))
+    assert table.num_rows == 2 * 3 and table.column("cumulative_usd").to_pylist()[-1] == round(
+        float(projection.get("hybrid").cumulative[-1]), 2)

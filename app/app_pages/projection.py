@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, state
-from app.report import write_csv, write_html
+from app.report import monthly_rows, parquet_bytes, write_csv, write_html
 from app.widgets import replay_choice, resolve_replay
 from simulators.projection import CostAssumptions, Projection, basis_from_run, project
 from simulators.scenarios import compare_scenarios, save_scenario
@@ -300,9 +300,12 @@ with right:
                     f"{s['saved_at']:%Y-%m-%d %H:%M} UTC" for s in saved if s["name"] in chosen_names) + ".")
 
 st.subheader("Export")
-left, right = st.columns(2)
+left, right, third = st.columns(3)
 left.download_button("Download HTML report", _download_html(projection, run, uncertainty, sensitivity),
                      file_name=f"projection-run{run_id}.html", mime="text/html", on_click="ignore",
                      help="one self-contained file: charts, tables, sources and assumptions")
 right.download_button("Download monthly costs (CSV)", _download_csv(projection), file_name=f"projection-run{run_id}.csv",
                       mime="text/csv", on_click="ignore", help="one row per policy and month, by cost component")
+third.download_button("Download monthly costs (Parquet)", lambda: parquet_bytes(monthly_rows(projection)),
+                      file_name=f"projection-run{run_id}.parquet", mime="application/octet-stream", on_click="ignore",
+                      help="the same table as Parquet, typed, for a notebook or a warehouse")

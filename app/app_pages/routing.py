@@ -8,9 +8,10 @@ import polars as pl
 import streamlit as st
 
 from app import charts, state
+from app.report import parquet_bytes
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, sweep_of
-from simulators.runs import simulate
+from simulators.runs import load_requests, simulate
 from simulators.traces.defaults import DEFAULT_TRACES
 from simulators.traces.labelling import DATA_CLASSES
 
@@ -299,3 +300,10 @@ if chosen_run.get("requests_stored"):
                                 "latency_ms": st.column_config.NumberColumn(format="%.0f")})
     st.caption(f"The first {DRILL_DOWN_ROWS} requests of '{policy}' in arrival order, as stored with run {run_id}; "
                "quality source says where each request's correctness came from.")
+    left, right = st.columns(2)
+    left.download_button("Download every request of every policy (Parquet)",
+                         lambda: parquet_bytes(load_requests(run_id, db)), file_name=f"replay-run{run_id}-requests.parquet",
+                         mime="application/octet-stream", on_click="ignore",
+                         help="the stored per-request results of this run, typed, for a notebook or a warehouse")
+    right.download_button("Download the policy table (CSV)", _headline(summaries).write_csv().encode(),
+                          file_name=f"replay-run{run_id}-policies.csv", mime="text/csv", on_click="ignore")

@@ -152,3 +152,11 @@ def scenarios(db: str, version: float) -> list[dict[str, object]]:
     from simulators.scenarios import list_scenarios
 
     return list_scenarios(db)
+
+
+@st.cache_resource(show_spinner="Loading the trace, the portfolio and every request's quality...", max_entries=4)
+def replay_inputs(db: str, version: float, config: "ReplayConfig") -> "ReplayInputs":
+    """A replay's inputs, built once and kept in memory, so a what-if slider only re-runs the policy."""
+    from simulators.inputs import build_inputs
+
+    return build_inputs(config, db=db)

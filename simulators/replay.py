@@ -296,3 +296,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 
 
 __all__ = ["NO_MODEL", "Outcome", "ReplayResult", "execute", "pareto_front", "run_policies", "summarise"]
+
+
+def resimulate(inputs: ReplayInputs, policy: Policy, key: str | None = None, value: float | None = None
+               ) -> dict[str, object]:
+    """One policy (one parameter changed) on inputs already built: the dashboard's what-if slider, in milliseconds.
+    Nothing is stored; a stored run is what `simulators.runs.simulate` makes."""
+    if key is not None:
+        policy = with_value(policy, key, value)  # type: ignore[arg-type]
+    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
+    return summarise(inputs, execute(inputs, policy.route(inputs, everything), policy.label))

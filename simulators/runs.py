@@ -227,3 +227,12 @@ def run_for(trace: str, run_id: int | None = None, *, db: str | Path | None = No
     if progress:
         progress(f"no stored replay of '{trace}' yet: replaying every policy with its sweep first")
     return simulate(ReplayConfig(trace), parse_policies("all"), sweep=True, db=db, progress=progress).run_id
+
+
+def replay_config_of(run: dict[str, object]) -> "ReplayConfig":
+    """The replay configuration a stored run was made with (JSON lists back to tuples)."""
+    from simulators.inputs import ReplayConfig
+
+    stored = dict(run["config"]["replay"])  # type: ignore[index]
+    known = {f for f in ReplayConfig.__dataclass_fields__}
+    return ReplayConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in known})

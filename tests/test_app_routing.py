@@ -78,3 +78,16 @@ def test_a_bad_parameter_is_shown_not_raised(db: Path) -> None:
     assert not at.exception
     assert any("no parameter 'nope'" in e.value for e in at.error)
     assert stored_runs(db) == []
+
+
+def test_the_what_if_slider_re_simulates_without_storing(db: Path) -> None:
+    ensure_default_workloads(db)
+    simulate(ReplayConfig(TRACE), parse_policies("cascade"), db=db)
+    at = open_page()
+    costs = {m.label: m.value for m in at.metric}
+    assert any("re-simulated over 19,366 requests" in c.value for c in at.caption)
+    at.slider(key="what_if_value").set_value(0.9).run()
+    assert not at.exception
+    moved = {m.label: m.value for m in at.metric}
+    assert moved["cost (USD)"] != costs["cost (USD)"]  # a higher threshold escalates more: dearer
+    assert len(stored_runs(db)) == 1  # nothing stored

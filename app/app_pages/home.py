@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
 import streamlit as st
 
-from app import state
+from app import charts, state
 from app.widgets import resolve_replay
 from simulators.headline import headline
 from simulators.runs import load_run
@@ -64,6 +65,15 @@ else:
         f"Chosen by rule: {top.rule}." + ("" if top.reached_floor else
                                           " None reached that floor here, so this is the one with the best quality."))
 st.caption("  \n".join(["**Where these numbers come from.**", *top.sources]))
+
+points = pl.DataFrame([{"policy": label, "parameter": None, "value": None, "cost_usd": s["cost_usd"], "quality": s["quality"]}
+                       for label, s in run["policies"].items()],  # type: ignore[union-attr]
+                      schema={"policy": pl.String, "parameter": pl.String, "value": pl.Float64, "cost_usd": pl.Float64,
+                              "quality": pl.Float64})
+st.plotly_chart(charts.replay_pareto(points, f"Every policy of replay run {top.run_id}: cost against quality"),
+                width="stretch")
+st.caption("One point per policy as configured (the Routing replay page sweeps each one's settings). The oracle knows "
+           "every answer in advance: a bound, not a policy you can deploy.")
 
 st.subheader("Go deeper")
 pages = [

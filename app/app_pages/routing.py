@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import MISSING, fields
 
 import polars as pl
@@ -10,8 +11,9 @@ import streamlit as st
 from app import charts, state
 from app.report import parquet_bytes
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
-from simulators.policies.registry import POLICIES, parse_params, parse_policies, sweep_of
-from simulators.runs import load_requests, simulate
+from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
+from simulators.replay import resimulate
+from simulators.runs import load_requests, replay_config_of, simulate
 from simulators.traces.defaults import DEFAULT_TRACES
 from simulators.traces.labelling import DATA_CLASSES
 
@@ -173,6 +175,40 @@ def _residency(summaries: dict[str, dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
+@st.fragment
+def _what_if(run: dict, summaries: dict[str, dict]) -> None:
+    """Move one policy's main setting and see the result at once, on this run's inputs kept in memory (not stored)."""
+    sweepable = [label for label in summaries if label in POLICIES and POLICIES[label].sweep is not None]
+    if not sweepable:
+        return
+    left, right = st.columns([1, 2])
+    label = left.selectbox("What-if policy", sweepable, key="what_if_policy", index=sweepable.index("cascade")
+                           if "cascade" in sweepable else 0)
+    key, grid = POLICIES[label].sweep  # type: ignore[misc]
+    current = float(summaries[label]["parameters"].get(key, grid[0]))  # type: ignore[union-attr]
+    value = right.slider(f"{label}: {key}", float(min(grid)), float(max(grid)), current, step=float(grid[1] - grid[0]),
+                         key="what_if_value", help="re-runs this one policy on the run's requests in memory")
+    try:
+        inputs = state.replay_inputs(str(db), state.database_version(db), replay_config_of(run))
+        started = time.perf_counter()
+        result = resimulate(inputs, parse_policy(label), key, value)
+        took = time.perf_counter() - started
+    except ValueError as error:
+        st.error(str(error))
+        return
+    base = summaries["frontier-only"]
+    cols = st.columns(5)
+    cols[0].metric("cost (USD)", f"${result['cost_usd']:,.2f}", f"{result['cost_usd'] / base['cost_usd'] - 1:+.0%} vs frontier-only",
+                   delta_color="inverse")
+    cols[1].metric("quality", f"{result['quality']:.1%}", f"{(result['quality'] - base['quality']) * 100:+.1f} points")
+    cols[2].metric("p95 latency", f"{result['latency_ms']['p95'] / 1000:,.1f} s")
+    cols[3].metric("served in-house", f"{result['in_house_share']:.0%}")
+    cols[4].metric("residency violations", f"{result['residency_violations']:,}")
+    st.caption(f"{label} with {key} = {value:g}, re-simulated over {inputs.n:,} requests in {took * 1000:.0f} ms from the "
+               f"inputs of run {run['run_id']} (same seed, prices and quality sources). Not stored: run a replay above "
+               "(or tick Sweep) to keep it.")
+
+
 summaries_of_traces = state.traces(str(db), state.database_version(db))
 trace_names = [s.name for s in summaries_of_traces if s.kind != "task"]
 runs = state.replay_runs(str(db), state.database_version(db))
@@ -241,6 +277,9 @@ if not sweeps.is_empty():
     st.caption("Sweep figures as stored by the replay: AIQ = average quality over the cost range, APGR = average "
                "performance gap recovered between the small model and frontier-only, CPT(50%/80%) = share of "
                "requests sent to the frontier model to recover 50% / 80% of that gap.")
+
+st.subheader("Quick what-if")
+_what_if(run, summaries)
 
 st.subheader("Cost against quality")
 if not points.is_empty():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,13 +11,15 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from anywhere
 
 from app import state  # noqa: E402
+from slmlab.paths import NO_DEFAULTS_ENV_VAR  # noqa: E402
 
 
 def main() -> None:
     """Configure the page, make sure the default workload is stored, and run the chosen page."""
     st.set_page_config(page_title="slmlab", layout="wide")
     try:
-        state.ensure_defaults(str(state.database_path()))
+        if not os.environ.get(NO_DEFAULTS_ENV_VAR):  # `slmlab dashboard --no-defaults` skips the embedded workload
+            state.ensure_defaults(str(state.database_path()))
     except state.DatabaseUnavailable as error:
         st.error(f"{error}. Point SLMLAB_DB (or `slmlab --db`) at another file, or move this one aside.")
         st.stop()

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 import numpy as np
@@ -18,9 +18,11 @@ import pyarrow as pa
 from simulators.inputs import CONFIDENCE_SOURCES, ReplayConfig, ReplayInputs, build_inputs
 from simulators.policies.base import Policy
 from simulators.quality import SOURCES
-from simulators.replay import Outcome, ReplayResult, run_policies
 from simulators.traces.labelling import DATA_CLASSES, TASKS
 from slmlab import __version__, store
+
+if TYPE_CHECKING:  # the engine (and numba) load only when a replay runs, not to read stored ones
+    from simulators.replay import Outcome, ReplayResult
 
 STORE_REQUESTS_LIMIT = 250_000  # per-request rows are kept for traces up to this size (the drill-down needs them)
 
@@ -121,6 +123,8 @@ def _request_table(run_id: int, inputs: ReplayInputs, outcome: Outcome) -> pa.Ta
 def simulate(config: ReplayConfig, policies: list[Policy], *, sweep: bool = False, db: str | Path | None = None,
              store_requests: bool | None = None, progress: Callable[[str], None] | None = None) -> SimRun:
     """Build the inputs, replay every policy (and the sweeps), and store the run in one transaction."""
+    from simulators.replay import run_policies
+
     started = time.perf_counter()
     if progress:
         progress(f"loading '{config.trace}', the portfolio and the quality of every request")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slmlab import store
-from slmlab.paths import DB_ENV_VAR, PROJECT_ROOT, resolve_db_path
+from slmlab.paths import DB_ENV_VAR, NO_DEFAULTS_ENV_VAR, PROJECT_ROOT, resolve_db_path
 
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 3
@@ -277,16 +277,14 @@ def dashboard_command(args: argparse.Namespace) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"),
         "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
         "--server.headless", "true", "--server.maxUploadSize", str(args.max_upload_mb),
+        "--server.fileWatcherType", "none",  # no hot reload to watch for: starts faster
     ]
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from simulators.traces.defaults import ensure_default_workloads
-
     db = resolve_db_path(args.db).resolve()
-    if not args.no_defaults:
-        ensure_default_workloads(db)
-    env = {**os.environ, DB_ENV_VAR: str(db)}
+    # the app imports the embedded default workload itself on its first page (once per process)
+    env = {**os.environ, DB_ENV_VAR: str(db), **({NO_DEFAULTS_ENV_VAR: "1"} if args.no_defaults else {})}
     print(f"slmlab dashboard on http://{args.host}:{args.port}  (database {db}, uploads up to {args.max_upload_mb} MB)",
           file=sys.stderr)
     return subprocess.call(dashboard_command(args), env=env)

@@ -9,6 +9,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATASETS_DIR = PROJECT_ROOT / "datasets"
 DEFAULT_DB = Path("results") / "slmlab.duckdb"
 DB_ENV_VAR = "SLMLAB_DB"
+NO_DEFAULTS_ENV_VAR = "SLMLAB_NO_DEFAULTS"  # set by `slmlab dashboard --no-defaults`
 
 
 def resolve_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:

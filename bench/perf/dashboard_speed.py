@@ -1,0 +1,126 @@
+"""Speed check for the dashboard: cold start to the first chart on the embedded default, and re-simulating a
+100k-request trace after a slider change. Goals: at most 3 s and at most 300 ms.
+
+    .venv/bin/python bench/perf/dashboard_speed.py [--repeat 3]
+
+Cold start: Chromium (Debian's, headless) is already open, as a user's browser would be; the clock starts when
+`slmlab dashboard` is launched and stops when the Home page's first Plotly chart is drawn. Measured twice: on a
+database that already holds the embedded traces and a replay (every later start), and on an empty one (the very
+first start, which imports the traces and replays every policy first). Re-simulation: the what-if slider's path,
+`simulators.replay.resimulate` on inputs kept in memory, for the Azure conversation trace volume-scaled to 100,000
+requests; and the whole Routing replay page rerun after a slider move (AppTest, server side, default trace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from simulators.inputs import ReplayConfig, build_inputs  # noqa: E402
+from simulators.policies.registry import parse_policies, parse_policy  # noqa: E402
+from simulators.replay import resimulate  # noqa: E402
+from simulators.runs import simulate  # noqa: E402
+from simulators.traces.defaults import DEFAULT_TRACES, ensure_default_workloads  # noqa: E402
+from slmlab.paths import PROJECT_ROOT  # noqa: E402
+
+TRACE = DEFAULT_TRACES[0].stem
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cold_start(browser, db: Path) -> float:
+    """Seconds from launching `slmlab dashboard` to the Home page's first chart."""
+    port = free_port()
+    env = {**os.environ, "SLMLAB_DB": str(db)}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "slmlab.cli", "dashboard", "--port", str(port)], env=env,
+                              cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError("the dashboard exited before serving")
+                time.sleep(0.02)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        took = time.perf_counter() - started
+        page.close()
+        return took
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def page_rerun_after_slider(db: Path, repeat: int) -> list[float]:
+    """Seconds the Routing replay page takes to rerun after the what-if slider moves (AppTest, server side)."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["SLMLAB_DB"] = str(db)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app" / "main.py"), default_timeout=120)
+    at.switch_page("app_pages/routing.py").run()
+    times = []
+    for i in range(repeat):
+        slider = at.slider(key="what_if_value")
+        started = time.perf_counter()
+        slider.set_value(0.3 + 0.1 * (i % 5)).run()
+        times.append(time.perf_counter() - started)
+        assert not at.exception, at.exception
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as folder:
+        ready = Path(folder) / "ready.duckdb"
+        ensure_default_workloads(ready)
+        simulate(ReplayConfig(TRACE), parse_policies("all"), sweep=True, db=ready)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            warm = [cold_start(browser, ready) for _ in range(args.repeat)]
+            first = cold_start(browser, Path(folder) / "empty.duckdb")
+            browser.close()
+        print(f"cold start to the first chart, database ready (every later start): median {statistics.median(warm):.2f} s "
+              f"of {', '.join(f'{t:.2f}' for t in warm)}  (goal <= 3 s: {'PASS' if statistics.median(warm) <= 3 else 'FAIL'})")
+        print(f"cold start to the first chart, empty database (the very first start: imports the traces and replays "
+              f"every policy with its sweep): {first:.2f} s")
+
+        inputs = build_inputs(ReplayConfig(TRACE, volume=100_000 / 19_366), db=ready)
+        cascade = parse_policy("cascade")
+        resimulate(inputs, cascade, "threshold", 0.5)  # the page keeps inputs in memory; the first call compiles
+        times = []
+        for i in range(max(5, args.repeat)):
+            started = time.perf_counter()
+            resimulate(inputs, cascade, "threshold", 0.2 + 0.1 * i)
+            times.append(time.perf_counter() - started)
+        median = statistics.median(times) * 1000
+        print(f"re-simulating {inputs.n:,} requests after a slider change (cascade threshold): median {median:.0f} ms "
+              f"(goal <= 300 ms: {'PASS' if median <= 300 else 'FAIL'})")
+        reruns = page_rerun_after_slider(ready, max(5, args.repeat))
+        print(f"the whole Routing replay page rerun after the slider moves ({19_366:,} requests, server side): median "
+              f"{statistics.median(reruns) * 1000:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

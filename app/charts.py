@@ -249,3 +249,29 @@ def tornado(bars: list[dict], policy: str) -> go.Figure:
     figure.update_layout(barmode="overlay", title=f"What moves the saving of {policy} over the horizon",
                          xaxis_title="saving against frontier-only (USD)", height=120 + 32 * len(names))
     return figure
+
+
+def claim_candidates(evaluated: list[dict], cheaper_pct: float | None, quality_pct: float | None,
+                     closest: dict | None) -> go.Figure:
+    """Every candidate setting's saving against its quality share of frontier-only, with the claimed thresholds."""
+    figure = go.Figure()
+    for meets, name, colour in ((True, "meets every tested part", "#2ca02c"), (False, "misses a part", "#7f7f7f")):
+        rows = [e for e in evaluated if bool(e["meets"]) == meets]
+        if rows:
+            figure.add_scatter(
+                x=[e["cost_saving"] for e in rows], y=[e["quality_share_of_frontier"] for e in rows], mode="markers",
+                name=name, marker={"color": colour, "size": 8},
+                hovertext=[e["policy"] + (f" {e['parameter']}={e['value']:g}" if e.get("parameter") else "")
+                           + ("" if e.get("p95_s") is None else f", p95 {e['p95_s']:,.1f} s") for e in rows])
+    if closest:
+        figure.add_scatter(x=[closest["cost_saving"]], y=[closest["quality_share_of_frontier"]], mode="markers",
+                           name=f"closest: {closest['policy']}",
+                           marker={"symbol": "circle-open", "size": 18, "color": "black", "line": {"width": 2}})
+    if cheaper_pct is not None:
+        figure.add_vline(x=cheaper_pct / 100, line_dash="dash", annotation_text=f"claimed saving {cheaper_pct:g}%")
+    if quality_pct is not None:
+        figure.add_hline(y=quality_pct / 100, line_dash="dash", annotation_text=f"claimed quality {quality_pct:g}%")
+    figure.update_layout(title="Every candidate setting of the replay against the claim",
+                         xaxis_title="saving against frontier-only", yaxis_title="quality as a share of frontier-only's",
+                         xaxis_tickformat=".0%", yaxis_tickformat=".0%")
+    return figure

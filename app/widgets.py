@@ -26,6 +26,12 @@ def job_status(key: str, running: Callable[[BackgroundJob], str], stored: Callab
         st.success(stored(job))
     else:
         st.progress(job.fraction, text=running(job))
+    done = bool(job.error or job.result)
+    if done and not st.session_state.get(f"{key}_shown"):
+        st.session_state[f"{key}_shown"] = True
+        st.rerun(scope="app")  # once: the page's charts and tables pick up the stored run without a manual rerun
+    elif not done:
+        st.session_state[f"{key}_shown"] = False
 
 
 def replay_choice(db: Path, key: str, purpose: str) -> tuple[str, object]:

@@ -58,6 +58,7 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     sources: dict[str, object] = field(default_factory=dict)
     candidates: int = 0
+    evaluated: list[dict[str, object]] = field(default_factory=list)  # every candidate: saving, quality share, p95
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -161,5 +162,10 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
         reasons.append(f"no policy or sweep point meets it; the closest, {best['policy']}"
                        + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
                        + f", misses {missed}")
+    evaluated = [{"policy": c["policy"], "parameter": c.get("parameter"), "value": c.get("value"),
+                  "cost_saving": 1 - float(c["cost_usd"]) / float(base["cost_usd"]),
+                  "quality_share_of_frontier": float(c["quality"]) / float(base["quality"]),
+                  "p95_s": None if c.get("p95_ms") is None else float(c["p95_ms"]) / 1000,  # type: ignore[arg-type]
+                  "meets": key[0] <= 1e-12} for key, c, _ in scored]
     return Verdict(verdict, claim.describe(), int(run["run_id"]), str(run["trace"]), closest, reasons, sources,
-                   candidates=len(scored))
+                   candidates=len(scored), evaluated=evaluated)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -287,7 +286,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     env = {**os.environ, DB_ENV_VAR: str(db), **({NO_DEFAULTS_ENV_VAR: "1"} if args.no_defaults else {})}
     print(f"slmlab dashboard on http://{args.host}:{args.port}  (database {db}, uploads up to {args.max_upload_mb} MB)",
           file=sys.stderr)
-    return subprocess.call(dashboard_command(args), env=env)
+    command = dashboard_command(args)
+    os.execve(command[0], command, env)  # become the Streamlit server: one process to stop, no orphaned child
 
 
 def cmd_portfolio(args: argparse.Namespace) -> int:

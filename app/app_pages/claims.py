@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from app import state
+from app import charts, state
 from simulators.claims import Claim, check_claim
 from app.widgets import replay_choice, resolve_replay
 
@@ -119,6 +119,11 @@ if c:
                           "much")})
 else:
     st.info("No candidate could be scored: no part of this claim can be tested on this replay.")
+
+if verdict.evaluated:
+    st.plotly_chart(charts.claim_candidates(verdict.evaluated, claim.cheaper_pct, claim.quality_pct, c), width="stretch")
+    st.caption("Each point is a policy as configured or a point of its sweep (the oracle is never a candidate); green "
+               "points meet every part of the claim this data can test. Quality shares rest on the sources below.")
 
 st.caption("  \n".join([
     f"**Sources**: replay run {verdict.run_id} of '{verdict.trace}' (seed {run['seed']}, content hash "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -47,7 +48,8 @@ def cold_start(browser, db: Path) -> float:
     env = {**os.environ, "SLMLAB_DB": str(db)}
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "slmlab.cli", "dashboard", "--port", str(port)], env=env,
-                              cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         while True:
             try:
@@ -64,7 +66,7 @@ def cold_start(browser, db: Path) -> float:
         page.close()
         return took
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the whole group, should anything have been spawned under it
         server.wait(timeout=30)
 
 

@@ -25,7 +25,11 @@ def job_status(key: str, running: Callable[[BackgroundJob], str], stored: Callab
     elif job.result:
         st.success(stored(job))
     else:
-        st.progress(job.fraction, text=running(job))
+        left, right = st.columns([5, 1])
+        left.progress(job.fraction, text=running(job) + (" (stopping...)" if job.cancelled else ""))
+        if right.button("Cancel", key=f"{key}_cancel", disabled=job.cancelled,
+                        help="stops at the next progress report; an evaluation keeps the answers it stored"):
+            job.cancel()
     done = bool(job.error or job.result)
     if done and not st.session_state.get(f"{key}_shown"):
         st.session_state[f"{key}_shown"] = True

@@ -22,7 +22,7 @@ import psutil
 import pyarrow as pa
 
 from bench.calibration import confusions, summarise
-from bench.isolation import WorkerFailed, run_workers
+from bench.isolation import Cancelled, WorkerFailed, run_workers
 from bench.models import gguf_metadata, resolve_model, shipped_models
 from bench.runner import check_memory
 from bench.tasks import Example, Task, TaskError
@@ -311,11 +311,11 @@ def evaluate(model_spec: str, config: EvalConfig, *, task: Task | None = None, d
             run_workers(_answer_worker, [(str(path), task, todo, shots, config)], what="evaluation",
                         subject=path.name, error=EvalError, idle_timeout_s=config.idle_timeout_s,
                         on_message=on_message)
-        except EvalError as error:
+        except (EvalError, Cancelled) as error:
             _write(db, run_id, trace_id, name, detail, judge, pending)
             stored = len(done) + answered
-            raise EvalError(f"{error}; {stored} of {len(chosen)} requests are stored, "
-                            "run the same command again to continue") from None
+            raise type(error)(f"{error}; {stored} of {len(chosen)} requests are stored, "
+                              "run the same command again to continue") from None
         _write(db, run_id, trace_id, name, detail, judge, pending)
     summary = summary_for(db, run_id, [e.example_id for e in chosen])
     with store.transaction(db) as con:

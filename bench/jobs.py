@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.evaluate import EvalConfig, EvalResult, evaluate
+from bench.isolation import Cancelled
 from bench.results import BenchResult, benchmark
 from bench.runner import BenchConfig
 from bench.tasks import Task
@@ -22,7 +23,12 @@ class BackgroundJob:
     total_steps: int = 0
     result: object | None = None
     error: str | None = None
+    cancelled: bool = False
     _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        """Ask the job to stop: it does at its next progress report, and its worker process is killed."""
+        self.cancelled = True
 
     @property
     def finished(self) -> bool:
@@ -42,10 +48,14 @@ class BackgroundJob:
 
     def _steps(self, done: int, total: int) -> None:
         self.done_steps, self.total_steps = done, total
+        if self.cancelled:
+            raise Cancelled("cancelled")
 
     def _run(self) -> None:
         try:
             self.result = self.work()
+        except Cancelled as stop:
+            self.error = f"Cancelled by you: {stop}" if str(stop) != "cancelled" else "Cancelled by you; nothing was stored"
         except Exception as error:  # shown on the page in words; the dashboard itself carries on
             self.error = str(error)
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import plotly.io as pio
+import pyarrow as pa
 
 from app import charts
 from simulators.projection import Projection
@@ -78,11 +79,10 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} th{{background:#
     return Path(path)
 
 
-def parquet_bytes(rows: list[dict[str, object]] | "pa.Table") -> bytes:
+def parquet_bytes(rows: list[dict[str, object]] | pa.Table) -> bytes:
     """A table (rows or an Arrow table) as Parquet bytes, for a download button."""
     import io
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)

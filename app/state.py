@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import streamlit as st
@@ -11,6 +12,9 @@ from simulators.traces.defaults import ensure_default_workloads
 from simulators.traces.summary import TraceSummary, list_traces, requests_frame
 from slmlab.paths import resolve_db_path
 from slmlab.store import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from simulators.inputs import ReplayConfig, ReplayInputs
 
 __all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "price_trend", "replay_points",
            "replay_requests", "replay_run", "replay_runs", "requests", "scenarios", "traces"]
@@ -155,7 +159,7 @@ def scenarios(db: str, version: float) -> list[dict[str, object]]:
 
 
 @st.cache_resource(show_spinner="Loading the trace, the portfolio and every request's quality...", max_entries=4)
-def replay_inputs(db: str, version: float, config: "ReplayConfig") -> "ReplayInputs":
+def replay_inputs(db: str, version: float, config: ReplayConfig) -> ReplayInputs:
     """A replay's inputs, built once and kept in memory, so a what-if slider only re-runs the policy."""
     from simulators.inputs import build_inputs
 

@@ -66,8 +66,9 @@ def resolve_replay(db: Path, kind: str, value: object) -> int:
     if kind == "run":
         return int(value)  # type: ignore[call-overload]
     trace = str(value)
-    if latest_run_id(trace, db) is not None:
-        return run_for(trace, db=db)
+    found = latest_run_id(trace, db)
+    if found is not None:
+        return found
     with st.status(f"No replay of '{trace}' stored yet: replaying every policy with its sweep first...",
                    expanded=False) as status:
         run_id = run_for(trace, db=db, progress=status.write)

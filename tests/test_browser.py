@@ -79,10 +79,22 @@ def run_evaluation(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyp
 
 def run_replay(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]
     """A replay of the default trace with the default policies (no sweep), stored and then shown."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     _expander(page, "Run a replay")
-    page.get_by_role("button", name="Run replay").click()
-    page.get_by_text(re.compile(r"Stored replay run \d+:")).or_(page.get_by_text("Replay failed")).first.wait_for(
-        state="visible", timeout=PAGE_TIMEOUT_MS)
+    wait_for_idle(page)
+    outcome = page.get_by_text(re.compile(r"Stored replay run \d+:")).or_(page.get_by_text("Replay failed")).first
+    for attempt in range(2):
+        page.get_by_role("button", name="Run replay").click()
+        try:
+            outcome.wait_for(state="visible", timeout=45_000 if attempt == 0 else PAGE_TIMEOUT_MS)
+            break
+        except PlaywrightTimeout:
+            # once seen in CI: the press landed while the page was finishing a rerun and was dropped; a user presses
+            # again, and so does the test (a second miss fails it)
+            if attempt:
+                raise
+            wait_for_idle(page)
     assert not page.get_by_text("Replay failed").count(), page.locator('[data-testid="stAlert"]').all_inner_texts()
     wait_for_idle(page)
 

@@ -27,6 +27,7 @@ import numpy as np
 from simulators.catalog import (
     DEFAULT_API_MODELS, DEFAULT_LOCAL_PROFILES, RESIDENCY_LOCATIONS, Portfolio, PortfolioModel, build_portfolio,
 )
+from simulators.metrics import counts_by_name
 from simulators.quality import SOURCES, measured_confidences, quality_matrix
 from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
 from slmlab import store
@@ -341,8 +342,7 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
         residency=req["residency"], category=req["category"], slo_ms=req["slo_ms"], p_correct=p,
         quality_source=q_source, correct=correct, confidence=confidence, confidence_source=c_source, cost_usd=cost,
         first_token_s=first, service_s=service, is_local=is_local, permitted=permitted,
-        token_sources={side: {name: int(np.sum(req[f"{side}_source"] == i)) for i, name in enumerate(TOKEN_SOURCES)
-                              if np.any(req[f"{side}_source"] == i)} for side in ("input", "output")},
+        token_sources={side: counts_by_name(req[f"{side}_source"], TOKEN_SOURCES) for side in ("input", "output")},
     )
 
 

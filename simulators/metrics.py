@@ -78,3 +78,10 @@ def latency_percentiles(latency_ms: np.ndarray, percentiles: tuple[int, ...] = (
         return {f"p{p}": float("nan") for p in percentiles}
     found = np.percentile(values, percentiles)  # one partition for all of them
     return {f"p{p}": float(v) for p, v in zip(percentiles, found)}
+
+
+def counts_by_name(codes: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
+    """How many codes name each entry of `names` (codes are indexes; -1 is none), leaving out the zero counts."""
+    codes = np.asarray(codes).astype(np.int64, copy=False)
+    counts = np.bincount(codes[codes >= 0], minlength=len(names))
+    return {name: int(c) for name, c in zip(names, counts) if c}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simulators.metrics import counts_by_name
 from slmlab import store
 
 SOURCES = ("recorded", "measured", "measured-task", "assumption")
@@ -40,9 +41,7 @@ class QualityMatrix:
 
     def source_counts(self) -> dict[str, dict[str, int]]:
         """For each model, how many requests took their quality from each source."""
-        return {model: {name: int(np.sum(self.source[:, j] == i)) for i, name in enumerate(SOURCES)
-                        if np.any(self.source[:, j] == i)}
-                for j, model in enumerate(self.models)}
+        return {model: counts_by_name(self.source[:, j], SOURCES) for j, model in enumerate(self.models)}
 
 
 _QUERY = """

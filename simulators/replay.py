@@ -134,11 +134,6 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     )
 
 
-def _counts(codes: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(codes[codes >= 0], minlength=len(names))
-    return {name: int(c) for name, c in zip(names, counts) if c}
-
-
 def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
     """The headline figures of one policy (the comparison with the baseline is added by `compare`)."""
     n = inputs.n
@@ -156,7 +151,7 @@ def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
         "cost_usd": float(outcome.cost_usd.sum()),
         "cost_per_1k_usd": float(outcome.cost_usd.sum() / n * 1000) if n else 0.0,
         "quality": float(outcome.correct.mean()) if n else float("nan"),
-        "quality_source": _counts(inputs.quality_source[rows, final[rows]], SOURCES),
+        "quality_source": metrics.counts_by_name(inputs.quality_source[rows, final[rows]], SOURCES),
         "latency_ms": {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.latency_s[answered]).items()},
         "ttft_ms": {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.ttft_s[answered]).items()},
         "queue_wait_ms_p95": float(np.percentile(outcome.queue_wait_s[answered], 95) * 1000) if rows.size else 0.0,
@@ -168,16 +163,16 @@ def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
         "frontier_share": float(np.mean(final == inputs.frontier)) if n else 0.0,
         "residency_violations": int(violations.sum()),
         "residency_violations_by_class": {k: v for k, v in by_class.items() if v},
-        "models": _counts(final, names),
+        "models": metrics.counts_by_name(final, names),
         "local_load": local_load(inputs, outcome.routing),
     }
     first = outcome.routing.attempts[:, 0]
     deciding = first >= 0
     if outcome.routing.attempts.shape[1] > 1 and deciding.any():  # what the cascade's decisions rested on
-        summary["confidence_source"] = _counts(
+        summary["confidence_source"] = metrics.counts_by_name(
             inputs.confidence_source[np.flatnonzero(deciding), first[deciding]], CONFIDENCE_SOURCES)
     if outcome.routing.reason is not None:
-        summary["reasons"] = _counts(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
+        summary["reasons"] = metrics.counts_by_name(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
     summary.update({k: v for k, v in outcome.routing.notes.items()})
     return summary
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from simulators.inputs import CONFIDENCE_SOURCES, ReplayConfig, ReplayInputs, build_inputs
 from simulators.policies.base import Policy
+from simulators.metrics import counts_by_name
 from simulators.quality import SOURCES
 from simulators.traces.labelling import DATA_CLASSES, TASKS
 from slmlab import __version__, store
@@ -64,10 +65,8 @@ def clean(value: object) -> object:
 def input_provenance(inputs: ReplayInputs) -> dict[str, object]:
     """Where every input figure came from: quality and confidence per model, token counts, arrivals."""
     names = inputs.model_names
-    quality = {name: {s: int(np.sum(inputs.quality_source[:, j] == i)) for i, s in enumerate(SOURCES)
-                      if np.any(inputs.quality_source[:, j] == i)} for j, name in enumerate(names)}
-    confidence = {name: {s: int(np.sum(inputs.confidence_source[:, j] == i)) for i, s in enumerate(CONFIDENCE_SOURCES)
-                         if np.any(inputs.confidence_source[:, j] == i)}
+    quality = {name: counts_by_name(inputs.quality_source[:, j], SOURCES) for j, name in enumerate(names)}
+    confidence = {name: counts_by_name(inputs.confidence_source[:, j], CONFIDENCE_SOURCES)
                   for j, name in enumerate(names) if inputs.is_local[j] or j == inputs.small}
     return {
         "quality_source": quality, "confidence_source": confidence, "token_source": inputs.token_sources,

@@ -64,64 +64,100 @@ def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limi
 
 
 @njit(cache=True)
+def attempt_layout(attempts: np.ndarray, m: int) -> tuple[np.ndarray, bool, np.ndarray]:  # pragma: no cover
+    """One pass over a routing: which models each tier sends attempts to, whether some request skips a tier (a gap
+    before a later attempt), and each request's last model (-1: no attempt, rejected)."""
+    n, k = attempts.shape
+    used = np.zeros((k, m), dtype=np.bool_)
+    final = np.full(n, -1, dtype=np.int16)
+    gap = False
+    for i in range(n):
+        skipped = False
+        for t in range(k):
+            j = attempts[i, t]
+            if j < 0:
+                skipped = True
+                continue
+            gap |= skipped
+            used[t, j] = True
+            final[i] = j
+    return used, gap, final
+
+
+@njit(cache=True)
 def settle(attempts: np.ndarray, arrival: np.ndarray, service: np.ndarray, first_token: np.ndarray,
-           cost: np.ndarray, permitted: np.ndarray, correct: np.ndarray, tokens: np.ndarray, slo_s: np.ndarray,
-           is_local: np.ndarray, servers: int, queueing: bool, given_start: np.ndarray):  # pragma: no cover
+           cost: np.ndarray, permitted: np.ndarray, correct: np.ndarray, input_tokens: np.ndarray,
+           output_tokens: np.ndarray, slo_ms: np.ndarray, is_local: np.ndarray, tier_local: np.ndarray,
+           servers: int, queueing: bool, given_start: np.ndarray):  # pragma: no cover
     """Every attempt timed and charged, and each request's answer read off its last attempt.
 
     Attempts run tier after tier. Within a tier, requests reach a local model's FIFO queue in the order they
     became ready (ties: trace order); valid when each local model serves one tier. Otherwise the caller passes
-    the start of every attempt (`given_start`, shape (tiers, requests); empty when not given)."""
+    the start of every attempt (`given_start`, shape (tiers, requests); empty when not given). `tier_local[t]`:
+    some attempt of tier t goes to a local model."""
     n, k = attempts.shape
     m = service.shape[1]
     free = np.zeros((m, servers))
-    latency = arrival.copy()  # when the request is ready for its next attempt; its latency at the end
-    total, wait = np.zeros(n), np.zeros(n)
-    ttft, first_attempt, wasted = np.empty(n), np.empty(n), np.empty(n)  # first_attempt: start of the latest try
-    right, violation, late = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
-    tries = np.zeros(n, dtype=np.int8)
+    # per request: when it is ready for its next attempt (its latency at the end), cost so far, time queued, start
+    # of the latest attempt, time to first token, attempts made, answer, residency break
+    latency, total, wait = np.empty(n), np.empty(n), np.empty(n)
+    first_attempt, ttft, wasted = np.empty(n), np.empty(n), np.empty(n)
+    tries, right = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.bool_)
+    violation, late = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
     given = given_start.shape[0] > 0
-    for t in range(k):
-        needs_order = False
-        if t > 0 and queueing and not given:
-            for i in range(n):
-                j = attempts[i, t]
-                if j >= 0 and is_local[j]:
-                    needs_order = True  # a local queue at a later tier serves in the order requests became ready
-                    break
-        order = np.argsort(latency, kind="mergesort") if needs_order else np.empty(0, dtype=np.int64)
+    # Only the first tier queueing (in trace order): one pass, each request through all its tiers in turn.
+    # Otherwise tier after tier, a later tier's local queue serving in the order requests became ready.
+    by_request = given or not queueing or not tier_local[1:].any()
+    passes = 1 if by_request else k
+    for p in range(passes):
+        reorder = not by_request and p > 0 and tier_local[p]
+        order = np.argsort(latency, kind="mergesort") if reorder else np.empty(0, dtype=np.int64)
         for position in range(n):
-            i = order[position] if needs_order else position
-            j = attempts[i, t]
-            if j < 0:
-                continue
-            ready = latency[i]
-            if given:
-                begin = given_start[t, i]
+            i = order[position] if reorder else position
+            if p == 0:  # the state lives in scalars within a pass, in the arrays between passes
+                ready, cost_i, wait_i, begun, first, tries_i, right_i, broke = arrival[i], 0.0, 0.0, 0.0, 0.0, 0, False, False
             else:
-                begin = ready
-                if queueing and is_local[j]:
-                    if free[j, 0] > begin:
-                        begin = free[j, 0]
-                    replace_min(free[j], begin + service[i, j])
-            tries[i] += 1
-            total[i] += cost[i, j]
-            wait[i] += begin - ready
-            if not permitted[i, j]:
-                violation[i] = True
-            first_attempt[i] = begin
-            latency[i] = begin + service[i, j]
-            ttft[i] = begin + first_token[i, j]
-            right[i] = correct[i, j]
+                ready, cost_i, wait_i, begun, first = latency[i], total[i], wait[i], first_attempt[i], ttft[i]
+                tries_i, right_i, broke = tries[i], right[i], violation[i]
+            for t in range(0 if by_request else p, k if by_request else p + 1):
+                j = attempts[i, t]
+                if j < 0:
+                    continue
+                if given:
+                    begin = given_start[t, i]
+                else:
+                    begin = ready
+                    if queueing and is_local[j]:
+                        if free[j, 0] > begin:
+                            begin = free[j, 0]
+                        if servers == 1:
+                            free[j, 0] = begin + service[i, j]  # Lindley: no heap (its view costs refcounting)
+                        else:
+                            replace_min(free[j], begin + service[i, j])
+                tries_i += 1
+                cost_i += cost[i, j]
+                wait_i += begin - ready
+                broke |= not permitted[i, j]
+                begun, first, right_i = begin, begin + first_token[i, j], correct[i, j]
+                ready = begin + service[i, j]
+            total[i], wait[i], tries[i], right[i], violation[i] = cost_i, wait_i, tries_i, right_i, broke
+            if p < passes - 1:
+                latency[i], first_attempt[i], ttft[i] = ready, begun, first
+            elif tries_i == 0:  # rejected: no answer, no latency
+                latency[i] = ttft[i] = first_attempt[i] = np.nan
+                wasted[i], late[i] = 0.0, False
+            else:
+                latency[i], ttft[i] = ready - arrival[i], first - arrival[i]
+                first_attempt[i] = begun - arrival[i] if tries_i > 1 else np.nan
+                wasted[i] = (tries_i - 1) * (input_tokens[i] + output_tokens[i])
+                late[i] = latency[i] > slo_ms[i] / 1000.0  # False where the request has no SLO (NaN)
+    return total, wait, ttft, latency, first_attempt, wasted, right, violation, late
+    for t in range(k):  # a local queue at a later tier serves in the order requests became ready
+        order = np.argsort(latency, kind="mergesort") if t > 0 and tier_local[t] else np.arange(n)
+        for i in order:
+            if attempts[i, t] >= 0:
+                _attempt(i, t, attempts[i, t], given_start, queueing, is_local, free, service, first_token, cost,
+                         permitted, correct, outputs)
     for i in range(n):
-        if tries[i] == 0:  # rejected: no answer, no latency
-            latency[i] = ttft[i] = first_attempt[i] = np.nan
-            wasted[i] = 0.0
-            late[i] = False
-            continue
-        latency[i] -= arrival[i]
-        ttft[i] -= arrival[i]
-        first_attempt[i] = first_attempt[i] - arrival[i] if tries[i] > 1 else np.nan
-        wasted[i] = (tries[i] - 1) * tokens[i]
-        late[i] = latency[i] > slo_s[i]  # False where the request has no SLO (NaN)
+        _finish(i, arrival, input_tokens, output_tokens, slo_ms, outputs, wasted, late)
     return total, wait, ttft, latency, first_attempt, wasted, right, violation, late

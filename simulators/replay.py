@@ -114,21 +114,21 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     """Charge every attempt, queue local attempts, and read off the answer of the last one."""
     attempts = routing.attempts
     n, k = attempts.shape
-    m = len(inputs.model_names)
-    if k > 1 and np.any((attempts[:, :-1] < 0) & (attempts[:, 1:] >= 0)):  # skipped tiers: close the gaps
+    used, gap, final = kernels.attempt_layout(attempts, len(inputs.model_names))
+    if gap:  # skipped tiers: close the gaps
         attempts = np.take_along_axis(attempts, np.argsort(attempts < 0, axis=1, kind="stable"), axis=1)
+        used, _, final = kernels.attempt_layout(attempts, len(inputs.model_names))
+    tier_local = used[:, inputs.is_local].any(axis=1)
     given = np.empty((0, n))
-    if k > 1 and inputs.has_arrivals:
-        tiers_per_model = sum(np.bincount(attempts[:, t][attempts[:, t] >= 0], minlength=m) > 0 for t in range(k))
-        if np.any(np.asarray(tiers_per_model)[inputs.is_local] > 1):
-            # a local model serving two tiers: its queue mixes both, so order the models instead of the tiers
-            given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
+    if k > 1 and inputs.has_arrivals and np.any(used[:, inputs.is_local].sum(axis=0) > 1):
+        # a local model serving two tiers: its queue mixes both, so order the models instead of the tiers
+        given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
     cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = kernels.settle(
         attempts, inputs.arrival_s, inputs.service_s, inputs.first_token_s, inputs.cost_usd, inputs.permitted,
-        inputs.correct, inputs.input_tokens + inputs.output_tokens, inputs.slo_ms / 1000.0, inputs.is_local,
+        inputs.correct, inputs.input_tokens, inputs.output_tokens, inputs.slo_ms, inputs.is_local, tier_local,
         inputs.config.servers, inputs.has_arrivals, given)
     return Outcome(
-        policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
+        policy=name, routing=routing, model=final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
         latency_s=latency, first_attempt_s=first_attempt, wasted_tokens=wasted, correct=correct,
         residency_violation=violation, slo_violation=late,
     )
@@ -207,17 +207,31 @@ def compare(summaries: dict[str, dict[str, object]], weak: str | None) -> None:
 
 
 def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = False,
-                 progress: Callable[[str], None] | None = None) -> ReplayResult:
-    """Replay every policy on the same inputs; with `sweep`, also vary each sweepable policy over its grid."""
+                 progress: Callable[[str], None] | None = None,
+                 steps: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Replay every policy on the same inputs; with `sweep`, also vary each sweepable policy over its grid.
+    `steps(done, total)` counts policies and sweep points for a progress bar; raising from it stops the replay."""
     everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
     outcomes: dict[str, Outcome] = {}
     summaries: dict[str, dict[str, object]] = {}
+    total = len(policies) + (sum(len(grid[1]) for grid in map(sweep_of, policies) if grid) if sweep else 0)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if steps:
+            steps(done, total)
+
+    if steps:
+        steps(0, total)
     for policy in policies:
         if progress:
             progress(f"replaying {policy.label}")
         outcome = execute(inputs, policy.route(inputs, everything), policy.label)
         outcomes[policy.label] = outcome
         summaries[policy.label] = {"parameters": policy.describe(), **summarise(inputs, outcome)}
+        step()
     weak = next((label for label in summaries if label == "small-only"), None)
     if weak is None and BASELINE in summaries:
         from simulators.policies.small_only import SmallOnly
@@ -226,14 +240,15 @@ def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = 
     compare(summaries, weak)
     points: list[dict[str, object]] = []
     if sweep:
-        points = sweep_points(inputs, policies, summaries, weak, progress)
+        points = sweep_points(inputs, policies, summaries, weak, progress, step)
     return ReplayResult(inputs=inputs, outcomes=outcomes, summaries=summaries, points=points)
 
 
 def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[str, dict[str, object]],
-                 weak: str | None, progress: Callable[[str], None] | None = None) -> list[dict[str, object]]:
+                 weak: str | None, progress: Callable[[str], None] | None = None,
+                 step: Callable[[], None] | None = None) -> list[dict[str, object]]:
     """Cost-quality points of every policy (sweepable ones over their grid), the Pareto front marked, and
-    APGR / CPT(50%) / CPT(80%) / AIQ added to each swept policy's summary."""
+    APGR / CPT(50%) / CPT(80%) / AIQ added to each swept policy's summary; `step()` follows each point run."""
     everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
     points: list[dict[str, object]] = []
     for policy in policies:
@@ -254,6 +269,8 @@ def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[s
             points.append({"policy": policy.label, "parameter": key, "value": value, "cost_usd": s["cost_usd"],
                            "quality": s["quality"], "frontier_share": s["frontier_share"],
                            "p95_ms": s["latency_ms"]["p95"]})  # type: ignore[index]
+            if step:
+                step()
         summary = summaries[policy.label]
         cost = np.array([c["cost_usd"] for c in curve])
         quality = np.array([c["quality"] for c in curve])

@@ -231,9 +231,21 @@ def test_every_timing_path_agrees_with_the_model_ordered_one(servers: int, big_i
     inputs = replace(inputs, is_local=np.array([True, big_is_local]))
     attempts = route(Cascade(), inputs).attempts
     given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
+    tier_local = kernels.attempt_layout(attempts, 2)[0][:, inputs.is_local].any(axis=1)
     common = (attempts, inputs.arrival_s, inputs.service_s, inputs.first_token_s, inputs.cost_usd, inputs.permitted,
-              inputs.correct, inputs.input_tokens + inputs.output_tokens, inputs.slo_ms / 1000, inputs.is_local, servers, True)
+              inputs.correct, inputs.input_tokens, inputs.output_tokens, inputs.slo_ms, inputs.is_local, tier_local,
+              servers, True)
     ours, theirs = kernels.settle(*common, np.empty((0, 300))), kernels.settle(*common, given)
     for a, b in zip(ours, theirs):
         assert np.allclose(a, b, equal_nan=True)
     assert np.nanmax(ours[1]) > 0  # the queues were busy enough to make anyone wait
+
+
+def test_attempt_layout_finds_the_models_of_each_tier_the_gaps_and_the_answering_model() -> None:
+    from simulators import kernels
+
+    attempts = np.array([[0, 1], [-1, 2], [1, -1], [-1, -1]], dtype=np.int16)
+    used, gap, final = kernels.attempt_layout(attempts, 3)
+    assert used.tolist() == [[True, True, False], [False, True, True]]
+    assert gap and final.tolist() == [1, 2, 1, -1]
+    assert not kernels.attempt_layout(attempts[[0, 2, 3]], 3)[1]  # padding after the last attempt is no gap

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from app import state
-from bench.jobs import BackgroundJob
-from simulators.runs import latest_run_id, run_for
+from simulators.jobs import ReplayJob
+from simulators.runs import latest_run_id
 from simulators.traces.defaults import DEFAULT_TRACES
+from slmlab.jobs import BackgroundJob
 
 
 @st.fragment(run_every=1.0)
@@ -28,7 +30,8 @@ def job_status(key: str, running: Callable[[BackgroundJob], str], stored: Callab
         left, right = st.columns([5, 1])
         left.progress(job.fraction, text=running(job) + (" (stopping...)" if job.cancelled else ""))
         if right.button("Cancel", key=f"{key}_cancel", disabled=job.cancelled,
-                        help="stops at the next progress report; an evaluation keeps the answers it stored"):
+                        help="stops at the next progress report; an evaluation keeps the answers it stored, "
+                             "a benchmark or a replay stores nothing"):
             job.cancel()
     done = bool(job.error or job.result)
     if done and not st.session_state.get(f"{key}_shown"):
@@ -61,16 +64,36 @@ def replay_choice(db: Path, key: str, purpose: str) -> tuple[str, object]:
                                          "or every policy is replayed with its sweep first")
 
 
+def follow_job(job: BackgroundJob, key: str, running: Callable[[BackgroundJob], str]) -> None:
+    """Wait in this run of the page for a job that the rest of the page needs, with a progress bar and a Cancel button;
+    any click ends the wait (the job carries on) and the page's next run picks the job up again."""
+    box = st.empty()
+    with box.container():
+        bar = st.progress(job.fraction, text=running(job))
+        st.button("Cancel", key=f"{key}_cancel", on_click=job.cancel, disabled=job.cancelled,
+                  help="stops at the next progress report; nothing is stored")
+    while not job.finished:
+        time.sleep(0.2)
+        bar.progress(job.fraction, text=running(job) + (" (stopping...)" if job.cancelled else ""))
+    box.empty()
+
+
 def resolve_replay(db: Path, kind: str, value: object) -> int:
-    """The run id a `replay_choice` stands for, replaying the trace first (with a status box) when none is stored."""
+    """The run id a `replay_choice` stands for; a trace with no stored replay is replayed first, every policy with its
+    sweep, in the background with progress and a Cancel button (a failure raises ValueError for the page to show)."""
     if kind == "run":
         return int(value)  # type: ignore[call-overload]
     trace = str(value)
     found = latest_run_id(trace, db)
     if found is not None:
         return found
-    with st.status(f"No replay of '{trace}' stored yet: replaying every policy with its sweep first...",
-                   expanded=False) as status:
-        run_id = run_for(trace, db=db, progress=status.write)
-        status.update(label=f"Stored replay run {run_id} of '{trace}'", state="complete")
-    return run_id
+    key = f"first_replay_{trace}"
+    job: ReplayJob | None = st.session_state.get(key)
+    if job is None or job.result is not None:  # none yet, or its run has been removed since
+        job = st.session_state[key] = ReplayJob.every_policy(trace, db).start()
+    follow_job(job, key, lambda job: f"No replay of '{trace}' stored yet: replaying every policy with its sweep first: "
+                                     f"{job.stage} (step {job.done_steps} of {job.total_steps or '?'})")
+    if job.result is None:
+        st.button("Replay again", key=f"{key}_again", on_click=st.session_state.pop, args=(key,))
+        raise ValueError(f"The first replay of '{trace}' stopped: {job.error}")
+    return job.result.run_id

@@ -22,12 +22,13 @@ import psutil
 import pyarrow as pa
 
 from bench.calibration import confusions, summarise
-from bench.isolation import Cancelled, WorkerFailed, run_workers
+from bench.isolation import WorkerFailed, run_workers
 from bench.models import gguf_metadata, resolve_model, shipped_models
 from bench.runner import check_memory
 from bench.tasks import Example, Task, TaskError
 from bench.tasks.base import LABEL_STYLES
 from slmlab import __version__, store
+from slmlab.jobs import Cancelled
 
 PROMPT_VERSION = 1  # bump when prompt wording changes, so old and new answers are never mixed in one run
 FLUSH_EVERY = 20

@@ -14,10 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
-class Cancelled(Exception):
-    """The user stopped the work; raised from a progress callback, the workers are killed on the way out."""
-
-
 class WorkerFailed(RuntimeError):
     """Isolated work produced no result; the message says why in words."""
 

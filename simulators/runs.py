@@ -120,15 +120,17 @@ def _request_table(run_id: int, inputs: ReplayInputs, outcome: Outcome) -> pa.Ta
 
 
 def simulate(config: ReplayConfig, policies: list[Policy], *, sweep: bool = False, db: str | Path | None = None,
-             store_requests: bool | None = None, progress: Callable[[str], None] | None = None) -> SimRun:
-    """Build the inputs, replay every policy (and the sweeps), and store the run in one transaction."""
+             store_requests: bool | None = None, progress: Callable[[str], None] | None = None,
+             steps: Callable[[int, int], None] | None = None) -> SimRun:
+    """Build the inputs, replay every policy (and the sweeps), and store the run in one transaction; an exception
+    from `progress` or `steps` (a cancelled job) leaves the database untouched."""
     from simulators.replay import run_policies
 
     started = time.perf_counter()
     if progress:
         progress(f"loading '{config.trace}', the portfolio and the quality of every request")
     inputs = build_inputs(config, db=db)
-    result = run_policies(inputs, policies, sweep=sweep, progress=progress)
+    result = run_policies(inputs, policies, sweep=sweep, progress=progress, steps=steps)
     seconds = time.perf_counter() - started
     keep = inputs.n <= STORE_REQUESTS_LIMIT if store_requests is None else store_requests
     if progress:
@@ -218,8 +220,6 @@ def run_for(trace: str, run_id: int | None = None, *, db: str | Path | None = No
     if run_id is not None:
         load_run(run_id, db)  # raises with a clear message when there is no such run
         return run_id
-    from simulators.inputs import ReplayConfig
-    from simulators.policies.registry import parse_policies
     from simulators.traces.defaults import ensure_default_trace
 
     ensure_default_trace(trace, db)
@@ -229,7 +229,18 @@ def run_for(trace: str, run_id: int | None = None, *, db: str | Path | None = No
 
     if progress:
         progress(f"no stored replay of '{trace}' yet: replaying every policy with its sweep first")
-    return simulate(ReplayConfig(trace), parse_policies("all"), sweep=True, db=db, progress=progress).run_id
+    return replay_every_policy(trace, db, progress=progress).run_id
+
+
+def replay_every_policy(trace: str, db: str | Path | None = None, *, progress: Callable[[str], None] | None = None,
+                        steps: Callable[[int, int], None] | None = None) -> SimRun:
+    """A new replay of every policy with its sweep on the trace's defaults: what a projection, a claim check or the
+    Home page reads when the trace has no stored replay (the sweep lets a claim be tested against every setting)."""
+    from simulators.policies.registry import parse_policies
+    from simulators.traces.defaults import ensure_default_trace
+
+    ensure_default_trace(trace, db)
+    return simulate(ReplayConfig(trace), parse_policies("all"), sweep=True, db=db, progress=progress, steps=steps)
 
 
 def replay_config_of(run: dict[str, object]) -> "ReplayConfig":

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from simulators.headline import headline
+from simulators.inputs import ReplayConfig
 from simulators.runs import load_run, stored_runs
+from simulators.traces.defaults import DEFAULT_TRACES
 from slmlab.paths import PROJECT_ROOT
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
+TRACE = DEFAULT_TRACES[0].stem
 
 
 def test_first_run_shows_the_headline_comparison_with_sources(db: Path) -> None:
@@ -28,6 +32,25 @@ def test_first_run_shows_the_headline_comparison_with_sources(db: Path) -> None:
     assert any("Chosen by rule" in s.value for s in [*at.success, *at.warning])
     at.run()  # a second visit reuses the stored replay
     assert len(stored_runs(db)) == 1 and not at.exception
+
+
+def test_a_failed_first_replay_is_shown_with_a_way_to_try_again(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(config: ReplayConfig, db: object = None) -> None:
+        raise ValueError("the disk is full")
+
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    with monkeypatch.context() as patch:
+        patch.setattr("simulators.runs.build_inputs", unreadable)  # inside the first replay's background job
+        at.run()
+        assert not at.exception, at.exception
+        assert [e.value for e in at.error] == [f"The first replay of '{TRACE}' stopped: the disk is full"]
+        assert stored_runs(db) == [] and not at.metric
+        failed = at.session_state[f"first_replay_{TRACE}"]
+        at.run()  # not retried behind the user's back
+        assert at.session_state[f"first_replay_{TRACE}"] is failed and len(at.error) == 1
+    [b for b in at.button if b.label == "Replay again"][0].click().run()
+    assert not at.exception and not at.error
+    assert len(stored_runs(db)) == 1 and "cost per 1,000 requests" in {m.label for m in at.metric}
 
 
 def test_headline_rule_by_hand() -> None:

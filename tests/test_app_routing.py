@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Button
 
 from simulators.inputs import ReplayConfig
+from simulators.jobs import ReplayJob
 from simulators.policies.registry import parse_policies
-from simulators.runs import simulate, stored_runs
+from simulators.runs import SimRun, simulate, stored_runs
 from simulators.traces.defaults import ensure_default_workloads
 from slmlab.paths import PROJECT_ROOT
 
@@ -59,24 +65,111 @@ def test_a_run_without_a_sweep_or_request_rows_says_so(db: Path) -> None:
     assert len(at.get("plotly_chart")) == 1
 
 
+def run_button(at: AppTest) -> Button:
+    return [b for b in at.button if b.label == "Run replay"][0]
+
+
+def wait_for_the_job(at: AppTest, seconds: float = 120) -> None:
+    """Rerun the page (as its 1 s status fragment would) until the replay job reports success or failure."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not at.success and not at.error:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+
+
 def test_run_replay_on_the_page_stores_a_new_run(db: Path) -> None:
     at = open_page()
     [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "small-only"])
-    [b for b in at.button if b.label == "Run replay"][0].click().run()
-    assert not at.exception, at.exception
+    run_button(at).click().run()
+    assert isinstance(at.session_state["replay_job"], ReplayJob)  # started in the background, not in the page's run
+    wait_for_the_job(at)
     assert not at.error, at.error[0].value
-    assert any("Stored replay run 1" in s.value for s in at.success)
+    assert any("Stored replay run 1: 2 policies" in s.value for s in at.success)
     assert [r["policies"] for r in stored_runs(db)] == [["frontier-only", "small-only"]]
+    assert [s for s in at.selectbox if s.label == "Stored run"][0].value.startswith(f"run 1: {TRACE}")
     assert {"frontier-only", "small-only"} <= set(at.dataframe[0].value["policy"])
+
+
+def test_a_running_replay_shows_progress_and_keeps_the_page_usable(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ensure_default_workloads(db)
+    earlier = simulate(ReplayConfig(TRACE), parse_policies("cascade"), db=db)
+    release = threading.Event()
+
+    def held(*args: object, steps: Callable[[int, int], None], **kwargs: object) -> SimRun:
+        def held_steps(done: int, total: int) -> None:
+            steps(done, total)
+            if done == 1:
+                assert release.wait(60), "the test never released the replay"
+        return simulate(*args, steps=held_steps, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("simulators.jobs.simulate", held)
+    at = open_page()
+    [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "small-only"])
+    run_button(at).click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and at.session_state["replay_job"].done_steps < 1:
+        time.sleep(0.1)
+    at.run()
+    try:
+        (bar,) = at.get("progress")
+        assert "Replaying 'azure-llm-inference-2023-conv': replaying frontier-only (step 1 of 2)" in bar.proto.text
+        assert run_button(at).disabled  # one replay at a time
+        assert [b for b in at.button if b.label == "Cancel"]
+        # the rest of the page works meanwhile: the stored run is shown and its drill-down can be changed
+        assert [s for s in at.selectbox if s.label == "Stored run"][0].value.startswith(f"run {earlier.run_id}:")
+        [s for s in at.selectbox if s.label == "Policy"][0].select("cascade").run()
+        assert not at.exception and len(stored_runs(db)) == 1
+    finally:
+        release.set()
+    wait_for_the_job(at)
+    assert any(f"Stored replay run {earlier.run_id + 1}: 2 policies" in s.value for s in at.success)
+    assert not run_button(at).disabled
+    assert [s for s in at.selectbox if s.label == "Stored run"][0].value.startswith(f"run {earlier.run_id + 1}:")
+
+
+def test_cancelling_a_replay_on_the_page_stores_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def held(*args: object, steps: Callable[[int, int], None], **kwargs: object) -> SimRun:
+        def held_steps(done: int, total: int) -> None:
+            if done == 1:
+                assert release.wait(60), "the test never released the replay"
+            steps(done, total)
+        return simulate(*args, steps=held_steps, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("simulators.jobs.simulate", held)
+    at = open_page()
+    run_button(at).click().run()
+    [b for b in at.button if b.label == "Cancel"][0].click().run()
+    release.set()
+    wait_for_the_job(at)
+    assert any("Cancelled by you; nothing was stored" in e.value for e in at.error)
+    assert stored_runs(db) == []
+    assert not run_button(at).disabled
 
 
 def test_a_bad_parameter_is_shown_not_raised(db: Path) -> None:
     at = open_page()
     [m for m in at.multiselect if m.label == "Policies"][0].set_value(["cascade"])
     [t for t in at.text_area if t.label.startswith("Policy parameters")][0].set_value("cascade.nope=1")
-    [b for b in at.button if b.label == "Run replay"][0].click().run()
+    run_button(at).click().run()
     assert not at.exception
-    assert any("no parameter 'nope'" in e.value for e in at.error)
+    assert any("Replay not started" in e.value and "no parameter 'nope'" in e.value for e in at.error)
+    assert "replay_job" not in at.session_state
+    assert stored_runs(db) == []
+
+
+def test_a_replay_that_fails_in_the_background_says_so_and_stores_nothing(db: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(config: ReplayConfig, db: object = None) -> None:
+        raise ValueError(f"trace '{config.trace}' cannot be read")
+
+    monkeypatch.setattr("simulators.runs.build_inputs", unreadable)  # in the job's thread, after the form's checks
+    at = open_page()
+    run_button(at).click().run()
+    wait_for_the_job(at)
+    assert any(e.value == f"Replay failed; nothing was stored: trace '{TRACE}' cannot be read" for e in at.error)
     assert stored_runs(db) == []
 
 

@@ -25,7 +25,7 @@ from tests.browser_support import (
     browser_problem, exception_texts, save_full_page, serve_dashboard, wait_for_idle,
 )
 
-JOB_TIMEOUT_MS = 120_000  # a benchmark or an evaluation started from the page, each
+JOB_TIMEOUT_MS = 120_000  # a benchmark, an evaluation or a replay started from the page, each
 PAGE_TIMEOUT_MS = 90_000  # a page's first run (Home replays the default trace when nothing is stored yet)
 
 
@@ -47,20 +47,37 @@ def _number(page, label: str, value: float) -> None:  # type: ignore[no-untyped-
     assert float(field.input_value()) == value, f"{label!r} did not take {value:g}"
 
 
-def _run_job(page, dashboard: Dashboard, button: str, stored: str, failed: str) -> None:  # type: ignore[no-untyped-def]
-    """Press a button that starts llama.cpp work in a background worker; follow its 1 s progress fragment to the end."""
-    dashboard.wait_for_no_llama_worker()  # never two llama.cpp processes at once
-    page.get_by_role("button", name=button).click()
-    outcome = page.locator('[data-testid="stProgress"]').or_(page.get_by_text(stored)).or_(page.get_by_text(failed))
-    outcome.first.wait_for(state="visible", timeout=30_000)
+def _follow_job(page, button: str, stored: str | re.Pattern, failed: str | re.Pattern) -> None:  # type: ignore[no-untyped-def]
+    """Press a button that starts a background job; follow its 1 s progress fragment to the end, then the page's
+    rerun that shows the stored result's charts."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    started = page.locator('[data-testid="stProgress"]').or_(page.get_by_text(stored)).or_(page.get_by_text(failed))
+    for attempt in range(2):
+        page.get_by_role("button", name=button).click()
+        try:
+            started.first.wait_for(state="visible", timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            # once seen in CI: the press landed while the page was finishing a rerun and was dropped; a user presses
+            # again, and so does the test (a second miss fails it)
+            if attempt:
+                raise
+            wait_for_idle(page)
     assert not exception_texts(page), exception_texts(page)
     page.get_by_text(stored).or_(page.get_by_text(failed)).first.wait_for(state="visible", timeout=JOB_TIMEOUT_MS)
     assert not page.get_by_text(failed).count(), page.get_by_text(failed).first.inner_text()
     assert not exception_texts(page), exception_texts(page)
-    dashboard.wait_for_no_llama_worker(timeout_s=30)
     # when the job ends, its status fragment reruns the whole page once, so the stored run's charts appear by themselves
     page.locator(CHART).filter(visible=True).first.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
     wait_for_idle(page, PAGE_TIMEOUT_MS)
+
+
+def _run_job(page, dashboard: Dashboard, button: str, stored: str, failed: str) -> None:  # type: ignore[no-untyped-def]
+    """A background job that runs llama.cpp in a worker process: never two such processes at once."""
+    dashboard.wait_for_no_llama_worker()
+    _follow_job(page, button, stored, failed)
+    dashboard.wait_for_no_llama_worker(timeout_s=30)
 
 
 def run_benchmark(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]
@@ -78,25 +95,14 @@ def run_evaluation(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyp
 
 
 def run_replay(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]
-    """A replay of the default trace with the default policies (no sweep), stored and then shown."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
+    """A replay of the default trace with the default policies (no sweep) in the background, stored and then shown."""
     _expander(page, "Run a replay")
     wait_for_idle(page)
-    outcome = page.get_by_text(re.compile(r"Stored replay run \d+:")).or_(page.get_by_text("Replay failed")).first
-    for attempt in range(2):
-        page.get_by_role("button", name="Run replay").click()
-        try:
-            outcome.wait_for(state="visible", timeout=45_000 if attempt == 0 else PAGE_TIMEOUT_MS)
-            break
-        except PlaywrightTimeout:
-            # once seen in CI: the press landed while the page was finishing a rerun and was dropped; a user presses
-            # again, and so does the test (a second miss fails it)
-            if attempt:
-                raise
-            wait_for_idle(page)
-    assert not page.get_by_text("Replay failed").count(), page.locator('[data-testid="stAlert"]').all_inner_texts()
-    wait_for_idle(page)
+    stored = re.compile(r"Stored replay run (\d+):")
+    _follow_job(page, "Run replay", stored=stored, failed=re.compile(r"Replay (failed|not started)"))
+    run_id = stored.search(page.get_by_text(stored).first.inner_text()).group(1)  # type: ignore[union-attr]
+    # the page reran by itself and shows the new run (newest first): its request drill-down says so
+    page.get_by_text(re.compile(rf"as stored with run {run_id};")).wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
 
 
 def change_growth(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]

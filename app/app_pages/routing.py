@@ -10,10 +10,12 @@ import streamlit as st
 
 from app import charts, state
 from app.report import parquet_bytes
+from app.widgets import job_status
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
+from simulators.jobs import ReplayJob
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators.replay import resimulate
-from simulators.runs import load_requests, replay_config_of, simulate
+from simulators.runs import load_requests, replay_config_of
 from simulators.traces.defaults import DEFAULT_TRACES
 from simulators.traces.labelling import DATA_CLASSES
 
@@ -26,6 +28,7 @@ st.caption("Replays a stored trace through routing policies beside the frontier-
 REQUEST_COLUMNS = ["seq", "request_id", "copy", "decision", "model", "attempts", "reason", "cost_usd", "queue_wait_ms", "ttft_ms",
                    "latency_ms", "correct", "quality_source", "residency_violation", "slo_violation", "data_class", "task"]
 DRILL_DOWN_ROWS = 500
+JOB = "replay_job"  # the running or last replay started here, in the session
 
 
 def _help(name: str) -> str:
@@ -56,7 +59,7 @@ def _policy_guide() -> None:
 
 
 def _run_form(trace_names: list[str]) -> None:
-    """The replay controls; on submit, run the replay synchronously and store it."""
+    """The replay controls; on submit, start the replay as a background job (one at a time) that stores it."""
     with st.popover("What each policy does"):
         _policy_guide()
     with st.form("replay"):
@@ -77,23 +80,33 @@ def _run_form(trace_names: list[str]) -> None:
                                     "AIQ (slower)")
         params = right.text_area("Policy parameters (optional)", placeholder="cascade.threshold=0.7",
                                  help="one policy.key=value per line; 'What each policy does' lists them")
-        submitted = st.form_submit_button("Run replay", type="primary")
+        job: ReplayJob | None = st.session_state.get(JOB)
+        busy = job is not None and not job.finished
+        submitted = st.form_submit_button("Run replay", type="primary", disabled=busy,
+                                          help="one replay at a time: wait for this one or cancel it" if busy else None)
     if not submitted:
         return
+    if busy:  # a second press that got through (Enter in a field): one replay at a time
+        st.warning("A replay is running: wait for it to finish or cancel it first.")
+        return
     spec = ",".join([*chosen, *(c.strip() for c in compositions.split(",") if c.strip())])
-    with st.status(f"Replaying '{trace}'...", expanded=False) as status:
-        try:
-            config = ReplayConfig(trace=trace, assumptions=str(DEFAULT_ASSUMPTIONS), servers=int(servers),
-                                  speed=float(speed), volume=float(volume), seed=int(seed))
-            policies = parse_policies(spec, parse_params([line.strip() for line in params.splitlines() if line.strip()]))
-            run = simulate(config, policies, sweep=sweep, db=db, progress=status.write)
-        except ValueError as error:
-            status.update(label="Replay failed; nothing was stored", state="error")
-            st.error(str(error))
-            return
-        status.update(label=f"Stored replay run {run.run_id}", state="complete")
-    st.success(f"Stored replay run {run.run_id}: {len(policies)} policies on '{trace}' in {run.seconds:.1f} s"
-               + ("" if run.requests_stored else " (summary only: the trace is too large for per-request rows)") + ".")
+    try:
+        config = ReplayConfig(trace=trace, assumptions=str(DEFAULT_ASSUMPTIONS), servers=int(servers),
+                              speed=float(speed), volume=float(volume), seed=int(seed))
+        policies = parse_policies(spec, parse_params([line.strip() for line in params.splitlines() if line.strip()]))
+    except ValueError as error:
+        st.error(f"Replay not started: {error}")
+        return
+    st.session_state[JOB] = ReplayJob.of(config, policies, sweep=sweep, db=db).start()
+    st.rerun()  # at once, so the form shows the button disabled while the replay runs
+
+
+def _stored(job: ReplayJob) -> str:
+    """The success line of a finished replay job."""
+    run = job.result
+    assert run is not None
+    return (f"Stored replay run {run.run_id}: {len(run.result.outcomes)} policies on '{job.trace}' in {run.seconds:.1f} s"
+            + ("" if run.requests_stored else " (summary only: the trace is too large for per-request rows)") + ".")
 
 
 def _grouped(models: list[dict], key: str) -> str:
@@ -217,6 +230,10 @@ with st.expander("Run a replay", expanded=not runs):
         _run_form(trace_names)
     else:
         st.info("No traces stored. Import one on the Workloads page, or run `slmlab defaults`.")
+job_status(JOB,
+           running=lambda job: f"Replaying '{job.trace}': {job.stage} (step {job.done_steps} of {job.total_steps or '?'})",
+           stored=_stored,
+           failed=lambda job: job.error if job.cancelled else f"Replay failed; nothing was stored: {job.error}")
 
 version = state.database_version(db)
 runs = state.replay_runs(str(db), version)

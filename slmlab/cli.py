@@ -10,7 +10,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from slmlab import store
 from slmlab.paths import DB_ENV_VAR, NO_DEFAULTS_ENV_VAR, PROJECT_ROOT, resolve_db_path
 
 EXIT_BAD_INPUT = 2
@@ -259,6 +258,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     path = resolve_db_path(args.db)
+    from slmlab import store
+
     with store.connect(path, read_only=True) as con:
         info = {
             "path": str(path.resolve()),
@@ -273,7 +274,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def dashboard_command(args: argparse.Namespace) -> list[str]:
     """The Streamlit command line: bound to the chosen address, no usage statistics, uploads capped."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"),
+        "run", str(PROJECT_ROOT / "app" / "main.py"),
         "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
         "--server.headless", "true", "--server.maxUploadSize", str(args.max_upload_mb),
         "--server.fileWatcherType", "none",  # no hot reload to watch for: starts faster
@@ -283,11 +284,17 @@ def dashboard_command(args: argparse.Namespace) -> list[str]:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     db = resolve_db_path(args.db).resolve()
     # the app imports the embedded default workload itself on its first page (once per process)
-    env = {**os.environ, DB_ENV_VAR: str(db), **({NO_DEFAULTS_ENV_VAR: "1"} if args.no_defaults else {})}
+    os.environ.update({DB_ENV_VAR: str(db), **({NO_DEFAULTS_ENV_VAR: "1"} if args.no_defaults else {})})
     print(f"slmlab dashboard on http://{args.host}:{args.port}  (database {db}, uploads up to {args.max_upload_mb} MB)",
           file=sys.stderr)
-    command = dashboard_command(args)
-    os.execve(command[0], command, env)  # become the Streamlit server: one process to stop, no orphaned child
+    from streamlit.web import cli as streamlit_cli
+
+    from app.warmup import warm_when_serving
+
+    warm_when_serving(args.host, args.port)  # imports the pages' libraries while the browser loads Streamlit
+    # Streamlit runs in this process (one process to stop, none orphaned, no second interpreter start-up)
+    streamlit_cli.main(args=dashboard_command(args), prog_name="streamlit")
+    return 0
 
 
 def cmd_portfolio(args: argparse.Namespace) -> int:
@@ -410,11 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `slmlab` console script; exit 2 on bad input, 3 when the database cannot be opened."""
-    from bench.models import ModelError
-    from bench.isolation import WorkerFailed
-    from simulators.traces.errors import TraceInputError
-
     args = build_parser().parse_args(argv)
+    if args.run is cmd_dashboard:  # start serving at once: the libraries below load while the browser connects
+        return cmd_dashboard(args)
+    from bench.isolation import WorkerFailed
+    from bench.models import ModelError
+    from simulators.traces.errors import TraceInputError
+    from slmlab import store
+
     try:
         return args.run(args)
     except TraceInputError as error:

@@ -124,6 +124,23 @@ def test_dashboard_binds_to_localhost_by_default() -> None:
     assert small[small.index("--server.maxUploadSize") + 1] == "5"
 
 
+def test_dashboard_warm_up_starts_once_the_server_answers_and_only_then() -> None:
+    import socket
+
+    from app import warmup
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        port = listening.getsockname()[1]
+        assert not warmup._wait_until_serving("127.0.0.1", port, timeout_s=0.3)  # bound but not listening yet
+        listening.listen()
+        assert warmup._wait_until_serving("127.0.0.1", port, timeout_s=5)
+        thread = warmup.warm_when_serving("127.0.0.1", port)
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert warmup.warm() > 0  # every listed module imports and the throwaway figure renders
+
+
 def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:
     run_cli(capsys, "import", str(ROUTELLM / "gsm8k_responses.csv"))
     code, out, _ = run_cli(capsys, "remove", "gsm8k_responses")

@@ -1,7 +1,19 @@
-"""Recorded workloads: formats, validation, enterprise labelling and the import into the warehouse."""
+"""Recorded workloads: formats, validation, enterprise labelling and the import into the warehouse.
 
-from simulators.traces.errors import TraceInputError
-from simulators.traces.importer import ImportResult, detect_format, import_trace
-from simulators.traces.summary import TraceSummary, list_traces
+The names below load on first use, so that reading `simulators.traces.defaults` (the CLI's help, the dashboard's
+launcher) does not pull in polars, numpy and DuckDB before they are needed."""
 
-__all__ = ["ImportResult", "TraceInputError", "TraceSummary", "detect_format", "import_trace", "list_traces"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {"TraceInputError": "errors", "ImportResult": "importer", "detect_format": "importer",
+            "import_trace": "importer", "TraceSummary": "summary", "list_traces": "summary"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    """Import the submodule that defines `name` when it is first asked for."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'simulators.traces' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"simulators.traces.{_EXPORTS[name]}"), name)

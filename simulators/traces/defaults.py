@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from simulators.traces.importer import ImportResult, import_trace
 from slmlab.paths import DATASETS_DIR
+
+if TYPE_CHECKING:
+    from simulators.traces.importer import ImportResult
 
 DEFAULT_TRACES = (
     DATASETS_DIR / "traces" / "azure-llm-inference-2023-conv.csv",
@@ -15,6 +18,8 @@ DEFAULT_TRACES = (
 
 def ensure_default_workloads(db: str | Path | None = None) -> list[ImportResult]:
     """Import the shipped traces unless already present (idempotent by content hash)."""
+    from simulators.traces.importer import import_trace  # on use: the trace names alone need no importer
+
     return [import_trace(path, db=db) for path in DEFAULT_TRACES]
 
 

@@ -1,0 +1,64 @@
+"""First-use work done while the browser loads Streamlit's page, so the first session starts warm.
+
+A fresh dashboard process is idle between answering its first HTTP request and receiving the session's script
+run (the browser is loading Streamlit's JavaScript, about a second). This thread fills that gap: it imports what
+every page imports and builds one throwaway Plotly figure (Plotly validates lazily on first use). It touches no
+database and no Streamlit state, so it cannot change what a page shows, only how soon.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import threading
+import time
+
+# What the pages and their libraries import on first use, heaviest first.
+MODULES = (
+    "numpy", "polars", "pyarrow", "plotly.graph_objects", "plotly.express", "plotly.io",
+    "streamlit.elements.plotly_chart", "app.state", "app.charts", "app.widgets", "app.report",
+    "simulators.headline", "simulators.runs", "simulators.projection",
+)
+
+
+def warm() -> float:
+    """Import the page libraries and render one small figure to JSON; returns the seconds it took."""
+    started = time.perf_counter()
+    for name in MODULES:
+        importlib.import_module(name)
+    import polars as pl
+
+    from app import charts
+
+    points = pl.DataFrame({"policy": ["a", "b"], "parameter": [None, None], "value": [None, None],
+                           "cost_usd": [1.0, 2.0], "quality": [0.5, 0.6]},
+                          schema={"policy": pl.String, "parameter": pl.String, "value": pl.Float64,
+                                  "cost_usd": pl.Float64, "quality": pl.Float64})
+    charts.replay_pareto(points, "warm-up").to_json()
+    return time.perf_counter() - started
+
+
+def _wait_until_serving(host: str, port: int, timeout_s: float) -> bool:
+    """True once something accepts connections on host:port (the Streamlit server, started by this process)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.1).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def warm_when_serving(host: str, port: int, timeout_s: float = 60.0) -> threading.Thread:
+    """Start a daemon thread that warms up once the server answers (before that it would only slow the start)."""
+    def run() -> None:
+        if _wait_until_serving(host, port, timeout_s):
+            try:
+                warm()
+            except Exception:  # noqa: BLE001 - a failed warm-up only means the first page loads at normal speed
+                pass
+
+    thread = threading.Thread(target=run, name="slmlab-warmup", daemon=True)
+    thread.start()
+    return thread

@@ -2,13 +2,16 @@
 
 A fresh dashboard process is idle between answering its first HTTP request and receiving the session's script
 run (the browser is loading Streamlit's JavaScript, about a second). This thread fills that gap: it imports what
-every page imports and builds one throwaway Plotly figure (Plotly validates lazily on first use). It touches no
-database and no Streamlit state, so it cannot change what a page shows, only how soon.
+every page imports, builds one throwaway Plotly figure (Plotly validates lazily on first use), and makes sure the
+embedded default workload is stored through the same cached call the first page makes (Streamlit runs a cached
+function once per process; a page arriving meanwhile waits for it). It cannot change what a page shows, only how
+soon.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import socket
 import threading
 import time
@@ -21,14 +24,18 @@ MODULES = (
 )
 
 
-def warm() -> float:
-    """Import the page libraries and render one small figure to JSON; returns the seconds it took."""
+def warm(defaults: bool = False) -> float:
+    """Import the page libraries, render one small figure to JSON and (with `defaults`) store the embedded
+    workload as the first page would; returns the seconds it took."""
     started = time.perf_counter()
     for name in MODULES:
         importlib.import_module(name)
     import polars as pl
 
-    from app import charts
+    from app import charts, state
+
+    if defaults:
+        state.ensure_defaults(str(state.database_path()))
 
     points = pl.DataFrame({"policy": ["a", "b"], "parameter": [None, None], "value": [None, None],
                            "cost_usd": [1.0, 2.0], "quality": [0.5, 0.6]},
@@ -36,6 +43,16 @@ def warm() -> float:
                                   "cost_usd": pl.Float64, "quality": pl.Float64})
     charts.replay_pareto(points, "warm-up").to_json()
     return time.perf_counter() - started
+
+
+THREAD_NAME = "slmlab-warmup"
+
+
+class _NotFromWarmUp(logging.Filter):
+    """Drops Streamlit's 'missing ScriptRunContext' notice for the warm-up thread: it runs outside a session by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != THREAD_NAME
 
 
 def _wait_until_serving(host: str, port: int, timeout_s: float) -> bool:
@@ -50,15 +67,16 @@ def _wait_until_serving(host: str, port: int, timeout_s: float) -> bool:
     return False
 
 
-def warm_when_serving(host: str, port: int, timeout_s: float = 60.0) -> threading.Thread:
+def warm_when_serving(host: str, port: int, defaults: bool = True, timeout_s: float = 60.0) -> threading.Thread:
     """Start a daemon thread that warms up once the server answers (before that it would only slow the start)."""
     def run() -> None:
+        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotFromWarmUp())
         if _wait_until_serving(host, port, timeout_s):
             try:
-                warm()
+                warm(defaults)
             except Exception:  # noqa: BLE001 - a failed warm-up only means the first page loads at normal speed
                 pass
 
-    thread = threading.Thread(target=run, name="slmlab-warmup", daemon=True)
+    thread = threading.Thread(target=run, name=THREAD_NAME, daemon=True)
     thread.start()
     return thread

@@ -291,7 +291,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from app.warmup import warm_when_serving
 
-    warm_when_serving(args.host, args.port)  # imports the pages' libraries while the browser loads Streamlit
+    warm_when_serving(args.host, args.port, defaults=not args.no_defaults)  # while the browser loads Streamlit
     # Streamlit runs in this process (one process to stop, none orphaned, no second interpreter start-up)
     streamlit_cli.main(args=dashboard_command(args), prog_name="streamlit")
     return 0

@@ -124,21 +124,24 @@ def test_dashboard_binds_to_localhost_by_default() -> None:
     assert small[small.index("--server.maxUploadSize") + 1] == "5"
 
 
-def test_dashboard_warm_up_starts_once_the_server_answers_and_only_then() -> None:
+def test_dashboard_warm_up_starts_once_the_server_answers_and_stores_the_defaults(tmp_path: Path, monkeypatch) -> None:
     import socket
 
     from app import warmup
 
+    db = tmp_path / "warm.duckdb"
+    monkeypatch.setenv("SLMLAB_DB", str(db))
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         port = listening.getsockname()[1]
         assert not warmup._wait_until_serving("127.0.0.1", port, timeout_s=0.3)  # bound but not listening yet
+        assert not db.exists()
         listening.listen()
-        assert warmup._wait_until_serving("127.0.0.1", port, timeout_s=5)
-        thread = warmup.warm_when_serving("127.0.0.1", port)
-        thread.join(timeout=60)
+        thread = warmup.warm_when_serving("127.0.0.1", port, defaults=True)
+        thread.join(timeout=120)
     assert not thread.is_alive()
-    assert warmup.warm() > 0  # every listed module imports and the throwaway figure renders
+    with store.connect(db, read_only=True) as con:  # the first page will find the embedded workload stored
+        assert con.execute("SELECT count(*) FROM traces").fetchone()[0] == 2
 
 
 def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:

@@ -55,16 +55,7 @@ def _column(container, title: str, figures: dict[str, object], base: dict[str, o
 
 
 st.markdown(f"**On your traffic:** trace `{top.trace}`, {top.requests:,} requests, replay run {top.run_id}.")
-left, right = st.columns(2)
-_column(left, "Today: frontier-only", top.baseline, None)
-if top.chosen is None:
-    right.info("No policy in this replay uses a local model; replay with local models on the Routing replay page.")
-else:
-    _column(right, "With small local models", top.chosen, top.baseline)
-    (right.success if top.reached_floor else right.warning)(
-        f"Chosen by rule: {top.rule}." + ("" if top.reached_floor else
-                                          " None reached that floor here, so this is the one with the best quality."))
-st.caption("  \n".join(["**Where these numbers come from.**", *top.sources]))
+comparison = st.container()  # shown above the chart but filled after it: the browser starts loading Plotly sooner
 
 points = pl.DataFrame([{"policy": label, "parameter": None, "value": None, "cost_usd": s["cost_usd"], "quality": s["quality"]}
                        for label, s in run["policies"].items()],  # type: ignore[union-attr]
@@ -74,6 +65,18 @@ st.plotly_chart(charts.replay_pareto(points, f"Every policy of replay run {top.r
                 width="stretch")
 st.caption("One point per policy as configured (the Routing replay page sweeps each one's settings). The oracle knows "
            "every answer in advance: a bound, not a policy you can deploy.")
+
+with comparison:
+    left, right = st.columns(2)
+    _column(left, "Today: frontier-only", top.baseline, None)
+    if top.chosen is None:
+        right.info("No policy in this replay uses a local model; replay with local models on the Routing replay page.")
+    else:
+        _column(right, "With small local models", top.chosen, top.baseline)
+        (right.success if top.reached_floor else right.warning)(
+            f"Chosen by rule: {top.rule}." + ("" if top.reached_floor else
+                                              " None reached that floor here, so this is the one with the best quality."))
+    st.caption("  \n".join(["**Where these numbers come from.**", *top.sources]))
 
 st.subheader("Go deeper")
 pages = [

@@ -132,7 +132,7 @@ def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, 
     if mix is None or not missing:
         return requests, provenance
     tokens = (
-        requests.column("input_tokens").to_numpy(zero_copy_only=False).astype(float)
+        requests.column("input_tokens").to_numpy(zero_copy_only=False)
         if "input_tokens" in requests.column_names else np.zeros(len(requests))
     )
     vocabularies = {"task": TASKS, "data_class": DATA_CLASSES}

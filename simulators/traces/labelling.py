@@ -154,7 +154,8 @@ def _draw_given(
     cumulative[np.isclose(cumulative, 1.0) | (cumulative > 1.0)] = np.inf  # rounding never reaches a zero-weight tail
     codes = np.zeros(len(uniform), dtype=np.int8)
     for column in range(len(vocabulary) - 1):
-        codes += uniform >= cumulative[condition, column]
+        # one distribution: compare with a number, not a gathered column (same result, a tenth of the time)
+        codes += uniform >= (cumulative[0, column] if len(tables) == 1 else cumulative[condition, column])
     return codes
 
 
@@ -194,18 +195,23 @@ def draw_labels(
     """
     recorded = recorded or {}
     count = len(input_tokens)
-    uniforms = np.random.Generator(np.random.PCG64(mix.seed)).random((4, count))
-    tokens = np.nan_to_num(np.asarray(input_tokens, dtype=float), nan=0.0)
+    generator = np.random.Generator(np.random.PCG64(mix.seed))
+    uniform = np.empty(count)  # one field's numbers at a time: the same stream as random((4, count)), a quarter the memory
+    tokens = np.asarray(input_tokens)
+    if not np.issubdtype(tokens.dtype, np.integer):
+        tokens = np.nan_to_num(tokens.astype(float), nan=0.0)
     long_context = (tokens >= mix.long_context_tokens).astype(np.int8)
-    task = _draw_given(uniforms[0], long_context, [mix.task, mix.long_context_task], TASKS)
+    task = _draw_given(generator.random(out=uniform), long_context, [mix.task, mix.long_context_task], TASKS)
     task = _keep_recorded(task, recorded.get("task"))
-    data_class = _draw_given(uniforms[1], task, [mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES)
+    data_class = _draw_given(
+        generator.random(out=uniform), task, [mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES
+    )
     data_class = _keep_recorded(data_class, recorded.get("data_class"))
     residency = _draw_given(
-        uniforms[2], data_class, [mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES
+        generator.random(out=uniform), data_class, [mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES
     )
     tenants = tuple(mix.tenant)
-    tenant = _draw_given(uniforms[3], np.zeros(count, dtype=np.int8), [mix.tenant], tenants)
+    tenant = _draw_given(generator.random(out=uniform), np.zeros(count, dtype=np.int8), [mix.tenant], tenants)
     slo_by_task = np.array([mix.latency_slo_ms_by_task[name] for name in TASKS], dtype=float)
     return Labels(
         task=task, data_class=data_class, residency=residency, tenant=tenant, tenants=tenants,

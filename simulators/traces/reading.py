@@ -143,12 +143,16 @@ def sample(path: Path) -> FileSample:
     return FileSample(path, container, tuple(row[0] for row in names))
 
 
-def csv_options(columns: tuple[str, ...], spec: str | None = None) -> str:
-    """read_csv options for slmlab's dialect (comma, double quotes, header, strict); all VARCHAR unless `spec`."""
+def csv_options(columns: tuple[str, ...], spec: str | None = None, max_line_bytes: int = _MAX_LINE_BYTES) -> str:
+    """read_csv options for slmlab's dialect (comma, double quotes, header, strict); all VARCHAR unless `spec`.
+
+    DuckDB's read buffers must hold the longest line, so a large `max_line_bytes` leaves a big file with few
+    buffers to share between threads: the typed fast path asks for less and falls back when a line is longer.
+    """
     spec = spec or "{" + ", ".join(f"{sql_quote(name)}: 'VARCHAR'" for name in columns) + "}"
     return (
         f"auto_detect=false, header=true, columns={spec}, delim=',', quote='\"', escape='\"', "
-        f"strict_mode=true, max_line_size={_MAX_LINE_BYTES}"
+        f"strict_mode=true, max_line_size={max_line_bytes}"
     )
 
 

@@ -55,6 +55,18 @@ def test_migrate_twice_applies_nothing_new(db: Path) -> None:
     con.close()
 
 
+def test_request_ids_are_written_with_zstd(db: Path) -> None:
+    """m008 rebuilt the table so an import's costliest column is compressed with zstd, not the slower default."""
+    from simulators.traces.importer import import_trace
+
+    import_trace(AZURE_CODE, db=db)
+    with store.connect(db, read_only=True) as con:
+        methods = {row[0] for row in con.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('requests') "
+            "WHERE column_name = 'request_id' AND segment_type = 'VARCHAR'").fetchall()}
+    assert methods == {"ZSTD"}
+
+
 def test_db_flag_beats_environment_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from slmlab.paths import PROJECT_ROOT, resolve_db_path
 

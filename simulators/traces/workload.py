@@ -139,37 +139,17 @@ def _fast_csv(
     return table
 
 
-def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    """A null-free number or time column as one numpy array, times as int64 ticks (without importing pandas)."""
-    ticks = pa.int64() if pa.types.is_timestamp(column.type) else column.type
-    parts = [chunk.view(ticks).to_numpy() for chunk in column.chunks]
-    return np.concatenate(parts) if parts else pa.array([], type=ticks).to_numpy()
-
-
-def _take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """The rows in `order`: numpy gathers null-free numbers and times (a fresh process allocates numpy's large
-    arrays several times faster than Arrow's), Arrow takes text, lists and columns with nulls."""
-    columns = []
-    for column in table.columns:
-        kind = column.type
-        if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_timestamp(kind)):
-            columns.append(column.take(order))
-        else:
-            columns.append(pa.chunked_array([pa.array(_as_numpy(column)[order]).view(kind)]))
-    return pa.table(columns, names=table.column_names)
-
-
 def _in_arrival_order(table: pa.Table, unit: ArrivalUnit, file_rows: np.ndarray) -> tuple[pa.Table, int]:
     """Sort by arrival (stable: ties keep file order), add seq and arrival_s; count rows that arrived early."""
     if unit == "timestamp":
-        key = _as_numpy(table.column("arrived_at"))  # nanoseconds; checked to have no gaps
+        key = pc.cast(table.column("arrived_at"), pa.int64()).to_numpy()  # nanoseconds; no pandas import
     else:
         key = table.column("key").to_numpy()
         table = table.drop_columns(["key"])
     out_of_order = int(np.count_nonzero(key[1:] < key[:-1]))
     if out_of_order:
         order = np.argsort(key, kind="stable")
-        table, key, file_rows = _take_rows(table, order), key[order], file_rows[order]
+        table, key, file_rows = table.take(order), key[order], file_rows[order]
     offset = key - key[0] if len(key) else key
     arrival_s = offset / 1e9 if unit == "timestamp" else offset.astype(float)
     table = table.append_column("source_row", pa.array(file_rows, type=pa.int64()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import socket
+import sys
 import threading
 import time
 
@@ -72,10 +73,14 @@ def warm_when_serving(host: str, port: int, defaults: bool = True, timeout_s: fl
     def run() -> None:
         logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotFromWarmUp())
         if _wait_until_serving(host, port, timeout_s):
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(0.0005)  # hand the interpreter back to the server often: it is serving the page
             try:
                 warm(defaults)
             except Exception:  # noqa: BLE001 - a failed warm-up only means the first page loads at normal speed
                 pass
+            finally:
+                sys.setswitchinterval(interval)
 
     thread = threading.Thread(target=run, name=THREAD_NAME, daemon=True)
     thread.start()

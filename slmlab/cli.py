@@ -278,6 +278,7 @@ def dashboard_command(args: argparse.Namespace) -> list[str]:
         "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
         "--server.headless", "true", "--server.maxUploadSize", str(args.max_upload_mb),
         "--server.fileWatcherType", "none",  # no hot reload to watch for: starts faster
+        "--client.toolbarMode", "minimal",  # no "Deploy" button: traces can be confidential
     ]
 
 

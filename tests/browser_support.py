@@ -35,7 +35,8 @@ APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 APP_VIEW = '[data-testid="stAppViewContainer"]'
 EXCEPTION = '[data-testid="stException"]'
 # A Plotly chart counts once it has drawn its SVG (the component loads lazily after the script run ends).
-CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg'
+# a Plotly chart with data drawn (a trace or a heatmap), not an empty frame waiting for it
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg :is(g.trace, g.hm)'
 STALE = '[data-testid="stElementContainer"][data-stale="true"]'  # output of a run in progress, greyed
 ACTIVE_NAV = '[data-testid="stSidebarNavLink"][aria-current="page"]'
 

@@ -120,6 +120,7 @@ def test_dashboard_binds_to_localhost_by_default() -> None:
     command = dashboard_command(args)
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--server.maxUploadSize") + 1] == "200"  # uploads are capped
+    assert command[command.index("--client.toolbarMode") + 1] == "minimal"  # no "Deploy" to a public cloud
     small = dashboard_command(build_parser().parse_args(["dashboard", "--max-upload-mb", "5"]))
     assert small[small.index("--server.maxUploadSize") + 1] == "5"
 

@@ -14,33 +14,34 @@ from numba import njit
 
 
 @njit(cache=True)
-def replace_min(heap: np.ndarray, value: float) -> None:  # pragma: no cover - compiled
-    """heapq.heapreplace on a float min-heap stored in an array: drop the smallest, insert `value`."""
-    size, i = heap.size, 0
+def replace_min(heaps: np.ndarray, row: int, value: float) -> None:  # pragma: no cover - compiled
+    """heapq.heapreplace on row `row` of an array of float min-heaps: drop the smallest, insert `value`. Indexing
+    the 2-D array directly (no row view) keeps numba from reference-counting a view on every request."""
+    size, i = heaps.shape[1], 0
     while True:
         child = 2 * i + 1
         if child >= size:
             break
-        if child + 1 < size and heap[child + 1] < heap[child]:
+        if child + 1 < size and heaps[row, child + 1] < heaps[row, child]:
             child += 1
-        if heap[child] < value:
-            heap[i] = heap[child]
+        if heaps[row, child] < value:
+            heaps[row, i] = heaps[row, child]
             i = child
         else:
             break
-    heap[i] = value
+    heaps[row, i] = value
 
 
 @njit(cache=True)
 def fifo_start(arrivals: np.ndarray, service: np.ndarray, servers: int) -> np.ndarray:  # pragma: no cover
     """Start of service of each request, served in the order given by the server that frees first
     (Kiefer-Wolfowitz)."""
-    free = np.zeros(servers)
+    free = np.zeros((1, servers))
     start = np.empty(arrivals.size)
     for i in range(arrivals.size):
-        begin = arrivals[i] if arrivals[i] > free[0] else free[0]
+        begin = arrivals[i] if arrivals[i] > free[0, 0] else free[0, 0]
         start[i] = begin
-        replace_min(free, begin + service[i])
+        replace_min(free, 0, begin + service[i])
     return start
 
 
@@ -50,38 +51,46 @@ def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limi
     """FIFO with admission control: a request whose wait + service would pass its limit is refused unless it
     cannot be; returns (admitted, over the limit when it arrived)."""
     n = arrivals.size
-    free = np.zeros(servers)
+    free = np.zeros((1, servers))
     admitted, over = np.ones(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
     for i in range(n):
-        begin = arrivals[i] if arrivals[i] > free[0] else free[0]
+        begin = arrivals[i] if arrivals[i] > free[0, 0] else free[0, 0]
         if begin - arrivals[i] + service[i] > limit[i]:
             over[i] = True
             if can_refuse[i]:
                 admitted[i] = False
                 continue
-        replace_min(free, begin + service[i])
+        replace_min(free, 0, begin + service[i])
     return admitted, over
 
 
 @njit(cache=True)
-def attempt_layout(attempts: np.ndarray, m: int) -> tuple[np.ndarray, bool, np.ndarray]:  # pragma: no cover
-    """One pass over a routing: which models each tier sends attempts to, whether some request skips a tier (a gap
-    before a later attempt), and each request's last model (-1: no attempt, rejected)."""
+def attempt_layout(attempts: np.ndarray, m: int) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
+    """One pass over a routing: which models each tier sends attempts to, and whether some request skips a tier
+    (a gap before a later attempt). Branch-free: column 0 of `seen` collects the -1 pads."""
     n, k = attempts.shape
-    used = np.zeros((k, m), dtype=np.bool_)
-    final = np.full(n, -1, dtype=np.int16)
-    gap = False
-    for i in range(n):
-        skipped = False
-        for t in range(k):
+    seen = np.zeros((k, m + 1), dtype=np.int64)
+    gaps = 0
+    for t in range(k):
+        for i in range(n):
             j = attempts[i, t]
-            if j < 0:
-                skipped = True
-                continue
-            gap |= skipped
-            used[t, j] = True
-            final[i] = j
-    return used, gap, final
+            seen[t, j + 1] = 1
+            if t > 0:
+                gaps += (j >= 0) & (attempts[i, t - 1] < 0)
+    return seen[:, 1:] > 0, gaps > 0
+
+
+@njit(cache=True)
+def last_attempt(attempts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Each request's last model, the one that answered it (-1: no attempt, rejected)."""
+    n, k = attempts.shape
+    final = np.empty(n, dtype=np.int16)
+    for i in range(n):
+        last = -1
+        for t in range(k):
+            last = attempts[i, t] if attempts[i, t] >= 0 else last
+        final[i] = last
+    return final
 
 
 @njit(cache=True)
@@ -130,10 +139,7 @@ def settle(attempts: np.ndarray, arrival: np.ndarray, service: np.ndarray, first
                     if queueing and is_local[j]:
                         if free[j, 0] > begin:
                             begin = free[j, 0]
-                        if servers == 1:
-                            free[j, 0] = begin + service[i, j]  # Lindley: no heap (its view costs refcounting)
-                        else:
-                            replace_min(free[j], begin + service[i, j])
+                        replace_min(free, j, begin + service[i, j])
                 tries_i += 1
                 cost_i += cost[i, j]
                 wait_i += begin - ready

@@ -114,10 +114,10 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     """Charge every attempt, queue local attempts, and read off the answer of the last one."""
     attempts = routing.attempts
     n, k = attempts.shape
-    used, gap, final = kernels.attempt_layout(attempts, len(inputs.model_names))
+    used, gap = kernels.attempt_layout(attempts, len(inputs.model_names))
     if gap:  # skipped tiers: close the gaps
         attempts = np.take_along_axis(attempts, np.argsort(attempts < 0, axis=1, kind="stable"), axis=1)
-        used, _, final = kernels.attempt_layout(attempts, len(inputs.model_names))
+        used, _ = kernels.attempt_layout(attempts, len(inputs.model_names))
     tier_local = used[:, inputs.is_local].any(axis=1)
     given = np.empty((0, n))
     if k > 1 and inputs.has_arrivals and np.any(used[:, inputs.is_local].sum(axis=0) > 1):
@@ -128,7 +128,7 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         inputs.correct, inputs.input_tokens, inputs.output_tokens, inputs.slo_ms, inputs.is_local, tier_local,
         inputs.config.servers, inputs.has_arrivals, given)
     return Outcome(
-        policy=name, routing=routing, model=final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
+        policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
         latency_s=latency, first_attempt_s=first_attempt, wasted_tokens=wasted, correct=correct,
         residency_violation=violation, slo_violation=late,
     )

@@ -241,11 +241,12 @@ def test_every_timing_path_agrees_with_the_model_ordered_one(servers: int, big_i
     assert np.nanmax(ours[1]) > 0  # the queues were busy enough to make anyone wait
 
 
-def test_attempt_layout_finds_the_models_of_each_tier_the_gaps_and_the_answering_model() -> None:
+def test_attempt_layout_finds_the_models_of_each_tier_and_the_gaps_and_final_the_answering_model() -> None:
     from simulators import kernels
+    from simulators.policies.base import Routing
 
     attempts = np.array([[0, 1], [-1, 2], [1, -1], [-1, -1]], dtype=np.int16)
-    used, gap, final = kernels.attempt_layout(attempts, 3)
-    assert used.tolist() == [[True, True, False], [False, True, True]]
-    assert gap and final.tolist() == [1, 2, 1, -1]
+    used, gap = kernels.attempt_layout(attempts, 3)
+    assert used.tolist() == [[True, True, False], [False, True, True]] and gap
     assert not kernels.attempt_layout(attempts[[0, 2, 3]], 3)[1]  # padding after the last attempt is no gap
+    assert Routing(attempts=attempts).final.tolist() == [1, 2, 1, -1]

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from simulators import kernels
 from simulators.inputs import ReplayError, ReplayInputs
 
 NO_MODEL = -1
@@ -37,11 +38,7 @@ class Routing:
     @cached_property
     def final(self) -> np.ndarray:
         """The model that answered each request (-1: rejected)."""
-        final = self.attempts[:, 0].copy()
-        for t in range(1, self.attempts.shape[1]):
-            later = self.attempts[:, t]
-            final = np.where(later >= 0, later, final)
-        return final.astype(np.int16, copy=False)
+        return kernels.last_attempt(self.attempts)
 
 
 def single(choice: np.ndarray, **extra: object) -> Routing:

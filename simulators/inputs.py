@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from simulators.catalog import (
     DEFAULT_API_MODELS, DEFAULT_LOCAL_PROFILES, RESIDENCY_LOCATIONS, Portfolio, PortfolioModel, build_portfolio,
 )
+from simulators import allocator, kernels
 from simulators.metrics import counts_by_name
 from simulators.quality import SOURCES, measured_confidences, quality_matrix
 from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
@@ -119,9 +121,7 @@ class ReplayInputs:
     correct: np.ndarray  # (n, m) bool, realised
     confidence: np.ndarray  # (n, m) float64
     confidence_source: np.ndarray  # (n, m) int8 index into CONFIDENCE_SOURCES
-    cost_usd: np.ndarray  # (n, m) float64
-    first_token_s: np.ndarray  # (n, m): API time to first token, local prefill time (queueing excluded)
-    service_s: np.ndarray  # (n, m): API end-to-end latency, local service time (queueing excluded)
+    rates: np.ndarray  # (m, 5) float64: prices and speeds of each model, columns as in `kernels` (see `model_rates`)
     is_local: np.ndarray  # (m,) bool
     permitted: np.ndarray  # (n, m) bool: the request's data class and residency allow this model
     token_sources: dict[str, dict[str, int]]  # input / output: how many requests' token counts came from where
@@ -134,6 +134,25 @@ class ReplayInputs:
     @property
     def model_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.portfolio.models)
+
+    @cached_property
+    def _priced(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return kernels.price_matrices(self.rates, self.input_tokens, self.output_tokens)
+
+    @property
+    def cost_usd(self) -> np.ndarray:
+        """(n, m) price in USD of each request on each model (local models: their API price, usually 0)."""
+        return self._priced[0]
+
+    @property
+    def first_token_s(self) -> np.ndarray:
+        """(n, m) API time to first token, local prefill time (queueing excluded)."""
+        return self._priced[1]
+
+    @property
+    def service_s(self) -> np.ndarray:
+        """(n, m) API end-to-end latency, local service time (queueing excluded)."""
+        return self._priced[2]
 
     def __post_init__(self) -> None:
         if not self.ranking:  # the fallback order every policy uses when its first choice is barred
@@ -251,20 +270,20 @@ def _pick_model(name: str | None, role: str, names: tuple[str, ...], candidates:
     return int(np.argmax(means))
 
 
-def price_and_time(model: PortfolioModel, tokens_in: np.ndarray, tokens_out: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per request on one model: API price in USD, time to first token and service time in seconds (queueing
-    excluded; an API's service time is its whole latency)."""
-    cost = (tokens_in * (model.input_usd_per_mtok.value or 0.0) + tokens_out * (model.output_usd_per_mtok.value or 0.0)) / 1e6
+def model_rates(model: PortfolioModel) -> np.ndarray:
+    """A model's row of the rate table: prices per million tokens, prefill speed (0 for an API, whose time to
+    first token is fixed), time to first token in seconds, output speed."""
     decode = model.output_tok_s.value or 0.0
     if decode <= 0:
         raise ReplayError(f"model '{model.name}': output tok/s must be positive")
+    prefill = 0.0
     if model.kind == "local":
         prefill = model.prefill_tok_s.value if model.prefill_tok_s and model.prefill_tok_s.value else decode
-        first = tokens_in / prefill
-    else:
-        first = np.full(len(tokens_in), (model.ttft_ms.value or 0.0) / 1000.0)
-    return cost, first, first + tokens_out / decode
+    rates = np.zeros(5)
+    rates[[kernels.INPUT_PRICE, kernels.OUTPUT_PRICE, kernels.PREFILL, kernels.FIRST_TOKEN, kernels.DECODE]] = (
+        model.input_usd_per_mtok.value or 0.0, model.output_usd_per_mtok.value or 0.0, prefill,
+        (model.ttft_ms.value or 0.0) / 1000.0, decode)
+    return rates
 
 
 def permitted_for(model: PortfolioModel, data_class: np.ndarray, residency: np.ndarray) -> np.ndarray:
@@ -276,6 +295,7 @@ def permitted_for(model: PortfolioModel, data_class: np.ndarray, residency: np.n
 
 def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> ReplayInputs:
     """Load the trace, build the portfolio, realise quality and confidence, price and time every cell."""
+    allocator.keep_freed_memory()
     with store.connect(db, read_only=True) as con:
         found = con.execute("SELECT trace_id, content_hash, kind FROM traces WHERE name = ?", [config.trace]).fetchall()
         if not found:
@@ -320,18 +340,18 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
     is_local = np.array([mdl.kind == "local" for mdl in portfolio.models])
     # (request, model) matrices are stored model-major (Fortran order): policies and the engine read one model's
     # column at a time, which is then contiguous
-    cost = np.empty((n, m), order="F")
-    first, service = np.empty((n, m), order="F"), np.empty((n, m), order="F")
     permitted = np.empty((n, m), dtype=bool, order="F")
-    tokens_in, tokens_out = req["input_tokens"], req["output_tokens"]
+    tokens_in = np.ascontiguousarray(req["input_tokens"], dtype=np.float64)
+    tokens_out = np.ascontiguousarray(req["output_tokens"], dtype=np.float64)
     for j, model in enumerate(portfolio.models):
-        cost[:, j], first[:, j], service[:, j] = price_and_time(model, tokens_in, tokens_out)
         permitted[:, j] = permitted_for(model, req["data_class"], req["residency"])
+    rates = np.stack([model_rates(model) for model in portfolio.models])
 
     frontier = _pick_model(config.frontier, "frontier", names, ~is_local, p)
     small_candidates = is_local.copy()
     if not is_local.any() and m > 1:  # no local model: the cheapest other model plays the small one
         others = [j for j in range(m) if j != frontier]
+        cost = kernels.price_matrices(rates, tokens_in, tokens_out)[0]
         small_candidates[min(others, key=lambda j: cost[:, j].mean())] = True
     small = _pick_model(config.small, "small", names, small_candidates, p) if m > 1 else frontier
     return ReplayInputs(
@@ -340,8 +360,8 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
         arrival_s=arrival, month=np.floor(arrival / MONTH_S).astype(np.int32),
         input_tokens=tokens_in, output_tokens=tokens_out, task=req["task"], data_class=req["data_class"],
         residency=req["residency"], category=req["category"], slo_ms=req["slo_ms"], p_correct=p,
-        quality_source=q_source, correct=correct, confidence=confidence, confidence_source=c_source, cost_usd=cost,
-        first_token_s=first, service_s=service, is_local=is_local, permitted=permitted,
+        quality_source=q_source, correct=correct, confidence=confidence, confidence_source=c_source, rates=rates,
+        is_local=is_local, permitted=permitted,
         token_sources={side: counts_by_name(req[f"{side}_source"], TOKEN_SOURCES) for side in ("input", "output")},
     )
 

@@ -1,16 +1,77 @@
-"""The replay's sequential parts, compiled with numba: FIFO queues on local capacity (one or several servers),
-admission control for the SLO-aware policy, and the per-request accounting of every attempt.
+"""The replay's per-request loops, compiled with numba: FIFO queues on local capacity (one or several servers),
+admission control for the SLO-aware policy, the cascade's tier walk, pricing, and the accounting of every attempt.
 
 A queue is a recursion over requests in arrival order and cannot be written as whole-array numpy steps for
-several servers; these kernels are single passes in machine code instead. Everything that does vectorise
-(policies, pricing, metrics) stays in numpy. `cache=True` keeps the compiled code beside this file, so only
-the first replay on a machine pays the compile time (about 2 s).
+several servers; these kernels are single passes in machine code instead. Passes where each request stands alone
+(pricing, the cascade, accounting) are compiled with `nogil=True` and split across the machine's cores by
+`in_chunks`; only the queues themselves run on one core. `cache=True` keeps the compiled code beside this file,
+so only the first replay on a machine pays the compile time (a few seconds).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Callable
+
 import numpy as np
 from numba import njit
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+PARALLEL_FROM = 100_000  # requests; below this one thread is faster than handing work to the others
+
+
+@cache
+def _helpers() -> ThreadPoolExecutor:
+    """Threads for all but one chunk (the caller runs the last one itself); made on first use and shared by every
+    replay of the process, so replays in the dashboard's background jobs queue here instead of oversubscribing."""
+    return ThreadPoolExecutor(max_workers=CORES - 1, thread_name_prefix="slmlab-kernel")
+
+
+def in_chunks(kernel: Callable[..., object], n: int, *args: object, cores: int = CORES) -> list[object]:
+    """kernel(lo, hi, *args) over requests [0, n) in one chunk per core, in parallel (the kernel releases the
+    GIL); the chunks' results in request order. Chunks must write disjoint rows, so the split never changes
+    a result."""
+    if cores <= 1 or n < PARALLEL_FROM:
+        return [kernel(0, n, *args)]
+    bounds = [n * c // cores for c in range(cores + 1)]
+    others = [_helpers().submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[:-2], bounds[1:-1])]
+    last = kernel(bounds[-2], bounds[-1], *args)
+    return [future.result() for future in others] + [last]
+
+
+# Columns of a portfolio's rate table (one row per model): what an attempt costs and how long it takes follows
+# from these and the request's token counts, so the engine prices each attempt where it charges it.
+INPUT_PRICE, OUTPUT_PRICE, PREFILL, FIRST_TOKEN, DECODE = range(5)
+
+
+@njit(cache=True, inline="always")
+def attempt_price(rates: np.ndarray, j: int, tokens_in: float, tokens_out: float
+                  ) -> tuple[float, float, float]:  # pragma: no cover - compiled
+    """One request on model j: price in USD (prices per million tokens), time to first token (input tokens at
+    the prefill speed; an API's fixed time when prefill is 0) and service time in seconds (queueing excluded)."""
+    cost = (tokens_in * rates[j, INPUT_PRICE] + tokens_out * rates[j, OUTPUT_PRICE]) / 1e6
+    first = tokens_in / rates[j, PREFILL] if rates[j, PREFILL] > 0 else rates[j, FIRST_TOKEN]
+    return cost, first, first + tokens_out / rates[j, DECODE]
+
+
+@njit(cache=True, nogil=True)
+def _price_and_time(lo: int, hi: int, rates: np.ndarray, j: int, tokens_in: np.ndarray, tokens_out: np.ndarray,
+                    cost: np.ndarray, first: np.ndarray, service: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in range(lo, hi):
+        cost[i], first[i], service[i] = attempt_price(rates, j, tokens_in[i], tokens_out[i])
+
+
+def price_matrices(rates: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`attempt_price` of every request on every model: (cost, first token, service), each (requests, models),
+    stored model-major (Fortran order) so one model's column is contiguous."""
+    n, m = tokens_in.size, rates.shape[0]
+    cost, first, service = (np.empty((n, m), order="F") for _ in range(3))
+    for j in range(m):
+        in_chunks(_price_and_time, n, rates, j, tokens_in, tokens_out, cost[:, j], first[:, j], service[:, j])
+    return cost, first, service
 
 
 @njit(cache=True)
@@ -64,106 +125,194 @@ def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limi
     return admitted, over
 
 
-@njit(cache=True)
-def attempt_layout(attempts: np.ndarray, m: int) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
-    """One pass over a routing: which models each tier sends attempts to, and whether some request skips a tier
-    (a gap before a later attempt). Branch-free: column 0 of `seen` collects the -1 pads."""
-    n, k = attempts.shape
-    seen = np.zeros((k, m + 1), dtype=np.int64)
+@njit(cache=True, nogil=True)
+def _attempt_layout(lo: int, hi: int, attempts: np.ndarray, m: int) -> tuple[np.ndarray, int]:  # pragma: no cover
+    k = attempts.shape[1]
+    seen = np.zeros(k, dtype=np.int64)  # per tier a bit mask of models; bit 0 collects the -1 pads
     gaps = 0
-    for t in range(k):
-        for i in range(n):
-            j = attempts[i, t]
-            seen[t, j + 1] = 1
+    for t in range(k):  # tier by tier, so the mask and the count stay in registers
+        mask = 0
+        for i in range(lo, hi):
+            mask |= np.int64(1) << (attempts[i, t] + 1)
             if t > 0:
-                gaps += (j >= 0) & (attempts[i, t - 1] < 0)
-    return seen[:, 1:] > 0, gaps > 0
+                gaps += (attempts[i, t] >= 0) & (attempts[i, t - 1] < 0)
+        seen[t] = mask
+    return seen, gaps
 
 
-@njit(cache=True)
-def last_attempt(attempts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """Each request's last model, the one that answered it (-1: no attempt, rejected)."""
-    n, k = attempts.shape
-    final = np.empty(n, dtype=np.int16)
-    for i in range(n):
+def attempt_layout(attempts: np.ndarray, m: int) -> tuple[np.ndarray, bool]:
+    """One pass over a routing: which models each tier sends attempts to, and whether some request skips a tier
+    (a gap before a later attempt)."""
+    if m > 62:
+        raise ValueError(f"a routing over {m} models: the layout pass handles at most 62")
+    chunks = in_chunks(_attempt_layout, attempts.shape[0], attempts, m)
+    masks = np.bitwise_or.reduce([chunk[0] for chunk in chunks])  # type: ignore[index]
+    used = (masks[:, None] >> np.arange(1, m + 1)) & 1 > 0
+    return used, any(chunk[1] > 0 for chunk in chunks)  # type: ignore[index]
+
+
+@njit(cache=True, nogil=True)
+def _last_attempt(lo: int, hi: int, attempts: np.ndarray, final: np.ndarray) -> None:  # pragma: no cover
+    for i in range(lo, hi):
         last = -1
-        for t in range(k):
+        for t in range(attempts.shape[1]):
             last = attempts[i, t] if attempts[i, t] >= 0 else last
         final[i] = last
+
+
+def last_attempt(attempts: np.ndarray) -> np.ndarray:
+    """Each request's last model, the one that answered it (-1: no attempt, rejected)."""
+    final = np.empty(attempts.shape[0], dtype=np.int16)
+    in_chunks(_last_attempt, attempts.shape[0], attempts, final)
     return final
 
 
-@njit(cache=True)
-def settle(attempts: np.ndarray, arrival: np.ndarray, service: np.ndarray, first_token: np.ndarray,
-           cost: np.ndarray, permitted: np.ndarray, correct: np.ndarray, input_tokens: np.ndarray,
-           output_tokens: np.ndarray, slo_ms: np.ndarray, is_local: np.ndarray, tier_local: np.ndarray,
-           servers: int, queueing: bool, given_start: np.ndarray):  # pragma: no cover
-    """Every attempt timed and charged, and each request's answer read off its last attempt.
+@njit(cache=True, nogil=True)
+def _cascade(lo: int, hi: int, targets: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray,
+             attempts: np.ndarray) -> int:  # pragma: no cover - compiled
+    k = targets.shape[1]
+    unrouted = 0
+    for i in range(lo, hi):
+        done, made = False, 0  # (a count, not a flag: numba compiles the flag into a branch per request)
+        for t in range(k):
+            j = targets[i, t]
+            here = (not done) & (j >= 0)
+            attempts[i, t] = j if here else -1
+            made += here
+            done |= here & (confidence[i, max(j, 0)] >= thresholds[t])
+        unrouted += made == 0
+    return unrouted
 
-    Attempts run tier after tier. Within a tier, requests reach a local model's FIFO queue in the order they
-    became ready (ties: trace order); valid when each local model serves one tier. Otherwise the caller passes
-    the start of every attempt (`given_start`, shape (tiers, requests); empty when not given). `tier_local[t]`:
-    some attempt of tier t goes to a local model."""
-    n, k = attempts.shape
-    m = service.shape[1]
-    free = np.zeros((m, servers))
-    # per request: when it is ready for its next attempt (its latency at the end), cost so far, time queued, start
-    # of the latest attempt, time to first token, attempts made, answer, residency break
-    latency, total, wait = np.empty(n), np.empty(n), np.empty(n)
-    first_attempt, ttft, wasted = np.empty(n), np.empty(n), np.empty(n)
-    tries, right = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.bool_)
-    violation, late = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
-    given = given_start.shape[0] > 0
-    # Only the first tier queueing (in trace order): one pass, each request through all its tiers in turn.
-    # Otherwise tier after tier, a later tier's local queue serving in the order requests became ready.
-    by_request = given or not queueing or not tier_local[1:].any()
-    passes = 1 if by_request else k
-    for p in range(passes):
-        reorder = not by_request and p > 0 and tier_local[p]
-        order = np.argsort(latency, kind="mergesort") if reorder else np.empty(0, dtype=np.int64)
-        for position in range(n):
-            i = order[position] if reorder else position
-            if p == 0:  # the state lives in scalars within a pass, in the arrays between passes
-                ready, cost_i, wait_i, begun, first, tries_i, right_i, broke = arrival[i], 0.0, 0.0, 0.0, 0.0, 0, False, False
-            else:
-                ready, cost_i, wait_i, begun, first = latency[i], total[i], wait[i], first_attempt[i], ttft[i]
-                tries_i, right_i, broke = tries[i], right[i], violation[i]
-            for t in range(0 if by_request else p, k if by_request else p + 1):
-                j = attempts[i, t]
-                if j < 0:
-                    continue
-                if given:
-                    begin = given_start[t, i]
-                else:
-                    begin = ready
-                    if queueing and is_local[j]:
-                        if free[j, 0] > begin:
-                            begin = free[j, 0]
-                        replace_min(free, j, begin + service[i, j])
-                tries_i += 1
-                cost_i += cost[i, j]
-                wait_i += begin - ready
-                broke |= not permitted[i, j]
-                begun, first, right_i = begin, begin + first_token[i, j], correct[i, j]
-                ready = begin + service[i, j]
-            total[i], wait[i], tries[i], right[i], violation[i] = cost_i, wait_i, tries_i, right_i, broke
-            if p < passes - 1:
-                latency[i], first_attempt[i], ttft[i] = ready, begun, first
-            elif tries_i == 0:  # rejected: no answer, no latency
-                latency[i] = ttft[i] = first_attempt[i] = np.nan
-                wasted[i], late[i] = 0.0, False
-            else:
-                latency[i], ttft[i] = ready - arrival[i], first - arrival[i]
-                first_attempt[i] = begun - arrival[i] if tries_i > 1 else np.nan
-                wasted[i] = (tries_i - 1) * (input_tokens[i] + output_tokens[i])
-                late[i] = latency[i] > slo_ms[i] / 1000.0  # False where the request has no SLO (NaN)
-    return total, wait, ttft, latency, first_attempt, wasted, right, violation, late
-    for t in range(k):  # a local queue at a later tier serves in the order requests became ready
-        order = np.argsort(latency, kind="mergesort") if t > 0 and tier_local[t] else np.arange(n)
-        for i in order:
-            if attempts[i, t] >= 0:
-                _attempt(i, t, attempts[i, t], given_start, queueing, is_local, free, service, first_token, cost,
-                         permitted, correct, outputs)
-    for i in range(n):
-        _finish(i, arrival, input_tokens, output_tokens, slo_ms, outputs, wasted, late)
-    return total, wait, ttft, latency, first_attempt, wasted, right, violation, late
+
+def cascade(targets: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A cascade's attempts: per request the tier targets in order (-1: the tier has no model for it; no model
+    twice in a row), stopping after the first tier whose confidence clears its threshold (one per tier but the
+    last); and whether some request got no attempt."""
+    attempts = np.empty(targets.shape, dtype=np.int16)
+    every_threshold = np.append(np.asarray(thresholds, dtype=np.float64), np.inf)
+    unrouted = in_chunks(_cascade, targets.shape[0], targets, confidence, every_threshold, attempts)
+    return attempts, sum(unrouted) > 0  # type: ignore[arg-type]
+
+
+@njit(cache=True, nogil=True)
+def _queue(lo: int, hi: int, t: int, order: np.ndarray, attempts: np.ndarray, ready: np.ndarray, later: bool,
+           rates: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray, is_local: np.ndarray, free: np.ndarray,
+           start: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Positions lo..hi of tier t's pass through the queues, requests in `order` (empty: trace order); `later`:
+    keep `ready` up to date for a later tier."""
+    reorder = order.size > 0
+    for position in range(lo, hi):
+        i = order[position] if reorder else position
+        j = attempts[i, t]
+        begin = ready[i]
+        if j >= 0:
+            service = attempt_price(rates, j, tokens_in[i], tokens_out[i])[2]
+            if is_local[j]:
+                begin = max(begin, free[j, 0])
+                replace_min(free, j, begin + service)
+            if later:
+                ready[i] = begin + service
+        start[t, i] = begin
+
+
+def queue_starts(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, tokens_in: np.ndarray,
+                 tokens_out: np.ndarray, is_local: np.ndarray, tier_local: np.ndarray, servers: int,
+                 tiers: int) -> np.ndarray:
+    """Start of every attempt of the first `tiers` tiers, shape (tiers, requests): attempts run tier after tier;
+    within a tier a local model's FIFO queue serves requests in the order they became ready (ties: trace order).
+    Valid when each local model serves one tier; an API attempt starts as soon as the request is ready."""
+    n = attempts.shape[0]
+    free, start = np.zeros((rates.shape[0], servers)), np.empty((tiers, n))
+    ready = arrival.copy() if tiers > 1 else arrival  # one tier: nothing is ready later than it arrived
+    for t in range(tiers):
+        order = np.argsort(ready, kind="stable") if t > 0 and tier_local[t] else _TRACE_ORDER
+        _queue(0, n, t, order, attempts, ready, tiers > 1, rates, tokens_in, tokens_out, is_local, free, start)
+    return start
+
+
+_TRACE_ORDER = np.empty(0, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _account(lo: int, hi: int, attempts: np.ndarray, start: np.ndarray, arrival: np.ndarray, rates: np.ndarray,
+             tokens_in: np.ndarray, tokens_out: np.ndarray, permitted: np.ndarray, correct: np.ndarray,
+             slo_ms: np.ndarray, total: np.ndarray, wait: np.ndarray, ttft: np.ndarray, latency: np.ndarray,
+             first_attempt: np.ndarray, wasted: np.ndarray, right: np.ndarray, violation: np.ndarray,
+             late: np.ndarray) -> None:  # pragma: no cover - compiled
+    k, given = attempts.shape[1], start.shape[0]
+    for i in range(lo, hi):
+        ready, cost_i, wait_i, begun, first, tries, right_i, broke = arrival[i], 0.0, 0.0, 0.0, 0.0, 0, False, False
+        for t in range(k):
+            j = attempts[i, t]
+            if j < 0:
+                continue
+            cost, first_token, service = attempt_price(rates, j, tokens_in[i], tokens_out[i])
+            begin = start[t, i] if t < given else ready
+            tries += 1
+            cost_i += cost
+            wait_i += begin - ready
+            broke |= not permitted[i, j]
+            begun, first, right_i = begin, begin + first_token, correct[i, j]
+            ready = begin + service
+        total[i], wait[i], right[i], violation[i] = cost_i, wait_i, right_i, broke
+        if tries == 0:  # rejected: no answer, no latency
+            latency[i] = ttft[i] = first_attempt[i] = np.nan
+            wasted[i], late[i] = 0.0, False
+        else:
+            latency[i], ttft[i] = ready - arrival[i], first - arrival[i]
+            first_attempt[i] = begun - arrival[i] if tries > 1 else np.nan
+            wasted[i] = (tries - 1) * (tokens_in[i] + tokens_out[i])
+            late[i] = latency[i] > slo_ms[i] / 1000.0  # False where the request has no SLO (NaN)
+
+
+def settle(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, tokens_in: np.ndarray,
+           tokens_out: np.ndarray, permitted: np.ndarray, correct: np.ndarray, slo_ms: np.ndarray,
+           is_local: np.ndarray, tier_local: np.ndarray, servers: int, queueing: bool,
+           given_start: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every attempt priced, timed and charged, and each request's answer read off its last attempt: (cost,
+    wait, TTFT, latency, time before the answering attempt, wasted tokens, correct, residency broken, SLO missed).
+
+    The queues come first, on one core: `queue_starts` times the tiers up to the last one with a local model
+    (none without queueing), unless the caller passes the start of every attempt (`given_start`, shape (tiers,
+    requests); empty when not given), as it must when one local model serves two tiers. Later attempts start
+    as soon as the request is ready. Then the accounting, each request on its own, on every core.
+    `tier_local[t]`: some attempt of tier t goes to a local model."""
+    n = attempts.shape[0]
+    tiers = 0  # how many tiers the queues time: up to the last one with a local model
+    if given_start.shape[0] == 0 and queueing and tier_local.any():
+        tiers = int(np.flatnonzero(tier_local)[-1]) + 1
+    total, wait, ttft, latency, first_attempt, wasted = (np.empty(n) for _ in range(6))
+    right, violation, late = (np.empty(n, dtype=np.bool_) for _ in range(3))
+    outputs = (total, wait, ttft, latency, first_attempt, wasted, right, violation, late)
+    inputs = (arrival, rates, tokens_in, tokens_out, permitted, correct, slo_ms)
+    if tiers == 1 and CORES > 1 and n >= PARALLEL_FROM:
+        _queue_beside_accounts(attempts, inputs, is_local, servers, outputs)
+    else:
+        start = given_start if not tiers else queue_starts(attempts, arrival, rates, tokens_in, tokens_out,
+                                                            is_local, tier_local, servers, tiers)
+        in_chunks(_account, n, attempts, start, *inputs, *outputs)
+    return outputs
+
+
+def _queue_beside_accounts(attempts: np.ndarray, inputs: tuple[np.ndarray, ...], is_local: np.ndarray,
+                           servers: int, outputs: tuple[np.ndarray, ...]) -> None:
+    """Only the first tier queues, in trace order: this thread walks the queue block by block and hands each
+    block to the other cores for accounting as soon as its start times are known; when the queue is done, it
+    takes the blocks nobody has started yet, from the back."""
+    arrival, rates, tokens_in, tokens_out = inputs[:4]
+    n = attempts.shape[0]
+    free, start = np.zeros((rates.shape[0], servers)), np.empty((1, n))
+    bounds = [n * b // QUEUE_BLOCKS for b in range(QUEUE_BLOCKS + 1)]
+    handed = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        _queue(lo, hi, 0, _TRACE_ORDER, attempts, arrival, False, rates, tokens_in, tokens_out, is_local, free, start)
+        handed.append((lo, hi, _helpers().submit(_account, lo, hi, attempts, start, *inputs, *outputs)))
+    for lo, hi, future in reversed(handed):
+        if future.cancel():
+            _account(lo, hi, attempts, start, *inputs, *outputs)
+    for _, _, future in handed:
+        if not future.cancelled():
+            future.result()
+
+
+QUEUE_BLOCKS = 32  # blocks of the queue handed over for accounting one by one

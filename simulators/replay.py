@@ -124,9 +124,8 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         # a local model serving two tiers: its queue mixes both, so order the models instead of the tiers
         given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
     cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = kernels.settle(
-        attempts, inputs.arrival_s, inputs.service_s, inputs.first_token_s, inputs.cost_usd, inputs.permitted,
-        inputs.correct, inputs.input_tokens, inputs.output_tokens, inputs.slo_ms, inputs.is_local, tier_local,
-        inputs.config.servers, inputs.has_arrivals, given)
+        attempts, inputs.arrival_s, inputs.rates, inputs.input_tokens, inputs.output_tokens, inputs.permitted,
+        inputs.correct, inputs.slo_ms, inputs.is_local, tier_local, inputs.config.servers, inputs.has_arrivals, given)
     return Outcome(
         policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
         latency_s=latency, first_attempt_s=first_attempt, wasted_tokens=wasted, correct=correct,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simulators.catalog import Figure, Portfolio, PortfolioModel
-from simulators.inputs import ReplayConfig, ReplayError, ReplayInputs
+from simulators.inputs import ReplayConfig, ReplayError, ReplayInputs, model_rates
 from simulators.policies.budget import Budget
 from simulators.policies.cascade import Cascade
 from simulators.policies.learned import Learned
@@ -22,16 +22,21 @@ from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES
 SMALL, BIG = 0, 1
 
 
-def model(name: str, kind: str, location: str, classes: tuple[str, ...]) -> PortfolioModel:
-    zero = Figure(0.0, "assumption")
+def model(name: str, kind: str, location: str, classes: tuple[str, ...], *, input_price: float = 0.0,
+          ttft_ms: float = 0.0, prefill: float | None = None, decode: float = 1.0) -> PortfolioModel:
+    def figure(value: float) -> Figure:
+        return Figure(value, "assumption")
     return PortfolioModel(name=name, kind=kind, location=location, data_classes=classes, context_window=None,
-                          input_usd_per_mtok=zero, output_usd_per_mtok=zero, ttft_ms=zero, output_tok_s=Figure(1.0, "assumption"))
+                          input_usd_per_mtok=figure(input_price), output_usd_per_mtok=figure(0.0),
+                          ttft_ms=figure(ttft_ms), output_tok_s=figure(decode),
+                          prefill_tok_s=None if prefill is None else figure(prefill))
 
 
 def make_inputs(n: int, *, arrivals=None, small_service=2.0, big_latency=1.0, big_cost=1.0, confidence=None,
                 correct_small=None, correct_big=None, data_class=None, residency=None, slo_ms=None,
                 servers: int = 1) -> ReplayInputs:
-    """Two models: a local one (free, `small_service` s per request, one FIFO server) and a cloud-us API one."""
+    """Two models and requests of 10 input and 6 output tokens: a local model (free, prefill 0.5 s, `small_service`
+    s per request, one FIFO server) and a cloud-us API one (first token 0.2 s, `big_latency` s, `big_cost` USD)."""
     full = (n, 2)
     correct = np.ones(full, dtype=bool)
     if correct_small is not None:
@@ -43,7 +48,11 @@ def make_inputs(n: int, *, arrivals=None, small_service=2.0, big_latency=1.0, bi
         conf[:, SMALL] = confidence
     dc = np.zeros(n, dtype=np.int8) if data_class is None else np.array([DATA_CLASSES.index(d) for d in data_class], dtype=np.int8)
     res = np.zeros(n, dtype=np.int8) if residency is None else np.array([RESIDENCIES.index(r) for r in residency], dtype=np.int8)
-    portfolio = Portfolio((model("small", "local", "on-premises", DATA_CLASSES), model("big", "api", "cloud-us", ("public", "internal"))))
+    portfolio = Portfolio((
+        model("small", "local", "on-premises", DATA_CLASSES, prefill=20.0, decode=6 / (small_service - 0.5)),
+        model("big", "api", "cloud-us", ("public", "internal"), input_price=big_cost * 1e5, ttft_ms=200.0,
+              decode=6 / (big_latency - 0.2)),
+    ))
     permitted = np.ones(full, dtype=bool)
     permitted[:, BIG] = np.isin(dc, [0, 1]) & (res == 0)
     return ReplayInputs(
@@ -51,13 +60,12 @@ def make_inputs(n: int, *, arrivals=None, small_service=2.0, big_latency=1.0, bi
         portfolio=portfolio, frontier=BIG, small=SMALL, request_ids=np.array([f"r{i}" for i in range(n)], dtype=object),
         copy=np.zeros(n, dtype=np.int32), has_arrivals=True,
         arrival_s=np.arange(n, dtype=float) if arrivals is None else np.asarray(arrivals, dtype=float),
-        month=np.zeros(n, dtype=np.int32), input_tokens=np.full(n, 10.0), output_tokens=np.full(n, 5.0),
+        month=np.zeros(n, dtype=np.int32), input_tokens=np.full(n, 10.0), output_tokens=np.full(n, 6.0),
         task=np.zeros(n, dtype=np.int8), data_class=dc, residency=res, category=np.full(n, -1, dtype=np.int32),
         slo_ms=np.full(n, np.nan) if slo_ms is None else np.asarray(slo_ms, dtype=float),
         p_correct=correct.astype(float), quality_source=np.zeros(full, dtype=np.int8), correct=correct,
         confidence=conf, confidence_source=np.zeros(full, dtype=np.int8),
-        cost_usd=np.column_stack([np.zeros(n), np.full(n, big_cost)]), first_token_s=np.column_stack([np.full(n, 0.5), np.full(n, 0.2)]),
-        service_s=np.column_stack([np.full(n, small_service), np.full(n, big_latency)]), is_local=np.array([True, False]),
+        rates=np.stack([model_rates(m) for m in portfolio.models]), is_local=np.array([True, False]),
         permitted=permitted, token_sources={},
     )
 
@@ -83,7 +91,7 @@ def test_cascade_charges_the_wasted_attempt_and_its_latency() -> None:
     assert outcome.model.tolist() == [SMALL, BIG, SMALL]
     assert outcome.cost_usd.tolist() == [0, 1, 0]  # only the escalated request pays the API
     assert outcome.latency_s.tolist() == [2, 3, 2]  # the escalated one: 2 s local attempt, then 1 s API
-    assert outcome.wasted_tokens.tolist() == [0, 15, 0]  # 10 in + 5 out thrown away
+    assert outcome.wasted_tokens.tolist() == [0, 16, 0]  # 10 in + 6 out thrown away
     assert np.isnan(outcome.first_attempt_s[0]) and outcome.first_attempt_s[1] == 2
     assert outcome.correct.tolist() == [True, True, False]  # confident and wrong is kept: the cascade's real risk
 
@@ -232,13 +240,36 @@ def test_every_timing_path_agrees_with_the_model_ordered_one(servers: int, big_i
     attempts = route(Cascade(), inputs).attempts
     given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
     tier_local = kernels.attempt_layout(attempts, 2)[0][:, inputs.is_local].any(axis=1)
-    common = (attempts, inputs.arrival_s, inputs.service_s, inputs.first_token_s, inputs.cost_usd, inputs.permitted,
-              inputs.correct, inputs.input_tokens, inputs.output_tokens, inputs.slo_ms, inputs.is_local, tier_local,
-              servers, True)
+    common = (attempts, inputs.arrival_s, inputs.rates, inputs.input_tokens, inputs.output_tokens, inputs.permitted,
+              inputs.correct, inputs.slo_ms, inputs.is_local, tier_local, servers, True)
     ours, theirs = kernels.settle(*common, np.empty((0, 300))), kernels.settle(*common, given)
     for a, b in zip(ours, theirs):
         assert np.allclose(a, b, equal_nan=True)
     assert np.nanmax(ours[1]) > 0  # the queues were busy enough to make anyone wait
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_splitting_the_requests_across_cores_changes_no_result(monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
+    """Every policy's outcome is the same computed in one chunk or in one chunk per core (forced here on a
+    small replay: the real split starts at 100k requests)."""
+    from simulators import kernels
+
+    rng = np.random.default_rng(8)
+    inputs = make_inputs(500, arrivals=np.sort(rng.random(500) * 300), confidence=rng.random(500),
+                         data_class=rng.choice(["public", "confidential"], 500), correct_small=rng.random(500) < 0.7)
+    policies = parse_policies("all")
+    monkeypatch.setattr(kernels, "PARALLEL_FROM", 10**9)
+    one = run_policies(inputs, policies)
+    monkeypatch.setattr(kernels, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(kernels, "CORES", cores)
+    split = run_policies(inputs, policies)
+    assert one.outcomes.keys() == split.outcomes.keys()
+    for name, outcome in one.outcomes.items():
+        other = split.outcomes[name]
+        assert np.array_equal(outcome.routing.attempts, other.routing.attempts), name
+        for field in ("model", "cost_usd", "queue_wait_s", "ttft_s", "latency_s", "first_attempt_s", "wasted_tokens",
+                      "correct", "residency_violation", "slo_violation"):
+            assert np.array_equal(getattr(outcome, field), getattr(other, field), equal_nan=True), (name, field)
 
 
 def test_attempt_layout_finds_the_models_of_each_tier_and_the_gaps_and_final_the_answering_model() -> None:

@@ -24,7 +24,7 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from simulators.catalog import PortfolioModel  # noqa: E402
-from simulators.inputs import ReplayConfig, ReplayInputs, build_inputs, price_and_time  # noqa: E402
+from simulators.inputs import ReplayConfig, ReplayInputs, build_inputs  # noqa: E402
 from simulators.policies.cascade import Cascade  # noqa: E402
 from simulators.policies.registry import parse_policies  # noqa: E402
 from simulators.replay import Outcome, execute, run_policies  # noqa: E402
@@ -72,10 +72,9 @@ def cascade_loop(requests: list[dict[str, object]], small: PortfolioModel, big: 
 
 
 def vectorised_cascade(inputs: ReplayInputs, cascade: Cascade) -> Outcome:
-    """The same work: price and time both models for every request (the loop does it per request too; both
-    read the realised answers, confidences and residency verdicts of the replay inputs), route, queue, account."""
-    for j in (inputs.small, inputs.frontier):
-        price_and_time(inputs.portfolio.models[j], inputs.input_tokens, inputs.output_tokens)
+    """The same work: route, queue, and price, time and charge every attempt (the engine prices each attempt
+    from the model's rates and the request's tokens where it charges it, as the loop does; both read the
+    realised answers, confidences and residency verdicts of the replay inputs)."""
     everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
     return execute(inputs, cascade.route(inputs, everything), "cascade")
 

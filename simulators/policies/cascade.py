@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulators import kernels
 from simulators.inputs import ReplayError, ReplayInputs
 from simulators.policies.base import NO_MODEL, Policy, Routing, choose, column, param
 
@@ -31,23 +32,15 @@ class Cascade(Policy):
             raise ReplayError(f"cascade: need two or more distinct tiers and one threshold per tier but the last "
                               f"(tiers {self.tiers}, thresholds {thresholds})")
         n = inputs.n
-        columns: list[np.ndarray] = []
-        done = np.zeros(n, dtype=bool)
-        for t, model in enumerate(tiers):
-            if candidates[:, model].all():
-                target = np.full(n, model, dtype=np.int16)
-                confidence = inputs.confidence[:, model]
-            else:  # a tier the request may not use is replaced by the best model it may use (an EU region, say)
-                target = choose(model, inputs, candidates)
-                confidence = inputs.confidence[np.arange(n), np.maximum(target, 0)]
-            for earlier in columns:  # never the same model twice for one request
-                target = np.where(earlier == target, NO_MODEL, target).astype(np.int16)
-            here = ~done & (target >= 0)
-            columns.append(np.where(here, target, NO_MODEL).astype(np.int16))
-            if t < len(tiers) - 1:
-                done |= here & (confidence >= thresholds[t])
-        attempts = np.column_stack(columns)
-        nothing = np.logical_and.reduce([column < 0 for column in columns])
-        if nothing.any():
+        if candidates.all():
+            targets = np.broadcast_to(np.array(tiers, dtype=np.int16), (n, len(tiers)))
+        else:  # a tier the request may not use is replaced by the best model it may use (an EU region, say)
+            targets = np.column_stack([np.full(n, model, dtype=np.int16) if candidates[:, model].all()
+                                       else choose(model, inputs, candidates) for model in tiers])
+            for t in range(1, len(tiers)):  # never the same model twice for one request
+                targets[(targets[:, :t] == targets[:, t:t + 1]).any(axis=1), t] = NO_MODEL
+        attempts, unrouted = kernels.cascade(targets, inputs.confidence, np.array(thresholds))
+        if unrouted:
+            nothing = (attempts < 0).all(axis=1)
             attempts[nothing, 0] = choose(NO_MODEL, inputs, candidates)[nothing]
         return Routing(attempts=attempts)

@@ -157,13 +157,6 @@ def policy_colours(policies: list[str]) -> dict[str, str]:
     return {policy: palette[i % len(palette)] for i, policy in enumerate(policies)}
 
 
-def placeholder(title: str) -> go.Figure:
-    """An empty chart frame with a title, shown while a page reads what it will draw."""
-    figure = go.Figure()
-    figure.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False})
-    return figure
-
-
 def replay_pareto(points: pl.DataFrame, title: str, colours: dict[str, str] | None = None) -> go.Figure:
     """Cost against quality: every point coloured by policy, the Pareto front joined, the oracle as a reference."""
     figure, colours = go.Figure(), colours or {}

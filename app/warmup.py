@@ -2,10 +2,10 @@
 
 A fresh dashboard process is idle between answering its first HTTP request and receiving the session's script
 run (the browser is loading Streamlit's JavaScript, about a second). This thread fills that gap: it imports what
-every page imports, builds one throwaway Plotly figure (Plotly validates lazily on first use), and makes sure the
-embedded default workload is stored through the same cached call the first page makes (Streamlit runs a cached
-function once per process; a page arriving meanwhile waits for it). It cannot change what a page shows, only how
-soon.
+Home imports, makes sure the embedded default workload is stored through the same cached call the first page makes
+(Streamlit runs a cached function once per process; a page arriving meanwhile waits for it), then imports what the
+other pages add and builds one throwaway Plotly figure (Plotly validates lazily on first use). It cannot change
+what a page shows, only how soon.
 """
 
 from __future__ import annotations
@@ -17,26 +17,30 @@ import sys
 import threading
 import time
 
-# What the pages and their libraries import on first use, heaviest first.
-MODULES = (
-    "numpy", "polars", "pyarrow", "plotly.graph_objects", "plotly.express", "plotly.io",
-    "streamlit.elements.plotly_chart", "app.state", "app.charts", "app.widgets", "app.report",
-    "simulators.headline", "simulators.runs", "simulators.projection",
-)
+# What Home and its libraries import on first use, heaviest first; then what the other pages add (Plotly), warmed
+# after the embedded workload is stored, so it never delays Home.
+HOME_MODULES = ("numpy", "polars", "pyarrow", "app.state", "app.vega", "app.widgets", "simulators.headline",
+                "simulators.runs")
+PAGE_MODULES = ("plotly.graph_objects", "plotly.express", "plotly.io", "streamlit.elements.plotly_chart",
+                "app.charts", "app.report", "simulators.projection")
+MODULES = HOME_MODULES + PAGE_MODULES
 
 
 def warm(defaults: bool = False) -> float:
-    """Import the page libraries, render one small figure to JSON and (with `defaults`) store the embedded
-    workload as the first page would; returns the seconds it took."""
+    """Import the page libraries, store the embedded workload as the first page would (with `defaults`), and
+    render one small Plotly figure to JSON; returns the seconds it took."""
     started = time.perf_counter()
-    for name in MODULES:
+    for name in HOME_MODULES:
         importlib.import_module(name)
-    import polars as pl
-
-    from app import charts, state
+    from app import state
 
     if defaults:
         state.ensure_defaults(str(state.database_path()))
+    for name in PAGE_MODULES:
+        importlib.import_module(name)
+    import polars as pl
+
+    from app import charts
 
     points = pl.DataFrame({"policy": ["a", "b"], "parameter": [None, None], "value": [None, None],
                            "cost_usd": [1.0, 2.0], "quality": [0.5, 0.6]},

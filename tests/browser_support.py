@@ -34,9 +34,10 @@ MAX_SCREENSHOT_HEIGHT = 12_000  # px; Chromium refuses very tall captures
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 APP_VIEW = '[data-testid="stAppViewContainer"]'
 EXCEPTION = '[data-testid="stException"]'
-# A Plotly chart counts once it has drawn its SVG (the component loads lazily after the script run ends).
-# a Plotly chart with data drawn (a trace or a heatmap), not an empty frame waiting for it
-CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg :is(g.trace, g.hm)'
+# A chart counts once it has drawn its data, not an empty frame waiting for it: a Plotly trace or heatmap (the
+# component loads lazily after the script run ends), or the marks of Home's Vega-Lite chart.
+CHART = ('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg :is(g.trace, g.hm), '
+         '[data-testid="stVegaLiteChart"] svg g.mark-symbol path')
 STALE = '[data-testid="stElementContainer"][data-stale="true"]'  # output of a run in progress, greyed
 ACTIVE_NAV = '[data-testid="stSidebarNavLink"][aria-current="page"]'
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -30,6 +32,11 @@ def test_first_run_shows_the_headline_comparison_with_sources(db: Path) -> None:
     assert any(f"policy: **{top.chosen['policy']}**" in c.value for c in at.caption)
     assert any("Where these numbers come from" in c.value and "litellm 1.110.2" in c.value for c in at.caption)
     assert any("Chosen by rule" in s.value for s in [*at.success, *at.warning])
+    (chart,) = at.get("vega_lite_chart")  # Vega-Lite, not Plotly: see app/vega.py
+    drawn = pa.ipc.open_stream(chart.proto.data.data).read_all().to_pydict()
+    stored = load_run(int(run["run_id"]), db)["policies"]
+    assert drawn["policy"] == list(stored) and drawn["cost_usd"] == [stored[p]["cost_usd"] for p in stored]
+    assert f"replay run {run['run_id']}" in json.loads(chart.proto.spec)["title"]
     at.run()  # a second visit reuses the stored replay
     assert len(stored_runs(db)) == 1 and not at.exception
 

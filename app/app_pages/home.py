@@ -7,7 +7,7 @@ import math
 import polars as pl
 import streamlit as st
 
-from app import charts, state
+from app import state, vega
 from app.widgets import resolve_replay
 from simulators.headline import headline
 from simulators.runs import load_run
@@ -19,12 +19,12 @@ st.markdown("What happens to **cost, latency, quality and data residency** if yo
             "to a portfolio of small local models with an orchestration layer in front? Measured on this machine, "
             "replayed on recorded traffic, priced from a catalogue; every assumption is named and editable.")
 
-# The page's frame first, filled once the replay is read: the browser loads Plotly's code meanwhile.
+# The page's frame first, filled once the replay is read: the browser loads Vega's code meanwhile.
 traffic = st.empty()
 comparison = st.container()
 chart = st.empty()
-chart.plotly_chart(charts.placeholder("Every policy of the newest replay: cost against quality (loading...)"),
-                   width="stretch", key="home_chart_frame")
+chart.vega_lite_chart(vega.placeholder("Every policy of the newest replay: cost against quality (loading...)"),
+                      width="stretch")
 
 trace = DEFAULT_TRACES[0].stem
 try:
@@ -64,12 +64,11 @@ def _column(container, title: str, figures: dict[str, object], base: dict[str, o
 
 traffic.markdown(f"**On your traffic:** trace `{top.trace}`, {top.requests:,} requests, replay run {top.run_id}.")
 
-points = pl.DataFrame([{"policy": label, "parameter": None, "value": None, "cost_usd": s["cost_usd"], "quality": s["quality"]}
+points = pl.DataFrame([{"policy": label, "cost_usd": s["cost_usd"], "quality": s["quality"]}
                        for label, s in run["policies"].items()],  # type: ignore[union-attr]
-                      schema={"policy": pl.String, "parameter": pl.String, "value": pl.Float64, "cost_usd": pl.Float64,
-                              "quality": pl.Float64})
-chart.plotly_chart(charts.replay_pareto(points, f"Every policy of replay run {top.run_id}: cost against quality"),
-                   width="stretch", key="home_chart")
+                      schema={"policy": pl.String, "cost_usd": pl.Float64, "quality": pl.Float64})
+chart.vega_lite_chart(vega.policy_scatter(points, f"Every policy of replay run {top.run_id}: cost against quality"),
+                      width="stretch", key="home_chart")
 st.caption("One point per policy as configured (the Routing replay page sweeps each one's settings). The oracle knows "
            "every answer in advance: a bound, not a policy you can deploy.")
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/perf/dashboard_speed.py [--repeat 3]
 
 Cold start: Chromium (Debian's, headless) is already open, as a user's browser would be; the clock starts when
-`slmlab dashboard` is launched and stops when the Home page's first Plotly chart has its data drawn. Measured
+`slmlab dashboard` is launched and stops when the Home page's chart has its data drawn. Measured
 twice: on a database that already holds the embedded traces and a replay (every later start), and on an empty one
 (the very first start, which imports the traces and replays every policy first). Re-simulation: the what-if slider's path,
 `simulators.replay.resimulate` on inputs kept in memory, for the Azure conversation trace volume-scaled to 100,000
@@ -34,7 +34,8 @@ from simulators.traces.defaults import DEFAULT_TRACES, ensure_default_workloads 
 from slmlab.paths import PROJECT_ROOT  # noqa: E402
 
 TRACE = DEFAULT_TRACES[0].stem
-FIRST_CHART = ".js-plotly-plot .main-svg g.trace"  # data drawn, not the empty frame Home shows while it reads the run
+# Home's chart (Vega-Lite, see app/vega.py) with its points drawn, not the empty frame shown while it reads the run
+FIRST_CHART = '[data-testid="stVegaLiteChart"] svg g.mark-symbol path'
 
 
 def free_port() -> int:
@@ -44,8 +45,8 @@ def free_port() -> int:
 
 
 def cold_start(browser, db: Path) -> dict[str, float]:
-    """Seconds from launching `slmlab dashboard` to: the server answering, the browser's page loaded, Plotly's
-    JavaScript bundle received (Streamlit fetches it with the first chart), and the Home page's first chart drawn."""
+    """Seconds from launching `slmlab dashboard` to: the server answering, the browser's page loaded, Vega's
+    JavaScript received (Streamlit fetches it with the first chart), and the Home page's chart drawn."""
     port = free_port()
     env = {**os.environ, "SLMLAB_DB": str(db)}
     started = time.perf_counter()
@@ -64,8 +65,8 @@ def cold_start(browser, db: Path) -> dict[str, float]:
                 time.sleep(0.02)
         marks["server answers"] = time.perf_counter() - started
         page = browser.new_page()  # a fresh browser context: nothing cached from an earlier start
-        page.on("response", lambda response: marks.setdefault("Plotly bundle received", time.perf_counter() - started)
-                if "PlotlyChart" in response.url else None)
+        page.on("response", lambda response: marks.setdefault("chart code received", time.perf_counter() - started)
+                if "embed." in response.url else None)
         page.goto(f"http://127.0.0.1:{port}/")
         marks["page loaded"] = time.perf_counter() - started
         page.wait_for_selector(FIRST_CHART, timeout=120_000)
@@ -113,7 +114,7 @@ def main() -> int:
         median = statistics.median(totals)
         print(f"cold start to the first chart, database ready (every later start): median {median:.2f} s "
               f"of {', '.join(f'{t:.2f}' for t in totals)}  (goal <= 3 s: {'PASS' if median <= 3 else 'FAIL'})")
-        for mark in ("server answers", "page loaded", "Plotly bundle received", "first chart"):
+        for mark in ("server answers", "page loaded", "chart code received", "first chart"):
             print(f"  {mark + ':':24} median {statistics.median(m[mark] for m in warm if mark in m):.2f} s after launch")
         print(f"cold start to the first chart, empty database (the very first start: imports the traces and replays "
               f"every policy with its sweep): {first['first chart']:.2f} s")

@@ -68,7 +68,7 @@ points = pl.DataFrame([{"policy": label, "cost_usd": s["cost_usd"], "quality": s
                        for label, s in run["policies"].items()],  # type: ignore[union-attr]
                       schema={"policy": pl.String, "cost_usd": pl.Float64, "quality": pl.Float64})
 chart.vega_lite_chart(vega.policy_scatter(points, f"Every policy of replay run {top.run_id}: cost against quality"),
-                      width="stretch", key="home_chart")
+                      width="stretch", height=460, key="home_chart")
 st.caption("One point per policy as configured (the Routing replay page sweeps each one's settings). The oracle knows "
            "every answer in advance: a bound, not a policy you can deploy.")
 

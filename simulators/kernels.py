@@ -29,13 +29,13 @@ def _helpers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=CORES - 1, thread_name_prefix="slmlab-kernel")
 
 
-def in_chunks(kernel: Callable[..., object], n: int, *args: object, cores: int = CORES) -> list[object]:
+def in_chunks(kernel: Callable[..., object], n: int, *args: object) -> list[object]:
     """kernel(lo, hi, *args) over requests [0, n) in one chunk per core, in parallel (the kernel releases the
     GIL); the chunks' results in request order. Chunks must write disjoint rows, so the split never changes
     a result."""
-    if cores <= 1 or n < PARALLEL_FROM:
+    if CORES == 1 or n < PARALLEL_FROM:
         return [kernel(0, n, *args)]
-    bounds = [n * c // cores for c in range(cores + 1)]
+    bounds = [n * c // CORES for c in range(CORES + 1)]
     others = [_helpers().submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[:-2], bounds[1:-1])]
     last = kernel(bounds[-2], bounds[-1], *args)
     return [future.result() for future in others] + [last]
@@ -194,6 +194,9 @@ def cascade(targets: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray)
     return attempts, sum(unrouted) > 0  # type: ignore[arg-type]
 
 
+_TRACE_ORDER = np.empty(0, dtype=np.int64)  # `_queue` takes requests in trace order
+
+
 @njit(cache=True, nogil=True)
 def _queue(lo: int, hi: int, t: int, order: np.ndarray, attempts: np.ndarray, ready: np.ndarray, later: bool,
            rates: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray, is_local: np.ndarray, free: np.ndarray,
@@ -228,9 +231,6 @@ def queue_starts(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, t
         order = np.argsort(ready, kind="stable") if t > 0 and tier_local[t] else _TRACE_ORDER
         _queue(0, n, t, order, attempts, ready, tiers > 1, rates, tokens_in, tokens_out, is_local, free, start)
     return start
-
-
-_TRACE_ORDER = np.empty(0, dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)

@@ -133,6 +133,11 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     )
 
 
+def replay_policy(inputs: ReplayInputs, policy: Policy) -> Outcome:
+    """One policy routed over every model of the portfolio (wrappers narrow that themselves) and executed."""
+    return execute(inputs, policy.route(inputs, np.ones((inputs.n, len(inputs.model_names)), dtype=bool)), policy.label)
+
+
 def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
     """The headline figures of one policy (the comparison with the baseline is added by `compare`)."""
     n = inputs.n
@@ -210,7 +215,6 @@ def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = 
                  steps: Callable[[int, int], None] | None = None) -> ReplayResult:
     """Replay every policy on the same inputs; with `sweep`, also vary each sweepable policy over its grid.
     `steps(done, total)` counts policies and sweep points for a progress bar; raising from it stops the replay."""
-    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
     outcomes: dict[str, Outcome] = {}
     summaries: dict[str, dict[str, object]] = {}
     total = len(policies) + (sum(len(grid[1]) for grid in map(sweep_of, policies) if grid) if sweep else 0)
@@ -227,14 +231,14 @@ def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = 
     for policy in policies:
         if progress:
             progress(f"replaying {policy.label}")
-        outcome = execute(inputs, policy.route(inputs, everything), policy.label)
+        outcome = replay_policy(inputs, policy)
         outcomes[policy.label] = outcome
         summaries[policy.label] = {"parameters": policy.describe(), **summarise(inputs, outcome)}
         step()
     weak = next((label for label in summaries if label == "small-only"), None)
     if weak is None and BASELINE in summaries:
         from simulators.policies.small_only import SmallOnly
-        summaries["small-only (reference)"] = summarise(inputs, execute(inputs, SmallOnly().route(inputs, everything), "small-only"))
+        summaries["small-only (reference)"] = summarise(inputs, replay_policy(inputs, SmallOnly()))
         weak = "small-only (reference)"
     compare(summaries, weak)
     points: list[dict[str, object]] = []
@@ -248,7 +252,6 @@ def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[s
                  step: Callable[[], None] | None = None) -> list[dict[str, object]]:
     """Cost-quality points of every policy (sweepable ones over their grid), the Pareto front marked, and
     APGR / CPT(50%) / CPT(80%) / AIQ added to each swept policy's summary; `step()` follows each point run."""
-    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
     points: list[dict[str, object]] = []
     for policy in policies:
         grid = sweep_of(policy)
@@ -263,7 +266,7 @@ def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[s
             progress(f"sweeping {policy.label} over {key} ({len(values)} points)")
         curve = []
         for value in values:
-            s = summarise(inputs, execute(inputs, with_value(policy, key, value).route(inputs, everything), policy.label))
+            s = summarise(inputs, replay_policy(inputs, with_value(policy, key, value)))
             curve.append(s)
             points.append({"policy": policy.label, "parameter": key, "value": value, "cost_usd": s["cost_usd"],
                            "quality": s["quality"], "frontier_share": s["frontier_share"],
@@ -315,5 +318,4 @@ def resimulate(inputs: ReplayInputs, policy: Policy, key: str | None = None, val
     Nothing is stored; a stored run is what `simulators.runs.simulate` makes."""
     if key is not None:
         policy = with_value(policy, key, value)  # type: ignore[arg-type]
-    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
-    return summarise(inputs, execute(inputs, policy.route(inputs, everything), policy.label))
+    return summarise(inputs, replay_policy(inputs, policy))

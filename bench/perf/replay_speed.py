@@ -27,7 +27,7 @@ from simulators.catalog import PortfolioModel  # noqa: E402
 from simulators.inputs import ReplayConfig, ReplayInputs, build_inputs  # noqa: E402
 from simulators.policies.cascade import Cascade  # noqa: E402
 from simulators.policies.registry import parse_policies  # noqa: E402
-from simulators.replay import Outcome, execute, run_policies  # noqa: E402
+from simulators.replay import Outcome, replay_policy, run_policies  # noqa: E402
 from simulators.traces.defaults import DEFAULT_TRACES, ensure_default_workloads  # noqa: E402
 
 
@@ -75,8 +75,7 @@ def vectorised_cascade(inputs: ReplayInputs, cascade: Cascade) -> Outcome:
     """The same work: route, queue, and price, time and charge every attempt (the engine prices each attempt
     from the model's rates and the request's tokens where it charges it, as the loop does; both read the
     realised answers, confidences and residency verdicts of the replay inputs)."""
-    everything = np.ones((inputs.n, len(inputs.model_names)), dtype=bool)
-    return execute(inputs, cascade.route(inputs, everything), "cascade")
+    return replay_policy(inputs, cascade)
 
 
 @njit(cache=True)

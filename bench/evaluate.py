@@ -125,7 +125,8 @@ def _examples_digest(task: Task, split: str, examples: list[Example]) -> str:
 
 def ensure_task_trace(con, task: Task, split: str, examples: list[Example]) -> int:
     """The trace of a task split's requests (prompt, reference, enterprise labels), written once."""
-    from simulators.traces.importer import DEFAULT_LABEL_MIX, insert_trace, label_requests
+    from simulators.traces.importer import DEFAULT_LABEL_MIX, label_requests
+    from simulators.traces.writing import insert_trace, lay_out
 
     name, digest = task_trace_name(task, split), _examples_digest(task, split, examples)
     found = con.execute("SELECT trace_id, content_hash FROM traces WHERE name = ?", [name]).fetchall()
@@ -145,7 +146,7 @@ def ensure_task_trace(con, task: Task, split: str, examples: list[Example]) -> i
     })
     requests, labelling = label_requests(requests, DEFAULT_LABEL_MIX)
     return insert_trace(con, name=name, source_file=task.source, fmt=task.trace_format, digest=digest, kind="task",
-                        requests=requests, labelling=labelling,
+                        requests=lay_out(requests), labelling=labelling,
                         report={"task": task.describe(), "split": split, "slmlab_version": __version__})
 
 

@@ -231,9 +231,120 @@ def m008_request_ids_zstd(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE requests_zstd RENAME TO requests")
 
 
+# What the `requests` view gives for each stored request (m009): the same columns, in the same order, as the
+# table it replaced. Ids, source rows and arrival times the view derives are exactly what the old table held.
+REQUESTS_VIEW = """
+CREATE VIEW requests AS
+SELECT r.trace_id,
+       coalesce(d.request_id, CAST(r.source_row AS VARCHAR)) AS request_id,
+       r.seq, r.source_row,
+       r.arrival_ns / 1e9 AS arrival_s,
+       make_timestamp_ns(epoch_ns(t.first_arrival_at) + r.arrival_ns) AS arrived_at,
+       r.input_tokens, r.output_tokens,
+       l.task, l.data_class, l.residency, l.tenant, l.latency_slo_ms,
+       d.category, d.prompt, d.reference, d.prefix_hash_ids
+FROM request_rows r
+LEFT JOIN traces t ON t.trace_id = r.trace_id
+LEFT JOIN label_sets l ON l.trace_id = r.trace_id AND l.label_set = r.label_set
+LEFT JOIN request_details d ON d.trace_id = r.trace_id AND d.seq = r.seq
+"""
+
+
+def m009_narrow_requests(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB spends about as long writing a column of NULLs or of repeated labels as a column of numbers, so a
+    5-million-row import spent most of its time on 17 columns an arrival trace mostly leaves empty or repeats.
+    Requests are now stored in three tables and read through a `requests` view with the old columns:
+    - `request_rows`, one narrow row per request: the numbers only, arrival as nanoseconds after the trace's
+      first arrival (`traces.first_arrival_at`), and a `label_set` code;
+    - `label_sets`, each trace's distinct label combinations (task, data class, residency, tenant, SLO);
+    - `request_details`, only for requests that carry text or an id of their own: a request id other than its
+      source row, category, prompt, reference, prefix hash ids.
+    Every row of the old table is moved; the view returns the same values."""
+    con.execute("ALTER TABLE traces ADD COLUMN first_arrival_at TIMESTAMP_NS")  # NULL: relative arrivals only
+    con.execute(
+        """
+        CREATE TABLE request_rows (
+            trace_id       INTEGER NOT NULL,
+            seq            BIGINT NOT NULL,          -- 0-based position in arrival order
+            source_row     BIGINT,                   -- 1-based data row in the source file (header excluded)
+            arrival_ns     BIGINT,                   -- nanoseconds after the trace's first arrival
+            input_tokens   BIGINT,
+            output_tokens  BIGINT,
+            label_set      INTEGER NOT NULL          -- row of label_sets for this trace
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE label_sets (
+            trace_id        INTEGER NOT NULL,
+            label_set       INTEGER NOT NULL,
+            task            VARCHAR,
+            data_class      VARCHAR,
+            residency       VARCHAR,
+            tenant          VARCHAR,
+            latency_slo_ms  DOUBLE
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE request_details (
+            trace_id         INTEGER NOT NULL,
+            seq              BIGINT NOT NULL,
+            request_id       VARCHAR NOT NULL,
+            category         VARCHAR,                -- the source's own grouping: eval name, MMLU subject
+            prompt           VARCHAR,
+            reference        VARCHAR,
+            prefix_hash_ids  BIGINT[]
+        )
+        """
+    )
+    con.execute(
+        "UPDATE traces SET first_arrival_at = f.first FROM "
+        "(SELECT trace_id, min(arrived_at) AS first FROM requests GROUP BY trace_id) f WHERE f.trace_id = traces.trace_id"
+    )
+    con.execute(
+        """
+        INSERT INTO label_sets
+        SELECT trace_id,
+               CAST(row_number() OVER (PARTITION BY trace_id ORDER BY task, data_class, residency, tenant, latency_slo_ms) - 1 AS INTEGER),
+               task, data_class, residency, tenant, latency_slo_ms
+        FROM (SELECT DISTINCT trace_id, task, data_class, residency, tenant, latency_slo_ms FROM requests)
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO request_rows
+        SELECT r.trace_id, r.seq, r.source_row,
+               CASE WHEN r.arrived_at IS NOT NULL THEN epoch_ns(r.arrived_at) - epoch_ns(t.first_arrival_at)
+                    ELSE CAST(round(r.arrival_s * 1e9) AS BIGINT) END,
+               r.input_tokens, r.output_tokens, l.label_set
+        FROM requests r
+        LEFT JOIN traces t ON t.trace_id = r.trace_id
+        JOIN label_sets l ON l.trace_id = r.trace_id AND l.task IS NOT DISTINCT FROM r.task
+             AND l.data_class IS NOT DISTINCT FROM r.data_class AND l.residency IS NOT DISTINCT FROM r.residency
+             AND l.tenant IS NOT DISTINCT FROM r.tenant AND l.latency_slo_ms IS NOT DISTINCT FROM r.latency_slo_ms
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO request_details
+        SELECT trace_id, seq, request_id, category, prompt, reference, prefix_hash_ids FROM requests
+        WHERE request_id IS DISTINCT FROM CAST(source_row AS VARCHAR) OR category IS NOT NULL OR prompt IS NOT NULL
+              OR reference IS NOT NULL OR prefix_hash_ids IS NOT NULL
+        """
+    )
+    moved, kept = con.execute("SELECT (SELECT count(*) FROM request_rows), (SELECT count(*) FROM requests)").fetchall()[0]
+    if moved != kept:
+        raise RuntimeError(f"m009: moved {moved} of {kept} requests; the database is left as it was")
+    con.execute("DROP TABLE requests")
+    con.execute(REQUESTS_VIEW)
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs, m006_sim_runs,
-    m007_scenarios, m008_request_ids_zstd,
+    m007_scenarios, m008_request_ids_zstd, m009_narrow_requests,
 ]
 
 
@@ -306,6 +417,11 @@ def _ensure_migrated(path: Path, wait_s: float) -> None:
         finally:
             con.close()
         _migrated.add(path)
+
+
+def ensure_ready(db: str | Path | None = None, *, wait_s: float = 60.0) -> None:
+    """Create or upgrade the warehouse now (an importer does it beside other work, before it needs the file)."""
+    _ensure_migrated(resolve_db_path(db).resolve(), wait_s)
 
 
 @contextmanager

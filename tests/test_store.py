@@ -55,16 +55,61 @@ def test_migrate_twice_applies_nothing_new(db: Path) -> None:
     con.close()
 
 
-def test_request_ids_are_written_with_zstd(db: Path) -> None:
-    """m008 rebuilt the table so an import's costliest column is compressed with zstd, not the slower default."""
+OLD_REQUESTS = [  # trace, id, seq, source row, arrival s, arrived at, tokens, labels, category, prompt, reference, prefixes
+    (1, "2", 0, 2, 0.0, "2023-11-16 18:15:46.1234567", 10, 2, "open-ended", "public", "any", "insurance", 20000.0,
+     None, None, None, None),
+    (1, "1", 1, 1, 0.0000001, "2023-11-16 18:15:46.1234568", 11, 3, "open-ended", "public", "any", "insurance", 20000.0,
+     None, None, None, None),
+    (1, "3", 2, 3, 3600.5, "2023-11-16 19:15:46.6234567", 12, 4, "ticket-classification", "internal", "eu-only",
+     "retail-banking", 1500.0, None, None, None, None),
+    (2, "mmlu_anatomy/1", 0, 1, None, None, None, None, "open-ended", None, None, None, None, "mmlu_anatomy",
+     "What is...", "B", None),
+    (2, "mmlu_anatomy/2", 1, 2, None, None, None, None, None, None, None, None, None, None, "Which...", "C", None),
+    (3, "1", 0, 1, 0.0, None, 100, 5, None, None, None, None, None, None, None, None, [7, 8]),
+    (3, "2", 1, 2, 1.25, None, 100, 5, None, None, None, None, None, None, None, None, None),
+]
+AS_TEXT = "SELECT * REPLACE (CAST(arrived_at AS VARCHAR) AS arrived_at) FROM requests ORDER BY trace_id, seq"
+
+
+def test_narrow_request_tables_keep_every_value_of_the_old_table(tmp_path: Path) -> None:
+    """m009 moves requests into three tables behind a view: every column of every row reads back as it was."""
+    old = tmp_path / "m008.duckdb"
+    con = duckdb.connect(str(old))
+    store.migrate(con, store.MIGRATIONS[:8])
+    for trace_id in (1, 2, 3):
+        con.execute(
+            "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
+            "import_report) VALUES (?, 'x', 'azure', ?, now(), 1, 'workload', '{}', '{}')", [f"t{trace_id}", f"h{trace_id}"]
+        )
+    con.executemany(f"INSERT INTO requests VALUES ({', '.join(['?'] * 17)})", OLD_REQUESTS)
+    before = con.execute(AS_TEXT).fetchall()
+    con.close()
+
+    with store.connect(old, read_only=True) as con:
+        after = con.execute(AS_TEXT).fetchall()
+        stored = {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                  for table in ("request_rows", "label_sets", "request_details")}
+    assert after == before
+    assert before[0][5] == "2023-11-16 18:15:46.1234567" and before[1][4] == 0.0000001
+    assert stored == {"request_rows": 7, "label_sets": 5, "request_details": 3}  # own ids or text: trace 2; prefixes
+
+
+def test_an_arrival_trace_stores_numbers_only(db: Path) -> None:
+    """A production trace writes one narrow row per request; its few label combinations are stored once."""
     from simulators.traces.importer import import_trace
 
     import_trace(AZURE_CODE, db=db)
     with store.connect(db, read_only=True) as con:
-        methods = {row[0] for row in con.execute(
-            "SELECT DISTINCT compression FROM pragma_storage_info('requests') "
-            "WHERE column_name = 'request_id' AND segment_type = 'VARCHAR'").fetchall()}
-    assert methods == {"ZSTD"}
+        counts = con.execute(
+            "SELECT (SELECT count(*) FROM request_rows), (SELECT count(*) FROM request_details), "
+            "(SELECT count(*) FROM label_sets), (SELECT count(*) FROM (SELECT DISTINCT task, data_class, residency, "
+            "tenant, latency_slo_ms FROM requests))").fetchall()[0]
+        first = con.execute("SELECT request_id, source_row, arrival_s, CAST(arrived_at AS VARCHAR) FROM requests "
+                            "WHERE seq = 0").fetchall()[0]
+    rows, details, label_sets, combinations = counts
+    assert rows == 8_819 and details == 0
+    assert label_sets == combinations and 10 < label_sets <= 5 * 4 * 3 * 4
+    assert first == ("1", 1, 0.0, "2023-11-16 18:17:03.97996")
 
 
 def test_db_flag_beats_environment_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,11 +6,10 @@ final insert, which runs in one transaction: a failure or a killed process leave
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -24,6 +23,7 @@ from simulators.traces.formats.base import TraceFormat
 from simulators.traces.labelling import DATA_CLASSES, LABEL_FIELDS, TASKS, LabelMix, draw_labels, load_label_mix
 from simulators.traces.reading import SUPPORTED_SUFFIXES, content_hash, sample
 from simulators.traces.staged import ImportOptions, StagedTrace
+from simulators.traces.writing import insert_trace, lay_out
 from slmlab import __version__, store
 from slmlab.paths import resolve_db_path
 
@@ -131,23 +131,32 @@ def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, 
     provenance: dict[str, object] = {"recorded_fields": recorded, "synthetic_fields": [], "method": "recorded" if recorded else "none"}
     if mix is None or not missing:
         return requests, provenance
-    tokens = (
+    # Labels are drawn in arrival order (the documented stream), and rows may be stored in file order.
+    seq = requests.column("seq").to_numpy() if "seq" in requests.column_names else None
+    order = None
+    if seq is not None and len(seq) and not bool(np.all(seq[1:] > seq[:-1])):
+        order = np.empty_like(seq)
+        order[seq] = np.arange(len(seq))
+
+    def arrival_order(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
+    tokens = arrival_order(
         requests.column("input_tokens").to_numpy(zero_copy_only=False)
         if "input_tokens" in requests.column_names else np.zeros(len(requests))
     )
     vocabularies = {"task": TASKS, "data_class": DATA_CLASSES}
     given = {
-        name: pc.fill_null(pc.index_in(requests.column(name), value_set=pa.array(vocabulary)), -1).to_numpy()
+        name: arrival_order(pc.fill_null(pc.index_in(requests.column(name), value_set=pa.array(vocabulary)), -1).to_numpy())
         for name, vocabulary in vocabularies.items() if name in recorded
     }
     labels = draw_labels(tokens, mix, given)
     for name in missing:
-        if name == "latency_slo_ms":
-            column = pa.array(labels.latency_slo_ms, type=pa.float64())
-        else:
-            column = pa.DictionaryArray.from_arrays(
-                pa.array(getattr(labels, name), type=pa.int8()), pa.array(labels.vocabulary(name), type=pa.string())
-            )
+        codes = labels.codes(name)
+        column = pa.DictionaryArray.from_arrays(  # small codes: cheap to build and to encode as label sets
+            pa.array(codes if order is None else codes[seq], type=pa.int8()),
+            pa.array(labels.vocabulary(name), type=pa.float64() if name == "latency_slo_ms" else pa.string()),
+        )
         if name in requests.column_names:
             requests = requests.set_column(requests.schema.get_field_index(name), name, column)
         else:
@@ -171,20 +180,12 @@ def _already_imported(con: duckdb.DuckDBPyConnection, digest: str, started: floa
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
-def insert_trace(con: duckdb.DuckDBPyConnection, *, name: str, source_file: str, fmt: str, digest: str, kind: str,
-                 requests: pa.Table, labelling: dict[str, object], report: dict[str, object]) -> int:
-    """Write one trace row and its requests inside the caller's transaction; returns the new trace id."""
-    trace_id = con.execute(
-        "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
-        "import_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING trace_id",
-        [name, source_file, fmt, digest, datetime.now(timezone.utc).replace(tzinfo=None), len(requests), kind,
-         json.dumps(labelling), json.dumps(report)],
-    ).fetchall()[0][0]
-    con.register("staged_requests", requests)
-    generated_id = "" if "request_id" in requests.column_names else ", CAST(source_row AS VARCHAR) AS request_id"
-    con.execute(f"INSERT INTO requests BY NAME SELECT {int(trace_id)} AS trace_id, *{generated_id} FROM staged_requests")
-    con.unregister("staged_requests")
-    return int(trace_id)
+def _found_earlier(db: str | Path | None, digest: str, started: float) -> ImportResult | None:
+    """The trace stored from these bytes before, if any (a failed import must not even create the database file)."""
+    if not resolve_db_path(db).exists():
+        return None
+    with store.connect(db, read_only=True) as con:
+        return _already_imported(con, digest, started)
 
 
 def import_trace(
@@ -203,19 +204,27 @@ def import_trace(
     say = progress or (lambda _message: None)
     source = Path(source)
     files = source_files(source)
-    say("hashing")
-    digest = content_hash(files, source if source.is_dir() else None)
-    if resolve_db_path(db).exists():  # a failed import must not even create the database file
-        with store.connect(db, read_only=True) as con:
-            if found := _already_imported(con, digest, started):
-                return found
-
     options = options or ImportOptions()
-    chosen = _resolve_format(files, fmt, options)
-    say(f"reading and validating as {chosen.name}")
-    staged = _stage_all(chosen, files, options)
-    say("labelling")
-    requests, labelling = label_requests(staged.requests, label_mix)
+    root = source if source.is_dir() else None
+    try:
+        chosen = _resolve_format(files, fmt, options)
+        say(f"reading and validating as {chosen.name}")
+        staged = _stage_all(chosen, files, options)
+    except Exception:  # a file that is already stored is reported as such, even if reading it fails this time
+        if found := _found_earlier(db, content_hash(files, root), started):
+            return found
+        raise
+    # The read keeps every core busy; labelling runs on one. So the content hash (sha256 releases the GIL) is
+    # computed beside the labelling, then the database is created or upgraded (the read has succeeded, so it
+    # may exist now), and nothing is written if these bytes are already stored.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
+        digest_and_database = helper.submit(lambda: (content_hash(files, root), store.ensure_ready(db))[0])
+        say("labelling")
+        requests, labelling = label_requests(staged.requests, label_mix)
+        stored = lay_out(requests)
+        digest = digest_and_database.result()
+    if found := _found_earlier(db, digest, started):
+        return found
     trace_name = name or source.stem
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")
@@ -229,15 +238,15 @@ def import_trace(
                 hint="choose another name with --name",
             )
         trace_id = insert_trace(con, name=trace_name, source_file=str(display_name or source.resolve()),
-                                fmt=chosen.name, digest=digest, kind=staged.kind, requests=requests,
-                                labelling=labelling, report=report)
+                                fmt=chosen.name, digest=digest, kind=staged.kind, requests=stored,
+                                labelling=labelling, report=report, first_arrival_ns=staged.first_arrival_ns)
         outcome_rows = 0
         if staged.outcomes is not None:
             con.register("staged_outcomes", staged.outcomes)
             con.execute(f"INSERT INTO outcomes BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_outcomes")
             outcome_rows = len(staged.outcomes)
     return ImportResult(
-        trace_id, trace_name, chosen.name, len(requests), outcome_rows, False, time.perf_counter() - started,
+        trace_id, trace_name, chosen.name, stored.count, outcome_rows, False, time.perf_counter() - started,
         report, labelling,
     )
 
@@ -249,7 +258,7 @@ def remove_trace(name: str, *, db: str | Path | None = None) -> int:
         if not found:
             raise ValueError(f"no trace named '{name}' in {resolve_db_path(db)}")
         trace_id, rows = found[0]
-        for table in ("outcomes", "requests", "traces"):
+        for table in ("outcomes", "request_details", "label_sets", "request_rows", "traces"):
             con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
     return int(rows)
 

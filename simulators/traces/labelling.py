@@ -152,10 +152,10 @@ def _draw_given(
             probabilities[row, vocabulary.index(label)] = weight
     cumulative = np.cumsum(probabilities / probabilities.sum(axis=1, keepdims=True), axis=1)
     cumulative[np.isclose(cumulative, 1.0) | (cumulative > 1.0)] = np.inf  # rounding never reaches a zero-weight tail
-    codes = np.zeros(len(uniform), dtype=np.int8)
-    for column in range(len(vocabulary) - 1):
-        # one distribution: compare with a number, not a gathered column (same result, a tenth of the time)
-        codes += uniform >= (cumulative[0, column] if len(tables) == 1 else cumulative[condition, column])
+    from simulators.traces.draw_kernel import inverse_cdf_codes  # numba loads only when labels are drawn
+
+    codes = np.empty(len(uniform), dtype=np.int8)
+    inverse_cdf_codes(uniform, condition, cumulative, codes)
     return codes
 
 
@@ -168,11 +168,21 @@ class Labels:
     residency: np.ndarray
     tenant: np.ndarray
     tenants: tuple[str, ...]
-    latency_slo_ms: np.ndarray
+    slo_ms_by_task: tuple[float, ...]
 
-    def vocabulary(self, name: str) -> tuple[str, ...]:
-        """The labels the codes of one field index into."""
-        return {"task": TASKS, "data_class": DATA_CLASSES, "residency": RESIDENCIES, "tenant": self.tenants}[name]
+    @property
+    def latency_slo_ms(self) -> np.ndarray:
+        """Each request's SLO, which follows from its task."""
+        return np.asarray(self.slo_ms_by_task)[self.task]
+
+    def vocabulary(self, name: str) -> tuple[str, ...] | tuple[float, ...]:
+        """The labels the codes of one field index into (the SLO is coded by task)."""
+        return {"task": TASKS, "data_class": DATA_CLASSES, "residency": RESIDENCIES, "tenant": self.tenants,
+                "latency_slo_ms": self.slo_ms_by_task}[name]
+
+    def codes(self, name: str) -> np.ndarray:
+        """One field's codes into its vocabulary."""
+        return self.task if name == "latency_slo_ms" else getattr(self, name)
 
     def decoded(self, name: str) -> list[str]:
         """One field as label strings (for tests and small traces)."""
@@ -212,8 +222,7 @@ def draw_labels(
     )
     tenants = tuple(mix.tenant)
     tenant = _draw_given(generator.random(out=uniform), np.zeros(count, dtype=np.int8), [mix.tenant], tenants)
-    slo_by_task = np.array([mix.latency_slo_ms_by_task[name] for name in TASKS], dtype=float)
     return Labels(
         task=task, data_class=data_class, residency=residency, tenant=tenant, tenants=tenants,
-        latency_slo_ms=slo_by_task[task],
+        slo_ms_by_task=tuple(float(mix.latency_slo_ms_by_task[name]) for name in TASKS),
     )

@@ -8,9 +8,10 @@ from typing import Literal
 
 import pyarrow as pa
 
-# The canonical request fields a file may provide (the warehouse's `requests` columns, less trace_id/seq).
+# The canonical request fields a staged trace may hold (what the warehouse's `requests` view shows, less trace_id;
+# arrival as nanoseconds after the first arrival, whose absolute time is `StagedTrace.first_arrival_ns`).
 REQUEST_FIELDS = (
-    "request_id", "arrival_s", "arrived_at", "input_tokens", "output_tokens", "task", "data_class", "residency",
+    "request_id", "seq", "source_row", "arrival_ns", "input_tokens", "output_tokens", "task", "data_class", "residency",
     "tenant", "latency_slo_ms", "category", "prompt", "reference", "prefix_hash_ids",
 )
 OUTCOME_FIELDS = (
@@ -30,12 +31,14 @@ class ImportOptions:
 
 @dataclass(frozen=True)
 class StagedTrace:
-    """A file's content after validation: requests in arrival order (`seq`), optional recorded outcomes."""
+    """A file's content after validation: requests (in file order, numbered by arrival in `seq`), optional
+    recorded outcomes."""
 
     kind: Literal["workload", "outcomes"]
     requests: pa.Table
     outcomes: pa.Table | None
     report: dict[str, object]
+    first_arrival_ns: int | None = None  # ns since the epoch, where the source records absolute times
 
 
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:

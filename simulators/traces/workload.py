@@ -95,66 +95,83 @@ def _checked_mapping(
     return dict(mapping)
 
 
+# The typed read checks every value inside DuckDB's parallel scan: a value that fails ends the query with
+# error(), and the file is then read again as text and checked row by row, to name the offending rows.
 # Token counts are read as DOUBLE and checked to be whole: DuckDB's CSV reader rounds '12.5' into a BIGINT.
-_FAST_TYPES = {"input_tokens": "DOUBLE", "output_tokens": "DOUBLE", "latency_slo_ms": "DOUBLE"}
-_COUNTS = ("input_tokens", "output_tokens")
+_FAST_FIELDS = ("input_tokens", "output_tokens", "latency_slo_ms")
 _FAST_LINE_BYTES = 2 * 1024 * 1024  # DuckDB's default; a longer line fails the typed read and takes the checked path
 use_fast_path = True  # tests switch it off to prove both paths store the same rows
+
+
+def _checked(condition: str, value: str, name: str) -> str:
+    return f"CASE WHEN {condition} THEN {value} ELSE error('rejected by the typed read') END AS {name}"
 
 
 def _fast_csv(
     con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...], mapping: dict[str, str], unit: ArrivalUnit
 ) -> pa.Table | None:
     """Typed parallel read for clean CSVs; None sends the file down the row-by-row diagnostic path."""
-    if not use_fast_path or unit == "auto" or not set(mapping) <= {"arrival", *_FAST_TYPES}:
+    if not use_fast_path or unit == "auto" or not set(mapping) <= {"arrival", *_FAST_FIELDS}:
         return None
     arrival = mapping["arrival"]
     types = {name: "VARCHAR" for name in columns}
     types[arrival] = "TIMESTAMP_NS" if unit == "timestamp" else "DOUBLE"
-    types.update({mapping[field]: kind for field, kind in _FAST_TYPES.items() if field in mapping})
+    types.update({mapping[field]: "DOUBLE" for field in _FAST_FIELDS if field in mapping})
     spec = "{" + ", ".join(f"{sql_quote(name)}: '{kind}'" for name, kind in types.items()) + "}"
+    at = ident(arrival)
     if unit == "timestamp":
-        select = [f"{ident(arrival)} AS arrived_at"]
+        select = [_checked(f"{at} IS NOT NULL", f"epoch_ns({at})", "arrival_key_ns")]
     else:
-        select = [f"{ident(arrival)}{' / 1000.0' if unit == 'ms' else ''} AS key"]
-    select += [f"{ident(mapping[field])} AS {field}" for field in _FAST_TYPES if field in mapping]
+        select = [_checked(f"isfinite({at})", f"{at}{' / 1000.0' if unit == 'ms' else ''}", "key")]
+    for field in _FAST_FIELDS:
+        if field in mapping:
+            value = ident(mapping[field])
+            whole = f" AND {value} = floor({value})" if field != "latency_slo_ms" else ""
+            cast = f"CAST({value} AS BIGINT)" if whole else value
+            select.append(_checked(f"isfinite({value}) AND {value} >= 0{whole}", cast, field))
     try:
-        table = store.query_arrow(con, f"SELECT {', '.join(select)} FROM read_csv({sql_quote(str(path))}, {csv_options(columns, spec, _FAST_LINE_BYTES)})")
+        return store.query_arrow(con, f"SELECT {', '.join(select)} FROM read_csv({sql_quote(str(path))}, {csv_options(columns, spec, _FAST_LINE_BYTES)})")
     except duckdb.Error:
         return None
-    for name in table.column_names:
-        column = table.column(name)
-        if column.null_count:
-            return None
-        if name in ("key", "arrived_at") or not len(column):
-            continue
-        if not pc.all(pc.is_finite(column)).as_py() or pc.min(column).as_py() < 0:
-            return None
-        if name in _COUNTS:
-            if not pc.all(pc.equal(column, pc.floor(column))).as_py():
-                return None
-            table = table.set_column(table.schema.get_field_index(name), name, pc.cast(column, pa.int64()))
-    if "key" in table.column_names and not pc.all(pc.is_finite(table.column("key"))).as_py():
-        return None
-    return table
 
 
-def _in_arrival_order(table: pa.Table, unit: ArrivalUnit, file_rows: np.ndarray) -> tuple[pa.Table, int]:
-    """Sort by arrival (stable: ties keep file order), add seq and arrival_s; count rows that arrived early."""
+_MAX_SPAN_NS = 2**62  # arrivals are stored as int64 nanoseconds after the first one
+
+
+def _in_arrival_order(
+    path: Path, table: pa.Table, unit: ArrivalUnit, file_rows: np.ndarray, column: str
+) -> tuple[pa.Table, int, int | None]:
+    """Number requests by arrival (`seq`; ties keep file order) and add arrival_ns; count rows that arrived early.
+
+    Rows stay in file order: only the arrival ranks are computed, not a sorted copy of every column (readers
+    order by seq). Also returns the first arrival in ns since the epoch for absolute timestamps (None for
+    relative times).
+    """
     if unit == "timestamp":
-        key = pc.cast(table.column("arrived_at"), pa.int64()).to_numpy()  # nanoseconds; no pandas import
+        key = table.column("arrival_key_ns").to_numpy()  # nanoseconds since the epoch
+        table = table.drop_columns(["arrival_key_ns"])
     else:
         key = table.column("key").to_numpy()
         table = table.drop_columns(["key"])
     out_of_order = int(np.count_nonzero(key[1:] < key[:-1]))
+    seq = np.arange(len(key), dtype=np.int64)
     if out_of_order:
-        order = np.argsort(key, kind="stable")
-        table, key, file_rows = table.take(order), key[order], file_rows[order]
-    offset = key - key[0] if len(key) else key
-    arrival_s = offset / 1e9 if unit == "timestamp" else offset.astype(float)
+        seq[np.argsort(key, kind="stable")] = seq.copy()
+    first = key.min() if len(key) else 0
+    if unit == "timestamp":
+        arrival_ns, first_ns = key - first, int(first) if len(key) else None
+    else:
+        offset_ns = (key - first) * 1e9
+        too_far = np.flatnonzero(offset_ns >= _MAX_SPAN_NS)
+        if len(too_far):
+            raise TraceInputError(
+                path, "arrival times span more than 146 years", column=column,
+                offenders=[(int(file_rows[i]), f"{key[i]!r}") for i in too_far[:5]], total=len(too_far),
+            )
+        arrival_ns, first_ns = np.rint(offset_ns).astype(np.int64), None
     table = table.append_column("source_row", pa.array(file_rows, type=pa.int64()))
-    table = table.append_column("seq", pa.array(np.arange(len(key), dtype=np.int64)))
-    return table.append_column("arrival_s", pa.array(arrival_s, type=pa.float64())), out_of_order
+    table = table.append_column("seq", pa.array(seq))
+    return table.append_column("arrival_ns", pa.array(arrival_ns, type=pa.int64())), out_of_order, first_ns
 
 
 def stage_workload(
@@ -178,7 +195,9 @@ def stage_workload(
         mapping = _checked_mapping(path, columns, mapping_for(columns), ignore, hint)
         fast = _fast_csv(con, path, columns, mapping, arrival_unit)
     if fast is not None:
-        requests, out_of_order = _in_arrival_order(fast, arrival_unit, np.arange(1, fast.num_rows + 1))
+        requests, out_of_order, first_ns = _in_arrival_order(
+            path, fast, arrival_unit, np.arange(1, fast.num_rows + 1), mapping["arrival"]
+        )
         if not requests.num_rows:
             raise TraceInputError(path, "has no data rows (only a header or blank lines)")
     else:
@@ -186,7 +205,7 @@ def stage_workload(
         mapping = _checked_mapping(path, columns, mapping_for(columns), ignore, hint)
         if arrival_unit == "auto":
             arrival_unit = _resolve_auto_unit(con, table, mapping["arrival"])
-        requests, out_of_order = _checked_slow(con, path, table, mapping, arrival_unit)
+        requests, out_of_order, first_ns = _checked_slow(con, path, table, mapping, arrival_unit)
     report = {
         "arrival_unit": arrival_unit,
         "rows_out_of_order": out_of_order,
@@ -194,12 +213,12 @@ def stage_workload(
         "ignored_columns": list(ignore),
         "validation": "typed read" if fast is not None else "row-by-row checks",
     }
-    return StagedTrace(kind="workload", requests=requests, outcomes=None, report=report)
+    return StagedTrace(kind="workload", requests=requests, outcomes=None, report=report, first_arrival_ns=first_ns)
 
 
 def _checked_slow(
     con: duckdb.DuckDBPyConnection, path: Path, table: str, mapping: dict[str, str], arrival_unit: ArrivalUnit
-) -> tuple[pa.Table, int]:
+) -> tuple[pa.Table, int, int | None]:
     arrival, arrival_unit = _arrival_check(mapping["arrival"], arrival_unit)
     field_checks = {field: _field_check(field, column) for field, column in mapping.items()
                     if field not in ("arrival", "prefix_hash_ids")}
@@ -210,11 +229,11 @@ def _checked_slow(
     if "prefix_hash_ids" in mapping:
         projections["prefix_hash_ids"] = _hash_ids_check(path, con, table, mapping["prefix_hash_ids"])
     if arrival_unit == "timestamp":
-        projections = {"arrived_at": arrival.typed, **projections}
+        projections = {"arrival_key_ns": f"epoch_ns({arrival.typed})", **projections}
     else:
         projections = {"key": arrival.typed if arrival_unit == "s" else f"({arrival.typed}) / 1000.0", **projections}
     select = ", ".join(f"{sql} AS {ident(field)}" for field, sql in projections.items())
     typed = store.query_arrow(con, f"SELECT {ROW}, {select} FROM {table} ORDER BY {ROW}")
     con.execute(f"DROP TABLE {table}")
     file_rows = typed.column(ROW).to_numpy()
-    return _in_arrival_order(typed.drop_columns([ROW]), arrival_unit, file_rows)
+    return _in_arrival_order(path, typed.drop_columns([ROW]), arrival_unit, file_rows, mapping["arrival"])

@@ -129,3 +129,46 @@ def test_draws_are_conditioned_on_labels_the_file_records(db: Path, tmp_path: Pa
     assert summary["task"] == {"document-extraction": 4_000}
     assert "public" not in summary["data_class"]  # document extraction never draws public data
     assert summary["data_class"]["regulated"] / 4_000 == pytest.approx(0.30, abs=0.03)
+
+
+def _reference_labels(tokens: np.ndarray, ranks: np.ndarray, mix: LabelMix) -> list[tuple[int, int, int, int]]:
+    """The documented formula in plain Python: uniform(seed, field, rank), then the inverse-CDF tables."""
+    from simulators.traces.label_kernel import uniform
+    from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS, _cumulative
+
+    tables = [
+        _cumulative([mix.task, mix.long_context_task], TASKS),
+        _cumulative([mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES),
+        _cumulative([mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES),
+        _cumulative([mix.tenant], tuple(mix.tenant)),
+    ]
+
+    def code(field: int, row: int, rank: int) -> int:
+        value = uniform(mix.seed, field, rank)
+        return sum(value >= threshold for threshold in tables[field][row][:-1])
+
+    labels = []
+    for tokens_in, rank in zip(tokens.tolist(), ranks.tolist()):
+        task = code(0, int(tokens_in >= mix.long_context_tokens), rank)
+        data_class = code(1, task, rank)
+        labels.append((task, data_class, code(2, data_class, rank), code(3, 0, rank)))
+    return labels
+
+
+def test_compiled_draw_follows_the_documented_formula() -> None:
+    rng = np.random.default_rng(5)
+    tokens, ranks = rng.integers(0, 6_000, 400), rng.permutation(400)
+    mix = LabelMix(seed=123456789)
+    labels = draw_labels(tokens, mix, arrival_rank=ranks)
+    drawn = list(zip(labels.task.tolist(), labels.data_class.tolist(), labels.residency.tolist(), labels.tenant.tolist()))
+    assert drawn == _reference_labels(tokens, ranks, mix)
+
+
+def test_labels_follow_the_request_not_the_row_order_of_the_file() -> None:
+    """A request keeps its labels when the file lists requests in another order (same arrival ranks)."""
+    tokens = np.arange(20_000) % 5_000
+    in_order = draw_labels(tokens, LabelMix())
+    shuffle = np.random.default_rng(1).permutation(len(tokens))
+    shuffled = draw_labels(tokens[shuffle], LabelMix(), arrival_rank=shuffle)
+    for name in ("task", "data_class", "residency", "tenant"):
+        assert np.array_equal(getattr(shuffled, name), getattr(in_order, name)[shuffle])

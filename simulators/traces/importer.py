@@ -131,30 +131,21 @@ def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, 
     provenance: dict[str, object] = {"recorded_fields": recorded, "synthetic_fields": [], "method": "recorded" if recorded else "none"}
     if mix is None or not missing:
         return requests, provenance
-    # Labels are drawn in arrival order (the documented stream), and rows may be stored in file order.
+    # Rows may be in file order; each request's labels follow from its rank in arrival order all the same.
     seq = requests.column("seq").to_numpy() if "seq" in requests.column_names else None
-    order = None
-    if seq is not None and len(seq) and not bool(np.all(seq[1:] > seq[:-1])):
-        order = np.empty_like(seq)
-        order[seq] = np.arange(len(seq))
-
-    def arrival_order(values: np.ndarray) -> np.ndarray:
-        return values if order is None else values[order]
-
-    tokens = arrival_order(
+    tokens = (
         requests.column("input_tokens").to_numpy(zero_copy_only=False)
         if "input_tokens" in requests.column_names else np.zeros(len(requests))
     )
     vocabularies = {"task": TASKS, "data_class": DATA_CLASSES}
     given = {
-        name: arrival_order(pc.fill_null(pc.index_in(requests.column(name), value_set=pa.array(vocabulary)), -1).to_numpy())
+        name: pc.fill_null(pc.index_in(requests.column(name), value_set=pa.array(vocabulary)), -1).to_numpy()
         for name, vocabulary in vocabularies.items() if name in recorded
     }
-    labels = draw_labels(tokens, mix, given)
+    labels = draw_labels(tokens, mix, given, arrival_rank=seq)
     for name in missing:
-        codes = labels.codes(name)
         column = pa.DictionaryArray.from_arrays(  # small codes: cheap to build and to encode as label sets
-            pa.array(codes if order is None else codes[seq], type=pa.int8()),
+            pa.array(labels.codes(name), type=pa.int8()),
             pa.array(labels.vocabulary(name), type=pa.float64() if name == "latency_slo_ms" else pa.string()),
         )
         if name in requests.column_names:
@@ -178,6 +169,13 @@ def _already_imported(con: duckdb.DuckDBPyConnection, digest: str, started: floa
         return None
     trace_id, name, fmt, count, outcomes = rows[0]
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
+
+
+def _hash_and_prepare(files: list[Path], root: Path | None, db: str | Path | None) -> str:
+    """The content hash, once the warehouse file exists at the current schema."""
+    digest = content_hash(files, root)
+    store.ensure_ready(db)
+    return digest
 
 
 def _found_earlier(db: str | Path | None, digest: str, started: float) -> ImportResult | None:
@@ -214,17 +212,15 @@ def import_trace(
         if found := _found_earlier(db, content_hash(files, root), started):
             return found
         raise
-    # The read keeps every core busy; labelling runs on one. So the content hash (sha256 releases the GIL) is
-    # computed beside the labelling, then the database is created or upgraded (the read has succeeded, so it
-    # may exist now), and nothing is written if these bytes are already stored.
+    # The read keeps every core busy; labelling runs on one. So the content hash (sha256 releases the GIL) and
+    # the creation or upgrade of the database (the read has succeeded, so the file may exist now) run beside
+    # the labelling. The write checks first that these bytes are not stored already.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
-        digest_and_database = helper.submit(lambda: (content_hash(files, root), store.ensure_ready(db))[0])
+        hashing = helper.submit(_hash_and_prepare, files, root, db)
         say("labelling")
         requests, labelling = label_requests(staged.requests, label_mix)
         stored = lay_out(requests)
-        digest = digest_and_database.result()
-    if found := _found_earlier(db, digest, started):
-        return found
+        digest = hashing.result()
     trace_name = name or source.stem
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")

@@ -1,11 +1,13 @@
 """Seeded enterprise labels for traces that carry none: task, data class, residency, tenant and latency SLO.
 
 Public traces record arrivals and token counts only. The replay needs to know what each request is and
-where its data may go, so this step draws those labels from a documented mix, in arrival order, from one
-numpy PCG64 stream seeded by the mix: the same trace, mix and seed always give the same labels. The mix
-and the seed are stored with the trace and every screen shows the labels as synthetic.
+where its data may go, so this step draws those labels from a documented mix. Each request's uniform numbers
+are a hash of (seed, field, its rank in arrival order) (`label_kernel.uniform` gives the formula): the same
+trace, mix and seed always give the same labels, whatever the row order of the file, and millions of
+requests are labelled on every core at once. The mix and the seed are stored with the trace and every screen
+shows the labels as synthetic.
 
-The draw, per request in arrival order (one uniform number per field, fields in this order):
+The draw, per request (one uniform number per field):
 1. task: from `long_context_task` when input tokens >= `long_context_tokens` (long prompts are mostly
    documents to extract from), else from `task`;
 2. data class: from `data_class_by_task[task]`;
@@ -138,25 +140,19 @@ def load_label_mix(spec: str | None) -> LabelMix | None:
     return LabelMix(**overrides)
 
 
-def _draw_given(
-    uniform: np.ndarray, condition: np.ndarray, tables: list[dict[str, float]], vocabulary: tuple[str, ...]
-) -> np.ndarray:
-    """Inverse-CDF draw of a label code per row from the distribution selected by that row's condition code.
+def _cumulative(tables: list[dict[str, float]], vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Inverse-CDF table: one row of cumulative probabilities per condition code, labels in vocabulary order.
 
-    A row gets the first label whose cumulative probability exceeds its uniform number; labels are taken in
-    vocabulary order. Zero-weight labels can never be drawn.
+    A row's draw is the first label whose cumulative probability exceeds its uniform number. Entries that
+    reach 1 are set to infinity, so rounding never lands on a zero-weight tail label.
     """
     probabilities = np.zeros((len(tables), len(vocabulary)))
     for row, weights in enumerate(tables):
         for label, weight in weights.items():
             probabilities[row, vocabulary.index(label)] = weight
     cumulative = np.cumsum(probabilities / probabilities.sum(axis=1, keepdims=True), axis=1)
-    cumulative[np.isclose(cumulative, 1.0) | (cumulative > 1.0)] = np.inf  # rounding never reaches a zero-weight tail
-    from simulators.traces.draw_kernel import inverse_cdf_codes  # numba loads only when labels are drawn
-
-    codes = np.empty(len(uniform), dtype=np.int8)
-    inverse_cdf_codes(uniform, condition, cumulative, codes)
-    return codes
+    cumulative[np.isclose(cumulative, 1.0) | (cumulative > 1.0)] = np.inf
+    return cumulative
 
 
 @dataclass(frozen=True)
@@ -190,38 +186,39 @@ class Labels:
         return [vocabulary[code] for code in getattr(self, name)]
 
 
-def _keep_recorded(drawn: np.ndarray, recorded: np.ndarray | None) -> np.ndarray:
-    return drawn if recorded is None else np.where(recorded >= 0, recorded, drawn).astype(np.int8)
-
-
 def draw_labels(
-    input_tokens: np.ndarray, mix: LabelMix, recorded: dict[str, np.ndarray] | None = None
+    input_tokens: np.ndarray, mix: LabelMix, recorded: dict[str, np.ndarray] | None = None,
+    arrival_rank: np.ndarray | None = None,
 ) -> Labels:
-    """Labels for requests given in arrival order; missing token counts count as short requests.
+    """Labels for requests; missing token counts count as short requests.
 
-    `recorded` holds codes of labels the file already has (-1 where a row has none or one outside the
-    vocabulary); later draws are conditioned on those, so a recorded invoice-extraction request gets a data
-    class drawn for invoice extraction.
+    `arrival_rank` is each row's position in arrival order (None: rows are in arrival order). `recorded` holds
+    codes of labels the file already has (-1 where a row has none or one outside the vocabulary); later draws
+    are conditioned on those, so a recorded invoice-extraction request gets a data class drawn for invoice
+    extraction.
     """
+    from simulators.kernels import in_chunks  # numba loads only when labels are drawn
+    from simulators.traces.label_kernel import FIELDS, draw_codes, stream
+
     recorded = recorded or {}
     count = len(input_tokens)
-    generator = np.random.Generator(np.random.PCG64(mix.seed))
-    uniform = np.empty(count)  # one field's numbers at a time: the same stream as random((4, count)), a quarter the memory
+    rank = np.arange(count, dtype=np.int64) if arrival_rank is None else np.asarray(arrival_rank, dtype=np.int64)
     tokens = np.asarray(input_tokens)
     if not np.issubdtype(tokens.dtype, np.integer):
         tokens = np.nan_to_num(tokens.astype(float), nan=0.0)
-    long_context = (tokens >= mix.long_context_tokens).astype(np.int8)
-    task = _draw_given(generator.random(out=uniform), long_context, [mix.task, mix.long_context_task], TASKS)
-    task = _keep_recorded(task, recorded.get("task"))
-    data_class = _draw_given(
-        generator.random(out=uniform), task, [mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES
-    )
-    data_class = _keep_recorded(data_class, recorded.get("data_class"))
-    residency = _draw_given(
-        generator.random(out=uniform), data_class, [mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES
-    )
+    long_context = (tokens >= mix.long_context_tokens).view(np.int8)
+    none = np.zeros(0, dtype=np.int8)
     tenants = tuple(mix.tenant)
-    tenant = _draw_given(generator.random(out=uniform), np.zeros(count, dtype=np.int8), [mix.tenant], tenants)
+    codes = [np.empty(count, dtype=np.int8) for _ in range(FIELDS)]
+    in_chunks(
+        draw_codes, count, np.array([stream(mix.seed, f) for f in range(FIELDS)], dtype=np.uint64), rank, long_context,
+        recorded.get("task", none).astype(np.int8), recorded.get("data_class", none).astype(np.int8),
+        _cumulative([mix.task, mix.long_context_task], TASKS),
+        _cumulative([mix.data_class_by_task[t] for t in TASKS], DATA_CLASSES),
+        _cumulative([mix.residency_by_data_class[c] for c in DATA_CLASSES], RESIDENCIES),
+        _cumulative([mix.tenant], tenants), *codes,
+    )
+    task, data_class, residency, tenant = codes
     return Labels(
         task=task, data_class=data_class, residency=residency, tenant=tenant, tenants=tenants,
         slo_ms_by_task=tuple(float(mix.latency_slo_ms_by_task[name]) for name in TASKS),

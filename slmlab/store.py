@@ -358,22 +358,22 @@ def migrate(
     con: duckdb.DuckDBPyConnection,
     migrations: list[Callable[[duckdb.DuckDBPyConnection], None]] | None = None,
 ) -> list[str]:
-    """Apply the migrations not yet recorded, each in its own transaction; returns the names applied now."""
+    """Apply the migrations not yet recorded, all in one transaction (an upgrade happens entirely or not at all,
+    and a new file is ready in one commit); returns the names applied now."""
     done = set(applied_migrations(con))
-    applied_now: list[str] = []
-    for migration in MIGRATIONS if migrations is None else migrations:
-        if migration.__name__ in done:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+    pending = [m for m in (MIGRATIONS if migrations is None else migrations) if m.__name__ not in done]
+    if not pending:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for migration in pending:
             migration(con)
             con.execute("INSERT INTO _migrations VALUES (?, now())", [migration.__name__])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        applied_now.append(migration.__name__)
-    return applied_now
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return [m.__name__ for m in pending]
 
 
 def _is_lock_error(error: Exception) -> bool:
@@ -406,22 +406,23 @@ _migrated: set[Path] = set()
 _migrated_guard = threading.Lock()
 
 
-def _ensure_migrated(path: Path, wait_s: float) -> None:
+def _open_migrated(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """A connection to an up-to-date warehouse. The first in a process migrates the file (creating it if need
+    be) and, when it is to write anyway, goes on with the same connection."""
     with _migrated_guard:
-        if path in _migrated:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = _open_with_retry(path, read_only=False, wait_s=wait_s)
-        try:
-            migrate(con)
-        finally:
+        if path not in _migrated:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            con = _open_with_retry(path, read_only=False, wait_s=wait_s)
+            try:
+                migrate(con)
+            except BaseException:
+                con.close()
+                raise
+            _migrated.add(path)
+            if not read_only:
+                return con
             con.close()
-        _migrated.add(path)
-
-
-def ensure_ready(db: str | Path | None = None, *, wait_s: float = 60.0) -> None:
-    """Create or upgrade the warehouse now (an importer does it beside other work, before it needs the file)."""
-    _ensure_migrated(resolve_db_path(db).resolve(), wait_s)
+    return _open_with_retry(path, read_only=read_only, wait_s=wait_s)
 
 
 @contextmanager
@@ -429,9 +430,7 @@ def connect(
     db: str | Path | None = None, *, read_only: bool = False, wait_s: float = 60.0
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to an up-to-date warehouse; close it as soon as the unit of work is done."""
-    path = resolve_db_path(db).resolve()
-    _ensure_migrated(path, wait_s)
-    con = _open_with_retry(path, read_only=read_only, wait_s=wait_s)
+    con = _open_migrated(resolve_db_path(db).resolve(), read_only, wait_s)
     try:
         yield con
     finally:

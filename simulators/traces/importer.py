@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simulators.allocator import keep_freed_memory
 from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
 from simulators.traces.formats.base import TraceFormat
@@ -171,13 +172,6 @@ def _already_imported(con: duckdb.DuckDBPyConnection, digest: str, started: floa
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
-def _hash_and_prepare(files: list[Path], root: Path | None, db: str | Path | None) -> str:
-    """The content hash, once the warehouse file exists at the current schema."""
-    digest = content_hash(files, root)
-    store.ensure_ready(db)
-    return digest
-
-
 def _found_earlier(db: str | Path | None, digest: str, started: float) -> ImportResult | None:
     """The trace stored from these bytes before, if any (a failed import must not even create the database file)."""
     if not resolve_db_path(db).exists():
@@ -199,6 +193,7 @@ def import_trace(
 ) -> ImportResult:
     """Validate and store one trace; importing the same bytes again changes nothing and says so."""
     started = time.perf_counter()
+    keep_freed_memory()  # a large import allocates and frees arrays of tens of MB at every step
     say = progress or (lambda _message: None)
     source = Path(source)
     files = source_files(source)
@@ -212,11 +207,10 @@ def import_trace(
         if found := _found_earlier(db, content_hash(files, root), started):
             return found
         raise
-    # The read keeps every core busy; labelling runs on one. So the content hash (sha256 releases the GIL) and
-    # the creation or upgrade of the database (the read has succeeded, so the file may exist now) run beside
-    # the labelling. The write checks first that these bytes are not stored already.
+    # The read keeps every core busy; labelling runs mostly on one. So the content hash (sha256 releases the
+    # GIL) is computed beside it. The write checks first that these bytes are not stored already.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
-        hashing = helper.submit(_hash_and_prepare, files, root, db)
+        hashing = helper.submit(content_hash, files, root)
         say("labelling")
         requests, labelling = label_requests(staged.requests, label_mix)
         stored = lay_out(requests)

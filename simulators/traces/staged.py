@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
 
 # The canonical request fields a staged trace may hold (what the warehouse's `requests` view shows, less trace_id;
@@ -51,3 +52,13 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
                 raise ValueError(f"--map expects FIELD=COLUMN pairs, got '{pair}'")
             mapping[field_name.strip()] = column.strip()
     return mapping
+
+
+def one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one Arrow array. Numbers are joined with numpy, whose freed memory the process reuses
+    (`simulators.allocator`), rather than Arrow's allocator, which returns it to the system after each import."""
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    if column.null_count or not pa.types.is_primitive(column.type):
+        return column.combine_chunks()
+    return pa.array(np.concatenate([chunk.to_numpy() for chunk in column.chunks]), type=column.type)

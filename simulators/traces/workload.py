@@ -19,7 +19,7 @@ from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES
 from simulators.traces.reading import (
     LINE, ROW, container_of, csv_header, csv_options, ident, read_raw, sql_quote, table_columns,
 )
-from simulators.traces.staged import StagedTrace
+from simulators.traces.staged import StagedTrace, one_chunk
 
 ArrivalUnit = Literal["auto", "timestamp", "s", "ms"]
 REQUIRED_FIELDS = ("arrival", "input_tokens", "output_tokens")
@@ -169,6 +169,7 @@ def _in_arrival_order(
                 offenders=[(int(file_rows[i]), f"{key[i]!r}") for i in too_far[:5]], total=len(too_far),
             )
         arrival_ns, first_ns = np.rint(offset_ns).astype(np.int64), None
+    table = pa.table({name: one_chunk(table.column(name)) for name in table.column_names})  # read once, not per use
     table = table.append_column("source_row", pa.array(file_rows, type=pa.int64()))
     table = table.append_column("seq", pa.array(seq))
     return table.append_column("arrival_ns", pa.array(arrival_ns, type=pa.int64())), out_of_order, first_ns

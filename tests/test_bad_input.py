@@ -61,6 +61,8 @@ BAD_FILES = [
      ["m.jsonl", "column 'input_length'", "row 2", "negative"]),
     ("routellm-not-bool", "r.csv", b"prompt,weak,strong\nhello,True,False\nbye,maybe,True\n",
      ["r.csv", "column 'weak'", "row 2", "'maybe' is not True/False"]),
+    ("arrivals-span-centuries", "g.csv", b"arrival,input_tokens,output_tokens\n0,1,1\n5,2,2\n1e10,3,3\n",
+     ["g.csv", "column 'arrival'", "more than 146 years", "row 3"]),
     ("unknown-format", "x.csv", b"a,b\n1,2\n", ["x.csv", "cannot tell the format", "--map"]),
     ("unsupported-type", "x.xlsx", b"PK..", ["x.xlsx", "unsupported file type"]),
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from simulators.traces import workload
+from simulators.traces import importer, workload
 from simulators.traces.importer import detect_format, import_trace
 from tests.conftest import AZURE_CODE, AZURE_CONV, ROUTELLM, SAMPLES
 
@@ -51,7 +51,9 @@ def test_imports_real_files(db: Path, path: Path, fmt: str, rows: int, outcomes:
         assert _count(db, "SELECT count(*) FROM outcomes WHERE source <> 'recorded'") == 0
 
 
-def test_reimport_says_so_and_changes_nothing(db: Path) -> None:
+@pytest.mark.parametrize("hash_first_bytes", [64 << 20, 0], ids=["hashed-before-reading", "hashed-beside-labelling"])
+def test_reimport_says_so_and_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch, hash_first_bytes: int) -> None:
+    monkeypatch.setattr(importer, "HASH_FIRST_BYTES", hash_first_bytes)
     first = import_trace(AZURE_CONV, db=db)
     again = import_trace(AZURE_CONV, db=db, name="another-name")
     assert again.already_imported and again.trace_id == first.trace_id and again.name == first.name
@@ -179,3 +181,14 @@ def test_a_line_longer_than_the_typed_read_allows_is_still_imported(db: Path, tm
     options = ImportOptions(mapping=mapping, ignore=("notes",), arrival_unit="s")  # a known unit tries the typed read
     result = import_trace(source, db=db, fmt="generic", options=options)
     assert result.rows == 2 and result.report["validation"] == "row-by-row checks"
+
+
+@pytest.mark.parametrize("hash_first_bytes", [64 << 20, 0], ids=["hashed-before-reading", "hashed-beside-labelling"])
+def test_stored_bytes_are_reported_even_when_read_another_way(
+    db: Path, monkeypatch: pytest.MonkeyPatch, hash_first_bytes: int
+) -> None:
+    """A file already stored is reported as such, even if the options of the second import cannot read it."""
+    monkeypatch.setattr(importer, "HASH_FIRST_BYTES", hash_first_bytes)
+    import_trace(AZURE_CODE, db=db)
+    again = import_trace(AZURE_CODE, db=db, fmt="mooncake")
+    assert again.already_imported and again.rows == 8_819

@@ -48,6 +48,24 @@ def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> N
     assert next_id == 2
 
 
+def test_a_failed_upgrade_applies_nothing(tmp_path: Path) -> None:
+    """Pending migrations run in one transaction: one that fails leaves the file as it was."""
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    store.migrate(con, store.MIGRATIONS[:1])
+
+    def m999_broken(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CREATE TABLE half_done (x INTEGER)")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.migrate(con, [*store.MIGRATIONS[:3], m999_broken])
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert store.applied_migrations(con) == ["m001_initial"]
+    assert "bench_runs" not in tables and "half_done" not in tables
+    con.close()
+
+
 def test_migrate_twice_applies_nothing_new(db: Path) -> None:
     con = duckdb.connect(str(db))
     assert store.migrate(con) == [m.__name__ for m in store.MIGRATIONS]

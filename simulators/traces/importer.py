@@ -29,6 +29,7 @@ from slmlab import __version__, store
 from slmlab.paths import resolve_db_path
 
 Progress = Callable[[str], None]
+HASH_FIRST_BYTES = 64 << 20  # files up to this size are hashed before they are read (see import_trace)
 DEFAULT_LABEL_MIX = load_label_mix(None)
 
 
@@ -199,22 +200,27 @@ def import_trace(
     files = source_files(source)
     options = options or ImportOptions()
     root = source if source.is_dir() else None
+    # A file of up to HASH_FIRST_BYTES is hashed before anything else (tens of ms), so importing it again stops
+    # there. A larger one is hashed beside the labelling instead (sha256 releases the GIL): the read keeps every
+    # core busy, labelling runs mostly on one. The write checks in any case that the bytes are not stored yet.
+    early = sum(f.stat().st_size for f in files) <= HASH_FIRST_BYTES
+    digest = content_hash(files, root) if early else None
+    if digest is not None and (found := _found_earlier(db, digest, started)):
+        return found
     try:
         chosen = _resolve_format(files, fmt, options)
         say(f"reading and validating as {chosen.name}")
         staged = _stage_all(chosen, files, options)
     except Exception:  # a file that is already stored is reported as such, even if reading it fails this time
-        if found := _found_earlier(db, content_hash(files, root), started):
+        if digest is None and (found := _found_earlier(db, content_hash(files, root), started)):
             return found
         raise
-    # The read keeps every core busy; labelling runs mostly on one. So the content hash (sha256 releases the
-    # GIL) is computed beside it. The write checks first that these bytes are not stored already.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
-        hashing = helper.submit(content_hash, files, root)
+        hashing = helper.submit(content_hash, files, root) if digest is None else None
         say("labelling")
         requests, labelling = label_requests(staged.requests, label_mix)
         stored = lay_out(requests)
-        digest = hashing.result()
+        digest = hashing.result() if hashing is not None else digest
     trace_name = name or source.stem
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")

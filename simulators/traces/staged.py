@@ -59,6 +59,6 @@ def one_chunk(column: pa.ChunkedArray) -> pa.Array:
     (`simulators.allocator`), rather than Arrow's allocator, which returns it to the system after each import."""
     if column.num_chunks == 1:
         return column.chunk(0)
-    if column.null_count or not pa.types.is_primitive(column.type):
+    if column.num_chunks == 0 or column.null_count or not pa.types.is_primitive(column.type):
         return column.combine_chunks()
     return pa.array(np.concatenate([chunk.to_numpy() for chunk in column.chunks]), type=column.type)

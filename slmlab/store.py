@@ -40,7 +40,7 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
             name          VARCHAR NOT NULL UNIQUE,
             source_file   VARCHAR NOT NULL,
             format        VARCHAR NOT NULL,
-            content_hash  VARCHAR NOT NULL UNIQUE,   -- sha256 of the imported file's bytes
+            content_hash  VARCHAR NOT NULL UNIQUE,   -- hash of the imported file's bytes (m010: 'blake3:<hex>')
             imported_at   TIMESTAMP NOT NULL,
             row_count     BIGINT NOT NULL,
             kind          VARCHAR NOT NULL,          -- 'workload' (arrivals) or 'outcomes' (recorded quality)
@@ -342,9 +342,20 @@ def m009_narrow_requests(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(REQUESTS_VIEW)
 
 
+def m010_hash_algorithm_prefix(con: duckdb.DuckDBPyConnection) -> None:
+    """Imported files are now keyed by BLAKE3 ('blake3:<hex>'), half the CPU time of sha256 on a large trace.
+    The sha256 keys stored before are marked 'sha256:<hex>' (and so are the replays that name them), so
+    importing one of those files again is still recognised: the importer also computes sha256 while any such
+    key remains. Task traces keep their own key (a hash of the task's examples)."""
+    con.execute("UPDATE traces SET content_hash = 'sha256:' || content_hash "
+                "WHERE kind IN ('workload', 'outcomes') AND content_hash NOT LIKE '%:%'")
+    con.execute("UPDATE sim_runs SET trace_hash = 'sha256:' || trace_hash WHERE trace_hash NOT LIKE '%:%' "
+                "AND trace_id IN (SELECT trace_id FROM traces WHERE kind IN ('workload', 'outcomes'))")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs, m006_sim_runs,
-    m007_scenarios, m008_request_ids_zstd, m009_narrow_requests,
+    m007_scenarios, m008_request_ids_zstd, m009_narrow_requests, m010_hash_algorithm_prefix,
 ]
 
 

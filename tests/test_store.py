@@ -112,6 +112,30 @@ def test_narrow_request_tables_keep_every_value_of_the_old_table(tmp_path: Path)
     assert stored == {"request_rows": 7, "label_sets": 5, "request_details": 3}  # own ids or text: trace 2; prefixes
 
 
+def test_files_imported_before_blake3_keys_are_still_recognised(tmp_path: Path) -> None:
+    """m010 marks the old sha256 keys; importing such a file again says so instead of storing it twice."""
+    import hashlib
+
+    from simulators.traces.importer import import_trace
+
+    old = tmp_path / "m009.duckdb"
+    con = duckdb.connect(str(old))
+    store.migrate(con, store.MIGRATIONS[:9])
+    con.execute(
+        "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
+        "import_report) VALUES ('code', 'x.csv', 'azure', ?, now(), 8819, 'workload', '{}', '{}')",
+        [hashlib.sha256(AZURE_CODE.read_bytes()).hexdigest()],
+    )
+    con.close()
+    again = import_trace(AZURE_CODE, db=old, name="code-again")
+    fresh = import_trace(AZURE_CONV, db=old)
+    with store.connect(old, read_only=True) as con:
+        keys = dict(con.execute("SELECT name, content_hash FROM traces").fetchall())
+    assert again.already_imported and again.name == "code"
+    assert keys["code"].startswith("sha256:") and keys[fresh.name].startswith("blake3:")
+    assert set(keys) == {"code", fresh.name}
+
+
 def test_an_arrival_trace_stores_numbers_only(db: Path) -> None:
     """A production trace writes one narrow row per request; its few label combinations are stored once."""
     from simulators.traces.importer import import_trace

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -22,7 +23,9 @@ from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
 from simulators.traces.formats.base import TraceFormat
 from simulators.traces.labelling import DATA_CLASSES, LABEL_FIELDS, TASKS, LabelMix, draw_labels, load_label_mix
-from simulators.traces.reading import SUPPORTED_SUFFIXES, content_hash, sample
+from simulators.traces.reading import (
+    LEGACY_HASH_PREFIX, SUPPORTED_SUFFIXES, content_hash, legacy_content_hash, sample,
+)
 from simulators.traces.staged import ImportOptions, StagedTrace
 from simulators.traces.writing import insert_trace, lay_out
 from slmlab import __version__, store
@@ -161,24 +164,30 @@ def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, 
     return requests, provenance
 
 
-def _already_imported(con: duckdb.DuckDBPyConnection, digest: str, started: float) -> ImportResult | None:
-    rows = con.execute(
-        "SELECT t.trace_id, t.name, t.format, t.row_count, "
-        "(SELECT count(*) FROM outcomes o WHERE o.trace_id = t.trace_id) FROM traces t WHERE content_hash = ?",
-        [digest],
-    ).fetchall()
+def _already_imported(
+    con: duckdb.DuckDBPyConnection, digest: str, started: float, legacy: Callable[[], str] | None = None
+) -> ImportResult | None:
+    """The trace stored from these bytes, by their key; by their sha256 key too (`legacy`) while the database
+    holds traces imported before BLAKE3 keys."""
+    query = ("SELECT t.trace_id, t.name, t.format, t.row_count, "
+             "(SELECT count(*) FROM outcomes o WHERE o.trace_id = t.trace_id) FROM traces t WHERE content_hash = ?")
+    rows = con.execute(query, [digest]).fetchall()
+    if not rows and legacy is not None and con.execute(
+        f"SELECT count(*) FROM traces WHERE content_hash LIKE '{LEGACY_HASH_PREFIX}%'"
+    ).fetchall()[0][0]:
+        rows = con.execute(query, [legacy()]).fetchall()
     if not rows:
         return None
     trace_id, name, fmt, count, outcomes = rows[0]
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
-def _found_earlier(db: str | Path | None, digest: str, started: float) -> ImportResult | None:
+def _found_earlier(db: str | Path | None, digest: str, started: float, legacy: Callable[[], str]) -> ImportResult | None:
     """The trace stored from these bytes before, if any (a failed import must not even create the database file)."""
     if not resolve_db_path(db).exists():
         return None
     with store.connect(db, read_only=True) as con:
-        return _already_imported(con, digest, started)
+        return _already_imported(con, digest, started, legacy)
 
 
 def import_trace(
@@ -201,18 +210,19 @@ def import_trace(
     options = options or ImportOptions()
     root = source if source.is_dir() else None
     # A file of up to HASH_FIRST_BYTES is hashed before anything else (tens of ms), so importing it again stops
-    # there. A larger one is hashed beside the labelling instead (sha256 releases the GIL): the read keeps every
+    # there. A larger one is hashed beside the labelling instead (BLAKE3 releases the GIL): the read keeps every
     # core busy, labelling runs mostly on one. The write checks in any case that the bytes are not stored yet.
     early = sum(f.stat().st_size for f in files) <= HASH_FIRST_BYTES
     digest = content_hash(files, root) if early else None
-    if digest is not None and (found := _found_earlier(db, digest, started)):
+    legacy = partial(legacy_content_hash, files, root)
+    if digest is not None and (found := _found_earlier(db, digest, started, legacy)):
         return found
     try:
         chosen = _resolve_format(files, fmt, options)
         say(f"reading and validating as {chosen.name}")
         staged = _stage_all(chosen, files, options)
     except Exception:  # a file that is already stored is reported as such, even if reading it fails this time
-        if digest is None and (found := _found_earlier(db, content_hash(files, root), started)):
+        if digest is None and (found := _found_earlier(db, content_hash(files, root), started, legacy)):
             return found
         raise
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
@@ -225,7 +235,7 @@ def import_trace(
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")
     with store.transaction(db) as con:
-        if found := _already_imported(con, digest, started):  # imported by another process meanwhile
+        if found := _already_imported(con, digest, started, legacy):  # or by another process meanwhile
             return found
         clash = con.execute("SELECT source_file FROM traces WHERE name = ?", [trace_name]).fetchall()
         if clash:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
 import duckdb
 
 from simulators.traces.errors import TraceInputError
@@ -54,8 +55,23 @@ def container_of(path: Path) -> str:
     return kind
 
 
+HASH_PREFIX, LEGACY_HASH_PREFIX = "blake3:", "sha256:"
+
+
 def content_hash(paths: list[Path], root: Path | None = None) -> str:
-    """sha256 over the files' bytes (and relative names when importing a folder): the idempotency key."""
+    """BLAKE3 over the files' bytes (and relative names when importing a folder), prefixed 'blake3:': the
+    idempotency key. Half the CPU time of sha256 on a large trace, which the import waits for."""
+    digest = blake3.blake3()
+    for path in paths:
+        if root is not None:
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+        if path.stat().st_size:
+            digest.update_mmap(str(path))
+    return HASH_PREFIX + digest.hexdigest()
+
+
+def legacy_content_hash(paths: list[Path], root: Path | None = None) -> str:
+    """The key of traces imported before BLAKE3 (sha256 of the same bytes), to recognise them on re-import."""
     digest = hashlib.sha256()
     for path in paths:
         if root is not None:
@@ -63,7 +79,7 @@ def content_hash(paths: list[Path], root: Path | None = None) -> str:
         with path.open("rb") as handle:
             while block := handle.read(4 * 1024 * 1024):
                 digest.update(block)
-    return digest.hexdigest()
+    return LEGACY_HASH_PREFIX + digest.hexdigest()
 
 
 def _first_line(path: Path) -> str:

@@ -51,11 +51,28 @@ def test_imports_real_files(db: Path, path: Path, fmt: str, rows: int, outcomes:
         assert _count(db, "SELECT count(*) FROM outcomes WHERE source <> 'recorded'") == 0
 
 
-@pytest.mark.parametrize("hash_first_bytes", [64 << 20, 0], ids=["hashed-before-reading", "hashed-beside-labelling"])
-def test_reimport_says_so_and_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch, hash_first_bytes: int) -> None:
+# How a repeat is noticed: a small file is hashed before it is read; so is a large one from a path imported
+# before; a large copy elsewhere is hashed beside the labelling, and the write finds it stored.
+REPEATS = [pytest.param(64 << 20, False, id="small-file"), pytest.param(0, False, id="large-file-same-path"),
+           pytest.param(0, True, id="large-file-copied")]
+
+
+def _repeat_of(path: Path, tmp_path: Path, copied: bool) -> Path:
+    if not copied:
+        return path
+    copy = tmp_path / "elsewhere" / path.name
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize(("hash_first_bytes", "copied"), REPEATS)
+def test_reimport_says_so_and_changes_nothing(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hash_first_bytes: int, copied: bool
+) -> None:
     monkeypatch.setattr(importer, "HASH_FIRST_BYTES", hash_first_bytes)
     first = import_trace(AZURE_CONV, db=db)
-    again = import_trace(AZURE_CONV, db=db, name="another-name")
+    again = import_trace(_repeat_of(AZURE_CONV, tmp_path, copied), db=db, name="another-name")
     assert again.already_imported and again.trace_id == first.trace_id and again.name == first.name
     assert _count(db, "SELECT count(*) FROM traces") == 1
     assert _count(db, "SELECT count(*) FROM requests") == 19_366
@@ -183,12 +200,12 @@ def test_a_line_longer_than_the_typed_read_allows_is_still_imported(db: Path, tm
     assert result.rows == 2 and result.report["validation"] == "row-by-row checks"
 
 
-@pytest.mark.parametrize("hash_first_bytes", [64 << 20, 0], ids=["hashed-before-reading", "hashed-beside-labelling"])
+@pytest.mark.parametrize(("hash_first_bytes", "copied"), REPEATS)
 def test_stored_bytes_are_reported_even_when_read_another_way(
-    db: Path, monkeypatch: pytest.MonkeyPatch, hash_first_bytes: int
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hash_first_bytes: int, copied: bool
 ) -> None:
     """A file already stored is reported as such, even if the options of the second import cannot read it."""
     monkeypatch.setattr(importer, "HASH_FIRST_BYTES", hash_first_bytes)
     import_trace(AZURE_CODE, db=db)
-    again = import_trace(AZURE_CODE, db=db, fmt="mooncake")
+    again = import_trace(_repeat_of(AZURE_CODE, tmp_path, copied), db=db, fmt="mooncake")
     assert again.already_imported and again.rows == 8_819

@@ -182,6 +182,14 @@ def _already_imported(
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
+def _imported_from(db: str | Path | None, source_file: str) -> bool:
+    """Whether a trace was imported from this path before (so this import is likely a repeat)."""
+    if not resolve_db_path(db).exists():
+        return False
+    with store.connect(db, read_only=True) as con:
+        return bool(con.execute("SELECT count(*) FROM traces WHERE source_file = ?", [source_file]).fetchall()[0][0])
+
+
 def _found_earlier(db: str | Path | None, digest: str, started: float, legacy: Callable[[], str]) -> ImportResult | None:
     """The trace stored from these bytes before, if any (a failed import must not even create the database file)."""
     if not resolve_db_path(db).exists():
@@ -209,10 +217,12 @@ def import_trace(
     files = source_files(source)
     options = options or ImportOptions()
     root = source if source.is_dir() else None
-    # A file of up to HASH_FIRST_BYTES is hashed before anything else (tens of ms), so importing it again stops
-    # there. A larger one is hashed beside the labelling instead (BLAKE3 releases the GIL): the read keeps every
-    # core busy, labelling runs mostly on one. The write checks in any case that the bytes are not stored yet.
-    early = sum(f.stat().st_size for f in files) <= HASH_FIRST_BYTES
+    # A file of up to HASH_FIRST_BYTES, or one imported from the same path before, is hashed before anything
+    # else, so importing it again stops there. Other large files are hashed beside the labelling (BLAKE3
+    # releases the GIL): the read keeps every core busy, labelling runs mostly on one. The write checks in any
+    # case that the bytes are not stored yet.
+    source_file = str(display_name or source.resolve())
+    early = sum(f.stat().st_size for f in files) <= HASH_FIRST_BYTES or _imported_from(db, source_file)
     digest = content_hash(files, root) if early else None
     legacy = partial(legacy_content_hash, files, root)
     if digest is not None and (found := _found_earlier(db, digest, started, legacy)):
@@ -243,7 +253,7 @@ def import_trace(
                 display_name or source, f"a different trace named '{trace_name}' already exists (from {clash[0][0]})",
                 hint="choose another name with --name",
             )
-        trace_id = insert_trace(con, name=trace_name, source_file=str(display_name or source.resolve()),
+        trace_id = insert_trace(con, name=trace_name, source_file=source_file,
                                 fmt=chosen.name, digest=digest, kind=staged.kind, requests=stored,
                                 labelling=labelling, report=report, first_arrival_ns=staged.first_arrival_ns)
         outcome_rows = 0

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from simulators.traces.importer import import_trace
-from simulators.traces.labelling import PRESETS, LabelMix, draw_labels, load_label_mix
+from simulators.traces.labelling import DRAW, PRESETS, LabelMix, draw_labels, load_label_mix
 from tests.conftest import AZURE_CONV
 
 GOLDEN = Path(__file__).parent / "golden" / "labels_azure_conv.json"
@@ -47,7 +47,7 @@ def test_labels_are_stored_as_synthetic_with_seed_and_mix(db: Path) -> None:
     stored = json.loads(con.execute("SELECT labelling FROM traces").fetchall()[0][0])
     con.close()
     assert stored == result.labelling
-    assert stored["method"] == "synthetic" and stored["seed"] == 20231116
+    assert stored["method"] == "synthetic" and stored["seed"] == 20231116 and stored["draw"] == DRAW
     assert stored["mix"] == LabelMix().to_json()
     assert set(stored["synthetic_fields"]) == {"task", "data_class", "residency", "tenant", "latency_slo_ms"}
 

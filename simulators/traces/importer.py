@@ -22,7 +22,9 @@ from simulators.allocator import keep_freed_memory
 from simulators.traces.errors import TraceInputError
 from simulators.traces.formats import FORMATS
 from simulators.traces.formats.base import TraceFormat
-from simulators.traces.labelling import DATA_CLASSES, LABEL_FIELDS, TASKS, LabelMix, draw_labels, load_label_mix
+from simulators.traces.labelling import (
+    DATA_CLASSES, DRAW, LABEL_FIELDS, TASKS, LabelMix, draw_labels, load_label_mix,
+)
 from simulators.traces.reading import (
     LEGACY_HASH_PREFIX, SUPPORTED_SUFFIXES, content_hash, legacy_content_hash, sample,
 )
@@ -160,6 +162,7 @@ def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, 
     provenance.update(
         method="synthetic" if not recorded else "mixed", synthetic_fields=missing,
         seed=mix.seed, mix_name=mix.name, mix=mix.to_json(),
+        draw=DRAW,  # traces labelled before 2026-11-28 lack this key: they used one numpy PCG64 stream
     )
     return requests, provenance
 

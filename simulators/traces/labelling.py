@@ -28,6 +28,7 @@ TASKS = ("customer-service-reply", "document-extraction", "ticket-classification
 DATA_CLASSES = ("public", "internal", "confidential", "regulated")
 RESIDENCIES = ("any", "eu-only", "on-premises-only")
 LABEL_FIELDS = ("task", "data_class", "residency", "tenant", "latency_slo_ms")
+DRAW = "splitmix64(seed, field, arrival rank), inverse CDF"  # stored with each trace's labelling: which draw made them
 
 
 def _weights(**pairs: float) -> dict[str, float]:

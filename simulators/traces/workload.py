@@ -155,8 +155,9 @@ def _in_arrival_order(
         table = table.drop_columns(["key"])
     out_of_order = int(np.count_nonzero(key[1:] < key[:-1]))
     seq = np.arange(len(key), dtype=np.int64)
-    if out_of_order:
-        seq[np.argsort(key, kind="stable")] = seq.copy()
+    if out_of_order:  # each row's rank in arrival order
+        arrival_order = np.argsort(key, kind="stable")
+        seq[arrival_order] = np.arange(len(key), dtype=np.int64)
     first = key.min() if len(key) else 0
     if unit == "timestamp":
         arrival_ns, first_ns = key - first, int(first) if len(key) else None

@@ -185,20 +185,24 @@ def _already_imported(
     return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
 
 
-def _imported_from(db: str | Path | None, source_file: str) -> bool:
-    """Whether a trace was imported from this path before (so this import is likely a repeat)."""
+def _stored_earlier(
+    db: str | Path | None, files: list[Path], root: Path | None, started: float, legacy: Callable[[], str],
+    *, unless_new_from: str | None = None,
+) -> tuple[ImportResult | None, str | None]:
+    """The trace already stored from these bytes, and their hash (None, None: not looked up). With
+    `unless_new_from`, a file over HASH_FIRST_BYTES is hashed only if a trace came from that path before; others
+    are hashed later, beside the labelling. A database that does not exist is not created: a failed import
+    must leave no file."""
     if not resolve_db_path(db).exists():
-        return False
+        return None, None
     with store.connect(db, read_only=True) as con:
-        return bool(con.execute("SELECT count(*) FROM traces WHERE source_file = ?", [source_file]).fetchall()[0][0])
-
-
-def _found_earlier(db: str | Path | None, digest: str, started: float, legacy: Callable[[], str]) -> ImportResult | None:
-    """The trace stored from these bytes before, if any (a failed import must not even create the database file)."""
-    if not resolve_db_path(db).exists():
-        return None
-    with store.connect(db, read_only=True) as con:
-        return _already_imported(con, digest, started, legacy)
+        large = sum(f.stat().st_size for f in files) > HASH_FIRST_BYTES
+        if unless_new_from is not None and large and not con.execute(
+            "SELECT count(*) FROM traces WHERE source_file = ?", [unless_new_from]
+        ).fetchall()[0][0]:
+            return None, None
+        digest = content_hash(files, root)
+        return _already_imported(con, digest, started, legacy), digest
 
 
 def import_trace(
@@ -225,17 +229,16 @@ def import_trace(
     # releases the GIL): the read keeps every core busy, labelling runs mostly on one. The write checks in any
     # case that the bytes are not stored yet.
     source_file = str(display_name or source.resolve())
-    early = sum(f.stat().st_size for f in files) <= HASH_FIRST_BYTES or _imported_from(db, source_file)
-    digest = content_hash(files, root) if early else None
     legacy = partial(legacy_content_hash, files, root)
-    if digest is not None and (found := _found_earlier(db, digest, started, legacy)):
+    found, digest = _stored_earlier(db, files, root, started, legacy, unless_new_from=source_file)
+    if found:
         return found
     try:
         chosen = _resolve_format(files, fmt, options)
         say(f"reading and validating as {chosen.name}")
         staged = _stage_all(chosen, files, options)
     except Exception:  # a file that is already stored is reported as such, even if reading it fails this time
-        if digest is None and (found := _found_earlier(db, content_hash(files, root), started, legacy)):
+        if digest is None and (found := _stored_earlier(db, files, root, started, legacy)[0]):
             return found
         raise
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:

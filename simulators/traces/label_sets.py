@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simulators.traces.labelling import LABEL_FIELDS
+from simulators.traces.staged import one_chunk
 
 @dataclass(frozen=True)
 class _Field:
@@ -26,7 +27,7 @@ class _Field:
     def of(cls, column: pa.ChunkedArray | pa.Array) -> _Field:
         """A dictionary column's codes are used as they are, without a copy; other columns are encoded."""
         if isinstance(column, pa.ChunkedArray):
-            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            column = one_chunk(column)
         if pa.types.is_dictionary(column.type) and column.dictionary.null_count:
             column = column.dictionary_decode()
         if not pa.types.is_dictionary(column.type):

@@ -14,11 +14,16 @@ def arrivals_over_time(requests: pl.DataFrame, bin_s: float = 60.0) -> go.Figure
     binned = (
         requests.filter(pl.col("arrival_s").is_not_null())
         .with_columns(((pl.col("arrival_s") // bin_s) * bin_s / 60.0).alias("minute"))
-        .group_by("minute").agg(pl.len().alias("requests"), pl.col("input_tokens").sum().alias("input_tokens"))
+        .group_by("minute")
+        .agg(pl.len().alias("requests"), pl.col("input_tokens").sum().alias("input_tokens"))
         .sort("minute")
     )
-    figure = px.bar(binned.to_pandas(), x="minute", y="requests",
-                    labels={"minute": "minutes since first arrival", "requests": f"requests per {bin_s:g} s"})
+    figure = px.bar(
+        binned.to_pandas(),
+        x="minute",
+        y="requests",
+        labels={"minute": "minutes since first arrival", "requests": f"requests per {bin_s:g} s"},
+    )
     figure.update_layout(title=f"Arrivals over time (recorded), {bin_s:g}-second bins", bargap=0)
     return figure
 
@@ -34,8 +39,11 @@ def token_distribution(requests: pl.DataFrame, column: str, title: str) -> go.Fi
 def label_mix(requests: pl.DataFrame, column: str, title: str, synthetic: bool) -> go.Figure:
     """Share of requests per label value; the title says when the labels are synthetic."""
     counts = (
-        requests.filter(pl.col(column).is_not_null()).group_by(column).agg(pl.len().alias("requests"))
-        .with_columns((pl.col("requests") / pl.col("requests").sum()).alias("share")).sort("share", descending=True)
+        requests.filter(pl.col(column).is_not_null())
+        .group_by(column)
+        .agg(pl.len().alias("requests"))
+        .with_columns((pl.col("requests") / pl.col("requests").sum()).alias("share"))
+        .sort("share", descending=True)
     )
     figure = px.bar(counts.to_pandas(), x=column, y="share", text_auto=".0%", labels={column: title})
     figure.update_layout(title=title + (SYNTHETIC_TAG if synthetic else " (recorded)"), yaxis_tickformat=".0%")
@@ -47,11 +55,14 @@ def throughput_with_intervals(runs: pl.DataFrame, metric: str, title: str) -> go
     frame = runs.filter(pl.col(metric).is_not_null())
     error = (frame[f"{metric}_high"] - frame[metric]).fill_null(0)
     error_minus = (frame[metric] - frame[f"{metric}_low"]).fill_null(0)
-    figure = go.Figure(go.Bar(
-        x=frame["label"].to_list(), y=frame[metric].to_list(),
-        error_y={"type": "data", "array": error.to_list(), "arrayminus": error_minus.to_list()},
-        hovertext=[f"{m} · {s}" for m, s in zip(frame["machine"].to_list(), frame["source"].to_list())],
-    ))
+    figure = go.Figure(
+        go.Bar(
+            x=frame["label"].to_list(),
+            y=frame[metric].to_list(),
+            error_y={"type": "data", "array": error.to_list(), "arrayminus": error_minus.to_list()},
+            hovertext=[f"{m} · {s}" for m, s in zip(frame["machine"].to_list(), frame["source"].to_list())],
+        )
+    )
     figure.update_layout(title=f"{title} (mean, 95% interval)", yaxis_title=title, xaxis_title="run")
     return figure
 
@@ -59,10 +70,19 @@ def throughput_with_intervals(runs: pl.DataFrame, metric: str, title: str) -> go
 def roofline_efficiency(runs: pl.DataFrame) -> go.Figure:
     """Measured decode speed as a share of the memory-bandwidth ceiling."""
     frame = runs.filter(pl.col("roofline_efficiency").is_not_null())
-    figure = px.bar(frame.to_pandas(), x="label", y="roofline_efficiency", text_auto=".1%",
-                    hover_data=["decode_tok_s", "ceiling_tok_s", "machine"])
-    figure.update_layout(title="Decode speed / memory-bandwidth ceiling", yaxis_tickformat=".0%",
-                         yaxis_title="roofline efficiency", xaxis_title="run")
+    figure = px.bar(
+        frame.to_pandas(),
+        x="label",
+        y="roofline_efficiency",
+        text_auto=".1%",
+        hover_data=["decode_tok_s", "ceiling_tok_s", "machine"],
+    )
+    figure.update_layout(
+        title="Decode speed / memory-bandwidth ceiling",
+        yaxis_tickformat=".0%",
+        yaxis_title="roofline efficiency",
+        xaxis_title="run",
+    )
     return figure
 
 
@@ -78,20 +98,41 @@ def sweep_heatmap(runs: pl.DataFrame, x: str, y: str, metric: str) -> go.Figure:
     if x == y:  # one varied axis: a single row
         runs = runs.with_columns(pl.lit("all").alias("_row"))
         y = "_row"
-    grid = runs.group_by([y, x]).agg(pl.col(metric).mean()).sort([y, x]).to_pandas().pivot(index=y, columns=x, values=metric)
-    figure = px.imshow(grid, text_auto=".1f", aspect="auto", labels={"color": metric},
-                       x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index])
-    figure.update_layout(title=f"{metric} by {x}" + ("" if y == "_row" else f" and {y}"), xaxis_title=x,
-                         yaxis_title="" if y == "_row" else y)
+    grid = (
+        runs.group_by([y, x])
+        .agg(pl.col(metric).mean())
+        .sort([y, x])
+        .to_pandas()
+        .pivot(index=y, columns=x, values=metric)
+    )
+    figure = px.imshow(
+        grid,
+        text_auto=".1f",
+        aspect="auto",
+        labels={"color": metric},
+        x=[str(c) for c in grid.columns],
+        y=[str(i) for i in grid.index],
+    )
+    figure.update_layout(
+        title=f"{metric} by {x}" + ("" if y == "_row" else f" and {y}"),
+        xaxis_title=x,
+        yaxis_title="" if y == "_row" else y,
+    )
     return figure
 
 
 def capacity_curve(runs: pl.DataFrame) -> go.Figure:
     """Aggregate generation throughput against per-request latency, one point per run, labelled by concurrency."""
     frame = runs.filter(pl.col("aggregate_gen_tok_s").is_not_null() & pl.col("request_latency_ms").is_not_null())
-    figure = px.line(frame.sort("concurrency").to_pandas(), x="request_latency_ms", y="aggregate_gen_tok_s",
-                     color="machine", text="concurrency", markers=True,
-                     labels={"request_latency_ms": "per-request latency (ms)", "aggregate_gen_tok_s": "aggregate tok/s"})
+    figure = px.line(
+        frame.sort("concurrency").to_pandas(),
+        x="request_latency_ms",
+        y="aggregate_gen_tok_s",
+        color="machine",
+        text="concurrency",
+        markers=True,
+        labels={"request_latency_ms": "per-request latency (ms)", "aggregate_gen_tok_s": "aggregate tok/s"},
+    )
     figure.update_traces(textposition="top center")
     figure.update_layout(title="Capacity: throughput against latency (labels: concurrent workers)")
     return figure
@@ -104,14 +145,22 @@ def accuracy_by_model(runs: pl.DataFrame) -> go.Figure:
     for (task, source), part in frame.group_by(["task", "source"], maintain_order=True):
         figure.add_bar(
             x=[f"{m} · {v} (run {r})" for m, v, r in zip(part["model"], part["variant"], part["run_id"])],
-            y=part["accuracy"].to_list(), name=f"{task} ({source})",
+            y=part["accuracy"].to_list(),
+            name=f"{task} ({source})",
             marker_pattern_shape="/" if source == "assumption" else "",
             hovertext=[f"{n} requests, {source}" for n in part["n"].to_list()],
-            texttemplate="%{y:.1%}", textposition="outside",
+            texttemplate="%{y:.1%}",
+            textposition="outside",
         )
-    figure.update_layout(title="Accuracy of each evaluation (share of requests fully right)", yaxis_tickformat=".0%",
-                         yaxis_title="accuracy", yaxis_range=[0, 1.05], legend_title="task (source)",
-                         xaxis_tickangle=-30, height=520)
+    figure.update_layout(
+        title="Accuracy of each evaluation (share of requests fully right)",
+        yaxis_tickformat=".0%",
+        yaxis_title="accuracy",
+        yaxis_range=[0, 1.05],
+        legend_title="task (source)",
+        xaxis_tickangle=-30,
+        height=520,
+    )
     return figure
 
 
@@ -119,26 +168,51 @@ def reliability_diagram(bins: list, title: str) -> go.Figure:
     """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
     filled = [b for b in bins if b.count]
     figure = go.Figure()
-    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"dash": "dash", "color": "grey"})
-    figure.add_bar(x=[(b.low + b.high) / 2 for b in filled], y=[b.accuracy for b in filled], width=[b.high - b.low for b in filled],
-                   name="accuracy in bin", opacity=0.6,
-                   hovertext=[f"{b.count} requests, mean confidence {b.mean_confidence:.2f}" for b in filled])
-    figure.add_scatter(x=[b.mean_confidence for b in filled], y=[b.accuracy for b in filled], mode="markers",
-                       name="mean confidence", marker={"size": [max(6, min(30, b.count ** 0.5 * 3)) for b in filled]})
-    figure.update_layout(title=title, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1],
-                         yaxis_range=[0, 1])
+    figure.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"dash": "dash", "color": "grey"}
+    )
+    figure.add_bar(
+        x=[(b.low + b.high) / 2 for b in filled],
+        y=[b.accuracy for b in filled],
+        width=[b.high - b.low for b in filled],
+        name="accuracy in bin",
+        opacity=0.6,
+        hovertext=[f"{b.count} requests, mean confidence {b.mean_confidence:.2f}" for b in filled],
+    )
+    figure.add_scatter(
+        x=[b.mean_confidence for b in filled],
+        y=[b.accuracy for b in filled],
+        mode="markers",
+        name="mean confidence",
+        marker={"size": [max(6, min(30, b.count**0.5 * 3)) for b in filled]},
+    )
+    figure.update_layout(
+        title=title, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1]
+    )
     return figure
 
 
 def coverage_curve(points: list, overall_accuracy: float | None, title: str) -> go.Figure:
     """Selective prediction: accuracy when only requests above a confidence threshold are kept (the cascade's view)."""
     figure = go.Figure()
-    figure.add_scatter(x=[p.coverage for p in points], y=[p.accuracy for p in points], mode="lines+markers",
-                       name="kept by threshold", hovertext=[f"threshold {p.threshold:.3f}" for p in points])
+    figure.add_scatter(
+        x=[p.coverage for p in points],
+        y=[p.accuracy for p in points],
+        mode="lines+markers",
+        name="kept by threshold",
+        hovertext=[f"threshold {p.threshold:.3f}" for p in points],
+    )
     if overall_accuracy is not None:
         figure.add_hline(y=overall_accuracy, line_dash="dot", annotation_text="answer everything")
-    figure.update_layout(title=title, xaxis_title="coverage (share answered locally)", yaxis_title="accuracy",
-                         xaxis_tickformat=".0%", yaxis_tickformat=".0%", xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    figure.update_layout(
+        title=title,
+        xaxis_title="coverage (share answered locally)",
+        yaxis_title="accuracy",
+        xaxis_tickformat=".0%",
+        yaxis_tickformat=".0%",
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1.02],
+    )
     return figure
 
 
@@ -146,8 +220,11 @@ def confused_labels(confusions: list[dict[str, object]]) -> go.Figure:
     """The most frequent reference -> predicted mistakes."""
     labels = [f"{c['reference']} → {c['predicted']}" for c in confusions][::-1]
     figure = go.Figure(go.Bar(x=[c["count"] for c in confusions][::-1], y=labels, orientation="h"))
-    figure.update_layout(title="Most confused labels (reference → answer)", xaxis_title="requests",
-                         height=max(300, 28 * len(labels) + 120))
+    figure.update_layout(
+        title="Most confused labels (reference → answer)",
+        xaxis_title="requests",
+        height=max(300, 28 * len(labels) + 120),
+    )
     return figure
 
 
@@ -162,21 +239,44 @@ def replay_pareto(points: pl.DataFrame, title: str, colours: dict[str, str] | No
     figure, colours = go.Figure(), colours or {}
     others = points.filter(pl.col("policy") != "oracle")
     for (policy,), part in others.group_by(["policy"], maintain_order=True):
-        knob = [f"{p}={v:g}" if v is not None else "as configured"
-                for p, v in zip(part["parameter"].to_list(), part["value"].to_list())]
-        figure.add_scatter(x=part["cost_usd"].to_list(), y=part["quality"].to_list(), mode="markers", name=policy,
-                           hovertext=knob, marker={"size": 9, "color": colours.get(policy)})
+        knob = [
+            f"{p}={v:g}" if v is not None else "as configured"
+            for p, v in zip(part["parameter"].to_list(), part["value"].to_list())
+        ]
+        figure.add_scatter(
+            x=part["cost_usd"].to_list(),
+            y=part["quality"].to_list(),
+            mode="markers",
+            name=policy,
+            hovertext=knob,
+            marker={"size": 9, "color": colours.get(policy)},
+        )
     if "pareto" in points.columns:
         front = others.filter(pl.col("pareto")).sort("cost_usd")
-        figure.add_scatter(x=front["cost_usd"].to_list(), y=front["quality"].to_list(), mode="lines",
-                           name="Pareto front", line={"color": "black", "dash": "dot"}, hoverinfo="skip")
+        figure.add_scatter(
+            x=front["cost_usd"].to_list(),
+            y=front["quality"].to_list(),
+            mode="lines",
+            name="Pareto front",
+            line={"color": "black", "dash": "dot"},
+            hoverinfo="skip",
+        )
     oracle = points.filter(pl.col("policy") == "oracle")
     if oracle.height:
-        figure.add_scatter(x=oracle["cost_usd"].to_list(), y=oracle["quality"].to_list(), mode="markers",
-                           name="oracle (reference: knows every answer)",
-                           marker={"symbol": "star", "size": 16, "color": "gold", "line": {"color": "black", "width": 1}})
-    figure.update_layout(title=title, xaxis_title="cost of the replay (USD)", yaxis_title="quality (share right)",
-                         yaxis_tickformat=".0%", legend_title="policy")
+        figure.add_scatter(
+            x=oracle["cost_usd"].to_list(),
+            y=oracle["quality"].to_list(),
+            mode="markers",
+            name="oracle (reference: knows every answer)",
+            marker={"symbol": "star", "size": 16, "color": "gold", "line": {"color": "black", "width": 1}},
+        )
+    figure.update_layout(
+        title=title,
+        xaxis_title="cost of the replay (USD)",
+        yaxis_title="quality (share right)",
+        yaxis_tickformat=".0%",
+        legend_title="policy",
+    )
     return figure
 
 
@@ -188,21 +288,36 @@ def latency_cdf(requests: pl.DataFrame, colours: dict[str, str] | None = None, l
         values = part["latency_ms"].sort()
         picks = values.gather([round(q * (len(values) - 1)) for q in share])
         figure.add_scatter(x=picks.to_list(), y=share, mode="lines", name=policy, line={"color": colours.get(policy)})
-    figure.update_layout(title="End-to-end latency per request (CDF, answered requests)", xaxis_type="log",
-                         xaxis_title="latency (ms, log scale)", yaxis_title="share of requests", yaxis_tickformat=".0%",
-                         legend_title="policy")
+    figure.update_layout(
+        title="End-to-end latency per request (CDF, answered requests)",
+        xaxis_type="log",
+        xaxis_title="latency (ms, log scale)",
+        yaxis_title="share of requests",
+        yaxis_tickformat=".0%",
+        legend_title="policy",
+    )
     return figure
 
 
 def cost_by_model(requests: pl.DataFrame) -> go.Figure:
     """Cost of each policy stacked by the model that gave the final answer."""
-    totals = (requests.with_columns(pl.col("model").fill_null("rejected"))
-              .group_by(["policy", "model"]).agg(pl.col("cost_usd").sum(), pl.len().alias("requests"))
-              .sort(["policy", "model"]))
-    figure = px.bar(totals.to_pandas(), x="policy", y="cost_usd", color="model", hover_data=["requests"],
-                    labels={"cost_usd": "cost (USD)", "model": "final model"})
-    figure.update_layout(title="Cost per policy by final model (per-request rows)", barmode="stack",
-                         xaxis_tickangle=-30)
+    totals = (
+        requests.with_columns(pl.col("model").fill_null("rejected"))
+        .group_by(["policy", "model"])
+        .agg(pl.col("cost_usd").sum(), pl.len().alias("requests"))
+        .sort(["policy", "model"])
+    )
+    figure = px.bar(
+        totals.to_pandas(),
+        x="policy",
+        y="cost_usd",
+        color="model",
+        hover_data=["requests"],
+        labels={"cost_usd": "cost (USD)", "model": "final model"},
+    )
+    figure.update_layout(
+        title="Cost per policy by final model (per-request rows)", barmode="stack", xaxis_tickangle=-30
+    )
     return figure
 
 
@@ -214,13 +329,30 @@ def cumulative_cost(projection, uncertainty: dict | None = None) -> go.Figure:
     for p in projection.policies:
         band = (uncertainty or {}).get("policies", {}).get(p.policy)
         if band:
-            figure.add_scatter(x=months + months[::-1], y=band["cumulative_p95"] + band["cumulative_p5"][::-1],
-                               fill="toself", line={"width": 0}, fillcolor=colours[p.policy], opacity=0.15,
-                               name=f"{p.policy} p5-p95", showlegend=False, hoverinfo="skip")
-        figure.add_scatter(x=months, y=p.cumulative.tolist(), mode="lines", name=p.policy,
-                           line={"color": colours[p.policy], "width": 3 if p.policy == "frontier-only" else 2})
-    figure.update_layout(title="Cumulative cost per policy", xaxis_title="month", yaxis_title="cumulative cost (USD)",
-                         legend_title="policy")
+            figure.add_scatter(
+                x=months + months[::-1],
+                y=band["cumulative_p95"] + band["cumulative_p5"][::-1],
+                fill="toself",
+                line={"width": 0},
+                fillcolor=colours[p.policy],
+                opacity=0.15,
+                name=f"{p.policy} p5-p95",
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        figure.add_scatter(
+            x=months,
+            y=p.cumulative.tolist(),
+            mode="lines",
+            name=p.policy,
+            line={"color": colours[p.policy], "width": 3 if p.policy == "frontier-only" else 2},
+        )
+    figure.update_layout(
+        title="Cumulative cost per policy",
+        xaxis_title="month",
+        yaxis_title="cumulative cost (USD)",
+        legend_title="policy",
+    )
     return figure
 
 
@@ -231,8 +363,12 @@ def monthly_cost_components(projection, policy: str) -> go.Figure:
     figure = go.Figure()
     for name in ("api", "hardware", "energy", "operations"):
         figure.add_bar(x=months, y=getattr(p, name).tolist(), name=name)
-    figure.update_layout(barmode="stack", title=f"Monthly cost of {policy} by component", xaxis_title="month",
-                         yaxis_title="USD per month")
+    figure.update_layout(
+        barmode="stack",
+        title=f"Monthly cost of {policy} by component",
+        xaxis_title="month",
+        yaxis_title="USD per month",
+    )
     return figure
 
 
@@ -241,37 +377,70 @@ def tornado(bars: list[dict], policy: str) -> go.Figure:
     names = [b["assumption"] for b in bars][::-1]
     base = bars[0]["base_saving"] if bars else 0.0
     figure = go.Figure()
-    figure.add_bar(y=names, x=[b["saving_low"] - base for b in bars][::-1], base=base, orientation="h",
-                   name="low end of range", hovertext=[f"{b['assumption']} = {b['low']:g}" for b in bars][::-1])
-    figure.add_bar(y=names, x=[b["saving_high"] - base for b in bars][::-1], base=base, orientation="h",
-                   name="high end of range", hovertext=[f"{b['assumption']} = {b['high']:g}" for b in bars][::-1])
+    figure.add_bar(
+        y=names,
+        x=[b["saving_low"] - base for b in bars][::-1],
+        base=base,
+        orientation="h",
+        name="low end of range",
+        hovertext=[f"{b['assumption']} = {b['low']:g}" for b in bars][::-1],
+    )
+    figure.add_bar(
+        y=names,
+        x=[b["saving_high"] - base for b in bars][::-1],
+        base=base,
+        orientation="h",
+        name="high end of range",
+        hovertext=[f"{b['assumption']} = {b['high']:g}" for b in bars][::-1],
+    )
     figure.add_vline(x=base, line_dash="dot")
-    figure.update_layout(barmode="overlay", title=f"What moves the saving of {policy} over the horizon",
-                         xaxis_title="saving against frontier-only (USD)", height=120 + 32 * len(names))
+    figure.update_layout(
+        barmode="overlay",
+        title=f"What moves the saving of {policy} over the horizon",
+        xaxis_title="saving against frontier-only (USD)",
+        height=120 + 32 * len(names),
+    )
     return figure
 
 
-def claim_candidates(evaluated: list[dict], cheaper_pct: float | None, quality_pct: float | None,
-                     closest: dict | None) -> go.Figure:
+def claim_candidates(
+    evaluated: list[dict], cheaper_pct: float | None, quality_pct: float | None, closest: dict | None
+) -> go.Figure:
     """Every candidate setting's saving against its quality share of frontier-only, with the claimed thresholds."""
     figure = go.Figure()
     for meets, name, colour in ((True, "meets every tested part", "#2ca02c"), (False, "misses a part", "#7f7f7f")):
         rows = [e for e in evaluated if bool(e["meets"]) == meets]
         if rows:
             figure.add_scatter(
-                x=[e["cost_saving"] for e in rows], y=[e["quality_share_of_frontier"] for e in rows], mode="markers",
-                name=name, marker={"color": colour, "size": 8},
-                hovertext=[e["policy"] + (f" {e['parameter']}={e['value']:g}" if e.get("parameter") else "")
-                           + ("" if e.get("p95_s") is None else f", p95 {e['p95_s']:,.1f} s") for e in rows])
+                x=[e["cost_saving"] for e in rows],
+                y=[e["quality_share_of_frontier"] for e in rows],
+                mode="markers",
+                name=name,
+                marker={"color": colour, "size": 8},
+                hovertext=[
+                    e["policy"]
+                    + (f" {e['parameter']}={e['value']:g}" if e.get("parameter") else "")
+                    + ("" if e.get("p95_s") is None else f", p95 {e['p95_s']:,.1f} s")
+                    for e in rows
+                ],
+            )
     if closest:
-        figure.add_scatter(x=[closest["cost_saving"]], y=[closest["quality_share_of_frontier"]], mode="markers",
-                           name=f"closest: {closest['policy']}",
-                           marker={"symbol": "circle-open", "size": 18, "color": "black", "line": {"width": 2}})
+        figure.add_scatter(
+            x=[closest["cost_saving"]],
+            y=[closest["quality_share_of_frontier"]],
+            mode="markers",
+            name=f"closest: {closest['policy']}",
+            marker={"symbol": "circle-open", "size": 18, "color": "black", "line": {"width": 2}},
+        )
     if cheaper_pct is not None:
         figure.add_vline(x=cheaper_pct / 100, line_dash="dash", annotation_text=f"claimed saving {cheaper_pct:g}%")
     if quality_pct is not None:
         figure.add_hline(y=quality_pct / 100, line_dash="dash", annotation_text=f"claimed quality {quality_pct:g}%")
-    figure.update_layout(title="Every candidate setting of the replay against the claim",
-                         xaxis_title="saving against frontier-only", yaxis_title="quality as a share of frontier-only's",
-                         xaxis_tickformat=".0%", yaxis_tickformat=".0%")
+    figure.update_layout(
+        title="Every candidate setting of the replay against the claim",
+        xaxis_title="saving against frontier-only",
+        yaxis_title="quality as a share of frontier-only's",
+        xaxis_tickformat=".0%",
+        yaxis_tickformat=".0%",
+    )
     return figure

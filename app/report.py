@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import plotly.io as pio
@@ -19,10 +19,19 @@ def monthly_rows(projection: Projection) -> list[dict[str, object]]:
     rows = []
     for p in projection.policies:
         for m in range(projection.assumptions.months):
-            rows.append({"policy": p.policy, "month": m + 1, "api_usd": round(float(p.api[m]), 2),
-                         "hardware_usd": round(float(p.hardware[m]), 2), "energy_usd": round(float(p.energy[m]), 2),
-                         "operations_usd": round(float(p.operations[m]), 2), "servers": int(p.servers[m]),
-                         "total_usd": round(float(p.monthly[m]), 2), "cumulative_usd": round(float(p.cumulative[m]), 2)})
+            rows.append(
+                {
+                    "policy": p.policy,
+                    "month": m + 1,
+                    "api_usd": round(float(p.api[m]), 2),
+                    "hardware_usd": round(float(p.hardware[m]), 2),
+                    "energy_usd": round(float(p.energy[m]), 2),
+                    "operations_usd": round(float(p.operations[m]), 2),
+                    "servers": int(p.servers[m]),
+                    "total_usd": round(float(p.monthly[m]), 2),
+                    "cumulative_usd": round(float(p.cumulative[m]), 2),
+                }
+            )
     return rows
 
 
@@ -44,17 +53,28 @@ def _table(rows: list[dict[str, object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_html(projection: Projection, run: dict[str, object], path: str | Path, *,
-               uncertainty: dict[str, object] | None = None, sensitivity: dict[str, object] | None = None) -> Path:
+def write_html(
+    projection: Projection,
+    run: dict[str, object],
+    path: str | Path,
+    *,
+    uncertainty: dict[str, object] | None = None,
+    sensitivity: dict[str, object] | None = None,
+) -> Path:
     """One HTML file that opens anywhere, offline: plotly.js inlined once, every figure with its source."""
     figures = [charts.cumulative_cost(projection, uncertainty)]
     if sensitivity and sensitivity.get("bars"):
         figures.append(charts.tornado(sensitivity["bars"], str(sensitivity["policy"])))  # type: ignore[arg-type]
     parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
-    summary = [{"policy": p.policy, **{k: v for k, v in p.as_dict().items() if k not in ("monthly_usd", "cumulative_usd")},
-                "quality": run["policies"][p.policy]["quality"],  # type: ignore[index]
-                "residency_violations": run["policies"][p.policy]["residency_violations"]}  # type: ignore[index]
-               for p in projection.policies]
+    summary = [
+        {
+            "policy": p.policy,
+            **{k: v for k, v in p.as_dict().items() if k not in ("monthly_usd", "cumulative_usd")},
+            "quality": run["policies"][p.policy]["quality"],  # type: ignore[index]
+            "residency_violations": run["policies"][p.policy]["residency_violations"],
+        }  # type: ignore[index]
+        for p in projection.policies
+    ]
     a = projection.as_dict()
     sources = [
         f"Replay run {run['run_id']} of trace '{run['trace']}' (content hash {run.get('trace_hash')}), seed "
@@ -67,12 +87,16 @@ def write_html(projection: Projection, run: dict[str, object], path: str | Path,
     document = f"""<!doctype html><html><head><meta charset="utf-8"><title>slmlab projection</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} th{{background:#f3f3f3}}</style></head><body>
-<h1>slmlab projection: {html.escape(str(run['trace']))}, {a['months']} months</h1>
-<p>Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.</p>
-<h2>Sources</h2><ul>{''.join(f'<li>{html.escape(s)}</li>' for s in sources)}</ul>
-{''.join(parts)}
+<h1>slmlab projection: {html.escape(str(run["trace"]))}, {a["months"]} months</h1>
+<p>Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>
+<h2>Sources</h2><ul>{"".join(f"<li>{html.escape(s)}</li>" for s in sources)}</ul>
+{"".join(parts)}
 <h2>Per policy</h2>{_table(summary)}
-<h2>Assumptions</h2>{_table([{'assumption': k, 'value': v, 'source': a['assumption_sources'][k]} for k, v in a['assumptions'].items()])}
+<h2>Assumptions</h2>{
+        _table(
+            [{"assumption": k, "value": v, "source": a["assumption_sources"][k]} for k, v in a["assumptions"].items()]
+        )
+    }
 <h2>Monthly costs</h2>{_table(monthly_rows(projection))}
 </body></html>"""
     Path(path).write_text(document, encoding="utf-8")

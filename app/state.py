@@ -8,16 +8,28 @@ from typing import TYPE_CHECKING
 import polars as pl
 import streamlit as st
 
-from simulators.traces.defaults import ensure_default_workloads
-from simulators.traces.summary import TraceSummary, list_traces, requests_frame
 from slmlab.paths import resolve_db_path
 from slmlab.store import DatabaseUnavailable
+from slmlab.traces.defaults import ensure_default_workloads
+from slmlab.traces.summary import TraceSummary, list_traces, requests_frame
 
 if TYPE_CHECKING:
     from simulators.inputs import ReplayConfig, ReplayInputs
 
-__all__ = ["DatabaseUnavailable", "database_path", "database_version", "ensure_defaults", "price_trend", "replay_points",
-           "replay_requests", "replay_run", "replay_runs", "requests", "scenarios", "traces"]
+__all__ = [
+    "DatabaseUnavailable",
+    "database_path",
+    "database_version",
+    "ensure_defaults",
+    "price_trend",
+    "replay_points",
+    "replay_requests",
+    "replay_run",
+    "replay_runs",
+    "requests",
+    "scenarios",
+    "traces",
+]
 
 
 def database_path() -> Path:
@@ -112,7 +124,7 @@ def eval_outcomes(db: str, version: float, run_id: int) -> pl.DataFrame:
 @st.cache_data(show_spinner=False)
 def replay_runs(db: str, version: float) -> list[dict[str, object]]:
     """Every stored routing replay, newest first."""
-    from simulators.runs import stored_runs
+    from slmlab.replay_store import stored_runs
 
     return stored_runs(db)
 
@@ -120,7 +132,7 @@ def replay_runs(db: str, version: float) -> list[dict[str, object]]:
 @st.cache_data(show_spinner=False)
 def replay_run(db: str, version: float, run_id: int) -> dict[str, object]:
     """One stored replay: configuration, portfolio, input provenance and per-policy summaries."""
-    from simulators.runs import load_run
+    from slmlab.replay_store import load_run
 
     return load_run(run_id, db)
 
@@ -128,16 +140,17 @@ def replay_run(db: str, version: float, run_id: int) -> dict[str, object]:
 @st.cache_data(show_spinner=False)
 def replay_points(db: str, version: float, run_id: int) -> pl.DataFrame:
     """The cost-quality points of a replay's sweep (empty without one)."""
-    from simulators.runs import load_points
+    from slmlab.replay_store import load_points
 
     return pl.from_arrow(load_points(run_id, db))  # type: ignore[return-value]
 
 
 @st.cache_data(show_spinner="Reading per-request results...")
-def replay_requests(db: str, version: float, run_id: int, policy: str | None = None,
-                    limit: int | None = None) -> pl.DataFrame:
+def replay_requests(
+    db: str, version: float, run_id: int, policy: str | None = None, limit: int | None = None
+) -> pl.DataFrame:
     """A replay's per-request results (optionally one policy, first `limit` requests)."""
-    from simulators.runs import load_requests
+    from slmlab.replay_store import load_requests
 
     return pl.from_arrow(load_requests(run_id, db, policy=policy, limit=limit))  # type: ignore[return-value]
 
@@ -153,7 +166,7 @@ def price_trend() -> dict[str, object]:
 @st.cache_data(show_spinner=False)
 def scenarios(db: str, version: float) -> list[dict[str, object]]:
     """Every saved projection scenario, newest first."""
-    from simulators.scenarios import list_scenarios
+    from slmlab.replay_store import list_scenarios
 
     return list_scenarios(db)
 
@@ -161,6 +174,6 @@ def scenarios(db: str, version: float) -> list[dict[str, object]]:
 @st.cache_resource(show_spinner="Loading the trace, the portfolio and every request's quality...", max_entries=4)
 def replay_inputs(db: str, version: float, config: ReplayConfig) -> ReplayInputs:
     """A replay's inputs, built once and kept in memory, so a what-if slider only re-runs the policy."""
-    from simulators.inputs import build_inputs
+    from app.workflows import build_inputs
 
     return build_inputs(config, db=db)

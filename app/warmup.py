@@ -19,10 +19,25 @@ import time
 
 # What Home and its libraries import on first use, heaviest first; then what the other pages add (Plotly), warmed
 # after the embedded workload is stored, so it never delays Home.
-HOME_MODULES = ("numpy", "polars", "pyarrow", "app.state", "app.vega", "app.widgets", "simulators.headline",
-                "simulators.runs")
-PAGE_MODULES = ("plotly.graph_objects", "plotly.express", "plotly.io", "streamlit.elements.plotly_chart",
-                "app.charts", "app.report", "simulators.projection")
+HOME_MODULES = (
+    "numpy",
+    "polars",
+    "pyarrow",
+    "app.state",
+    "app.vega",
+    "app.widgets",
+    "simulators.headline",
+    "simulators.runs",
+)
+PAGE_MODULES = (
+    "plotly.graph_objects",
+    "plotly.express",
+    "plotly.io",
+    "streamlit.elements.plotly_chart",
+    "app.charts",
+    "app.report",
+    "simulators.projection",
+)
 MODULES = HOME_MODULES + PAGE_MODULES
 
 
@@ -42,10 +57,22 @@ def warm(defaults: bool = False) -> float:
 
     from app import charts
 
-    points = pl.DataFrame({"policy": ["a", "b"], "parameter": [None, None], "value": [None, None],
-                           "cost_usd": [1.0, 2.0], "quality": [0.5, 0.6]},
-                          schema={"policy": pl.String, "parameter": pl.String, "value": pl.Float64,
-                                  "cost_usd": pl.Float64, "quality": pl.Float64})
+    points = pl.DataFrame(
+        {
+            "policy": ["a", "b"],
+            "parameter": [None, None],
+            "value": [None, None],
+            "cost_usd": [1.0, 2.0],
+            "quality": [0.5, 0.6],
+        },
+        schema={
+            "policy": pl.String,
+            "parameter": pl.String,
+            "value": pl.Float64,
+            "cost_usd": pl.Float64,
+            "quality": pl.Float64,
+        },
+    )
     charts.replay_pareto(points, "warm-up").to_json()
     return time.perf_counter() - started
 
@@ -54,7 +81,7 @@ THREAD_NAME = "slmlab-warmup"
 
 
 class _NotFromWarmUp(logging.Filter):
-    """Drops Streamlit's 'missing ScriptRunContext' notice for the warm-up thread: it runs outside a session by design."""
+    """Drops Streamlit's 'missing ScriptRunContext' notice for the warm-up thread (outside a session by design)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return threading.current_thread().name != THREAD_NAME
@@ -74,6 +101,7 @@ def _wait_until_serving(host: str, port: int, timeout_s: float) -> bool:
 
 def warm_when_serving(host: str, port: int, defaults: bool = True, timeout_s: float = 60.0) -> threading.Thread:
     """Start a daemon thread that warms up once the server answers (before that it would only slow the start)."""
+
     def run() -> None:
         logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotFromWarmUp())
         if _wait_until_serving(host, port, timeout_s):
@@ -81,7 +109,7 @@ def warm_when_serving(host: str, port: int, defaults: bool = True, timeout_s: fl
             sys.setswitchinterval(0.0005)  # hand the interpreter back to the server often: it is serving the page
             try:
                 warm(defaults)
-            except Exception:  # noqa: BLE001 - a failed warm-up only means the first page loads at normal speed
+            except Exception:
                 pass
             finally:
                 sys.setswitchinterval(interval)

@@ -9,15 +9,19 @@ from pathlib import Path
 import streamlit as st
 
 from app import state
-from simulators.jobs import ReplayJob
-from simulators.runs import latest_run_id
-from simulators.traces.defaults import DEFAULT_TRACES
+from app.jobs import ReplayJob
 from slmlab.jobs import BackgroundJob
+from slmlab.replay_store import latest_run_id
+from slmlab.traces.defaults import DEFAULT_TRACES
 
 
 @st.fragment(run_every=1.0)
-def job_status(key: str, running: Callable[[BackgroundJob], str], stored: Callable[[BackgroundJob], str],
-               failed: Callable[[BackgroundJob], str]) -> None:
+def job_status(
+    key: str,
+    running: Callable[[BackgroundJob], str],
+    stored: Callable[[BackgroundJob], str],
+    failed: Callable[[BackgroundJob], str],
+) -> None:
     """Polls the job in `st.session_state[key]` once a second; the rest of the page stays usable meanwhile."""
     job: BackgroundJob | None = st.session_state.get(key)
     if job is None:
@@ -29,9 +33,13 @@ def job_status(key: str, running: Callable[[BackgroundJob], str], stored: Callab
     else:
         left, right = st.columns([5, 1])
         left.progress(job.fraction, text=running(job) + (" (stopping...)" if job.cancelled else ""))
-        if right.button("Cancel", key=f"{key}_cancel", disabled=job.cancelled,
-                        help="stops at the next progress report; an evaluation keeps the answers it stored, "
-                             "a benchmark or a replay stores nothing"):
+        if right.button(
+            "Cancel",
+            key=f"{key}_cancel",
+            disabled=job.cancelled,
+            help="stops at the next progress report; an evaluation keeps the answers it stored, "
+            "a benchmark or a replay stores nothing",
+        ):
             job.cancel()
     done = bool(job.error or job.result)
     if done and not st.session_state.get(f"{key}_shown"):
@@ -50,18 +58,33 @@ def replay_choice(db: Path, key: str, purpose: str) -> tuple[str, object]:
         trace_names.insert(0, default_trace)  # run_for imports the embedded default traces when needed
     runs = state.replay_runs(str(db), version)
     left, right = st.columns([1, 2])
-    source = left.radio("Replay", ["newest replay of a trace", "a stored run"], horizontal=True, key=f"{key}_source",
-                        help=purpose)
+    source = left.radio(
+        "Replay", ["newest replay of a trace", "a stored run"], horizontal=True, key=f"{key}_source", help=purpose
+    )
     if source == "a stored run":
         if runs:
-            by_label = {f"run {r['run_id']}: {r['trace']}, seed {r['seed']}, {r['created_at']:%Y-%m-%d %H:%M} UTC, "
-                        f"{len(r['policies'])} policies": int(r["run_id"]) for r in runs}  # type: ignore[arg-type, index]
-            return "run", by_label[right.selectbox("Stored run", list(by_label), key=f"{key}_run",
-                                                   help="newest first; a run with a sweep tests every setting")]
+            by_label = {
+                f"run {r['run_id']}: {r['trace']}, seed {r['seed']}, {r['created_at']:%Y-%m-%d %H:%M} UTC, "
+                f"{len(r['policies'])} policies": int(r["run_id"])
+                for r in runs
+            }  # type: ignore[arg-type, index]
+            return "run", by_label[
+                right.selectbox(
+                    "Stored run",
+                    list(by_label),
+                    key=f"{key}_run",
+                    help="newest first; a run with a sweep tests every setting",
+                )
+            ]
         right.info("No replays stored yet: using the newest replay of a trace.")
-    return "trace", right.selectbox("Trace", trace_names, index=trace_names.index(default_trace), key=f"{key}_trace",
-                                    help="workload traces (task sets are left out); its newest stored replay is used, "
-                                         "or every policy is replayed with its sweep first")
+    return "trace", right.selectbox(
+        "Trace",
+        trace_names,
+        index=trace_names.index(default_trace),
+        key=f"{key}_trace",
+        help="workload traces (task sets are left out); its newest stored replay is used, "
+        "or every policy is replayed with its sweep first",
+    )
 
 
 def follow_job(job: BackgroundJob, key: str, running: Callable[[BackgroundJob], str]) -> None:
@@ -70,8 +93,13 @@ def follow_job(job: BackgroundJob, key: str, running: Callable[[BackgroundJob], 
     box = st.empty()
     with box.container():
         bar = st.progress(job.fraction, text=running(job))
-        st.button("Cancel", key=f"{key}_cancel", on_click=job.cancel, disabled=job.cancelled,
-                  help="stops at the next progress report; nothing is stored")
+        st.button(
+            "Cancel",
+            key=f"{key}_cancel",
+            on_click=job.cancel,
+            disabled=job.cancelled,
+            help="stops at the next progress report; nothing is stored",
+        )
     while not job.finished:
         time.sleep(0.2)
         bar.progress(job.fraction, text=running(job) + (" (stopping...)" if job.cancelled else ""))
@@ -91,8 +119,14 @@ def resolve_replay(db: Path, kind: str, value: object) -> int:
     job: ReplayJob | None = st.session_state.get(key)
     if job is None or job.result is not None:  # none yet, or its run has been removed since
         job = st.session_state[key] = ReplayJob.every_policy(trace, db).start()
-    follow_job(job, key, lambda job: f"No replay of '{trace}' stored yet: replaying every policy with its sweep first: "
-                                     f"{job.stage} (step {job.done_steps} of {job.total_steps or '?'})")
+    follow_job(
+        job,
+        key,
+        lambda job: (
+            f"No replay of '{trace}' stored yet: replaying every policy with its sweep first: "
+            f"{job.stage} (step {job.done_steps} of {job.total_steps or '?'})"
+        ),
+    )
     if job.result is None:
         st.button("Replay again", key=f"{key}_again", on_click=st.session_state.pop, args=(key,))
         raise ValueError(f"The first replay of '{trace}' stopped: {job.error}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.evaluate import ensure_task_trace
@@ -12,8 +12,15 @@ from bench.tasks import Task
 from slmlab import __version__, store
 
 
-def assume_accuracy(model: str, task: Task, accuracy: float, *, split: str = "test", db: str | Path | None = None,
-                    note: str | None = None) -> tuple[int, int]:
+def assume_accuracy(
+    model: str,
+    task: Task,
+    accuracy: float,
+    *,
+    split: str = "test",
+    db: str | Path | None = None,
+    note: str | None = None,
+) -> tuple[int, int]:
     """Store `accuracy` as the expected score of `model` on every request of a task split; returns (run id, rows).
 
     Rows have `source = 'assumption'`, score = the accuracy, and no per-request correctness or confidence, so
@@ -24,8 +31,9 @@ def assume_accuracy(model: str, task: Task, accuracy: float, *, split: str = "te
     examples = task.examples(split)
     key = hashlib.sha256(json.dumps({"assumed": model, "task": task.name, "split": split}).encode()).hexdigest()[:24]
     detail = f"assumption: accuracy {accuracy:.3f} for {model} on {task.name}/{split}, set by the user" + (
-        f" ({note})" if note else "")
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+        f" ({note})" if note else ""
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
     config = {"task": task.name, "split": split, "assumed_accuracy": accuracy, "note": note, "variant": "assumption"}
     summary = {"n": len(examples), "accuracy": accuracy, "assumed": True}
     with store.transaction(db) as con:
@@ -34,16 +42,34 @@ def assume_accuracy(model: str, task: Task, accuracy: float, *, split: str = "te
         if old:
             run_id = int(old[0][0])
             con.execute("DELETE FROM outcomes WHERE eval_run_id = ?", [run_id])
-            con.execute("UPDATE eval_runs SET updated_at = ?, config = ?, summary = ? WHERE run_id = ?",
-                        [now, json.dumps(config), json.dumps(summary), run_id])
+            con.execute(
+                "UPDATE eval_runs SET updated_at = ?, config = ?, summary = ? WHERE run_id = ?",
+                [now, json.dumps(config), json.dumps(summary), run_id],
+            )
         else:
-            run_id = int(con.execute(
-                "INSERT INTO eval_runs (run_key, started_at, updated_at, source, model_name, task, split, trace_id, "
-                "config, versions, summary) VALUES (?, ?, ?, 'assumption', ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
-                [key, now, now, model, task.name, split, trace_id, json.dumps(config),
-                 json.dumps({"slmlab": __version__}), json.dumps(summary)]).fetchall()[0][0])
+            run_id = int(
+                con.execute(
+                    "INSERT INTO eval_runs (run_key, started_at, updated_at, source, model_name, task, split, "
+                    "trace_id, "
+                    "config, versions, summary) VALUES (?, ?, ?, 'assumption', ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+                    [
+                        key,
+                        now,
+                        now,
+                        model,
+                        task.name,
+                        split,
+                        trace_id,
+                        json.dumps(config),
+                        json.dumps({"slmlab": __version__}),
+                        json.dumps(summary),
+                    ],
+                ).fetchall()[0][0]
+            )
         con.execute(
             "INSERT INTO outcomes (trace_id, request_id, model, correct, score, confidence, source, source_detail, "
             "eval_run_id, judge) SELECT trace_id, request_id, ?, NULL, ?, NULL, 'assumption', ?, ?, 'none (assumed)' "
-            "FROM requests WHERE trace_id = ?", [model, accuracy, detail, run_id, trace_id])
+            "FROM requests WHERE trace_id = ?",
+            [model, accuracy, detail, run_id, trace_id],
+        )
     return run_id, len(examples)

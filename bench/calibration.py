@@ -48,8 +48,15 @@ def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int 
     for b in range(bins):
         members = index == b
         n = int(members.sum())
-        out.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), n,
-                                  float(conf[members].mean()) if n else None, float(right[members].mean()) if n else None))
+        out.append(
+            ReliabilityBin(
+                float(edges[b]),
+                float(edges[b + 1]),
+                n,
+                float(conf[members].mean()) if n else None,
+                float(right[members].mean()) if n else None,
+            )
+        )
     return out
 
 
@@ -118,7 +125,9 @@ def summarise(confidence: Sequence[float], correct: Sequence[bool], bins: int = 
         "expected_calibration_error": _ece(binned),
         "brier_score": brier_score(confidence, correct),
         "confidence": {
-            "mean": mean(conf), "when_correct": mean(conf[right == 1]), "when_wrong": mean(conf[right == 0]),
+            "mean": mean(conf),
+            "when_correct": mean(conf[right == 1]),
+            "when_wrong": mean(conf[right == 0]),
             **({f"p{q}": float(np.percentile(conf, q)) for q in (10, 50, 90)} if conf.size else {}),
         },
         "accuracy_at_coverage": {f"{c:.0%}": accuracy_at_coverage(curve, c) for c in (0.25, 0.5, 0.8)},

@@ -83,12 +83,13 @@ class GrammarConstraint:
     rejects it is the whole vocabulary filtered (llama.cpp's own common sampler does the same). Same tokens as
     filtering every step, far less work on large vocabularies."""
 
-    def __init__(self, llm: "Llama", grammar) -> None:
+    def __init__(self, llm: Llama, grammar) -> None:
         import llama_cpp
 
         self._api = llama_cpp
         self._sampler = llama_cpp.llama_sampler_init_grammar(
-            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
         if not self._sampler:
             raise ValueError("llama.cpp could not parse the grammar")
         self._all = np.zeros(llm.n_vocab(), dtype=_TOKEN_DATA)
@@ -98,8 +99,9 @@ class GrammarConstraint:
 
     def _apply(self, candidates: np.ndarray) -> None:
         api = self._api
-        view = api.llama_token_data_array(data=candidates.ctypes.data_as(api.llama_token_data_p),
-                                          size=len(candidates), selected=-1, sorted=False)
+        view = api.llama_token_data_array(
+            data=candidates.ctypes.data_as(api.llama_token_data_p), size=len(candidates), selected=-1, sorted=False
+        )
         api.llama_sampler_apply(self._sampler, ctypes.byref(view))
 
     def pick(self, logits: np.ndarray) -> int:
@@ -161,7 +163,7 @@ def field_spans(text: str) -> dict[str, tuple[int, int]]:
 class ModelSession:
     """One loaded model answering requests in turn, reusing the shared prompt prefix's KV cache."""
 
-    def __init__(self, llm: "Llama") -> None:
+    def __init__(self, llm: Llama) -> None:
         import llama_cpp
 
         self.llm = llm
@@ -216,16 +218,19 @@ class ModelSession:
 
     def label_trie(self, labels: tuple[str, ...]) -> LabelTrie:
         """The label set as answer-token sequences, as the model would write them at the start of its turn."""
-        return LabelTrie({label: self.llm.tokenize(label.encode(), add_bos=False, special=False) for label in labels},
-                         self.end_token)
+        return LabelTrie(
+            {label: self.llm.tokenize(label.encode(), add_bos=False, special=False) for label in labels}, self.end_token
+        )
 
     # decoding primitives ------------------------------------------------------------------------------------
     def feed(self, tokens: list[int], reserve: int) -> int:
         """Evaluate the prompt, reusing the cached common prefix; returns how many tokens were reused."""
         llm = self.llm
         if len(tokens) + reserve > llm.n_ctx():
-            raise PromptTooLong(f"the prompt has {len(tokens):,} tokens and the answer may need {reserve:,} more, "
-                                f"but the context window is {llm.n_ctx():,} tokens")
+            raise PromptTooLong(
+                f"the prompt has {len(tokens):,} tokens and the answer may need {reserve:,} more, "
+                f"but the context window is {llm.n_ctx():,} tokens"
+            )
         previous = llm.input_ids[: llm.n_tokens]
         common = 0
         limit = min(len(previous), len(tokens) - 1)  # always evaluate at least one token to refresh the logits
@@ -281,12 +286,24 @@ class ModelSession:
                 break
             self.llm.eval([token])
         return Answer(
-            text=node["label"], output_tokens=generated, confidence=math.exp(constrained_logprob), logprob=raw_logprob,
-            prompt_tokens=len(tokens), cached_tokens=cached, latency_ms=(time.perf_counter() - started) * 1000,
+            text=node["label"],
+            output_tokens=generated,
+            confidence=math.exp(constrained_logprob),
+            logprob=raw_logprob,
+            prompt_tokens=len(tokens),
+            cached_tokens=cached,
+            latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def generate(self, tokens: list[int], max_tokens: int, *, grammar=None, stop_at_newline: bool = False,
-                 stop_after_json: bool = False) -> Answer:
+    def generate(
+        self,
+        tokens: list[int],
+        max_tokens: int,
+        *,
+        grammar=None,
+        stop_at_newline: bool = False,
+        stop_after_json: bool = False,
+    ) -> Answer:
         """Greedy generation, optionally under a llama.cpp grammar; per-token log-probabilities from the model."""
         import llama_cpp
 
@@ -326,8 +343,13 @@ class ModelSession:
         # JSON: the probability of the values written (keys and punctuation are not the answer); else the sequence's
         confidence = math.prod(fields.values()) if fields else math.exp(total)
         return Answer(
-            text=text.strip(), output_tokens=len(out), confidence=confidence, logprob=total,
-            prompt_tokens=len(tokens), cached_tokens=cached, latency_ms=(time.perf_counter() - started) * 1000,
+            text=text.strip(),
+            output_tokens=len(out),
+            confidence=confidence,
+            logprob=total,
+            prompt_tokens=len(tokens),
+            cached_tokens=cached,
+            latency_ms=(time.perf_counter() - started) * 1000,
             field_confidence=fields,
         )
 
@@ -342,8 +364,10 @@ class ModelSession:
             ends.append(position)
         encoded_offsets = {}
         for name, (start, end) in spans.items():
-            encoded_offsets[name] = (len(text[:start].encode("utf-8", errors="replace")),
-                                     len(text[:end].encode("utf-8", errors="replace")))
+            encoded_offsets[name] = (
+                len(text[:start].encode("utf-8", errors="replace")),
+                len(text[:end].encode("utf-8", errors="replace")),
+            )
         result = {}
         for name, (start, end) in encoded_offsets.items():
             total, token_start = 0.0, 0

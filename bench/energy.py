@@ -127,8 +127,13 @@ def _delta(begin: _Sample, end: _Sample) -> int | None:
 class EnergyMeter:
     """Brackets a benchmark run with counter reads; use as a context manager or via start()/stop()."""
 
-    def __init__(self, root: Path = Path("/"), watts_estimate: float | None = None, *,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        root: Path = Path("/"),
+        watts_estimate: float | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if watts_estimate is not None and not (math.isfinite(watts_estimate) and watts_estimate > 0):
             raise ValueError(f"watts_estimate must be a positive finite number, got {watts_estimate!r}")
         self.root = Path(root)

@@ -15,20 +15,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 import pyarrow as pa
 
 from bench.calibration import confusions, summarise
-from bench.isolation import WorkerFailed, run_workers
-from bench.models import gguf_metadata, resolve_model, shipped_models
 from bench.runner import check_memory
 from bench.tasks import Example, Task, TaskError
 from bench.tasks.base import LABEL_STYLES
 from slmlab import __version__, store
+from slmlab.isolation import WorkerFailed, run_workers
 from slmlab.jobs import Cancelled
+from slmlab.models import gguf_metadata, resolve_model, shipped_models
 
 PROMPT_VERSION = 1  # bump when prompt wording changes, so old and new answers are never mixed in one run
 FLUSH_EVERY = 20
@@ -100,10 +100,22 @@ class EvalResult:
 
     def as_dict(self) -> dict[str, object]:
         """For `--json`."""
-        return {"run_id": self.run_id, "model": self.model_name, "model_sha256": self.model_sha256, "task": self.task,
-                "split": self.split, "variant": self.config.variant(self.kind), "config": asdict(self.config),
-                "sample_size": self.sample_size, "already_stored": self.already_stored, "added": self.added,
-                "seconds": self.seconds, "prompt_format": self.prompt_format, "source": "measured", **self.summary}
+        return {
+            "run_id": self.run_id,
+            "model": self.model_name,
+            "model_sha256": self.model_sha256,
+            "task": self.task,
+            "split": self.split,
+            "variant": self.config.variant(self.kind),
+            "config": asdict(self.config),
+            "sample_size": self.sample_size,
+            "already_stored": self.already_stored,
+            "added": self.added,
+            "seconds": self.seconds,
+            "prompt_format": self.prompt_format,
+            "source": "measured",
+            **self.summary,
+        }
 
 
 def model_label(spec: str, path: Path) -> str:
@@ -125,29 +137,41 @@ def _examples_digest(task: Task, split: str, examples: list[Example]) -> str:
 
 def ensure_task_trace(con, task: Task, split: str, examples: list[Example]) -> int:
     """The trace of a task split's requests (prompt, reference, enterprise labels), written once."""
-    from simulators.traces.importer import DEFAULT_LABEL_MIX, label_requests
-    from simulators.traces.writing import insert_trace, lay_out
+    from slmlab.traces.importer import DEFAULT_LABEL_MIX, label_requests
+    from slmlab.traces.writing import insert_trace, lay_out
 
     name, digest = task_trace_name(task, split), _examples_digest(task, split, examples)
     found = con.execute("SELECT trace_id, content_hash FROM traces WHERE name = ?", [name]).fetchall()
     if found:
         if found[0][1] != digest:
-            raise TaskError(f"a different task '{task.name}' ({split}) is already stored in this database; "
-                            "give this one another name")
+            raise TaskError(
+                f"a different task '{task.name}' ({split}) is already stored in this database; "
+                "give this one another name"
+            )
         return int(found[0][0])
-    requests = pa.table({
-        "request_id": [e.example_id for e in examples],
-        "seq": pa.array(range(len(examples)), type=pa.int64()),
-        "source_row": pa.array([e.row for e in examples], type=pa.int64()),
-        "task": [task.enterprise_task] * len(examples),
-        "category": [e.reference if task.kind == "classification" else None for e in examples],
-        "prompt": [e.text for e in examples],
-        "reference": [e.reference for e in examples],
-    })
+    requests = pa.table(
+        {
+            "request_id": [e.example_id for e in examples],
+            "seq": pa.array(range(len(examples)), type=pa.int64()),
+            "source_row": pa.array([e.row for e in examples], type=pa.int64()),
+            "task": [task.enterprise_task] * len(examples),
+            "category": [e.reference if task.kind == "classification" else None for e in examples],
+            "prompt": [e.text for e in examples],
+            "reference": [e.reference for e in examples],
+        }
+    )
     requests, labelling = label_requests(requests, DEFAULT_LABEL_MIX)
-    return insert_trace(con, name=name, source_file=task.source, fmt=task.trace_format, digest=digest, kind="task",
-                        requests=lay_out(requests), labelling=labelling,
-                        report={"task": task.describe(), "split": split, "slmlab_version": __version__})
+    return insert_trace(
+        con,
+        name=name,
+        source_file=task.source,
+        fmt=task.trace_format,
+        digest=digest,
+        kind="task",
+        requests=lay_out(requests),
+        labelling=labelling,
+        report={"task": task.describe(), "split": split, "slmlab_version": __version__},
+    )
 
 
 def sample(task: Task, config: EvalConfig, shots: list[Example]) -> list[Example]:
@@ -160,16 +184,31 @@ def sample(task: Task, config: EvalConfig, shots: list[Example]) -> list[Example
 
 def run_key(model_sha256: str, task: Task, config: EvalConfig, task_digest: str) -> str:
     """Identity of an evaluation: the same key resumes, any change in what shapes answers starts a new one."""
-    shaping = {"model": model_sha256, "task": task.name, "task_digest": task_digest, "split": config.split,
-               "shots": config.shots, "constrained": config.constrained, "seed": config.seed,
-               "max_tokens": config.answer_tokens(task), "prompt_version": PROMPT_VERSION,
-               **({"label_style": config.label_style} if task.kind == "classification" else {}),
-               **({"schema": task.json_schema()} if task.json_schema() else {})}
+    shaping = {
+        "model": model_sha256,
+        "task": task.name,
+        "task_digest": task_digest,
+        "split": config.split,
+        "shots": config.shots,
+        "constrained": config.constrained,
+        "seed": config.seed,
+        "max_tokens": config.answer_tokens(task),
+        "prompt_version": PROMPT_VERSION,
+        **({"label_style": config.label_style} if task.kind == "classification" else {}),
+        **({"schema": task.json_schema()} if task.json_schema() else {}),
+    }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _answer_worker(send: Callable[[dict], None], _barrier, model_path: str, task: Task, todo: list[Example],
-                   shots: list[Example], config: EvalConfig) -> dict:
+def _answer_worker(
+    send: Callable[[dict], None],
+    _barrier,
+    model_path: str,
+    task: Task,
+    todo: list[Example],
+    shots: list[Example],
+    config: EvalConfig,
+) -> dict:
     """Inside the isolated worker: load the model once, answer every request, send each outcome as it is done."""
     import llama_cpp
     from llama_cpp import Llama, LlamaGrammar
@@ -177,33 +216,67 @@ def _answer_worker(send: Callable[[dict], None], _barrier, model_path: str, task
     from bench.decoding import ModelSession
 
     threads = config.resolved_threads()
-    llm = Llama(model_path=model_path, n_ctx=config.n_ctx, n_threads=threads, n_threads_batch=threads,
-                seed=config.seed, verbose=False)
+    llm = Llama(
+        model_path=model_path,
+        n_ctx=config.n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=config.seed,
+        verbose=False,
+    )
     session = ModelSession(llm)
-    send({"started": {"prompt_format": session.template_source, "threads": threads,
-                      "llama_cpp_python": llama_cpp.__version__}})
+    send(
+        {
+            "started": {
+                "prompt_format": session.template_source,
+                "threads": threads,
+                "llama_cpp_python": llama_cpp.__version__,
+            }
+        }
+    )
     limit = config.answer_tokens(task)
     classification = task.kind == "classification"
-    trie = session.label_trie(task.display_labels(config.label_style)) if classification and config.constrained else None
+    trie = (
+        session.label_trie(task.display_labels(config.label_style)) if classification and config.constrained else None
+    )
     schema = task.json_schema()
-    grammar = (LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-               if schema is not None and config.constrained else None)
+    grammar = (
+        LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        if schema is not None and config.constrained
+        else None
+    )
     for example in todo:
         tokens = session.tokens(task.prompt(example, shots, config.label_style))
         if trie is not None:
             answer = session.classify(tokens, trie)
         else:
-            answer = session.generate(tokens, limit, grammar=grammar, stop_at_newline=classification,
-                                      stop_after_json=not classification)
+            answer = session.generate(
+                tokens, limit, grammar=grammar, stop_at_newline=classification, stop_after_json=not classification
+            )
         grade = task.grade(answer.text, example)
         label = task.label_for(answer.text) if classification else None  # stored as the canonical label
-        send({"outcome": {
-            "request_id": example.example_id, "correct": grade.correct, "score": grade.score,
-            "confidence": answer.confidence, "input_tokens": answer.prompt_tokens,
-            "output_tokens": answer.output_tokens, "latency_ms": answer.latency_ms, "response": label or answer.text,
-            "details": {"valid": grade.valid, "raw_answer": answer.text, "fields": grade.fields, "field_confidence": answer.field_confidence,
-                        "logprob": answer.logprob, "cached_prompt_tokens": answer.cached_tokens},
-        }})
+        send(
+            {
+                "outcome": {
+                    "request_id": example.example_id,
+                    "correct": grade.correct,
+                    "score": grade.score,
+                    "confidence": answer.confidence,
+                    "input_tokens": answer.prompt_tokens,
+                    "output_tokens": answer.output_tokens,
+                    "latency_ms": answer.latency_ms,
+                    "response": label or answer.text,
+                    "details": {
+                        "valid": grade.valid,
+                        "raw_answer": answer.text,
+                        "fields": grade.fields,
+                        "field_confidence": answer.field_confidence,
+                        "logprob": answer.logprob,
+                        "cached_prompt_tokens": answer.cached_tokens,
+                    },
+                }
+            }
+        )
     return {"answered": len(todo)}
 
 
@@ -215,7 +288,8 @@ def _write(db, run_id: int, trace_id: int, model: str, detail: str, judge: str, 
     with store.transaction(db) as con:
         con.register("batch", table)
         con.execute(
-            "INSERT INTO outcomes (trace_id, request_id, model, correct, score, confidence, input_tokens, output_tokens, "
+            "INSERT INTO outcomes (trace_id, request_id, model, correct, score, confidence, input_tokens, "
+            "output_tokens, "
             "latency_ms, cost_usd, response, judge, source, source_detail, eval_run_id, details) "
             f"SELECT {trace_id}, b.request_id, ?, b.correct, b.score, b.confidence, b.input_tokens, b.output_tokens, "
             "b.latency_ms, NULL, b.response, ?, 'measured', ?, ?, CAST(b.details AS JSON) FROM batch b "
@@ -226,7 +300,7 @@ def _write(db, run_id: int, trace_id: int, model: str, detail: str, judge: str, 
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def summary_for(db, run_id: int, request_ids: list[str] | None = None) -> dict[str, object]:
@@ -237,7 +311,9 @@ def summary_for(db, run_id: int, request_ids: list[str] | None = None) -> dict[s
             "CAST(json_extract(o.details, '$.valid') AS BOOLEAN), o.output_tokens, o.latency_ms, "
             "json_extract(o.details, '$.fields') FROM outcomes o "
             "JOIN requests r ON r.trace_id = o.trace_id AND r.request_id = o.request_id "
-            "WHERE o.eval_run_id = ? ORDER BY o.request_id", [run_id]).fetchall()
+            "WHERE o.eval_run_id = ? ORDER BY o.request_id",
+            [run_id],
+        ).fetchall()
     if request_ids is not None:
         wanted = set(request_ids)
         rows = [r for r in rows if r[0] in wanted]
@@ -255,8 +331,14 @@ def summary_for(db, run_id: int, request_ids: list[str] | None = None) -> dict[s
     return result
 
 
-def evaluate(model_spec: str, config: EvalConfig, *, task: Task | None = None, db: str | Path | None = None,
-             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+def evaluate(
+    model_spec: str,
+    config: EvalConfig,
+    *,
+    task: Task | None = None,
+    db: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
     """Evaluate a model (shipped key or .gguf path) on a task, resuming any stored part of the same run."""
     from bench.tasks import resolve_task
 
@@ -277,18 +359,39 @@ def evaluate(model_spec: str, config: EvalConfig, *, task: Task | None = None, d
         if found:
             run_id = int(found[0][0])
         else:
-            run_id = int(con.execute(
-                "INSERT INTO eval_runs (run_key, started_at, updated_at, source, model_name, model_sha256, task, split, "
-                "trace_id, config, versions) VALUES (?, ?, ?, 'measured', ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
-                [key, _now(), _now(), name, model.sha256, task.name, config.split, trace_id,
-                 json.dumps({**asdict(config), "task": task.name, "variant": config.variant(task.kind),
-                             "prompt_version": PROMPT_VERSION, "shot_ids": [s.example_id for s in shots]}),
-                 json.dumps({"slmlab": __version__})],
-            ).fetchall()[0][0])
+            run_id = int(
+                con.execute(
+                    "INSERT INTO eval_runs (run_key, started_at, updated_at, source, model_name, model_sha256, "
+                    "task, split, "
+                    "trace_id, config, versions) VALUES (?, ?, ?, 'measured', ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+                    [
+                        key,
+                        _now(),
+                        _now(),
+                        name,
+                        model.sha256,
+                        task.name,
+                        config.split,
+                        trace_id,
+                        json.dumps(
+                            {
+                                **asdict(config),
+                                "task": task.name,
+                                "variant": config.variant(task.kind),
+                                "prompt_version": PROMPT_VERSION,
+                                "shot_ids": [s.example_id for s in shots],
+                            }
+                        ),
+                        json.dumps({"slmlab": __version__}),
+                    ],
+                ).fetchall()[0][0]
+            )
         done = {r[0] for r in con.execute("SELECT request_id FROM outcomes WHERE eval_run_id = ?", [run_id]).fetchall()}
     todo = [e for e in chosen if e.example_id not in done]
-    detail = (f"eval run {run_id}: {name} on {task.name}/{config.split}, {config.variant(task.kind)}, seed {config.seed}"
-              + (" (synthetic task)" if task.synthetic else ""))
+    detail = (
+        f"eval run {run_id}: {name} on {task.name}/{config.split}, {config.variant(task.kind)}, seed {config.seed}"
+        + (" (synthetic task)" if task.synthetic else "")
+    )
     judge = "exact label match" if task.kind == "classification" else "field match against generator gold"
     pending: list[dict] = []
     info: dict[str, object] = {}
@@ -310,20 +413,41 @@ def evaluate(model_spec: str, config: EvalConfig, *, task: Task | None = None, d
     if todo:
         check_memory(path.stat().st_size)
         try:
-            run_workers(_answer_worker, [(str(path), task, todo, shots, config)], what="evaluation",
-                        subject=path.name, error=EvalError, idle_timeout_s=config.idle_timeout_s,
-                        on_message=on_message)
+            run_workers(
+                _answer_worker,
+                [(str(path), task, todo, shots, config)],
+                what="evaluation",
+                subject=path.name,
+                error=EvalError,
+                idle_timeout_s=config.idle_timeout_s,
+                on_message=on_message,
+            )
         except (EvalError, Cancelled) as error:
             _write(db, run_id, trace_id, name, detail, judge, pending)
             stored = len(done) + answered
-            raise type(error)(f"{error}; {stored} of {len(chosen)} requests are stored, "
-                              "run the same command again to continue") from None
+            raise type(error)(
+                f"{error}; {stored} of {len(chosen)} requests are stored, run the same command again to continue"
+            ) from None
         _write(db, run_id, trace_id, name, detail, judge, pending)
     summary = summary_for(db, run_id, [e.example_id for e in chosen])
     with store.transaction(db) as con:
         versions = {"slmlab": __version__, **({"llama_cpp_python": info["llama_cpp_python"]} if info else {})}
-        con.execute("UPDATE eval_runs SET summary = ?, updated_at = ?, versions = ? WHERE run_id = ?",
-                    [json.dumps(summary), _now(), json.dumps(versions), run_id])
-    return EvalResult(run_id, name, model.sha256, task.name, config.split, config, len(chosen), len(done),
-                      answered, time.perf_counter() - started, str(info.get("prompt_format", "(no new answers)")),
-                      task.kind, summary)
+        con.execute(
+            "UPDATE eval_runs SET summary = ?, updated_at = ?, versions = ? WHERE run_id = ?",
+            [json.dumps(summary), _now(), json.dumps(versions), run_id],
+        )
+    return EvalResult(
+        run_id,
+        name,
+        model.sha256,
+        task.name,
+        config.split,
+        config,
+        len(chosen),
+        len(done),
+        answered,
+        time.perf_counter() - started,
+        str(info.get("prompt_format", "(no new answers)")),
+        task.kind,
+        summary,
+    )

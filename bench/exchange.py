@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,36 @@ VERSION = 1
 JSON_COLUMNS = ("model", "config", "census", "versions", "summary", "roofline")
 REQUIRED = ("model_sha256", "test", "config", "fingerprint", "census", "versions", "summary", "started_at")
 OBJECT_FIELDS = ("config", "census", "versions", "summary")
-INSERT_COLUMNS = ("started_at", "model_name", "model_path", "model_sha256", "model", "test", "config", "fingerprint",
-                  "census", "versions", "load_s", "peak_rss_bytes", "summary", "roofline", "sweep_id")
+INSERT_COLUMNS = (
+    "started_at",
+    "model_name",
+    "model_path",
+    "model_sha256",
+    "model",
+    "test",
+    "config",
+    "fingerprint",
+    "census",
+    "versions",
+    "load_s",
+    "peak_rss_bytes",
+    "summary",
+    "roofline",
+    "sweep_id",
+)
 LLAMA_BENCH_REQUIRED = ("model_filename", "n_prompt", "n_gen", "avg_ts", "test_time")
-LLAMA_BENCH_CONFIG = ("n_batch", "n_ubatch", "n_threads", "type_k", "type_v", "n_gpu_layers", "flash_attn",
-                      "n_prompt", "n_gen", "n_depth")
+LLAMA_BENCH_CONFIG = (
+    "n_batch",
+    "n_ubatch",
+    "n_threads",
+    "type_k",
+    "type_v",
+    "n_gpu_layers",
+    "flash_attn",
+    "n_prompt",
+    "n_gen",
+    "n_depth",
+)
 
 Run = dict[str, Any]
 Sample = tuple[int, str, float]
@@ -44,7 +69,7 @@ def _timestamp(text: object, where: str) -> datetime:
         moment = datetime.fromisoformat(str(text))
     except ValueError:
         raise ValueError(f"{where}: '{text}' is not an ISO 8601 time") from None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _read_json(path: str | Path) -> Any:
@@ -70,8 +95,9 @@ def export_runs(db: str | Path | None, run_ids: list[int] | None = None) -> dict
         cursor = con.execute(f"SELECT * FROM bench_runs{where} ORDER BY run_id", ids or [])
         names = [column[0] for column in cursor.description]
         runs = [dict(zip(names, row)) for row in cursor.fetchall()]
-        samples = con.execute(f"SELECT run_id, rep, metric, value FROM bench_samples{where} ORDER BY run_id, metric, rep",
-                              ids or []).fetchall()
+        samples = con.execute(
+            f"SELECT run_id, rep, metric, value FROM bench_samples{where} ORDER BY run_id, metric, rep", ids or []
+        ).fetchall()
     missing = sorted(set(ids or []) - {run["run_id"] for run in runs})
     if missing:
         raise ValueError(f"no such benchmark run(s): {', '.join(map(str, missing))}")
@@ -82,7 +108,7 @@ def export_runs(db: str | Path | None, run_ids: list[int] | None = None) -> dict
         run["started_at"] = run["started_at"].isoformat()
         run.update({column: json.loads(run[column]) for column in JSON_COLUMNS if run[column] is not None})
         run["samples"] = by_run.get(run["run_id"], [])
-    return {"format": FORMAT, "version": VERSION, "exported_at": datetime.now(timezone.utc).isoformat(), "runs": runs}
+    return {"format": FORMAT, "version": VERSION, "exported_at": datetime.now(UTC).isoformat(), "runs": runs}
 
 
 def write_export(db: str | Path | None, path: str | Path, run_ids: list[int] | None = None) -> int:
@@ -114,7 +140,11 @@ def _validate_export_run(run: object, where: str) -> tuple[Run, list[Sample]]:
             raise ValueError(f"{place}: expected an object with rep, metric and value")
         if not _is_number(sample["value"]):
             raise ValueError(f"{place}: value {sample['value']!r} is not a number")
-        if not isinstance(sample["rep"], int) or isinstance(sample["rep"], bool) or not isinstance(sample["metric"], str):
+        if (
+            not isinstance(sample["rep"], int)
+            or isinstance(sample["rep"], bool)
+            or not isinstance(sample["metric"], str)
+        ):
             raise ValueError(f"{place}: rep must be a whole number and metric text")
         samples.append((sample["rep"], sample["metric"], float(sample["value"])))
     row = {column: run.get(column) for column in INSERT_COLUMNS}
@@ -125,15 +155,18 @@ def _validate_export_run(run: object, where: str) -> tuple[Run, list[Sample]]:
 
 def _insert(con: duckdb.DuckDBPyConnection, row: Run, samples: list[Sample]) -> int | None:
     """Insert one imported run and its samples; None when the same run is already stored."""
-    stored = con.execute("SELECT config FROM bench_runs WHERE fingerprint = ? AND model_sha256 = ? AND test = ? "
-                         "AND started_at = ?", [row["fingerprint"], row["model_sha256"], row["test"],
-                                                row["started_at"]]).fetchall()
+    stored = con.execute(
+        "SELECT config FROM bench_runs WHERE fingerprint = ? AND model_sha256 = ? AND test = ? AND started_at = ?",
+        [row["fingerprint"], row["model_sha256"], row["test"], row["started_at"]],
+    ).fetchall()
     if any(json.loads(config) == row["config"] for (config,) in stored):
         return None
     values = [json.dumps(row[c]) if c in JSON_COLUMNS and row[c] is not None else row[c] for c in INSERT_COLUMNS]
-    run_id = con.execute(f"INSERT INTO bench_runs (source, {', '.join(INSERT_COLUMNS)}) "
-                         f"VALUES ('imported', {', '.join('?' * len(INSERT_COLUMNS))}) RETURNING run_id",
-                         values).fetchall()[0][0]
+    run_id = con.execute(
+        f"INSERT INTO bench_runs (source, {', '.join(INSERT_COLUMNS)}) "
+        f"VALUES ('imported', {', '.join('?' * len(INSERT_COLUMNS))}) RETURNING run_id",
+        values,
+    ).fetchall()[0][0]
     if samples:
         con.executemany("INSERT INTO bench_samples VALUES (?, ?, ?, ?)", [(run_id, *s) for s in samples])
     return int(run_id)
@@ -168,9 +201,13 @@ def _llama_bench_run(record: object, where: str) -> tuple[Run, list[Sample]]:
         if key not in record:
             raise ValueError(f"{where}: required field '{key}' is missing")
     n_prompt, n_gen = record["n_prompt"], record["n_gen"]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (n_prompt, n_gen)) or not n_prompt + n_gen:
-        raise ValueError(f"{where}: n_prompt and n_gen must be whole numbers >= 0, not both 0 "
-                         f"(found {n_prompt!r}, {n_gen!r})")
+    if (
+        not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (n_prompt, n_gen))
+        or not n_prompt + n_gen
+    ):
+        raise ValueError(
+            f"{where}: n_prompt and n_gen must be whole numbers >= 0, not both 0 (found {n_prompt!r}, {n_gen!r})"
+        )
     samples_ts = record.get("samples_ts") or []
     if not isinstance(samples_ts, list):
         raise ValueError(f"{where}: field 'samples_ts' must be a list")
@@ -184,19 +221,33 @@ def _llama_bench_run(record: object, where: str) -> tuple[Run, list[Sample]]:
     hardware = [record.get("cpu_info"), record.get("gpu_info"), record.get("backends")]
     row: Run = {
         "started_at": _timestamp(record["test_time"], f"{where}, field 'test_time'"),
-        "model_name": Path(str(record["model_filename"])).stem, "model_path": record["model_filename"],
+        "model_name": Path(str(record["model_filename"])).stem,
+        "model_path": record["model_filename"],
         "model_sha256": f"unknown:{record['model_filename']}",
-        "model": {"filename": record["model_filename"], "type": record.get("model_type"),
-                  "size_bytes": record.get("model_size"), "parameters": record.get("model_n_params")},
+        "model": {
+            "filename": record["model_filename"],
+            "type": record.get("model_type"),
+            "size_bytes": record.get("model_size"),
+            "parameters": record.get("model_n_params"),
+        },
         "test": test,
         "config": {key: record[key] for key in LLAMA_BENCH_CONFIG if key in record} | {"reps": len(samples_ts)},
         "fingerprint": hashlib.sha256(json.dumps(hardware).encode()).hexdigest()[:16],
         "census": {"cpu_model": hardware[0], "gpus": hardware[1], "backends": hardware[2], "source": "llama-bench"},
         "versions": {"llama_cpp_build": record.get("build_commit"), "build_number": record.get("build_number")},
-        "load_s": None, "peak_rss_bytes": None, "roofline": None, "sweep_id": None,
-        "summary": {metric: {"n": spread.n if spread else None, "mean": record["avg_ts"],
-                             "sd": record.get("stddev_ts"), "ci95_low": spread.ci95_low if spread else None,
-                             "ci95_high": spread.ci95_high if spread else None}},
+        "load_s": None,
+        "peak_rss_bytes": None,
+        "roofline": None,
+        "sweep_id": None,
+        "summary": {
+            metric: {
+                "n": spread.n if spread else None,
+                "mean": record["avg_ts"],
+                "sd": record.get("stddev_ts"),
+                "ci95_low": spread.ci95_low if spread else None,
+                "ci95_high": spread.ci95_high if spread else None,
+            }
+        },
     }
     return row, [(rep, metric, float(value)) for rep, value in enumerate(samples_ts)]
 
@@ -213,14 +264,23 @@ def import_llama_bench(db: str | Path | None, path: str | Path) -> list[int]:
 def compare(db: str | Path | None = None) -> list[dict[str, Any]]:
     """One row per run, across machines: hardware, model, test, settings, decode/prefill mean and 95% interval."""
     with store.connect(db, read_only=True) as con:
-        rows = con.execute("SELECT run_id, source, fingerprint, census, model_name, test, config, summary "
-                           "FROM bench_runs ORDER BY run_id").fetchall()
+        rows = con.execute(
+            "SELECT run_id, source, fingerprint, census, model_name, test, config, summary "
+            "FROM bench_runs ORDER BY run_id"
+        ).fetchall()
     table = []
     for run_id, source, fingerprint, census, model_name, test, config, summary in rows:
         census, config, summary = json.loads(census), json.loads(config), json.loads(summary)
-        row = {"run_id": run_id, "source": source, "fingerprint": fingerprint, "cpu_model": census.get("cpu_model"),
-               "model_name": model_name, "test": test, "threads": config.get("threads", config.get("n_threads")),
-               "n_gpu_layers": config.get("n_gpu_layers")}
+        row = {
+            "run_id": run_id,
+            "source": source,
+            "fingerprint": fingerprint,
+            "cpu_model": census.get("cpu_model"),
+            "model_name": model_name,
+            "test": test,
+            "threads": config.get("threads", config.get("n_threads")),
+            "n_gpu_layers": config.get("n_gpu_layers"),
+        }
         for short, metric in (("decode", "decode_tok_s"), ("prefill", "prefill_tok_s")):
             stats = summary.get(metric) or {}
             row |= {f"{short}_{key}": stats.get(key) for key in ("mean", "ci95_low", "ci95_high")}

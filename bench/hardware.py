@@ -18,9 +18,27 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 ROOT = Path("/")
 INTERESTING_FLAGS = (
-    "avx", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni",
-    "amx_tile", "amx_int8", "amx_bf16", "fma", "f16c", "sse4_2",
-    "neon", "asimd", "sve", "sve2", "dotprod", "asimddp", "i8mm",
+    "avx",
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "fma",
+    "f16c",
+    "sse4_2",
+    "neon",
+    "asimd",
+    "sve",
+    "sve2",
+    "dotprod",
+    "asimddp",
+    "i8mm",
 )
 CPU_MODEL_KEYS = ("model name", "hardware", "model", "cpu model")
 NPU_MODULES = ("intel_vpu", "amdxdna")
@@ -73,8 +91,15 @@ class Census:
 
     def fingerprint(self) -> str:
         """Short stable id over the fields that identify a machine, never the volatile ones."""
-        identity = [self.cpu_model, self.physical_cores, self.logical_cores, list(self.isa_flags),
-                    self.ram_total_bytes, [gpu.name for gpu in self.gpus], self.llama_system_info]
+        identity = [
+            self.cpu_model,
+            self.physical_cores,
+            self.logical_cores,
+            list(self.isa_flags),
+            self.ram_total_bytes,
+            [gpu.name for gpu in self.gpus],
+            self.llama_system_info,
+        ]
         blob = json.dumps(identity).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -149,8 +174,13 @@ def _nvml_gpus() -> tuple[GpuInfo, ...]:
         driver = _decode(pynvml.nvmlSystemGetDriverVersion())
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
         return tuple(
-            GpuInfo("NVIDIA", _decode(pynvml.nvmlDeviceGetName(h)), int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-                    driver, "pynvml")
+            GpuInfo(
+                "NVIDIA",
+                _decode(pynvml.nvmlDeviceGetName(h)),
+                int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
+                driver,
+                "pynvml",
+            )
             for h in handles
         )
     finally:
@@ -184,9 +214,15 @@ def amd_gpus(root: Path = ROOT) -> tuple[GpuInfo, ...]:
         if not re.fullmatch(r"card\d+", card.name) or _read(device / "vendor") != AMD_VENDOR:
             continue
         vram = _read(device / "mem_info_vram_total")
-        found.append(GpuInfo("AMD", _read(device / "product_name") or "AMD GPU",
-                             int(vram) if vram and vram.isdigit() else None,
-                             _link_name(device / "driver"), f"sysfs:{card.name}"))
+        found.append(
+            GpuInfo(
+                "AMD",
+                _read(device / "product_name") or "AMD GPU",
+                int(vram) if vram and vram.isdigit() else None,
+                _link_name(device / "driver"),
+                f"sysfs:{card.name}",
+            )
+        )
     return tuple(found)
 
 

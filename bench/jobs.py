@@ -28,8 +28,13 @@ class BenchJob(ModelJob):
     result: BenchResult | None = field(default=None, kw_only=True)
 
     def work(self) -> BenchResult:
-        return benchmark(self.model, self.config, db=self.db, quick=True,
-                         progress=lambda message: self._steps(message["progress"], message["of"]))
+        return benchmark(
+            self.model,
+            self.config,
+            db=self.db,
+            quick=True,
+            progress=lambda message: self._steps(message["progress"], message["of"]),
+        )
 
 
 @dataclass

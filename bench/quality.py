@@ -32,11 +32,20 @@ class EvalRunRow:
 
     def as_dict(self) -> dict[str, object]:
         """For `--json`."""
-        return {"run_id": self.run_id, "source": self.source, "model": self.model, "task": self.task,
-                "split": self.split, "variant": self.variant, "n": self.n, "accuracy": self.accuracy,
-                "mean_score": self.mean_score,
-                "expected_calibration_error": self.calibration_error, "validity_rate": self.validity_rate,
-                "updated_at": self.updated_at}
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "model": self.model,
+            "task": self.task,
+            "split": self.split,
+            "variant": self.variant,
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "mean_score": self.mean_score,
+            "expected_calibration_error": self.calibration_error,
+            "validity_rate": self.validity_rate,
+            "updated_at": self.updated_at,
+        }
 
 
 def stored_evaluations(db: str | Path | None = None) -> list[EvalRunRow]:
@@ -48,25 +57,44 @@ def stored_evaluations(db: str | Path | None = None) -> list[EvalRunRow]:
             "SELECT e.run_id, e.source, e.model_name, e.task, e.split, e.config, e.updated_at, count(o.request_id), "
             "avg(CAST(o.correct AS DOUBLE)), avg(o.score), avg(CAST(json_extract(o.details, '$.valid') AS DOUBLE)), "
             "e.summary FROM eval_runs e LEFT JOIN outcomes o ON o.eval_run_id = e.run_id "
-            "GROUP BY ALL ORDER BY e.updated_at DESC, e.run_id DESC").fetchall()
+            "GROUP BY ALL ORDER BY e.updated_at DESC, e.run_id DESC"
+        ).fetchall()
     out = []
     for run_id, source, model, task, split, config, updated, n, acc, score, valid, summary in rows:
         config, summary = json.loads(config), json.loads(summary) if summary else {}
         accuracy = summary.get("accuracy", score) if source == "assumption" else acc
-        out.append(EvalRunRow(run_id, source, model, task, split, config.get("variant", ""), n, accuracy, score,
-                              summary.get("expected_calibration_error"), valid, updated))
+        out.append(
+            EvalRunRow(
+                run_id,
+                source,
+                model,
+                task,
+                split,
+                config.get("variant", ""),
+                n,
+                accuracy,
+                score,
+                summary.get("expected_calibration_error"),
+                valid,
+                updated,
+            )
+        )
     return out
 
 
 def outcomes_frame(db: str | Path | None, run_id: int) -> pl.DataFrame:
     """Per-request rows of one evaluation: text, reference, answer, right or wrong, confidence, tokens, latency."""
     with store.connect(db, read_only=True) as con:
-        table = store.query_arrow(con, (
-            "SELECT o.request_id, r.prompt AS text, r.reference, o.response AS answer, o.correct, o.score, "
-            "o.confidence, CAST(json_extract(o.details, '$.valid') AS BOOLEAN) AS valid, o.input_tokens, "
-            "o.output_tokens, o.latency_ms, r.data_class, o.source, o.source_detail "
-            f"FROM outcomes o JOIN requests r ON r.trace_id = o.trace_id AND r.request_id = o.request_id "
-            f"WHERE o.eval_run_id = {int(run_id)} ORDER BY r.seq"))
+        table = store.query_arrow(
+            con,
+            (
+                "SELECT o.request_id, r.prompt AS text, r.reference, o.response AS answer, o.correct, o.score, "
+                "o.confidence, CAST(json_extract(o.details, '$.valid') AS BOOLEAN) AS valid, o.input_tokens, "
+                "o.output_tokens, o.latency_ms, r.data_class, o.source, o.source_detail "
+                f"FROM outcomes o JOIN requests r ON r.trace_id = o.trace_id AND r.request_id = o.request_id "
+                f"WHERE o.eval_run_id = {int(run_id)} ORDER BY r.seq"
+            ),
+        )
     return pl.from_arrow(table)
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.hardware import take_census
-from bench.models import GGUFMetadata, gguf_metadata, resolve_model
 from bench.roofline import KV_TYPE_BYTES, Bandwidth, decode_ceiling, efficiency, kv_cache_bytes, measure_bandwidth
 from bench.runner import BenchConfig, RawRun, run_isolated
 from slmlab import __version__, store
+from slmlab.models import GGUFMetadata, gguf_metadata, resolve_model
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,25 @@ class BenchResult:
         """For `--json`: summaries with intervals, ITL percentiles, memory, roofline, provenance."""
         return {
             "run_id": self.run_id,
-            "model": {"name": self.model.name, "path": self.model.path, "sha256": self.model.sha256,
-                      "architecture": self.model.architecture, "parameters": self.model.parameters,
-                      "quantization": self.model.quantization},
-            "test": self.config.test, "config": self.config.as_dict(),
+            "model": {
+                "name": self.model.name,
+                "path": self.model.path,
+                "sha256": self.model.sha256,
+                "architecture": self.model.architecture,
+                "parameters": self.model.parameters,
+                "quantization": self.model.quantization,
+            },
+            "test": self.config.test,
+            "config": self.config.as_dict(),
             "load_s": self.raw.load_s,
             "metrics": {name: summary.as_dict() for name, summary in self.raw.summaries.items()},
             "inter_token_latency_ms": self.raw.itl_percentiles_ms,
             "peak_rss_bytes": self.raw.peak_rss_bytes,
             "energy": self.raw.energy,
             "roofline": self.roofline,
-            "fingerprint": self.fingerprint, "versions": self.raw.versions, "source": "measured",
+            "fingerprint": self.fingerprint,
+            "versions": self.raw.versions,
+            "source": "measured",
         }
 
 
@@ -54,35 +62,66 @@ def probe_bandwidth(threads: int, quick: bool) -> Bandwidth:
     return measure_bandwidth(threads=threads, array_mb=64 if quick else 256, repetitions=3 if quick else 5)
 
 
-def roofline_for(model: GGUFMetadata, config: BenchConfig, decode_tok_s: float,
-                 bandwidth: Bandwidth) -> dict[str, object]:
+def roofline_for(
+    model: GGUFMetadata, config: BenchConfig, decode_tok_s: float, bandwidth: Bandwidth
+) -> dict[str, object]:
     """Decode ceiling at the run's mean decode depth and the measured share of it."""
     depth = config.depth + config.n_prompt + config.n_gen // 2
     widths = model.kv_width
-    kv = kv_cache_bytes(model.n_layer, *widths, depth, KV_TYPE_BYTES.get(config.type_k, 2.0)) if widths and model.n_layer else 0
+    kv = (
+        kv_cache_bytes(model.n_layer, *widths, depth, KV_TYPE_BYTES.get(config.type_k, 2.0))
+        if widths and model.n_layer
+        else 0
+    )
     ceiling = decode_ceiling(model.tensor_bytes, bandwidth.read_gb_s, kv_bytes=kv, depth=depth)
     return {
-        "bandwidth": bandwidth.as_dict(), "ceiling_tok_s": ceiling.ceiling_tok_s,
-        "bytes_per_token": ceiling.bytes_per_token, "kv_bytes_per_token": kv, "depth": depth,
+        "bandwidth": bandwidth.as_dict(),
+        "ceiling_tok_s": ceiling.ceiling_tok_s,
+        "bytes_per_token": ceiling.bytes_per_token,
+        "kv_bytes_per_token": kv,
+        "depth": depth,
         "efficiency": efficiency(decode_tok_s, ceiling),
         "note": "ceiling = measured read bandwidth / (tensor bytes + KV cache bytes at the mean decode depth)",
     }
 
 
-def save_run(db: str | Path | None, model: GGUFMetadata, config: BenchConfig, census: dict[str, object],
-             fingerprint: str, raw: RawRun, roofline: dict[str, object] | None, sweep_id: str | None = None) -> int:
+def save_run(
+    db: str | Path | None,
+    model: GGUFMetadata,
+    config: BenchConfig,
+    census: dict[str, object],
+    fingerprint: str,
+    raw: RawRun,
+    roofline: dict[str, object] | None,
+    sweep_id: str | None = None,
+) -> int:
     """Store the run, its per-repetition samples and every inter-token latency in one transaction."""
     summary = {name: s.as_dict() for name, s in raw.summaries.items()} | {
-        "inter_token_latency_ms": raw.itl_percentiles_ms, "energy": raw.energy}
+        "inter_token_latency_ms": raw.itl_percentiles_ms,
+        "energy": raw.energy,
+    }
     with store.transaction(db) as con:
         run_id = con.execute(
             "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, config, "
             "fingerprint, census, versions, load_s, peak_rss_bytes, summary, roofline, sweep_id) "
             "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
-            [datetime.now(timezone.utc).replace(tzinfo=None), model.name, model.path, model.sha256,
-             json.dumps(model.as_dict()), config.test, json.dumps(config.as_dict()), fingerprint, json.dumps(census),
-             json.dumps({**raw.versions, "slmlab": __version__}), raw.load_s, raw.peak_rss_bytes,
-             json.dumps(summary), json.dumps(roofline) if roofline else None, sweep_id],
+            [
+                datetime.now(UTC).replace(tzinfo=None),
+                model.name,
+                model.path,
+                model.sha256,
+                json.dumps(model.as_dict()),
+                config.test,
+                json.dumps(config.as_dict()),
+                fingerprint,
+                json.dumps(census),
+                json.dumps({**raw.versions, "slmlab": __version__}),
+                raw.load_s,
+                raw.peak_rss_bytes,
+                json.dumps(summary),
+                json.dumps(roofline) if roofline else None,
+                sweep_id,
+            ],
         ).fetchall()[0][0]
         series = {**raw.samples, "inter_token_ms": raw.inter_token_ms}
         rows = [(run_id, rep, metric, value) for metric, values in series.items() for rep, value in enumerate(values)]
@@ -91,9 +130,16 @@ def save_run(db: str | Path | None, model: GGUFMetadata, config: BenchConfig, ce
     return int(run_id)
 
 
-def benchmark(model_spec: str, config: BenchConfig, *, db: str | Path | None = None, quick: bool = False,
-              progress: Callable[[dict], None] | None = None, sweep_id: str | None = None,
-              bandwidth: Bandwidth | None = None) -> BenchResult:
+def benchmark(
+    model_spec: str,
+    config: BenchConfig,
+    *,
+    db: str | Path | None = None,
+    quick: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    sweep_id: str | None = None,
+    bandwidth: Bandwidth | None = None,
+) -> BenchResult:
     """Measure a model (shipped key or .gguf path) in an isolated worker and store the run.
 
     `bandwidth` lets a sweep reuse one probe per thread count instead of repeating it for every grid point.
@@ -104,8 +150,9 @@ def benchmark(model_spec: str, config: BenchConfig, *, db: str | Path | None = N
     decode = raw.summaries.get("decode_tok_s")
     roofline = None
     if decode:
-        roofline = roofline_for(model, config, decode.mean,
-                                bandwidth or probe_bandwidth(config.resolved_threads(), quick))
+        roofline = roofline_for(
+            model, config, decode.mean, bandwidth or probe_bandwidth(config.resolved_threads(), quick)
+        )
     census_dict, fingerprint = census.as_dict(), census.fingerprint()
     run_id = save_run(db, model, config, census_dict, fingerprint, raw, roofline, sweep_id)
     return BenchResult(run_id, model, config, census_dict, fingerprint, raw, roofline)
@@ -120,14 +167,19 @@ class SweepOutcome:
     error: str | None
 
 
-def benchmark_sweep(model_spec: str, configs: list[BenchConfig], *, db: str | Path | None = None,
-                    quick: bool = False, progress: Callable[[int, int, BenchConfig], None] | None = None
-                    ) -> tuple[str, list[SweepOutcome]]:
+def benchmark_sweep(
+    model_spec: str,
+    configs: list[BenchConfig],
+    *,
+    db: str | Path | None = None,
+    quick: bool = False,
+    progress: Callable[[int, int, BenchConfig], None] | None = None,
+) -> tuple[str, list[SweepOutcome]]:
     """Run every grid point; a point that crashes or is refused is reported and the sweep goes on."""
     import uuid
 
-    from bench.models import ModelError
     from bench.runner import BenchError
+    from slmlab.models import ModelError
 
     resolve_model(model_spec)  # a bad model fails the whole sweep at once, before any run
     sweep_id = uuid.uuid4().hex[:12]

@@ -1,4 +1,4 @@
-"""Memory-bandwidth roofline for decode: one token reads every weight and the KV cache once, so tok/s <= GB/s / GB per token."""
+"""Memory-bandwidth roofline for decode: a token reads every weight and the KV cache once (tok/s <= GB/s / GB read)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,10 @@ def _require(ok: bool, message: str) -> None:
 
 def _require_int(name: str, value: int, minimum: int = 1) -> None:
     """Counts and sizes must be whole (numpy ints allowed) and >= `minimum`; bool is rejected: True == 1 hides bugs."""
-    _require(isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum,
-             f"{name} must be an integer >= {minimum}, got {value!r}")
+    _require(
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum,
+        f"{name} must be an integer >= {minimum}, got {value!r}",
+    )
 
 
 def _require_finite(name: str, value: float, *, positive: bool) -> None:
@@ -92,8 +94,9 @@ def _timed_parallel(pool: ThreadPoolExecutor, kernel: Callable[[int], object], t
     return max(time.perf_counter() - start, 1e-9)
 
 
-def _best_of(pool: ThreadPoolExecutor, kernel: Callable[[int], object], threads: int,
-             bytes_moved: int, repetitions: int) -> tuple[float, ...]:
+def _best_of(
+    pool: ThreadPoolExecutor, kernel: Callable[[int], object], threads: int, bytes_moved: int, repetitions: int
+) -> tuple[float, ...]:
     """Warm once (page faults, thread start-up), then time each repetition as GB/s."""
     _timed_parallel(pool, kernel, threads)
     return tuple(bytes_moved / _timed_parallel(pool, kernel, threads) / GB for _ in range(repetitions))
@@ -101,10 +104,13 @@ def _best_of(pool: ThreadPoolExecutor, kernel: Callable[[int], object], threads:
 
 def _method(threads: int, array_bytes: int, repetitions: int) -> str:
     """Say exactly what was counted so figures can be compared with STREAM results."""
-    return (f"numpy STREAM-like, {threads} thread(s) over contiguous chunks of {array_bytes / MB:.0f} MB float64 "
-            f"arrays, best of {repetitions} after one warm-up. read: np.add.reduce, counts 8 B/element. triad: a = b + s*c as "
-            f"np.multiply(c, s, out=tmp); np.add(b, tmp, out=a), counts the STREAM convention 24 B/element "
-            f"(real traffic is ~40 B/element from the tmp round trip, more with write-allocate), so triad is a lower bound.")
+    return (
+        f"numpy STREAM-like, {threads} thread(s) over contiguous chunks of {array_bytes / MB:.0f} MB float64 "
+        f"arrays, best of {repetitions} after one warm-up. read: np.add.reduce, counts 8 B/element. triad: a = b "
+        f"+ s*c as "
+        f"np.multiply(c, s, out=tmp); np.add(b, tmp, out=a), counts the STREAM convention 24 B/element "
+        f"(real traffic is ~40 B/element from the tmp round trip, more with write-allocate), so triad is a lower bound."
+    )
 
 
 def measure_bandwidth(threads: int | None = None, array_mb: int = 256, repetitions: int = 5) -> Bandwidth:
@@ -127,13 +133,22 @@ def measure_bandwidth(threads: int | None = None, array_mb: int = 256, repetitio
     with ThreadPoolExecutor(max_workers=threads) as pool:
         read_samples = _best_of(pool, read, threads, b.nbytes, repetitions)
         triad_samples = _best_of(pool, triad, threads, 3 * a.nbytes, repetitions)
-    return Bandwidth(max(read_samples), max(triad_samples), threads, int(a.nbytes), repetitions,
-                     read_samples, triad_samples, _method(threads, int(a.nbytes), repetitions))
+    return Bandwidth(
+        max(read_samples),
+        max(triad_samples),
+        threads,
+        int(a.nbytes),
+        repetitions,
+        read_samples,
+        triad_samples,
+        _method(threads, int(a.nbytes), repetitions),
+    )
 
 
-def kv_cache_bytes(n_layer: int, n_embd_k_gqa: int, n_embd_v_gqa: int, depth: int,
-                   bytes_per_element: float = 2.0) -> int:
-    """K and V bytes one decode step reads at context `depth`: attention touches every cached position in every layer."""
+def kv_cache_bytes(
+    n_layer: int, n_embd_k_gqa: int, n_embd_v_gqa: int, depth: int, bytes_per_element: float = 2.0
+) -> int:
+    """K and V bytes one decode step reads at context `depth`: attention reads every cached position of every layer."""
     _require_int("n_layer", n_layer)
     _require_int("n_embd_k_gqa", n_embd_k_gqa)
     _require_int("n_embd_v_gqa", n_embd_v_gqa)
@@ -143,14 +158,15 @@ def kv_cache_bytes(n_layer: int, n_embd_k_gqa: int, n_embd_v_gqa: int, depth: in
 
 
 def decode_ceiling(weights_bytes: int, bandwidth_gb_s: float, kv_bytes: int = 0, depth: int = 0) -> DecodeCeiling:
-    """Roofline for decode: no kernel can beat bandwidth / bytes read per token (`depth` labels where kv_bytes came from)."""
+    """Roofline for decode: no kernel beats bandwidth / bytes read a token (`depth` labels where kv_bytes came from)."""
     _require_int("weights_bytes", weights_bytes)
     _require_finite("bandwidth_gb_s", bandwidth_gb_s, positive=True)
     _require_int("kv_bytes", kv_bytes, minimum=0)
     _require_int("depth", depth, minimum=0)
     per_token = int(weights_bytes) + int(kv_bytes)
-    return DecodeCeiling(per_token, int(weights_bytes), int(kv_bytes), int(depth), float(bandwidth_gb_s),
-                         bandwidth_gb_s * GB / per_token)
+    return DecodeCeiling(
+        per_token, int(weights_bytes), int(kv_bytes), int(depth), float(bandwidth_gb_s), bandwidth_gb_s * GB / per_token
+    )
 
 
 def efficiency(measured_tok_s: float, ceiling: DecodeCeiling) -> float:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from bench.energy import EnergyMeter, EnergyReading, per_token
-from bench.isolation import WorkerFailed, run_workers
+from slmlab.isolation import WorkerFailed, run_workers
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -122,11 +122,11 @@ def _kv_type(name: str) -> int:
     return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
 
 
-def decode_loop(llm: "Llama", n_gen: int) -> list[float]:
+def decode_loop(llm: Llama, n_gen: int) -> list[float]:
     """The harness's generation loop after a prompt: pick the greedy token, decode it, n_gen times.
 
     Returns n_gen + 1 timestamps: when the first token was picked, then after each decode step; decode tok/s is
-    n_gen / (last - first). Shared with bench/perf/harness_vs_bare.py so the speed check measures this code.
+    n_gen / (last - first). Shared with perf/harness_vs_bare.py so the speed check measures this code.
     """
     import numpy as np
 
@@ -156,10 +156,18 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
 
     started = time.perf_counter()
     llm = Llama(
-        model_path=model_path, n_ctx=config.n_ctx, n_batch=config.n_batch, n_ubatch=config.n_ubatch,
-        n_threads=config.resolved_threads(), n_threads_batch=config.resolved_threads(),
-        n_gpu_layers=config.n_gpu_layers, flash_attn=config.flash_attn, type_k=_kv_type(config.type_k),
-        type_v=_kv_type(config.type_v), seed=config.seed, verbose=False,
+        model_path=model_path,
+        n_ctx=config.n_ctx,
+        n_batch=config.n_batch,
+        n_ubatch=config.n_ubatch,
+        n_threads=config.resolved_threads(),
+        n_threads_batch=config.resolved_threads(),
+        n_gpu_layers=config.n_gpu_layers,
+        flash_attn=config.flash_attn,
+        type_k=_kv_type(config.type_k),
+        type_v=_kv_type(config.type_v),
+        seed=config.seed,
+        verbose=False,
     )
     load_s = time.perf_counter() - started
     vocab = llm.n_vocab()
@@ -208,20 +216,35 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
         rep["request_latency_ms"] = ((stamps[-1] if stamps else first + prefill_s) - first) * 1000
         for name, value in rep.items():
             samples.setdefault(name, []).append(value)
-        perf.append({"t_p_eval_ms": counters.t_p_eval_ms, "n_p_eval": counters.n_p_eval,
-                     "t_eval_ms": counters.t_eval_ms, "n_eval": counters.n_eval, "graphs_reused": counters.n_reused})
+        perf.append(
+            {
+                "t_p_eval_ms": counters.t_p_eval_ms,
+                "n_p_eval": counters.n_p_eval,
+                "t_eval_ms": counters.t_eval_ms,
+                "n_eval": counters.n_eval,
+                "graphs_reused": counters.n_reused,
+            }
+        )
     # llama.cpp's own counters, as a cross-check (they book the first generated token under prompt evaluation)
-    for metric, tokens, millis in (("llama_prefill_tok_s", "n_p_eval", "t_p_eval_ms"),
-                                   ("llama_decode_tok_s", "n_eval", "t_eval_ms")):
+    for metric, tokens, millis in (
+        ("llama_prefill_tok_s", "n_p_eval", "t_p_eval_ms"),
+        ("llama_decode_tok_s", "n_eval", "t_eval_ms"),
+    ):
         if perf and all(p[tokens] > 0 and p[millis] > 0 for p in perf):
             samples[metric] = [p[tokens] / p[millis] * 1000 for p in perf]
     energy = asdict(meter.stop())
     return {
-        "load_s": load_s, "samples": samples, "inter_token_ms": inter_token_ms, "perf": perf,
-        "phase": (phase_start, time.monotonic()), "energy": energy,
+        "load_s": load_s,
+        "samples": samples,
+        "inter_token_ms": inter_token_ms,
+        "perf": perf,
+        "phase": (phase_start, time.monotonic()),
+        "energy": energy,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "versions": {"llama_cpp_python": llama_cpp.__version__,
-                     "llama_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()},
+        "versions": {
+            "llama_cpp_python": llama_cpp.__version__,
+            "llama_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+        },
     }
 
 
@@ -236,9 +259,7 @@ def check_memory(model_bytes: int) -> None:
         )
 
 
-def run_isolated(
-    model_path: Path, config: BenchConfig, progress: Callable[[dict], None] | None = None
-) -> RawRun:
+def run_isolated(model_path: Path, config: BenchConfig, progress: Callable[[dict], None] | None = None) -> RawRun:
     """Measure in spawned workers; a crash, a hang past `timeout_s` or an exception becomes a BenchError."""
     check_memory(Path(model_path).stat().st_size * config.concurrency)
 
@@ -247,8 +268,14 @@ def run_isolated(
             progress(message)
 
     results = run_workers(
-        _measure, [(str(model_path), config)] * config.concurrency, what="benchmark", subject=Path(model_path).name,
-        error=BenchError, timeout_s=config.timeout_s, on_message=first_worker_progress, start_together=True,
+        _measure,
+        [(str(model_path), config)] * config.concurrency,
+        what="benchmark",
+        subject=Path(model_path).name,
+        error=BenchError,
+        timeout_s=config.timeout_s,
+        on_message=first_worker_progress,
+        start_together=True,
     )
     return _combine(results, config)
 
@@ -269,10 +296,15 @@ def _combine(results: list[dict], config: BenchConfig) -> RawRun:
     reading = EnergyReading(**{**results[0]["energy"], "counters": tuple(results[0]["energy"]["counters"])})
     energy = {**results[0]["energy"], **per_token(reading, processed)}
     return RawRun(
-        load_s=max(r["load_s"] for r in results), samples=samples, inter_token_ms=itl,
-        perf=[p for r in results for p in r["perf"]], peak_rss_bytes=max(r["peak_rss_bytes"] for r in results),
-        versions=results[0]["versions"], summaries={name: summarise(values) for name, values in samples.items()},
-        itl_percentiles_ms={f"p{q}": percentile(itl, q) for q in (50, 95, 99)} if itl else {}, energy=energy,
+        load_s=max(r["load_s"] for r in results),
+        samples=samples,
+        inter_token_ms=itl,
+        perf=[p for r in results for p in r["perf"]],
+        peak_rss_bytes=max(r["peak_rss_bytes"] for r in results),
+        versions=results[0]["versions"],
+        summaries={name: summarise(values) for name, values in samples.items()},
+        itl_percentiles_ms={f"p{q}": percentile(itl, q) for q in (50, 95, 99)} if itl else {},
+        energy=energy,
     )
 
 

@@ -17,25 +17,39 @@ def runs_frame(db: str | Path | None) -> pl.DataFrame:
     """Every run with hardware, model, configuration, each metric's mean and 95% interval, and roofline."""
     with store.connect(db, read_only=True) as con:
         rows = con.execute(
-            "SELECT run_id, started_at, source, coalesce(regexp_extract(model_path, '([^/]+?)(\\.gguf)?$', 1), model_name), "
-            "test, config, fingerprint, census, summary, roofline, sweep_id, peak_rss_bytes FROM bench_runs ORDER BY run_id"
+            "SELECT run_id, started_at, source, coalesce(regexp_extract(model_path, '([^/]+?)(\\.gguf)?$', 1), "
+            "model_name), "
+            "test, config, fingerprint, census, summary, roofline, sweep_id, peak_rss_bytes FROM bench_runs "
+            "ORDER BY run_id"
         ).fetchall()
     records = []
     for run_id, started, source, model, test, config, fingerprint, census, summary, roofline, sweep, rss in rows:
         config, census, summary = json.loads(config), json.loads(census), json.loads(summary)
         roof = json.loads(roofline) if roofline else {}
         record = {
-            "run_id": run_id, "started_at": started, "source": source, "model": model, "test": test,
-            "machine": f"{census.get('cpu_model', '?')} ({fingerprint[:6]})", "fingerprint": fingerprint,
-            "sweep_id": sweep, "peak_rss_mb": rss / 1e6 if rss else None,
-            "roofline_efficiency": roof.get("efficiency"), "ceiling_tok_s": roof.get("ceiling_tok_s"),
+            "run_id": run_id,
+            "started_at": started,
+            "source": source,
+            "model": model,
+            "test": test,
+            "machine": f"{census.get('cpu_model', '?')} ({fingerprint[:6]})",
+            "fingerprint": fingerprint,
+            "sweep_id": sweep,
+            "peak_rss_mb": rss / 1e6 if rss else None,
+            "roofline_efficiency": roof.get("efficiency"),
+            "ceiling_tok_s": roof.get("ceiling_tok_s"),
             **{axis: config.get(axis, config.get(f"n_{axis}")) for axis in CONFIG_AXES},
         }
         for metric in METRICS:
             stats = summary.get(metric) or {}
-            record |= {metric: stats.get("mean"), f"{metric}_low": stats.get("ci95_low"), f"{metric}_high": stats.get("ci95_high")}
+            record |= {
+                metric: stats.get("mean"),
+                f"{metric}_low": stats.get("ci95_low"),
+                f"{metric}_high": stats.get("ci95_high"),
+            }
         record["label"] = f"#{run_id} {model} {test} t{record['threads']}" + (
-            f" x{record['concurrency']}" if (record["concurrency"] or 1) > 1 else "")
+            f" x{record['concurrency']}" if (record["concurrency"] or 1) > 1 else ""
+        )
         records.append(record)
     return pl.DataFrame(records, infer_schema_length=None) if records else pl.DataFrame()
 
@@ -43,5 +57,9 @@ def runs_frame(db: str | Path | None) -> pl.DataFrame:
 def samples(db: str | Path | None, run_id: int, metric: str) -> list[float]:
     """The raw samples of one metric of one run (e.g. every inter-token latency)."""
     with store.connect(db, read_only=True) as con:
-        return [row[0] for row in con.execute(
-            "SELECT value FROM bench_samples WHERE run_id = ? AND metric = ? ORDER BY rep", [run_id, metric]).fetchall()]
+        return [
+            row[0]
+            for row in con.execute(
+                "SELECT value FROM bench_samples WHERE run_id = ? AND metric = ? ORDER BY rep", [run_id, metric]
+            ).fetchall()
+        ]

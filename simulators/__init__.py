@@ -1,1 +1,1 @@
-"""Replay recorded workloads through routing policies; traces live in `simulators.traces`."""
+"""Replay recorded workloads through routing policies; traces live in `slmlab.traces`."""

@@ -14,8 +14,9 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from simulators.traces.labelling import DATA_CLASSES
+from simulators.data import Warehouse
 from slmlab.paths import DATASETS_DIR
+from slmlab.traces.labelling import DATA_CLASSES
 
 CATALOGUE_FILE = DATASETS_DIR / "prices" / "litellm-model-prices-1.110.2.json"
 CATALOGUE_VERSION = "litellm 1.110.2"
@@ -24,12 +25,17 @@ LOCATIONS = ("on-device", "on-premises", "cloud-eu", "cloud-us", "cloud-other")
 # Assumption: the data classes each location may receive (a regulated record never leaves the premises, a
 # confidential one may go to an EU cloud region). Override per model with `data_classes`.
 DEFAULT_DATA_CLASSES: dict[str, tuple[str, ...]] = {
-    "on-device": DATA_CLASSES, "on-premises": DATA_CLASSES,
-    "cloud-eu": ("public", "internal", "confidential"), "cloud-us": ("public", "internal"), "cloud-other": ("public",),
+    "on-device": DATA_CLASSES,
+    "on-premises": DATA_CLASSES,
+    "cloud-eu": ("public", "internal", "confidential"),
+    "cloud-us": ("public", "internal"),
+    "cloud-other": ("public",),
 }
 # Which locations satisfy a request's residency requirement (a fact of the requirement, not an assumption).
 RESIDENCY_LOCATIONS: dict[str, tuple[str, ...]] = {
-    "any": LOCATIONS, "eu-only": ("on-device", "on-premises", "cloud-eu"), "on-premises-only": ("on-device", "on-premises"),
+    "any": LOCATIONS,
+    "eu-only": ("on-device", "on-premises", "cloud-eu"),
+    "on-premises-only": ("on-device", "on-premises"),
 }
 # Assumption: API latency when nothing better is known (documented, editable per model).
 DEFAULT_API_TTFT_MS = 600.0
@@ -37,10 +43,20 @@ DEFAULT_API_OUTPUT_TOK_S = 80.0
 # Assumption until this machine has a benchmark run of the model: the figures measured on slmlab's 2-core build
 # machine (AMD EPYC, CPU build of llama.cpp, 2026-11-27), see README "Benchmarks".
 DEFAULT_LOCAL_PROFILES: dict[str, dict[str, float]] = {
-    "smollm2-135m": {"prefill_tok_s": 285.0, "output_tok_s": 113.0, "ttft_ms": 226.0, "memory_bytes": 193e6,
-                     "context_window": 8192},
-    "gemma3-270m": {"prefill_tok_s": 604.0, "output_tok_s": 70.6, "ttft_ms": 150.0, "memory_bytes": 385e6,
-                    "context_window": 32768},
+    "smollm2-135m": {
+        "prefill_tok_s": 285.0,
+        "output_tok_s": 113.0,
+        "ttft_ms": 226.0,
+        "memory_bytes": 193e6,
+        "context_window": 8192,
+    },
+    "gemma3-270m": {
+        "prefill_tok_s": 604.0,
+        "output_tok_s": 70.6,
+        "ttft_ms": 150.0,
+        "memory_bytes": 385e6,
+        "context_window": 32768,
+    },
 }
 _EU = re.compile(r"(^eu\.|/eu/|^eu/|europe|-eu-|_eu_)", re.I)
 _US = re.compile(r"(^us\.|/us/|^us/|-us-|_us_)", re.I)
@@ -85,8 +101,10 @@ class PortfolioModel:
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
         """Price of one request at this model's per-token prices (local models: marginal API cost, 0)."""
-        return (input_tokens * (self.input_usd_per_mtok.value or 0.0)
-                + output_tokens * (self.output_usd_per_mtok.value or 0.0)) / 1e6
+        return (
+            input_tokens * (self.input_usd_per_mtok.value or 0.0)
+            + output_tokens * (self.output_usd_per_mtok.value or 0.0)
+        ) / 1e6
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready, every figure with its source."""
@@ -121,15 +139,20 @@ def api_model(key: str, catalogue: dict[str, dict] | None = None) -> PortfolioMo
     entry = catalogue.get(key)
     if entry is None:
         close = [k for k in catalogue if key.lower() in k.lower()][:8]
-        raise CatalogueError(f"'{key}' is not in the price catalogue ({CATALOGUE_VERSION})"
-                             + (f"; similar keys: {', '.join(close)}" if close else ""))
+        raise CatalogueError(
+            f"'{key}' is not in the price catalogue ({CATALOGUE_VERSION})"
+            + (f"; similar keys: {', '.join(close)}" if close else "")
+        )
     if entry.get("input_cost_per_token") is None or entry.get("output_cost_per_token") is None:
         raise CatalogueError(f"'{key}' has no per-token prices in the catalogue (mode {entry.get('mode')})")
     location, why = location_of(key, entry.get("litellm_provider"))
     price = f"{CATALOGUE_VERSION}, key '{key}'"
     window = entry.get("max_input_tokens")
     return PortfolioModel(
-        name=key, kind="api", location=location, data_classes=DEFAULT_DATA_CLASSES[location],
+        name=key,
+        kind="api",
+        location=location,
+        data_classes=DEFAULT_DATA_CLASSES[location],
         context_window=int(window) if isinstance(window, (int, float)) else None,
         input_usd_per_mtok=Figure(float(entry["input_cost_per_token"]) * 1e6, "catalogue", price),
         output_usd_per_mtok=Figure(float(entry["output_cost_per_token"]) * 1e6, "catalogue", price),
@@ -139,90 +162,80 @@ def api_model(key: str, catalogue: dict[str, dict] | None = None) -> PortfolioMo
     )
 
 
-def _latest_bench(db: str | Path | None, model_name: str) -> dict[str, float] | None:
+def _latest_bench(warehouse: Warehouse | None, model_name: str) -> dict[str, float] | None:
     """Mean prefill/decode/TTFT and peak memory of the newest measured benchmark run of a model, if any."""
-    from slmlab import store
-    from slmlab.paths import resolve_db_path
-
-    if not resolve_db_path(db).exists():
+    row = warehouse.latest_bench(model_name) if warehouse is not None else None
+    if row is None:
         return None
-    with store.connect(db, read_only=True) as con:
-        rows = con.execute(
-            "SELECT run_id, summary, peak_rss_bytes FROM bench_runs WHERE model_name = ? AND source = 'measured' "
-            "AND json_extract(summary, '$.decode_tok_s.mean') IS NOT NULL ORDER BY started_at DESC LIMIT 1",
-            [model_name]).fetchall()
-    if not rows:
-        return None
-    run_id, summary, rss = rows[0]
-    summary = json.loads(summary)
 
     def mean(metric: str) -> float | None:
-        return (summary.get(metric) or {}).get("mean")
+        return (row.summary.get(metric) or {}).get("mean")
 
-    return {"run_id": run_id, "output_tok_s": mean("decode_tok_s"), "prefill_tok_s": mean("prefill_tok_s"),
-            "ttft_ms": mean("ttft_ms"), "memory_bytes": rss, "energy": summary.get("energy") or {}}
-
-
-def _has_measured_runs(db: str | Path | None) -> bool:
-    from slmlab import store
-    from slmlab.paths import resolve_db_path
-
-    if not resolve_db_path(db).exists():
-        return False
-    with store.connect(db, read_only=True) as con:
-        return bool(con.execute("SELECT count(*) FROM bench_runs WHERE source = 'measured'").fetchall()[0][0])
+    return {
+        "run_id": row.run_id,
+        "output_tok_s": mean("decode_tok_s"),
+        "prefill_tok_s": mean("prefill_tok_s"),
+        "ttft_ms": mean("ttft_ms"),
+        "memory_bytes": row.peak_rss_bytes,
+        "energy": row.summary.get("energy") or {},
+    }
 
 
-def bench_profile(run_ids: tuple[int, ...], db: str | Path | None = None) -> dict[str, Figure]:
+def bench_profile(run_ids: tuple[int, ...], warehouse: Warehouse) -> dict[str, Figure]:
     """Service rates from chosen benchmark runs, measured here or imported from another machine (`slmlab bench
     import`, llama-bench JSON): a hardware what-if. Later runs override earlier ones per figure."""
-    from slmlab import store
-
     figures: dict[str, Figure] = {}
-    with store.connect(db, read_only=True) as con:
-        for run_id in run_ids:
-            rows = con.execute("SELECT source, model_name, summary, census, peak_rss_bytes FROM bench_runs WHERE run_id = ?",
-                               [run_id]).fetchall()
-            if not rows:
-                raise CatalogueError(f"no benchmark run {run_id} (see `slmlab bench --list` or `slmlab bench compare`)")
-            source, model_name, summary, census, rss = rows[0]
-            summary, census = json.loads(summary), json.loads(census)
-            where = census.get("cpu_model") or "unknown CPU"
-            if census.get("gpus"):
-                where += f", {census['gpus']}"
-            detail = f"bench run {run_id} ({source}; model {model_name}; {where})"
-            kind = "measured" if source == "measured" else "imported"
-            for metric, name in (("decode_tok_s", "output_tok_s"), ("prefill_tok_s", "prefill_tok_s"), ("ttft_ms", "ttft_ms")):
-                value = (summary.get(metric) or {}).get("mean")
-                if value is not None:
-                    figures[name] = Figure(float(value), kind, detail)
-            if rss:
-                figures["memory_bytes"] = Figure(float(rss), kind, detail)
-            energy = summary.get("energy") or {}
-            if energy.get("joules_per_token") is not None:
-                figures["energy_j_per_token"] = Figure(float(energy["joules_per_token"]), str(energy.get("source")), detail)
+    for run_id in run_ids:
+        try:
+            row = warehouse.bench_run(run_id)
+        except ValueError as error:
+            raise CatalogueError(str(error)) from None
+        where = row.census.get("cpu_model") or "unknown CPU"
+        if row.census.get("gpus"):
+            where += f", {row.census['gpus']}"
+        detail = f"bench run {run_id} ({row.source}; model {row.model_name}; {where})"
+        kind = "measured" if row.source == "measured" else "imported"
+        for metric, name in (
+            ("decode_tok_s", "output_tok_s"),
+            ("prefill_tok_s", "prefill_tok_s"),
+            ("ttft_ms", "ttft_ms"),
+        ):
+            value = (row.summary.get(metric) or {}).get("mean")
+            if value is not None:
+                figures[name] = Figure(float(value), kind, detail)
+        if row.peak_rss_bytes:
+            figures["memory_bytes"] = Figure(float(row.peak_rss_bytes), kind, detail)
+        energy = row.summary.get("energy") or {}
+        if energy.get("joules_per_token") is not None:
+            figures["energy_j_per_token"] = Figure(float(energy["joules_per_token"]), str(energy.get("source")), detail)
     if "output_tok_s" not in figures:
-        raise CatalogueError(f"benchmark run(s) {', '.join(map(str, run_ids))} have no decode speed; include a "
-                             "generation test (tg)")
+        raise CatalogueError(
+            f"benchmark run(s) {', '.join(map(str, run_ids))} have no decode speed; include a generation test (tg)"
+        )
     return figures
 
 
-def local_model(key: str, db: str | Path | None = None, location: str = "on-premises",
-                bench_runs: tuple[int, ...] = ()) -> PortfolioModel:
+def local_model(
+    key: str, warehouse: Warehouse | None = None, location: str = "on-premises", bench_runs: tuple[int, ...] = ()
+) -> PortfolioModel:
     """A shipped small model with its service rates: this machine's newest benchmark, else the default profile."""
-    from bench.models import gguf_metadata, resolve_model
+    from slmlab.models import gguf_metadata, resolve_model
 
     if key not in DEFAULT_LOCAL_PROFILES:
-        raise CatalogueError(f"no default profile for '{key}'; shipped local models: {', '.join(DEFAULT_LOCAL_PROFILES)}")
+        raise CatalogueError(
+            f"no default profile for '{key}'; shipped local models: {', '.join(DEFAULT_LOCAL_PROFILES)}"
+        )
     profile = DEFAULT_LOCAL_PROFILES[key]
     measured = None
-    if not bench_runs and _has_measured_runs(db):  # reading the GGUF header for its name costs seconds: only when it can matter
+    if (
+        not bench_runs and warehouse is not None and warehouse.has_measured_runs()
+    ):  # reading the GGUF header for its name costs seconds: only when it can matter
         try:
-            measured = _latest_bench(db, gguf_metadata(resolve_model(key)).name or key)
+            measured = _latest_bench(warehouse, gguf_metadata(resolve_model(key)).name or key)
         except Exception:  # a missing model file must not hide the default profile
             measured = None
 
-    chosen = bench_profile(bench_runs, db) if bench_runs else {}
+    chosen = bench_profile(bench_runs, warehouse) if bench_runs and warehouse is not None else {}
 
     def pick(name: str) -> Figure:
         if name in chosen:
@@ -234,26 +247,46 @@ def local_model(key: str, db: str | Path | None = None, location: str = "on-prem
     free = Figure(0.0, "assumption", "local: no per-token API price (hardware and power belong to the TCO)")
     energy = chosen.get("energy_j_per_token")
     if energy is None and measured and (measured.get("energy") or {}).get("joules_per_token") is not None:
-        energy = Figure(float(measured["energy"]["joules_per_token"]), str(measured["energy"].get("source")),
-                        f"bench run {measured['run_id']} on this machine")
+        energy = Figure(
+            float(measured["energy"]["joules_per_token"]),
+            str(measured["energy"].get("source")),
+            f"bench run {measured['run_id']} on this machine",
+        )
     return PortfolioModel(
-        name=key, kind="local", location=location, data_classes=DEFAULT_DATA_CLASSES[location],
-        context_window=int(profile["context_window"]), input_usd_per_mtok=free, output_usd_per_mtok=free,
-        ttft_ms=pick("ttft_ms"), output_tok_s=pick("output_tok_s"), prefill_tok_s=pick("prefill_tok_s"),
-        memory_bytes=pick("memory_bytes"), energy_j_per_token=energy,
+        name=key,
+        kind="local",
+        location=location,
+        data_classes=DEFAULT_DATA_CLASSES[location],
+        context_window=int(profile["context_window"]),
+        input_usd_per_mtok=free,
+        output_usd_per_mtok=free,
+        ttft_ms=pick("ttft_ms"),
+        output_tok_s=pick("output_tok_s"),
+        prefill_tok_s=pick("prefill_tok_s"),
+        memory_bytes=pick("memory_bytes"),
+        energy_j_per_token=energy,
     )
 
 
-OVERRIDABLE = ("location", "data_classes", "context_window", "input_usd_per_mtok", "output_usd_per_mtok", "ttft_ms",
-               "output_tok_s")
+OVERRIDABLE = (
+    "location",
+    "data_classes",
+    "context_window",
+    "input_usd_per_mtok",
+    "output_usd_per_mtok",
+    "ttft_ms",
+    "output_tok_s",
+)
 
 
 def apply_override(model: PortfolioModel, override: dict[str, object], origin: str) -> PortfolioModel:
     """Replace fields of one model with a user's values, each marked 'override' with where it came from."""
     unknown = sorted(set(override) - set(OVERRIDABLE) - {"name", "kind"})
     if unknown:
-        raise CatalogueError(f"{origin}: model '{model.name}': cannot override {', '.join(unknown)}; "
-                             f"overridable: {', '.join(OVERRIDABLE)}")
+        raise CatalogueError(
+            f"{origin}: model '{model.name}': cannot override {', '.join(unknown)}; "
+            f"overridable: {', '.join(OVERRIDABLE)}"
+        )
     changes: dict[str, object] = {}
     location = str(override.get("location", model.location))
     if location not in LOCATIONS:
@@ -264,7 +297,9 @@ def apply_override(model: PortfolioModel, override: dict[str, object], origin: s
     if "data_classes" in override:
         classes = override["data_classes"]
         if not isinstance(classes, list) or not set(classes) <= set(DATA_CLASSES):
-            raise CatalogueError(f"{origin}: model '{model.name}': data_classes must be a list from {', '.join(DATA_CLASSES)}")
+            raise CatalogueError(
+                f"{origin}: model '{model.name}': data_classes must be a list from {', '.join(DATA_CLASSES)}"
+            )
         changes["data_classes"] = tuple(classes)
     if "context_window" in override:
         changes["context_window"] = int(override["context_window"])  # type: ignore[arg-type]
@@ -301,8 +336,13 @@ def catalogue_key_for(name: str, catalogue: dict[str, dict]) -> str:
     if name in catalogue:
         return name
     suffix = "/" + name.lower()
-    matches = [k for k, v in catalogue.items() if k.lower().endswith(suffix) and v.get("input_cost_per_token") is not None
-               and v.get("output_cost_per_token") is not None]
+    matches = [
+        k
+        for k, v in catalogue.items()
+        if k.lower().endswith(suffix)
+        and v.get("input_cost_per_token") is not None
+        and v.get("output_cost_per_token") is not None
+    ]
     if not matches:
         return name  # api_model() then says it is unknown and lists close keys
     return min(matches, key=lambda k: (catalogue[k]["input_cost_per_token"] + catalogue[k]["output_cost_per_token"], k))
@@ -315,9 +355,14 @@ def named_api_model(name: str, catalogue: dict[str, dict]) -> PortfolioModel:
     return model if key == name else replace(model, name=name, notes=(*model.notes, f"priced as catalogue key '{key}'"))
 
 
-def build_portfolio(local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES), api: tuple[str, ...] = DEFAULT_API_MODELS,
-                    *, db: str | Path | None = None, overrides: Path | None = None,
-                    bench_runs: dict[str, tuple[int, ...]] | None = None) -> Portfolio:
+def build_portfolio(
+    local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES),
+    api: tuple[str, ...] = DEFAULT_API_MODELS,
+    *,
+    warehouse: Warehouse | None = None,
+    overrides: Path | None = None,
+    bench_runs: dict[str, tuple[int, ...]] | None = None,
+) -> Portfolio:
     """Local models (measured or default profile, or the chosen benchmark runs) plus API models from the
     catalogue, then the user's overrides.
 
@@ -326,10 +371,17 @@ def build_portfolio(local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES), api:
     bench_runs = bench_runs or {}
     unknown = sorted(set(bench_runs) - set(local))
     if unknown:
-        raise CatalogueError(f"benchmark profile for {', '.join(unknown)}, which is not a local model of the portfolio "
-                             f"({', '.join(local) or 'none'})")
-    models = {m.name: m for m in [*(local_model(k, db, bench_runs=bench_runs.get(k, ())) for k in local),
-                                  *(named_api_model(k, catalogue) for k in api)]}
+        raise CatalogueError(
+            f"benchmark profile for {', '.join(unknown)}, which is not a local model of the portfolio "
+            f"({', '.join(local) or 'none'})"
+        )
+    models = {
+        m.name: m
+        for m in [
+            *(local_model(k, warehouse, bench_runs=bench_runs.get(k, ())) for k in local),
+            *(named_api_model(k, catalogue) for k in api),
+        ]
+    }
     if overrides is not None:
         try:
             entries = json.loads(Path(overrides).read_text(encoding="utf-8"))
@@ -340,6 +392,8 @@ def build_portfolio(local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES), api:
         for index, entry in enumerate(entries, start=1):
             name = str(entry["name"])
             if name not in models:
-                models[name] = api_model(name, catalogue) if entry.get("kind", "api") == "api" else local_model(name, db)
+                models[name] = (
+                    api_model(name, catalogue) if entry.get("kind", "api") == "api" else local_model(name, warehouse)
+                )
             models[name] = apply_override(models[name], entry, f"{overrides} entry {index}")
     return Portfolio(tuple(models.values()))

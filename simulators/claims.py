@@ -73,9 +73,18 @@ def _assumed_confidence(summary: dict[str, object]) -> bool:
 
 def _candidates(run: dict[str, object], points: list[dict[str, object]]) -> list[dict[str, object]]:
     summaries = run["policies"]  # type: ignore[index]
-    rows = [{"policy": label, "parameter": None, "value": None, "cost_usd": s["cost_usd"], "quality": s["quality"],
-             "p95_ms": (s.get("latency_ms") or {}).get("p95")}
-            for label, s in summaries.items() if label not in UNDEPLOYABLE]  # type: ignore[union-attr]
+    rows = [
+        {
+            "policy": label,
+            "parameter": None,
+            "value": None,
+            "cost_usd": s["cost_usd"],
+            "quality": s["quality"],
+            "p95_ms": (s.get("latency_ms") or {}).get("p95"),
+        }
+        for label, s in summaries.items()
+        if label not in UNDEPLOYABLE
+    ]  # type: ignore[union-attr]
     rows += [dict(p) for p in points if p["policy"] not in UNDEPLOYABLE and p.get("parameter") is not None]
     for row in rows:
         row["assumed_confidence"] = _assumed_confidence(summaries[row["policy"]])  # type: ignore[index]
@@ -87,8 +96,10 @@ def _quality_testable(run: dict[str, object]) -> tuple[bool, str]:
     measured = {m: sum(v for k, v in c.items() if k != "assumption") for m, c in counts.items()}
     total = {m: sum(c.values()) for m, c in counts.items()}
     if not any(measured.values()):
-        return False, ("quality is not testable with this data: every quality figure in this replay is an assumption "
-                       f"({', '.join(counts)}); import recorded outcomes or run `slmlab eval` to measure it")
+        return False, (
+            "quality is not testable with this data: every quality figure in this replay is an assumption "
+            f"({', '.join(counts)}); import recorded outcomes or run `slmlab eval` to measure it"
+        )
     share = sum(measured.values()) / max(1, sum(total.values()))
     if share >= 1:
         return True, "every (request, model) quality figure is recorded or measured"
@@ -107,8 +118,10 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
     if claim.p95_s is not None:
         testable["p95"] = inputs.get("arrivals") == "recorded"
         if not testable["p95"]:
-            reasons.append("p95 latency is not testable with this data: the trace records no arrival times, so there "
-                           "is no queueing to measure")
+            reasons.append(
+                "p95 latency is not testable with this data: the trace records no arrival times, so there "
+                "is no queueing to measure"
+            )
     candidates = _candidates(run, points)
 
     def gaps(c: dict[str, object]) -> dict[str, float]:
@@ -126,46 +139,80 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
 
     # closest first: the smallest worst shortfall, then the smallest total shortfall
     scored = [((max(g.values()), sum(max(v, 0.0) for v in g.values())), c, g) for c in candidates if (g := gaps(c))]
-    sources = {"quality": inputs.get("quality_source"), "tokens": inputs.get("token_source"),
-               "arrivals": inputs.get("arrivals"), "prices": run.get("catalogue_version"),
-               "baseline_model": run["config"].get("frontier_model")}  # type: ignore[union-attr]
+    sources = {
+        "quality": inputs.get("quality_source"),
+        "tokens": inputs.get("token_source"),
+        "arrivals": inputs.get("arrivals"),
+        "prices": run.get("catalogue_version"),
+        "baseline_model": run["config"].get("frontier_model"),
+    }  # type: ignore[union-attr]
     if not scored:
         return Verdict("not testable", claim.describe(), int(run["run_id"]), str(run["trace"]), None, reasons, sources)
     meeting = [item for item in scored if item[0][0] <= 1e-12]
     measured_meeting = [item for item in meeting if not item[1]["assumed_confidence"]]
     (worst, _), best, best_gaps = min(measured_meeting or meeting or scored, key=lambda item: item[0])
     closest = {
-        "policy": best["policy"], "parameter": best.get("parameter"), "value": best.get("value"),
+        "policy": best["policy"],
+        "parameter": best.get("parameter"),
+        "value": best.get("value"),
         "cost_saving": 1 - float(best["cost_usd"]) / float(base["cost_usd"]),
         "quality_share_of_frontier": float(best["quality"]) / float(base["quality"]),
         "p95_s": None if best.get("p95_ms") is None else float(best["p95_ms"]) / 1000,  # type: ignore[arg-type]
         "margins": {k: -v for k, v in best_gaps.items()},  # > 0: met with room to spare; < 0: missed by that much
         "assumed_confidence": best["assumed_confidence"],
     }
-    untestable = [k for k, asked in (("quality", claim.quality_pct), ("p95", claim.p95_s)) if asked is not None
-                  and not testable[k]]
+    untestable = [
+        k
+        for k, asked in (("quality", claim.quality_pct), ("p95", claim.p95_s))
+        if asked is not None and not testable[k]
+    ]
     if untestable:
         verdict = "not testable"
-        reasons.append(f"the testable part ({', '.join(best_gaps)}) is {'met' if worst <= 0 else 'not met'} by the "
-                       f"closest candidate, {best['policy']}")
+        reasons.append(
+            f"the testable part ({', '.join(best_gaps)}) is {'met' if worst <= 0 else 'not met'} by the "
+            f"closest candidate, {best['policy']}"
+        )
     elif worst <= 1e-12 and best["assumed_confidence"]:
         verdict = "not testable"
-        reasons.append(f"only settings whose routing rests on an assumed confidence signal meet it (closest: "
-                       f"{best['policy']}); measure the small model's confidence (`slmlab eval`) to test it")
+        reasons.append(
+            f"only settings whose routing rests on an assumed confidence signal meet it (closest: "
+            f"{best['policy']}); measure the small model's confidence (`slmlab eval`) to test it"
+        )
     elif worst <= 1e-12:
         verdict = "supported"
-        reasons.append(f"{best['policy']}" + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
-                       + " meets every part of the claim on this traffic")
+        reasons.append(
+            f"{best['policy']}"
+            + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
+            + " meets every part of the claim on this traffic"
+        )
     else:
         verdict = "not supported"
         missed = ", ".join(f"{k} by {v:.1%}" for k, v in best_gaps.items() if v > 0)
-        reasons.append(f"no policy or sweep point meets it; the closest, {best['policy']}"
-                       + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
-                       + f", misses {missed}")
-    evaluated = [{"policy": c["policy"], "parameter": c.get("parameter"), "value": c.get("value"),
-                  "cost_saving": 1 - float(c["cost_usd"]) / float(base["cost_usd"]),
-                  "quality_share_of_frontier": float(c["quality"]) / float(base["quality"]),
-                  "p95_s": None if c.get("p95_ms") is None else float(c["p95_ms"]) / 1000,  # type: ignore[arg-type]
-                  "meets": key[0] <= 1e-12} for key, c, _ in scored]
-    return Verdict(verdict, claim.describe(), int(run["run_id"]), str(run["trace"]), closest, reasons, sources,
-                   candidates=len(scored), evaluated=evaluated)
+        reasons.append(
+            f"no policy or sweep point meets it; the closest, {best['policy']}"
+            + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
+            + f", misses {missed}"
+        )
+    evaluated = [
+        {
+            "policy": c["policy"],
+            "parameter": c.get("parameter"),
+            "value": c.get("value"),
+            "cost_saving": 1 - float(c["cost_usd"]) / float(base["cost_usd"]),
+            "quality_share_of_frontier": float(c["quality"]) / float(base["quality"]),
+            "p95_s": None if c.get("p95_ms") is None else float(c["p95_ms"]) / 1000,  # type: ignore[arg-type]
+            "meets": key[0] <= 1e-12,
+        }
+        for key, c, _ in scored
+    ]
+    return Verdict(
+        verdict,
+        claim.describe(),
+        int(run["run_id"]),
+        str(run["trace"]),
+        closest,
+        reasons,
+        sources,
+        candidates=len(scored),
+        evaluated=evaluated,
+    )

@@ -25,15 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
+from simulators import kernels
 from simulators.catalog import (
-    DEFAULT_API_MODELS, DEFAULT_LOCAL_PROFILES, RESIDENCY_LOCATIONS, Portfolio, PortfolioModel, build_portfolio,
+    DEFAULT_API_MODELS,
+    DEFAULT_LOCAL_PROFILES,
+    RESIDENCY_LOCATIONS,
+    Portfolio,
+    PortfolioModel,
+    build_portfolio,
 )
-from simulators import allocator, kernels
+from simulators.data import Warehouse
 from simulators.metrics import counts_by_name
 from simulators.quality import SOURCES, measured_confidences, quality_matrix
-from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
-from slmlab import store
 from slmlab.paths import DATASETS_DIR
+from slmlab.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
 
 DEFAULT_ASSUMPTIONS = DATASETS_DIR / "assumptions" / "quality.json"
 CONFIDENCE_SOURCES = ("measured", "measured-distribution", "assumption")
@@ -54,33 +59,52 @@ class ReplayConfig:
     """What shapes a replay's inputs (policies have their own parameters); stored with every run."""
 
     trace: str = field(metadata=_help("stored trace to replay"))
-    local_models: tuple[str, ...] | None = field(default=None, metadata=_help(
-        "local small models (default: the shipped ones; none for traces of recorded outcomes)"))
-    api_models: tuple[str, ...] | None = field(default=None, metadata=_help(
-        "API models by catalogue key (default: gpt-4o, gpt-4o-mini, azure/eu/gpt-4o; for recorded outcomes the "
-        "recorded models)"))
+    local_models: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_help("local small models (default: the shipped ones; none for traces of recorded outcomes)"),
+    )
+    api_models: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_help(
+            "API models by catalogue key (default: gpt-4o, gpt-4o-mini, azure/eu/gpt-4o; for recorded outcomes the "
+            "recorded models)"
+        ),
+    )
     overrides: str | None = field(default=None, metadata=_help("JSON overrides of portfolio entries"))
-    assumptions: str | None = field(default=str(DEFAULT_ASSUMPTIONS), metadata=_help(
-        "quality assumptions file for what nothing recorded or measured covers"))
+    assumptions: str | None = field(
+        default=str(DEFAULT_ASSUMPTIONS),
+        metadata=_help("quality assumptions file for what nothing recorded or measured covers"),
+    )
     servers: int = field(default=1, metadata=_help("replicas of each local model (FIFO queue, c servers)"))
-    profiles: tuple[str, ...] = field(default=(), metadata=_help(
-        "hardware what-if: MODEL=RUN[,RUN] takes a local model's speeds from those benchmark runs (measured here or "
-        "imported from another machine)"))
+    profiles: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "hardware what-if: MODEL=RUN[,RUN] takes a local model's speeds from those benchmark runs (measured "
+            "here or "
+            "imported from another machine)"
+        ),
+    )
     speed: float = field(default=1.0, metadata=_help("replay arrivals k times faster (time scaling)"))
     volume: float = field(default=1.0, metadata=_help("replay v times as many requests (volume scaling)"))
     seed: int = field(default=0, metadata=_help("seed of every random draw of the replay"))
-    frontier: str | None = field(default=None, metadata=_help(
-        "the baseline model (default: the API model with the highest mean quality)"))
-    small: str | None = field(default=None, metadata=_help(
-        "the default small model (default: the local model with the highest mean quality)"))
-    confidence_right: tuple[float, float] = field(default=(3.0, 2.0), metadata=_help(
-        "assumed Beta(a, b) confidence of right answers where none was measured"))
-    confidence_wrong: tuple[float, float] = field(default=(2.0, 3.0), metadata=_help(
-        "assumed Beta(a, b) confidence of wrong answers where none was measured"))
-    assumed_input_tokens: int = field(default=512, metadata=_help(
-        "input tokens of a request whose trace records neither tokens nor text"))
-    assumed_output_tokens: int = field(default=256, metadata=_help(
-        "output tokens of a request whose trace records neither tokens nor answers"))
+    frontier: str | None = field(
+        default=None, metadata=_help("the baseline model (default: the API model with the highest mean quality)")
+    )
+    small: str | None = field(
+        default=None, metadata=_help("the default small model (default: the local model with the highest mean quality)")
+    )
+    confidence_right: tuple[float, float] = field(
+        default=(3.0, 2.0), metadata=_help("assumed Beta(a, b) confidence of right answers where none was measured")
+    )
+    confidence_wrong: tuple[float, float] = field(
+        default=(2.0, 3.0), metadata=_help("assumed Beta(a, b) confidence of wrong answers where none was measured")
+    )
+    assumed_input_tokens: int = field(
+        default=512, metadata=_help("input tokens of a request whose trace records neither tokens nor text")
+    )
+    assumed_output_tokens: int = field(
+        default=256, metadata=_help("output tokens of a request whose trace records neither tokens nor answers")
+    )
 
     def __post_init__(self) -> None:
         if self.servers < 1:
@@ -185,9 +209,10 @@ def load_assumptions(path: str | Path | None) -> dict[str, object]:
         raise ReplayError(f"{path}: cannot read the quality assumptions ({error})") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not all(
-            isinstance(v, (int, float)) or (isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()))
-            for v in models.values()):
-        raise ReplayError(f"{path}: expected {{\"models\": {{model: accuracy or {{task: accuracy}}}}}}")
+        isinstance(v, (int, float)) or (isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()))
+        for v in models.values()
+    ):
+        raise ReplayError(f'{path}: expected {{"models": {{model: accuracy or {{task: accuracy}}}}}}')
     return models
 
 
@@ -196,24 +221,17 @@ def _codes(values: list[object], vocabulary: tuple[str, ...]) -> np.ndarray:
     return np.array([index.get(v, -1) for v in values], dtype=np.int8)  # type: ignore[arg-type]
 
 
-_REQUESTS = """
-WITH answers AS (SELECT request_id, ceil(avg(length(response)) / $chars) AS tokens FROM outcomes
-                 WHERE trace_id = $trace AND response IS NOT NULL GROUP BY ALL)
-SELECT r.request_id, r.arrival_s, r.task, r.data_class, r.residency, r.latency_slo_ms, r.category,
-       coalesce(r.input_tokens, ceil(length(r.prompt) / $chars), $input) AS input_tokens,
-       CASE WHEN r.input_tokens IS NOT NULL THEN 0 WHEN r.prompt IS NOT NULL THEN 1 ELSE 2 END AS input_source,
-       coalesce(r.output_tokens, a.tokens, $output) AS output_tokens,
-       CASE WHEN r.output_tokens IS NOT NULL THEN 0 WHEN a.tokens IS NOT NULL THEN 1 ELSE 2 END AS output_source
-FROM requests r LEFT JOIN answers a USING (request_id) WHERE r.trace_id = $trace ORDER BY r.seq
-"""
 TOKEN_SOURCES = ("recorded", "estimated from text length", "assumption")
 CHARS_PER_TOKEN = 4.0  # assumption for traces that keep text but no token counts (English, BPE tokenizers)
 
 
-def _load_requests(con, trace_id: int, config: ReplayConfig) -> dict[str, np.ndarray]:
-    sql = (_REQUESTS.replace("$trace", str(int(trace_id))).replace("$chars", repr(CHARS_PER_TOKEN))
-           .replace("$input", str(int(config.assumed_input_tokens))).replace("$output", str(int(config.assumed_output_tokens))))
-    table = store.query_arrow(con, sql)
+def _load_requests(warehouse: Warehouse, trace_id: int, config: ReplayConfig) -> dict[str, np.ndarray]:
+    table = warehouse.requests(
+        trace_id,
+        chars_per_token=CHARS_PER_TOKEN,
+        input_tokens=config.assumed_input_tokens,
+        output_tokens=config.assumed_output_tokens,
+    )
     columns = {name: table.column(name) for name in table.column_names}
 
     def numbers(name: str) -> np.ndarray:
@@ -224,13 +242,16 @@ def _load_requests(con, trace_id: int, config: ReplayConfig) -> dict[str, np.nda
     code = {c: i for i, c in enumerate(names)}
     return {
         "request_ids": np.array(columns["request_id"].to_pylist(), dtype=object),
-        "arrival_s": numbers("arrival_s"), "input_tokens": numbers("input_tokens"),
-        "output_tokens": numbers("output_tokens"), "slo_ms": numbers("latency_slo_ms"),
+        "arrival_s": numbers("arrival_s"),
+        "input_tokens": numbers("input_tokens"),
+        "output_tokens": numbers("output_tokens"),
+        "slo_ms": numbers("latency_slo_ms"),
         "task": _codes(columns["task"].to_pylist(), TASKS),
         "data_class": _codes(columns["data_class"].to_pylist(), DATA_CLASSES),
         "residency": _codes(columns["residency"].to_pylist(), RESIDENCIES),
         "category": np.array([code.get(c, -1) for c in categories], dtype=np.int32),
-        "input_source": numbers("input_source").astype(np.int8), "output_source": numbers("output_source").astype(np.int8),
+        "input_source": numbers("input_source").astype(np.int8),
+        "output_source": numbers("output_source").astype(np.int8),
     }
 
 
@@ -238,8 +259,14 @@ def _stream(seed: int, purpose: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64([int(seed), STREAMS[purpose]]))
 
 
-def _confidence(config: ReplayConfig, models: tuple[str, ...], task: np.ndarray, correct: np.ndarray,
-                measured: np.ndarray, pools: dict[tuple[str, str, bool], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _confidence(
+    config: ReplayConfig,
+    models: tuple[str, ...],
+    task: np.ndarray,
+    correct: np.ndarray,
+    measured: np.ndarray,
+    pools: dict[tuple[str, str, bool], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
     rng = _stream(config.seed, "confidence")
     n, m = correct.shape
     pick, assumed = rng.random((n, m)), np.empty((n, m))
@@ -281,8 +308,12 @@ def model_rates(model: PortfolioModel) -> np.ndarray:
         prefill = model.prefill_tok_s.value if model.prefill_tok_s and model.prefill_tok_s.value else decode
     rates = np.zeros(5)
     rates[[kernels.INPUT_PRICE, kernels.OUTPUT_PRICE, kernels.PREFILL, kernels.FIRST_TOKEN, kernels.DECODE]] = (
-        model.input_usd_per_mtok.value or 0.0, model.output_usd_per_mtok.value or 0.0, prefill,
-        (model.ttft_ms.value or 0.0) / 1000.0, decode)
+        model.input_usd_per_mtok.value or 0.0,
+        model.output_usd_per_mtok.value or 0.0,
+        prefill,
+        (model.ttft_ms.value or 0.0) / 1000.0,
+        decode,
+    )
     return rates
 
 
@@ -293,29 +324,32 @@ def permitted_for(model: PortfolioModel, data_class: np.ndarray, residency: np.n
     return class_ok & np.where(residency >= 0, residency_ok[np.maximum(residency, 0)], True)
 
 
-def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> ReplayInputs:
+def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     """Load the trace, build the portfolio, realise quality and confidence, price and time every cell."""
-    allocator.keep_freed_memory()
-    with store.connect(db, read_only=True) as con:
-        found = con.execute("SELECT trace_id, content_hash, kind FROM traces WHERE name = ?", [config.trace]).fetchall()
-        if not found:
-            names = [r[0] for r in con.execute("SELECT name FROM traces ORDER BY trace_id").fetchall()]
-            raise ReplayError(f"no trace named '{config.trace}'; stored traces: {', '.join(names) or 'none'} "
-                              "(`slmlab defaults` imports the embedded ones)")
-        trace_id, trace_hash, kind = int(found[0][0]), str(found[0][1]), str(found[0][2])
-        recorded = [r[0] for r in con.execute(
-            "SELECT DISTINCT model FROM outcomes WHERE trace_id = ? AND source = 'recorded' ORDER BY model",
-            [trace_id]).fetchall()]
-        requests = _load_requests(con, trace_id, config)
-    local = config.local_models if config.local_models is not None else (
-        () if recorded else tuple(DEFAULT_LOCAL_PROFILES))
+    try:
+        trace = warehouse.trace(config.trace)
+    except ValueError as error:
+        raise ReplayError(str(error)) from None
+    trace_id, trace_hash, kind = trace.trace_id, trace.content_hash, trace.kind
+    recorded = list(warehouse.recorded_models(trace_id))
+    requests = _load_requests(warehouse, trace_id, config)
+    local = (
+        config.local_models if config.local_models is not None else (() if recorded else tuple(DEFAULT_LOCAL_PROFILES))
+    )
     api = config.api_models if config.api_models is not None else (tuple(recorded) or DEFAULT_API_MODELS)
-    portfolio = build_portfolio(local, api, db=db, overrides=Path(config.overrides) if config.overrides else None,
-                                bench_runs=parse_profiles(config.profiles))
+    portfolio = build_portfolio(
+        local,
+        api,
+        warehouse=warehouse,
+        overrides=Path(config.overrides) if config.overrides else None,
+        bench_runs=parse_profiles(config.profiles),
+    )
     names = tuple(m.name for m in portfolio.models)
     if not names:
         raise ReplayError("the portfolio is empty: name at least one local or API model")
-    quality = quality_matrix(config.trace, list(names), db=db, assumed=load_assumptions(config.assumptions))
+    quality = quality_matrix(
+        config.trace, list(names), warehouse=warehouse, assumed=load_assumptions(config.assumptions)
+    )
 
     n0 = len(requests["request_ids"])
     keep = np.arange(n0)
@@ -334,7 +368,7 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
     arrival = req["arrival_s"] / config.speed if has_arrivals else np.zeros(n)
     p, q_source, measured = np.asfortranarray(p), np.asfortranarray(q_source), np.asfortranarray(measured)
     correct = np.asfortranarray(_stream(config.seed, "correct").random(n)[:, None] < p)
-    pools = measured_confidences(db)
+    pools = measured_confidences(warehouse)
     confidence, c_source = map(np.asfortranarray, _confidence(config, names, req["task"], correct, measured, pools))
 
     is_local = np.array([mdl.kind == "local" for mdl in portfolio.models])
@@ -355,16 +389,44 @@ def build_inputs(config: ReplayConfig, *, db: str | Path | None = None) -> Repla
         small_candidates[min(others, key=lambda j: cost[:, j].mean())] = True
     small = _pick_model(config.small, "small", names, small_candidates, p) if m > 1 else frontier
     return ReplayInputs(
-        config=config, trace_id=trace_id, trace_hash=trace_hash, trace_kind=kind, portfolio=portfolio,
-        frontier=frontier, small=small, request_ids=req["request_ids"], copy=copy, has_arrivals=has_arrivals,
-        arrival_s=arrival, month=np.floor(arrival / MONTH_S).astype(np.int32),
-        input_tokens=tokens_in, output_tokens=tokens_out, task=req["task"], data_class=req["data_class"],
-        residency=req["residency"], category=req["category"], slo_ms=req["slo_ms"], p_correct=p,
-        quality_source=q_source, correct=correct, confidence=confidence, confidence_source=c_source, rates=rates,
-        is_local=is_local, permitted=permitted,
+        config=config,
+        trace_id=trace_id,
+        trace_hash=trace_hash,
+        trace_kind=kind,
+        portfolio=portfolio,
+        frontier=frontier,
+        small=small,
+        request_ids=req["request_ids"],
+        copy=copy,
+        has_arrivals=has_arrivals,
+        arrival_s=arrival,
+        month=np.floor(arrival / MONTH_S).astype(np.int32),
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        task=req["task"],
+        data_class=req["data_class"],
+        residency=req["residency"],
+        category=req["category"],
+        slo_ms=req["slo_ms"],
+        p_correct=p,
+        quality_source=q_source,
+        correct=correct,
+        confidence=confidence,
+        confidence_source=c_source,
+        rates=rates,
+        is_local=is_local,
+        permitted=permitted,
         token_sources={side: counts_by_name(req[f"{side}_source"], TOKEN_SOURCES) for side in ("input", "output")},
     )
 
 
-__all__ = ["CONFIDENCE_SOURCES", "DEFAULT_ASSUMPTIONS", "ReplayConfig", "ReplayError", "ReplayInputs", "SOURCES",
-           "build_inputs", "load_assumptions"]
+__all__ = [
+    "CONFIDENCE_SOURCES",
+    "DEFAULT_ASSUMPTIONS",
+    "SOURCES",
+    "ReplayConfig",
+    "ReplayError",
+    "ReplayInputs",
+    "build_inputs",
+    "load_assumptions",
+]

@@ -10,36 +10,10 @@ so only the first replay on a machine pays the compile time (a few seconds).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from typing import Callable
-
 import numpy as np
 from numba import njit
 
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-PARALLEL_FROM = 100_000  # requests; below this one thread is faster than handing work to the others
-
-
-@cache
-def _helpers() -> ThreadPoolExecutor:
-    """Threads for all but one chunk (the caller runs the last one itself); made on first use and shared by every
-    replay of the process, so replays in the dashboard's background jobs queue here instead of oversubscribing."""
-    return ThreadPoolExecutor(max_workers=CORES - 1, thread_name_prefix="slmlab-kernel")
-
-
-def in_chunks(kernel: Callable[..., object], n: int, *args: object) -> list[object]:
-    """kernel(lo, hi, *args) over requests [0, n) in one chunk per core, in parallel (the kernel releases the
-    GIL); the chunks' results in request order. Chunks must write disjoint rows, so the split never changes
-    a result."""
-    if CORES == 1 or n < PARALLEL_FROM:
-        return [kernel(0, n, *args)]
-    bounds = [n * c // CORES for c in range(CORES + 1)]
-    others = [_helpers().submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[:-2], bounds[1:-1])]
-    last = kernel(bounds[-2], bounds[-1], *args)
-    return [future.result() for future in others] + [last]
-
+from slmlab.parallel import CORES, PARALLEL_FROM, _helpers, in_chunks
 
 # Columns of a portfolio's rate table (one row per model): what an attempt costs and how long it takes follows
 # from these and the request's token counts, so the engine prices each attempt where it charges it.
@@ -47,8 +21,9 @@ INPUT_PRICE, OUTPUT_PRICE, PREFILL, FIRST_TOKEN, DECODE = range(5)
 
 
 @njit(cache=True, inline="always")
-def attempt_price(rates: np.ndarray, j: int, tokens_in: float, tokens_out: float
-                  ) -> tuple[float, float, float]:  # pragma: no cover - compiled
+def attempt_price(
+    rates: np.ndarray, j: int, tokens_in: float, tokens_out: float
+) -> tuple[float, float, float]:  # pragma: no cover - compiled
     """One request on model j: price in USD (prices per million tokens), time to first token (input tokens at
     the prefill speed; an API's fixed time when prefill is 0) and service time in seconds (queueing excluded)."""
     cost = (tokens_in * rates[j, INPUT_PRICE] + tokens_out * rates[j, OUTPUT_PRICE]) / 1e6
@@ -57,14 +32,24 @@ def attempt_price(rates: np.ndarray, j: int, tokens_in: float, tokens_out: float
 
 
 @njit(cache=True, nogil=True)
-def _price_and_time(lo: int, hi: int, rates: np.ndarray, j: int, tokens_in: np.ndarray, tokens_out: np.ndarray,
-                    cost: np.ndarray, first: np.ndarray, service: np.ndarray) -> None:  # pragma: no cover - compiled
+def _price_and_time(
+    lo: int,
+    hi: int,
+    rates: np.ndarray,
+    j: int,
+    tokens_in: np.ndarray,
+    tokens_out: np.ndarray,
+    cost: np.ndarray,
+    first: np.ndarray,
+    service: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     for i in range(lo, hi):
         cost[i], first[i], service[i] = attempt_price(rates, j, tokens_in[i], tokens_out[i])
 
 
-def price_matrices(rates: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def price_matrices(
+    rates: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`attempt_price` of every request on every model: (cost, first token, service), each (requests, models),
     stored model-major (Fortran order) so one model's column is contiguous."""
     n, m = tokens_in.size, rates.shape[0]
@@ -107,8 +92,9 @@ def fifo_start(arrivals: np.ndarray, service: np.ndarray, servers: int) -> np.nd
 
 
 @njit(cache=True)
-def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limit: np.ndarray,
-                   can_refuse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+def fifo_admission(
+    arrivals: np.ndarray, service: np.ndarray, servers: int, limit: np.ndarray, can_refuse: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """FIFO with admission control: a request whose wait + service would pass its limit is refused unless it
     cannot be; returns (admitted, over the limit when it arrived)."""
     n = arrivals.size
@@ -168,8 +154,9 @@ def last_attempt(attempts: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _cascade(lo: int, hi: int, targets: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray,
-             attempts: np.ndarray) -> int:  # pragma: no cover - compiled
+def _cascade(
+    lo: int, hi: int, targets: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray, attempts: np.ndarray
+) -> int:  # pragma: no cover - compiled
     k = targets.shape[1]
     unrouted = 0
     for i in range(lo, hi):
@@ -198,9 +185,21 @@ _TRACE_ORDER = np.empty(0, dtype=np.int64)  # `_queue` takes requests in trace o
 
 
 @njit(cache=True, nogil=True)
-def _queue(lo: int, hi: int, t: int, order: np.ndarray, attempts: np.ndarray, ready: np.ndarray, later: bool,
-           rates: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray, is_local: np.ndarray, free: np.ndarray,
-           start: np.ndarray) -> None:  # pragma: no cover - compiled
+def _queue(
+    lo: int,
+    hi: int,
+    t: int,
+    order: np.ndarray,
+    attempts: np.ndarray,
+    ready: np.ndarray,
+    later: bool,
+    rates: np.ndarray,
+    tokens_in: np.ndarray,
+    tokens_out: np.ndarray,
+    is_local: np.ndarray,
+    free: np.ndarray,
+    start: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     """Positions lo..hi of tier t's pass through the queues, requests in `order` (empty: trace order); `later`:
     keep `ready` up to date for a later tier."""
     reorder = order.size > 0
@@ -218,9 +217,17 @@ def _queue(lo: int, hi: int, t: int, order: np.ndarray, attempts: np.ndarray, re
         start[t, i] = begin
 
 
-def queue_starts(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, tokens_in: np.ndarray,
-                 tokens_out: np.ndarray, is_local: np.ndarray, tier_local: np.ndarray, servers: int,
-                 tiers: int) -> np.ndarray:
+def queue_starts(
+    attempts: np.ndarray,
+    arrival: np.ndarray,
+    rates: np.ndarray,
+    tokens_in: np.ndarray,
+    tokens_out: np.ndarray,
+    is_local: np.ndarray,
+    tier_local: np.ndarray,
+    servers: int,
+    tiers: int,
+) -> np.ndarray:
     """Start of every attempt of the first `tiers` tiers, shape (tiers, requests): attempts run tier after tier;
     within a tier a local model's FIFO queue serves requests in the order they became ready (ties: trace order).
     Valid when each local model serves one tier; an API attempt starts as soon as the request is ready."""
@@ -234,11 +241,28 @@ def queue_starts(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, t
 
 
 @njit(cache=True, nogil=True)
-def _account(lo: int, hi: int, attempts: np.ndarray, start: np.ndarray, arrival: np.ndarray, rates: np.ndarray,
-             tokens_in: np.ndarray, tokens_out: np.ndarray, permitted: np.ndarray, correct: np.ndarray,
-             slo_ms: np.ndarray, total: np.ndarray, wait: np.ndarray, ttft: np.ndarray, latency: np.ndarray,
-             first_attempt: np.ndarray, wasted: np.ndarray, right: np.ndarray, violation: np.ndarray,
-             late: np.ndarray) -> None:  # pragma: no cover - compiled
+def _account(
+    lo: int,
+    hi: int,
+    attempts: np.ndarray,
+    start: np.ndarray,
+    arrival: np.ndarray,
+    rates: np.ndarray,
+    tokens_in: np.ndarray,
+    tokens_out: np.ndarray,
+    permitted: np.ndarray,
+    correct: np.ndarray,
+    slo_ms: np.ndarray,
+    total: np.ndarray,
+    wait: np.ndarray,
+    ttft: np.ndarray,
+    latency: np.ndarray,
+    first_attempt: np.ndarray,
+    wasted: np.ndarray,
+    right: np.ndarray,
+    violation: np.ndarray,
+    late: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     k, given = attempts.shape[1], start.shape[0]
     for i in range(lo, hi):
         ready, cost_i, wait_i, begun, first, tries, right_i, broke = arrival[i], 0.0, 0.0, 0.0, 0.0, 0, False, False
@@ -265,10 +289,21 @@ def _account(lo: int, hi: int, attempts: np.ndarray, start: np.ndarray, arrival:
             late[i] = latency[i] > slo_ms[i] / 1000.0  # False where the request has no SLO (NaN)
 
 
-def settle(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, tokens_in: np.ndarray,
-           tokens_out: np.ndarray, permitted: np.ndarray, correct: np.ndarray, slo_ms: np.ndarray,
-           is_local: np.ndarray, tier_local: np.ndarray, servers: int, queueing: bool,
-           given_start: np.ndarray) -> tuple[np.ndarray, ...]:
+def settle(
+    attempts: np.ndarray,
+    arrival: np.ndarray,
+    rates: np.ndarray,
+    tokens_in: np.ndarray,
+    tokens_out: np.ndarray,
+    permitted: np.ndarray,
+    correct: np.ndarray,
+    slo_ms: np.ndarray,
+    is_local: np.ndarray,
+    tier_local: np.ndarray,
+    servers: int,
+    queueing: bool,
+    given_start: np.ndarray,
+) -> tuple[np.ndarray, ...]:
     """Every attempt priced, timed and charged, and each request's answer read off its last attempt: (cost,
     wait, TTFT, latency, time before the answering attempt, wasted tokens, correct, residency broken, SLO missed).
 
@@ -288,14 +323,22 @@ def settle(attempts: np.ndarray, arrival: np.ndarray, rates: np.ndarray, tokens_
     if tiers == 1 and CORES > 1 and n >= PARALLEL_FROM:
         _queue_beside_accounts(attempts, inputs, is_local, servers, outputs)
     else:
-        start = given_start if not tiers else queue_starts(attempts, arrival, rates, tokens_in, tokens_out,
-                                                            is_local, tier_local, servers, tiers)
+        start = (
+            given_start
+            if not tiers
+            else queue_starts(attempts, arrival, rates, tokens_in, tokens_out, is_local, tier_local, servers, tiers)
+        )
         in_chunks(_account, n, attempts, start, *inputs, *outputs)
     return outputs
 
 
-def _queue_beside_accounts(attempts: np.ndarray, inputs: tuple[np.ndarray, ...], is_local: np.ndarray,
-                           servers: int, outputs: tuple[np.ndarray, ...]) -> None:
+def _queue_beside_accounts(
+    attempts: np.ndarray,
+    inputs: tuple[np.ndarray, ...],
+    is_local: np.ndarray,
+    servers: int,
+    outputs: tuple[np.ndarray, ...],
+) -> None:
     """Only the first tier queues, in trace order: this thread walks the queue block by block and hands each
     block to the other cores for accounting as soon as its start times are known; when the queue is done, it
     takes the blocks nobody has started yet, from the back."""

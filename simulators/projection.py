@@ -44,22 +44,27 @@ class CostAssumptions:
 
     months: int = _assumption(36, "horizon in months")
     traffic_hours_per_month: float = _assumption(
-        HOURS_PER_MONTH, "hours a month with traffic like the replayed trace (730.5: around the clock)", 300.0, 730.5)
+        HOURS_PER_MONTH, "hours a month with traffic like the replayed trace (730.5: around the clock)", 300.0, 730.5
+    )
     monthly_requests: float = _assumption(
-        0.0, "requests a month; 0: the trace's request rate x traffic hours (needs recorded arrivals)")
+        0.0, "requests a month; 0: the trace's request rate x traffic hours (needs recorded arrivals)"
+    )
     growth_per_month: float = _assumption(0.02, "traffic growth per month (0.02: +2%)", 0.0, 0.05)
     api_price_change_per_year: float = _assumption(
-        -0.2, "API price change per year (-0.2: 20% cheaper each year); see `fitted_price_trend`", -0.5, 0.0)
+        -0.2, "API price change per year (-0.2: 20% cheaper each year); see `fitted_price_trend`", -0.5, 0.0
+    )
     server_capex_usd: float = _assumption(15000.0, "purchase price of one local inference server", 8000.0, 30000.0)
     server_lifetime_months: float = _assumption(36.0, "months over which a server is amortised", 24.0, 60.0)
     servers: int = _assumption(0, "local servers, fixed; 0: bought as traffic needs them (see target_utilisation)")
     target_utilisation: float = _assumption(
-        0.7, "busy share a sized fleet is bought for (servers are added when traffic would pass it)", 0.5, 0.9)
+        0.7, "busy share a sized fleet is bought for (servers are added when traffic would pass it)", 0.5, 0.9
+    )
     server_watts_busy: float = _assumption(450.0, "server power when serving (W)", 250.0, 800.0)
     server_watts_idle: float = _assumption(120.0, "server power when idle (W)", 60.0, 200.0)
     tariff_usd_per_kwh: float = _assumption(0.20, "electricity price (USD per kWh)", 0.10, 0.35)
     ops_usd_per_server_month: float = _assumption(
-        400.0, "hosting, support and operations per server and month", 150.0, 1000.0)
+        400.0, "hosting, support and operations per server and month", 150.0, 1000.0
+    )
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -68,23 +73,31 @@ class CostAssumptions:
     @classmethod
     def ranges(cls) -> dict[str, tuple[float, float]]:
         """The low-high range of every assumption that has one (for sensitivity and Monte Carlo)."""
-        return {f.name: (f.metadata["low"], f.metadata["high"]) for f in fields(cls)
-                if f.metadata.get("low") is not None}
+        return {
+            f.name: (f.metadata["low"], f.metadata["high"]) for f in fields(cls) if f.metadata.get("low") is not None
+        }
 
-    def with_values(self, **values: object) -> "CostAssumptions":
+    def with_values(self, **values: object) -> CostAssumptions:
         """A copy with some assumptions changed (names checked)."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown projection assumption(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown projection assumption(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return replace(self, **values)
 
 
 # What a local "server" is: a rack server with a GPU, or an AI PC on a desk (assumptions, like the defaults).
 HARDWARE_PRESETS: dict[str, dict[str, float]] = {
     "server": {},
-    "ai-pc": {"server_capex_usd": 1800.0, "server_lifetime_months": 36.0, "server_watts_busy": 65.0,
-              "server_watts_idle": 8.0, "ops_usd_per_server_month": 15.0},
+    "ai-pc": {
+        "server_capex_usd": 1800.0,
+        "server_lifetime_months": 36.0,
+        "server_watts_busy": 65.0,
+        "server_watts_idle": 8.0,
+        "ops_usd_per_server_month": 15.0,
+    },
 }
 
 
@@ -117,7 +130,9 @@ class ReplayBasis:
         for p in self.policies:
             if p.policy == name:
                 return p
-        raise ValueError(f"run {self.run_id} has no policy '{name}'; it has {', '.join(p.policy for p in self.policies)}")
+        raise ValueError(
+            f"run {self.run_id} has no policy '{name}'; it has {', '.join(p.policy for p in self.policies)}"
+        )
 
 
 def basis_from_run(run: dict[str, object]) -> ReplayBasis:
@@ -125,19 +140,37 @@ def basis_from_run(run: dict[str, object]) -> ReplayBasis:
     inputs = run["inputs"]  # type: ignore[index]
     summaries = run["policies"]  # type: ignore[index]
     policies = tuple(
-        PolicyReplay(policy=label, api_cost_usd=float(s["cost_usd"]), local_load=dict(s.get("local_load") or {}),
-                     quality=float(s["quality"]), p95_ms=float((s.get("latency_ms") or {}).get("p95") or math.nan),
-                     residency_violations=int(s.get("residency_violations", 0)))
-        for label, s in summaries.items() if not label.endswith("(reference)"))  # type: ignore[union-attr]
+        PolicyReplay(
+            policy=label,
+            api_cost_usd=float(s["cost_usd"]),
+            local_load=dict(s.get("local_load") or {}),
+            quality=float(s["quality"]),
+            p95_ms=float((s.get("latency_ms") or {}).get("p95") or math.nan),
+            residency_violations=int(s.get("residency_violations", 0)),
+        )
+        for label, s in summaries.items()
+        if not label.endswith("(reference)")
+    )  # type: ignore[union-attr]
     first = next(iter(summaries.values()))  # type: ignore[union-attr]
     watts = {}
     for model in run.get("portfolio") or []:  # type: ignore[union-attr]
         energy, speed = model.get("energy_j_per_token") or {}, model.get("output_tok_s") or {}
-        if model.get("kind") == "local" and energy.get("source") == "measured" and energy.get("value") and speed.get("value"):
+        if (
+            model.get("kind") == "local"
+            and energy.get("source") == "measured"
+            and energy.get("value")
+            and speed.get("value")
+        ):
             watts[model["name"]] = float(energy["value"]) * float(speed["value"])  # J/token x token/s = W while busy
-    return ReplayBasis(run_id=int(run["run_id"]), trace=str(run["trace"]), requests=int(first["requests"]),
-                       span_s=inputs.get("span_s"), servers_per_local_model=int(inputs.get("servers_per_local_model", 1)),
-                       policies=policies, measured_busy_watts=watts)
+    return ReplayBasis(
+        run_id=int(run["run_id"]),
+        trace=str(run["trace"]),
+        requests=int(first["requests"]),
+        span_s=inputs.get("span_s"),
+        servers_per_local_model=int(inputs.get("servers_per_local_model", 1)),
+        policies=policies,
+        measured_busy_watts=watts,
+    )
 
 
 @dataclass(frozen=True)
@@ -170,14 +203,19 @@ class PolicyProjection:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready, monthly figures rounded to cents."""
         return {
-            "policy": self.policy, "servers_first_last": [int(self.servers[0]), int(self.servers[-1])],
+            "policy": self.policy,
+            "servers_first_last": [int(self.servers[0]), int(self.servers[-1])],
             "monthly_usd": [round(float(v), 2) for v in self.monthly],
             "cumulative_usd": [round(float(v), 2) for v in self.cumulative],
-            "components_total_usd": {k: round(float(getattr(self, k).sum()), 2)
-                                     for k in ("api", "hardware", "energy", "operations")},
+            "components_total_usd": {
+                k: round(float(getattr(self, k).sum()), 2) for k in ("api", "hardware", "energy", "operations")
+            },
             "total_usd": round(float(self.cumulative[-1]), 2),
             "break_even_month": self.break_even_month if self.break_even_month is not None else "never",
-            "local_utilisation_first_last": [round(float(self.utilisation[0]), 4), round(float(self.utilisation[-1]), 4)],
+            "local_utilisation_first_last": [
+                round(float(self.utilisation[0]), 4),
+                round(float(self.utilisation[-1]), 4),
+            ],
             "short_of_capacity_from_month": self.short_of_capacity_from,
         }
 
@@ -187,13 +225,16 @@ def monthly_scale(basis: ReplayBasis, a: CostAssumptions) -> float:
     if a.monthly_requests > 0:
         return a.monthly_requests / basis.requests
     if not basis.span_s:
-        raise ValueError(f"trace '{basis.trace}' records no arrival times, so its request rate is unknown: set "
-                         "monthly_requests (`--set monthly_requests=...`)")
+        raise ValueError(
+            f"trace '{basis.trace}' records no arrival times, so its request rate is unknown: set "
+            "monthly_requests (`--set monthly_requests=...`)"
+        )
     return (basis.requests / basis.span_s) * a.traffic_hours_per_month * 3600.0 / basis.requests
 
 
-def components(basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: int | None = None
-               ) -> dict[str, np.ndarray | int]:
+def components(
+    basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: int | None = None
+) -> dict[str, np.ndarray | int]:
     """The monthly cost components of one policy; assumptions may be numpy arrays of shape (draws, 1)."""
     m = np.arange(months or a.months, dtype=np.float64)
     growth = (1.0 + np.asarray(a.growth_per_month)) ** m
@@ -203,8 +244,14 @@ def components(basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: 
     used = [load for load in p.local_load.values() if np.any(np.asarray(load) > 0)]
     if not used:
         zero = np.zeros_like(api)
-        return {"api": api, "hardware": zero, "energy": zero, "operations": zero, "servers": np.zeros_like(api),
-                "utilisation": zero}
+        return {
+            "api": api,
+            "hardware": zero,
+            "energy": zero,
+            "operations": zero,
+            "servers": np.zeros_like(api),
+            "utilisation": zero,
+        }
     traffic_share = np.asarray(a.traffic_hours_per_month) / HOURS_PER_MONTH
     # busy server-time a month, in servers: the replay's (every server may host every local model), grown
     busy = sum(used) * basis.servers_per_local_model * traffic_share * growth
@@ -215,16 +262,27 @@ def components(basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: 
         servers = np.maximum(servers, 1.0)
     utilisation = busy / servers
     busy_watts = np.asarray(a.server_watts_busy)
-    measured = [basis.measured_busy_watts[m] for m, load in p.local_load.items()
-                if np.any(np.asarray(load) > 0) and m in basis.measured_busy_watts]
+    measured = [
+        basis.measured_busy_watts[m]
+        for m, load in p.local_load.items()
+        if np.any(np.asarray(load) > 0) and m in basis.measured_busy_watts
+    ]
     if measured and len(measured) == len(used):  # every local model's energy was measured: use it over the assumption
         busy_watts = np.asarray(float(np.mean(measured)))
-    watts = np.asarray(a.server_watts_idle) + (busy_watts - np.asarray(a.server_watts_idle)) * np.minimum(utilisation, 1.0)
+    watts = np.asarray(a.server_watts_idle) + (busy_watts - np.asarray(a.server_watts_idle)) * np.minimum(
+        utilisation, 1.0
+    )
     energy = servers * watts * HOURS_PER_MONTH / 1000.0 * np.asarray(a.tariff_usd_per_kwh)
     hardware = servers * np.asarray(a.server_capex_usd) / np.asarray(a.server_lifetime_months)
     operations = servers * np.asarray(a.ops_usd_per_server_month)
-    return {"api": api, "hardware": hardware, "energy": energy, "operations": operations, "servers": servers,
-            "utilisation": utilisation}
+    return {
+        "api": api,
+        "hardware": hardware,
+        "energy": energy,
+        "operations": operations,
+        "servers": servers,
+        "utilisation": utilisation,
+    }
 
 
 def break_even(cumulative: np.ndarray, baseline: np.ndarray) -> int | None:
@@ -253,20 +311,33 @@ class Projection:
 
     def as_dict(self) -> dict[str, object]:
         """What `slmlab project --json` prints."""
-        return {"run_id": self.basis.run_id, "trace": self.basis.trace, "baseline": "frontier-only",
-                "months": self.assumptions.months, "assumptions": self.assumptions.as_dict(),
-                "assumption_sources": {f.name: "assumption (default)" if getattr(self.assumptions, f.name) == f.default
-                                       else "assumption (set by the user)" for f in fields(CostAssumptions)},
-                "price_trend": self.price_trend, "monthly_scale": monthly_scale(self.basis, self.assumptions),
-                "energy_source": ("measured: J/token x token/s of " + ", ".join(
-                    f"{m} {w:.0f} W" for m, w in self.basis.measured_busy_watts.items()))
-                if self.basis.measured_busy_watts else
-                "estimated: assumed busy and idle watts (no benchmark here read an energy counter)",
-                "policies": {p.policy: p.as_dict() for p in self.policies}}
+        return {
+            "run_id": self.basis.run_id,
+            "trace": self.basis.trace,
+            "baseline": "frontier-only",
+            "months": self.assumptions.months,
+            "assumptions": self.assumptions.as_dict(),
+            "assumption_sources": {
+                f.name: "assumption (default)"
+                if getattr(self.assumptions, f.name) == f.default
+                else "assumption (set by the user)"
+                for f in fields(CostAssumptions)
+            },
+            "price_trend": self.price_trend,
+            "monthly_scale": monthly_scale(self.basis, self.assumptions),
+            "energy_source": (
+                "measured: J/token x token/s of "
+                + ", ".join(f"{m} {w:.0f} W" for m, w in self.basis.measured_busy_watts.items())
+            )
+            if self.basis.measured_busy_watts
+            else "estimated: assumed busy and idle watts (no benchmark here read an energy counter)",
+            "policies": {p.policy: p.as_dict() for p in self.policies},
+        }
 
 
-def project(basis: ReplayBasis, assumptions: CostAssumptions | None = None,
-            price_trend: dict[str, object] | None = None) -> Projection:
+def project(
+    basis: ReplayBasis, assumptions: CostAssumptions | None = None, price_trend: dict[str, object] | None = None
+) -> Projection:
     """Monthly and cumulative costs of every policy, and each one's break-even month against frontier-only."""
     a = assumptions or CostAssumptions()
     if a.months < 1:
@@ -279,10 +350,18 @@ def project(basis: ReplayBasis, assumptions: CostAssumptions | None = None,
     projections = []
     for name, c in parts.items():
         total = np.cumsum(c["api"] + c["hardware"] + c["energy"] + c["operations"])
-        projections.append(PolicyProjection(
-            policy=name, api=c["api"], hardware=c["hardware"], energy=c["energy"], operations=c["operations"],
-            servers=c["servers"], utilisation=c["utilisation"],
-            break_even_month=None if name == "frontier-only" else break_even(total, baseline)))
+        projections.append(
+            PolicyProjection(
+                policy=name,
+                api=c["api"],
+                hardware=c["hardware"],
+                energy=c["energy"],
+                operations=c["operations"],
+                servers=c["servers"],
+                utilisation=c["utilisation"],
+                break_even_month=None if name == "frontier-only" else break_even(total, baseline),
+            )
+        )
     trend = price_trend or {"method": "assumption", "api_price_change_per_year": a.api_price_change_per_year}
     return Projection(basis=basis, assumptions=a, policies=tuple(projections), price_trend=trend)
 
@@ -315,8 +394,15 @@ def fitted_price_trend(folder: Path = PRICE_HISTORY_DIR) -> dict[str, object]:
                     changes.append((p1 / p0) ** (1 / years) - 1)
                     models.append(f"{vendor.get('vendor')}/{model.get('id')}")
     if not changes:
-        return {"method": "not fitted", "models_used": 0,
-                "reason": f"no model in {Path(folder).name} has two prices with dated periods ({undated} models changed "
-                          "price, but the earlier price has no start date), so no rate per year can be measured"}
-    return {"method": "fitted", "models_used": len(changes), "models": models,
-            "api_price_change_per_year": float(np.median(changes))}
+        return {
+            "method": "not fitted",
+            "models_used": 0,
+            "reason": f"no model in {Path(folder).name} has two prices with dated periods ({undated} models changed "
+            "price, but the earlier price has no start date), so no rate per year can be measured",
+        }
+    return {
+        "method": "fitted",
+        "models_used": len(changes),
+        "models": models,
+        "api_price_change_per_year": float(np.median(changes)),
+    }

@@ -54,7 +54,9 @@ def fifo(arrivals: np.ndarray, service: np.ndarray, servers: int = 1) -> QueueRe
 def simulate_events(arrivals: np.ndarray, service: np.ndarray, servers: int = 1) -> QueueResult:
     """Event-by-event simulation (arrivals and completions in time order), kept simple as a cross-check."""
     arrivals, service = _check(arrivals, service)
-    events: list[tuple[float, int, int]] = [(a, 1, i) for i, a in enumerate(arrivals.tolist())]  # 0 completion, 1 arrival
+    events: list[tuple[float, int, int]] = [
+        (a, 1, i) for i, a in enumerate(arrivals.tolist())
+    ]  # 0 completion, 1 arrival
     heapq.heapify(events)
     busy, waiting = 0, []
     start = np.zeros_like(arrivals)
@@ -73,12 +75,14 @@ def simulate_events(arrivals: np.ndarray, service: np.ndarray, servers: int = 1)
     return QueueResult(start=start, finish=finish, wait=start - arrivals)
 
 
-def fifo_admission(arrivals: np.ndarray, service: np.ndarray, servers: int, limit: np.ndarray,
-                   can_refuse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fifo_admission(
+    arrivals: np.ndarray, service: np.ndarray, servers: int, limit: np.ndarray, can_refuse: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """FIFO with admission control, in arrival order: a request whose wait + service would exceed its limit is
     refused (it never joins the queue) unless it cannot be; returns (admitted, over the limit when it arrived)."""
     arrivals, service = _check(arrivals, service)
     if servers < 1:
         raise ValueError("servers must be at least 1")
-    return kernels.fifo_admission(arrivals, service, servers, np.asarray(limit, dtype=np.float64),
-                                  np.asarray(can_refuse, dtype=np.bool_))
+    return kernels.fifo_admission(
+        arrivals, service, servers, np.asarray(limit, dtype=np.float64), np.asarray(can_refuse, dtype=np.bool_)
+    )

@@ -13,8 +13,8 @@ Without recorded arrival times (outcome files) there is no queueing: every reque
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from simulators.policies.base import NO_MODEL, Policy, Routing
 from simulators.policies.registry import BASELINE, sweep_of, with_value
 from simulators.quality import SOURCES
 from simulators.queueing import fifo
-from simulators.traces.labelling import DATA_CLASSES
+from slmlab.traces.labelling import DATA_CLASSES
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,17 @@ def _times_by_model(inputs: ReplayInputs, attempts: np.ndarray) -> list[tuple[np
             if t:
                 ready[t, r] = finish[t - 1, r]
         if inputs.is_local[j]:
-            begins = _queue_start(inputs, j, np.concatenate([ready[t, r] for t, r in tiers]),
-                                  np.concatenate([inputs.service_s[r, j] for _, r in tiers]))
+            begins = _queue_start(
+                inputs,
+                j,
+                np.concatenate([ready[t, r] for t, r in tiers]),
+                np.concatenate([inputs.service_s[r, j] for _, r in tiers]),
+            )
         else:
             begins = np.concatenate([ready[t, r] for t, r in tiers])
         offset = 0
         for t, r in tiers:
-            start[t, r] = begins[offset:offset + r.size]
+            start[t, r] = begins[offset : offset + r.size]
             finish[t, r] = start[t, r] + inputs.service_s[r, j]
             offset += r.size
     return [(ready[t], start[t]) for t in range(k)]
@@ -124,12 +128,33 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         # a local model serving two tiers: its queue mixes both, so order the models instead of the tiers
         given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
     cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = kernels.settle(
-        attempts, inputs.arrival_s, inputs.rates, inputs.input_tokens, inputs.output_tokens, inputs.permitted,
-        inputs.correct, inputs.slo_ms, inputs.is_local, tier_local, inputs.config.servers, inputs.has_arrivals, given)
+        attempts,
+        inputs.arrival_s,
+        inputs.rates,
+        inputs.input_tokens,
+        inputs.output_tokens,
+        inputs.permitted,
+        inputs.correct,
+        inputs.slo_ms,
+        inputs.is_local,
+        tier_local,
+        inputs.config.servers,
+        inputs.has_arrivals,
+        given,
+    )
     return Outcome(
-        policy=name, routing=routing, model=routing.final, cost_usd=cost, queue_wait_s=wait, ttft_s=ttft,
-        latency_s=latency, first_attempt_s=first_attempt, wasted_tokens=wasted, correct=correct,
-        residency_violation=violation, slo_violation=late,
+        policy=name,
+        routing=routing,
+        model=routing.final,
+        cost_usd=cost,
+        queue_wait_s=wait,
+        ttft_s=ttft,
+        latency_s=latency,
+        first_attempt_s=first_attempt,
+        wasted_tokens=wasted,
+        correct=correct,
+        residency_violation=violation,
+        slo_violation=late,
     )
 
 
@@ -174,10 +199,11 @@ def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
     deciding = first >= 0
     if outcome.routing.attempts.shape[1] > 1 and deciding.any():  # what the cascade's decisions rested on
         summary["confidence_source"] = metrics.counts_by_name(
-            inputs.confidence_source[np.flatnonzero(deciding), first[deciding]], CONFIDENCE_SOURCES)
+            inputs.confidence_source[np.flatnonzero(deciding), first[deciding]], CONFIDENCE_SOURCES
+        )
     if outcome.routing.reason is not None:
         summary["reasons"] = metrics.counts_by_name(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
-    summary.update({k: v for k, v in outcome.routing.notes.items()})
+    summary.update(dict(outcome.routing.notes.items()))
     return summary
 
 
@@ -189,7 +215,9 @@ def local_load(inputs: ReplayInputs, routing: Routing) -> dict[str, float]:
     span = float(inputs.arrival_s[-1] - inputs.arrival_s[0]) or 1.0
     load = {}
     for j in np.flatnonzero(inputs.is_local):
-        asked = sum(float(inputs.service_s[routing.attempts[:, t] == j, j].sum()) for t in range(routing.attempts.shape[1]))
+        asked = sum(
+            float(inputs.service_s[routing.attempts[:, t] == j, j].sum()) for t in range(routing.attempts.shape[1])
+        )
         if asked:
             load[inputs.model_names[j]] = asked / (span * inputs.config.servers)
     return load
@@ -210,9 +238,14 @@ def compare(summaries: dict[str, dict[str, object]], weak: str | None) -> None:
             summary["pgr"] = metrics.pgr(summary["quality"], low["quality"], base["quality"])  # type: ignore[arg-type]
 
 
-def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = False,
-                 progress: Callable[[str], None] | None = None,
-                 steps: Callable[[int, int], None] | None = None) -> ReplayResult:
+def run_policies(
+    inputs: ReplayInputs,
+    policies: list[Policy],
+    *,
+    sweep: bool = False,
+    progress: Callable[[str], None] | None = None,
+    steps: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
     """Replay every policy on the same inputs; with `sweep`, also vary each sweepable policy over its grid.
     `steps(done, total)` counts policies and sweep points for a progress bar; raising from it stops the replay."""
     outcomes: dict[str, Outcome] = {}
@@ -238,6 +271,7 @@ def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = 
     weak = next((label for label in summaries if label == "small-only"), None)
     if weak is None and BASELINE in summaries:
         from simulators.policies.small_only import SmallOnly
+
         summaries["small-only (reference)"] = summarise(inputs, replay_policy(inputs, SmallOnly()))
         weak = "small-only (reference)"
     compare(summaries, weak)
@@ -247,9 +281,14 @@ def run_policies(inputs: ReplayInputs, policies: list[Policy], *, sweep: bool = 
     return ReplayResult(inputs=inputs, outcomes=outcomes, summaries=summaries, points=points)
 
 
-def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[str, dict[str, object]],
-                 weak: str | None, progress: Callable[[str], None] | None = None,
-                 step: Callable[[], None] | None = None) -> list[dict[str, object]]:
+def sweep_points(
+    inputs: ReplayInputs,
+    policies: list[Policy],
+    summaries: dict[str, dict[str, object]],
+    weak: str | None,
+    progress: Callable[[str], None] | None = None,
+    step: Callable[[], None] | None = None,
+) -> list[dict[str, object]]:
     """Cost-quality points of every policy (sweepable ones over their grid), the Pareto front marked, and
     APGR / CPT(50%) / CPT(80%) / AIQ added to each swept policy's summary; `step()` follows each point run."""
     points: list[dict[str, object]] = []
@@ -257,9 +296,17 @@ def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[s
         grid = sweep_of(policy)
         if grid is None:
             s = summaries[policy.label]
-            points.append({"policy": policy.label, "parameter": None, "value": None, "cost_usd": s["cost_usd"],
-                           "quality": s["quality"], "frontier_share": s["frontier_share"],
-                           "p95_ms": s["latency_ms"]["p95"]})  # type: ignore[index]
+            points.append(
+                {
+                    "policy": policy.label,
+                    "parameter": None,
+                    "value": None,
+                    "cost_usd": s["cost_usd"],
+                    "quality": s["quality"],
+                    "frontier_share": s["frontier_share"],
+                    "p95_ms": s["latency_ms"]["p95"],
+                }
+            )  # type: ignore[index]
             continue
         key, values = grid
         if progress:
@@ -268,9 +315,17 @@ def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[s
         for value in values:
             s = summarise(inputs, replay_policy(inputs, with_value(policy, key, value)))
             curve.append(s)
-            points.append({"policy": policy.label, "parameter": key, "value": value, "cost_usd": s["cost_usd"],
-                           "quality": s["quality"], "frontier_share": s["frontier_share"],
-                           "p95_ms": s["latency_ms"]["p95"]})  # type: ignore[index]
+            points.append(
+                {
+                    "policy": policy.label,
+                    "parameter": key,
+                    "value": value,
+                    "cost_usd": s["cost_usd"],
+                    "quality": s["quality"],
+                    "frontier_share": s["frontier_share"],
+                    "p95_ms": s["latency_ms"]["p95"],
+                }
+            )  # type: ignore[index]
             if step:
                 step()
         summary = summaries[policy.label]
@@ -281,11 +336,13 @@ def sweep_points(inputs: ReplayInputs, policies: list[Policy], summaries: dict[s
         if weak is not None:
             low, high = summaries[weak]["quality"], summaries[BASELINE]["quality"]
             if low != high:
-                summary["sweep"].update({  # type: ignore[union-attr]
-                    "apgr": metrics.apgr(share, quality, low, high),  # type: ignore[arg-type]
-                    "cpt50": metrics.cpt(share, quality, low, high, 0.5),  # type: ignore[arg-type]
-                    "cpt80": metrics.cpt(share, quality, low, high, 0.8),  # type: ignore[arg-type]
-                })
+                summary["sweep"].update(
+                    {  # type: ignore[union-attr]
+                        "apgr": metrics.apgr(share, quality, low, high),  # type: ignore[arg-type]
+                        "cpt50": metrics.cpt(share, quality, low, high, 0.5),  # type: ignore[arg-type]
+                        "cpt80": metrics.cpt(share, quality, low, high, 0.8),  # type: ignore[arg-type]
+                    }
+                )
     attainable = [i for i, p in enumerate(points) if p["policy"] not in UNATTAINABLE]
     front = pareto_front([(float(points[i]["cost_usd"]), float(points[i]["quality"])) for i in attainable])  # type: ignore[arg-type]
     for point in points:
@@ -312,8 +369,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 __all__ = ["NO_MODEL", "Outcome", "ReplayResult", "execute", "pareto_front", "run_policies", "summarise"]
 
 
-def resimulate(inputs: ReplayInputs, policy: Policy, key: str | None = None, value: float | None = None
-               ) -> dict[str, object]:
+def resimulate(
+    inputs: ReplayInputs, policy: Policy, key: str | None = None, value: float | None = None
+) -> dict[str, object]:
     """One policy (one parameter changed) on inputs already built: the dashboard's what-if slider, in milliseconds.
     Nothing is stored; a stored run is what `simulators.runs.simulate` makes."""
     if key is not None:

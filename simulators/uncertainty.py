@@ -15,12 +15,14 @@ assumption ranges combined with a block bootstrap of the replayed trace.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulators.projection import CostAssumptions, PolicyReplay, Projection, components, project
-from slmlab import store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BOOTSTRAP_STREAM, DRAW_STREAM = 1, 2
 
@@ -37,23 +39,26 @@ def tornado(projection: Projection, policy: str) -> list[dict[str, float | str]]
     base = saving(projection.assumptions)
     bars = []
     for name, (low, high) in CostAssumptions.ranges().items():
-        bars.append({"assumption": name, "low": low, "high": high, "base_saving": base,
-                     "saving_low": saving(projection.assumptions.with_values(**{name: low})),
-                     "saving_high": saving(projection.assumptions.with_values(**{name: high}))})
+        bars.append(
+            {
+                "assumption": name,
+                "low": low,
+                "high": high,
+                "base_saving": base,
+                "saving_low": saving(projection.assumptions.with_values(**{name: low})),
+                "saving_high": saving(projection.assumptions.with_values(**{name: high})),
+            }
+        )
     return sorted(bars, key=lambda b: -abs(float(b["saving_high"]) - float(b["saving_low"])))
 
 
-def bootstrap_multipliers(run_id: int, draws: int, seed: int, db: str | Path | None = None
-                          ) -> tuple[dict[str, np.ndarray], np.ndarray, str] | None:
+def bootstrap_multipliers(
+    costs: pa.Table | None, draws: int, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, str] | None:
     """Per policy, each draw's resampled API cost over the replayed one, the resampled request count over the
     replayed one, and how the blocks were cut; None without per-request rows or arrival times."""
-    with store.connect(db, read_only=True) as con:
-        table = store.query_arrow(con, f"""
-            SELECT s.policy, r.arrival_s, s.cost_usd FROM sim_requests s
-            JOIN sim_runs u ON u.run_id = s.run_id
-            JOIN requests r ON r.trace_id = u.trace_id AND r.request_id = s.request_id
-            WHERE s.run_id = {int(run_id)} ORDER BY s.policy, s.seq""")
-    if table.num_rows == 0:
+    table = costs
+    if table is None or table.num_rows == 0:
         return None
     policy = np.array(table.column("policy").to_pylist(), dtype=object)
     arrival = table.column("arrival_s").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -65,7 +70,9 @@ def bootstrap_multipliers(run_id: int, draws: int, seed: int, db: str | Path | N
     block = np.floor((arrival - np.nanmin(arrival)) / width).astype(np.int64)
     blocks = int(block.max()) + 1
     rng = np.random.Generator(np.random.PCG64([seed, BOOTSTRAP_STREAM]))
-    counts = np.stack([np.bincount(rng.integers(0, blocks, blocks), minlength=blocks) for _ in range(draws)])  # (draws, blocks)
+    counts = np.stack(
+        [np.bincount(rng.integers(0, blocks, blocks), minlength=blocks) for _ in range(draws)]
+    )  # (draws, blocks)
     multipliers: dict[str, np.ndarray] = {}
     requests_ratio = None
     for name in dict.fromkeys(policy.tolist()):
@@ -88,8 +95,9 @@ def _break_even_months(cumulative: np.ndarray, baseline: np.ndarray) -> np.ndarr
     return np.where(~below[:, -1], 0, np.where(any_above, last_above + 2, 1))
 
 
-def monte_carlo(projection: Projection, *, draws: int = 1000, seed: int = 0, db: str | Path | None = None,
-                bootstrap: bool = True) -> dict[str, object]:
+def monte_carlo(
+    projection: Projection, *, draws: int = 1000, seed: int = 0, costs: pa.Table | None = None
+) -> dict[str, object]:
     """p5 / p50 / p95 of every policy's monthly cumulative cost and total, and how often it breaks even."""
     if draws < 10:
         raise ValueError("use at least 10 draws")
@@ -100,32 +108,47 @@ def monte_carlo(projection: Projection, *, draws: int = 1000, seed: int = 0, db:
         low, high = min(low, value), max(high, value)
         drawn[name] = rng.triangular(low, value, high, size=(draws, 1)) if high > low else np.full((draws, 1), value)
     assumptions = replace(projection.assumptions, **drawn)
-    boot = bootstrap_multipliers(projection.basis.run_id, draws, seed, db) if bootstrap else None
+    boot = bootstrap_multipliers(costs, draws, seed)
     cumulative = {}
     for p in projection.basis.policies:
         api_factor, busy_factor = np.ones((draws, 1)), np.ones((draws, 1))
         if boot is not None and p.policy in boot[0]:
             api_factor, busy_factor = boot[0][p.policy][:, None], boot[1][:, None]
-        varied = PolicyReplay(policy=p.policy, api_cost_usd=p.api_cost_usd * api_factor,
-                              local_load={m: v * busy_factor for m, v in p.local_load.items()},  # type: ignore[misc]
-                              quality=p.quality, p95_ms=p.p95_ms, residency_violations=p.residency_violations)
+        varied = PolicyReplay(
+            policy=p.policy,
+            api_cost_usd=p.api_cost_usd * api_factor,
+            local_load={m: v * busy_factor for m, v in p.local_load.items()},  # type: ignore[misc]
+            quality=p.quality,
+            p95_ms=p.p95_ms,
+            residency_violations=p.residency_violations,
+        )
         c = components(projection.basis, varied, assumptions, projection.assumptions.months)
-        monthly = np.broadcast_to(c["api"] + c["hardware"] + c["energy"] + c["operations"],
-                                  (draws, projection.assumptions.months))
+        monthly = np.broadcast_to(
+            c["api"] + c["hardware"] + c["energy"] + c["operations"], (draws, projection.assumptions.months)
+        )
         cumulative[p.policy] = np.cumsum(monthly, axis=1)
     base = cumulative["frontier-only"]
     policies = {}
     for name, cum in cumulative.items():
         band = np.percentile(cum, [5, 50, 95], axis=0)
-        entry = {"cumulative_p5": band[0].round(2).tolist(), "cumulative_p50": band[1].round(2).tolist(),
-                 "cumulative_p95": band[2].round(2).tolist(), "total_p5": float(band[0, -1]),
-                 "total_p50": float(band[1, -1]), "total_p95": float(band[2, -1])}
+        entry = {
+            "cumulative_p5": band[0].round(2).tolist(),
+            "cumulative_p50": band[1].round(2).tolist(),
+            "cumulative_p95": band[2].round(2).tolist(),
+            "total_p5": float(band[0, -1]),
+            "total_p50": float(band[1, -1]),
+            "total_p95": float(band[2, -1]),
+        }
         if name != "frontier-only":
             months = _break_even_months(cum, base)
             entry["break_even_share"] = float(np.mean(months > 0))
             entry["break_even_month_p50"] = float(np.median(months[months > 0])) if np.any(months > 0) else None
             entry["saving_p5_p50_p95"] = np.percentile(base[:, -1] - cum[:, -1], [5, 50, 95]).round(2).tolist()
         policies[name] = entry
-    return {"draws": draws, "seed": seed, "ranges": CostAssumptions.ranges(),
-            "bootstrap": boot[2] if boot is not None else "none: the replay has no per-request rows or arrival times",
-            "policies": policies}
+    return {
+        "draws": draws,
+        "seed": seed,
+        "ranges": CostAssumptions.ranges(),
+        "bootstrap": boot[2] if boot is not None else "none: the replay has no per-request rows or arrival times",
+        "policies": policies,
+    }

@@ -60,7 +60,9 @@ class BackgroundJob:
         try:
             self.result = self.work()
         except Cancelled as stop:
-            self.error = f"Cancelled by you: {stop}" if str(stop) != "cancelled" else "Cancelled by you; nothing was stored"
+            self.error = (
+                f"Cancelled by you: {stop}" if str(stop) != "cancelled" else "Cancelled by you; nothing was stored"
+            )
         except Exception as error:  # shown on the page in words; the dashboard itself carries on
             self.error = str(error)
 

@@ -123,7 +123,10 @@ def m003_bench_runs(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
-    con.execute("CREATE TABLE bench_samples (run_id INTEGER NOT NULL, rep INTEGER NOT NULL, metric VARCHAR NOT NULL, value DOUBLE NOT NULL)")
+    con.execute(
+        "CREATE TABLE bench_samples (run_id INTEGER NOT NULL, rep INTEGER NOT NULL, metric VARCHAR NOT NULL, "
+        "value DOUBLE NOT NULL)"
+    )
 
 
 def m004_bench_sweep_id(con: duckdb.DuckDBPyConnection) -> None:
@@ -159,7 +162,7 @@ def m005_eval_runs(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def m006_sim_runs(con: duckdb.DuckDBPyConnection) -> None:
-    """Routing replays: the full configuration of each run, its per-policy summary, per-request results and sweep points."""
+    """Routing replays: each run's full configuration, per-policy summary, per-request results and sweep points."""
     con.execute("CREATE SEQUENCE sim_run_id_seq START 1")
     con.execute(
         """
@@ -224,8 +227,11 @@ def m008_request_ids_zstd(con: duckdb.DuckDBPyConnection) -> None:
     column = "request_id VARCHAR NOT NULL"
     if ddl.count(column) != 1 or not ddl.startswith("CREATE TABLE requests("):
         raise RuntimeError(f"m008: unexpected requests table definition: {ddl}")
-    con.execute(ddl.replace("CREATE TABLE requests(", "CREATE TABLE requests_zstd(", 1)
-                .replace(column, f"{column} USING COMPRESSION zstd"))
+    con.execute(
+        ddl.replace("CREATE TABLE requests(", "CREATE TABLE requests_zstd(", 1).replace(
+            column, f"{column} USING COMPRESSION zstd"
+        )
+    )
     con.execute("INSERT INTO requests_zstd SELECT * FROM requests")
     con.execute("DROP TABLE requests")
     con.execute("ALTER TABLE requests_zstd RENAME TO requests")
@@ -302,13 +308,15 @@ def m009_narrow_requests(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "UPDATE traces SET first_arrival_at = f.first FROM "
-        "(SELECT trace_id, min(arrived_at) AS first FROM requests GROUP BY trace_id) f WHERE f.trace_id = traces.trace_id"
+        "(SELECT trace_id, min(arrived_at) AS first FROM requests GROUP BY trace_id) f WHERE f.trace_id = "
+        "traces.trace_id"
     )
     con.execute(
         """
         INSERT INTO label_sets
         SELECT trace_id,
-               CAST(row_number() OVER (PARTITION BY trace_id ORDER BY task, data_class, residency, tenant, latency_slo_ms) - 1 AS INTEGER),
+               CAST(row_number() OVER (PARTITION BY trace_id
+                                       ORDER BY task, data_class, residency, tenant, latency_slo_ms) - 1 AS INTEGER),
                task, data_class, residency, tenant, latency_slo_ms
         FROM (SELECT DISTINCT trace_id, task, data_class, residency, tenant, latency_slo_ms FROM requests)
         """
@@ -335,7 +343,9 @@ def m009_narrow_requests(con: duckdb.DuckDBPyConnection) -> None:
               OR reference IS NOT NULL OR prefix_hash_ids IS NOT NULL
         """
     )
-    moved, kept = con.execute("SELECT (SELECT count(*) FROM request_rows), (SELECT count(*) FROM requests)").fetchall()[0]
+    moved, kept = con.execute("SELECT (SELECT count(*) FROM request_rows), (SELECT count(*) FROM requests)").fetchall()[
+        0
+    ]
     if moved != kept:
         raise RuntimeError(f"m009: moved {moved} of {kept} requests; the database is left as it was")
     con.execute("DROP TABLE requests")
@@ -347,15 +357,27 @@ def m010_hash_algorithm_prefix(con: duckdb.DuckDBPyConnection) -> None:
     The sha256 keys stored before are marked 'sha256:<hex>' (and so are the replays that name them), so
     importing one of those files again is still recognised: the importer also computes sha256 while any such
     key remains. Task traces keep their own key (a hash of the task's examples)."""
-    con.execute("UPDATE traces SET content_hash = 'sha256:' || content_hash "
-                "WHERE kind IN ('workload', 'outcomes') AND content_hash NOT LIKE '%:%'")
-    con.execute("UPDATE sim_runs SET trace_hash = 'sha256:' || trace_hash WHERE trace_hash NOT LIKE '%:%' "
-                "AND trace_id IN (SELECT trace_id FROM traces WHERE kind IN ('workload', 'outcomes'))")
+    con.execute(
+        "UPDATE traces SET content_hash = 'sha256:' || content_hash "
+        "WHERE kind IN ('workload', 'outcomes') AND content_hash NOT LIKE '%:%'"
+    )
+    con.execute(
+        "UPDATE sim_runs SET trace_hash = 'sha256:' || trace_hash WHERE trace_hash NOT LIKE '%:%' "
+        "AND trace_id IN (SELECT trace_id FROM traces WHERE kind IN ('workload', 'outcomes'))"
+    )
 
 
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    m001_initial, m002_prefix_hash_ids, m003_bench_runs, m004_bench_sweep_id, m005_eval_runs, m006_sim_runs,
-    m007_scenarios, m008_request_ids_zstd, m009_narrow_requests, m010_hash_algorithm_prefix,
+    m001_initial,
+    m002_prefix_hash_ids,
+    m003_bench_runs,
+    m004_bench_sweep_id,
+    m005_eval_runs,
+    m006_sim_runs,
+    m007_scenarios,
+    m008_request_ids_zstd,
+    m009_narrow_requests,
+    m010_hash_algorithm_prefix,
 ]
 
 
@@ -461,7 +483,7 @@ def transaction(db: str | Path | None = None, *, wait_s: float = 60.0) -> Iterat
         con.execute("COMMIT")
 
 
-def query_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> "pa.Table":
+def query_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """A query's result as an Arrow table (`to_arrow_table` in DuckDB 2, `arrow` in 1.x)."""
     relation = con.sql(sql)
     fetch = getattr(relation, "to_arrow_table", None) or relation.arrow

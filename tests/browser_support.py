@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +36,10 @@ APP_VIEW = '[data-testid="stAppViewContainer"]'
 EXCEPTION = '[data-testid="stException"]'
 # A chart counts once it has drawn its data, not an empty frame waiting for it: a Plotly trace or heatmap (the
 # component loads lazily after the script run ends), or the marks of Home's Vega-Lite chart.
-CHART = ('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg :is(g.trace, g.hm), '
-         '[data-testid="stVegaLiteChart"] svg g.mark-symbol path')
+CHART = (
+    '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg :is(g.trace, g.hm), '
+    '[data-testid="stVegaLiteChart"] svg g.mark-symbol path'
+)
 STALE = '[data-testid="stElementContainer"][data-stale="true"]'  # output of a run in progress, greyed
 ACTIVE_NAV = '[data-testid="stSidebarNavLink"][aria-current="page"]'
 
@@ -93,8 +95,10 @@ class Dashboard:
         while (workers := self.llama_workers()) and time.monotonic() < deadline:
             time.sleep(0.5)
         if workers:
-            raise AssertionError(f"a llama.cpp worker is still running after {timeout_s:.0f} s: "
-                                 + "; ".join(" ".join(w.cmdline())[:120] for w in workers))
+            raise AssertionError(
+                f"a llama.cpp worker is still running after {timeout_s:.0f} s: "
+                + "; ".join(" ".join(w.cmdline())[:120] for w in workers)
+            )
 
 
 @contextmanager
@@ -111,11 +115,17 @@ def serve_dashboard(workdir: Path, startup_timeout_s: float = 120.0) -> Iterator
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
     }
     slmlab = Path(sys.executable).with_name("slmlab")
-    command = [str(slmlab)] if slmlab.exists() else [sys.executable, "-m", "slmlab.cli"]
+    command = [str(slmlab)] if slmlab.exists() else [sys.executable, "-m", "app.cli"]
     with log.open("wb") as out:
         # its own session, so the Streamlit child and any benchmark worker are stopped with it
-        process = subprocess.Popen([*command, "dashboard", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [*command, "dashboard", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     dashboard = Dashboard(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + startup_timeout_s
@@ -129,8 +139,10 @@ def serve_dashboard(workdir: Path, startup_timeout_s: float = 120.0) -> Iterator
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"slmlab dashboard did not answer on port {port} within {startup_timeout_s:.0f} s:"
-                                     f"\n{dashboard.log_tail()}")
+                raise AssertionError(
+                    f"slmlab dashboard did not answer on port {port} within {startup_timeout_s:.0f} s:"
+                    f"\n{dashboard.log_tail()}"
+                )
             time.sleep(0.25)
         yield dashboard
     finally:
@@ -143,14 +155,10 @@ def _stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # the group may outlive its leader (Streamlit, workers)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=10)
 
 
@@ -174,8 +182,9 @@ def save_full_page(page, path: Path) -> Path:  # type: ignore[no-untyped-def]
         const main = document.querySelector('[data-testid="stMain"]');
         return Math.max(main ? main.scrollHeight : 0, document.documentElement.scrollHeight);
     }""")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": int(min(max(height, VIEWPORT["height"]),
-                                                                          MAX_SCREENSHOT_HEIGHT))})
+    page.set_viewport_size(
+        {"width": VIEWPORT["width"], "height": int(min(max(height, VIEWPORT["height"]), MAX_SCREENSHOT_HEIGHT))}
+    )
     try:
         page.mouse.move(VIEWPORT["width"] // 2, 5)  # no hover effects (heading links, sidebar, charts) in the picture
         page.wait_for_timeout(800)  # let Plotly re-lay out its charts for the new size

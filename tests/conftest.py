@@ -47,7 +47,8 @@ def smollm2_llama():
     """The real shipped SmolLM2-135M loaded once for in-process decoding tests (evaluations use their own worker)."""
     from llama_cpp import Llama
 
-    from bench.models import resolve_model
+    from slmlab.models import resolve_model
 
-    return Llama(model_path=str(resolve_model("smollm2-135m")), n_ctx=4096, n_threads=2, n_threads_batch=2,
-                 verbose=False)
+    return Llama(
+        model_path=str(resolve_model("smollm2-135m")), n_ctx=4096, n_threads=2, n_threads_batch=2, verbose=False
+    )

@@ -11,7 +11,7 @@ PROBE = """
 import ctypes, resource, sys
 sys.path.insert(0, {root!r})
 if {tuned}:
-    from simulators.allocator import keep_freed_memory
+    from slmlab.allocator import keep_freed_memory
     assert keep_freed_memory()
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]

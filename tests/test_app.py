@@ -51,7 +51,9 @@ def test_upload_imports_a_file(app: AppTest) -> None:
     app.button[0].click().run()
     assert not app.exception
     assert any("Imported 206 requests as trace 'mooncake'" in s.value for s in app.success)
-    assert any("mooncake (206 requests, workload)" in o for o in [s for s in app.selectbox if s.label == "Trace"][0].options)
+    assert any(
+        "mooncake (206 requests, workload)" in o for o in [s for s in app.selectbox if s.label == "Trace"][0].options
+    )
 
 
 def test_upload_reports_out_of_order_arrivals(app: AppTest) -> None:

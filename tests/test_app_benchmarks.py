@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from slmlab.cli import main
+from app.cli.main import main
 from slmlab.paths import PROJECT_ROOT
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
@@ -33,8 +33,24 @@ def test_census_card_and_empty_state(db: Path) -> None:
 
 
 def test_stored_runs_are_charted(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--model", "smollm2-135m", "--test", "pp16+tg8", "--reps", "2", "--threads", "1",
-                 "--sweep", "concurrency=1,2"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                "smollm2-135m",
+                "--test",
+                "pp16+tg8",
+                "--reps",
+                "2",
+                "--threads",
+                "1",
+                "--sweep",
+                "concurrency=1,2",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     at = open_page(db)
     charts = at.get("plotly_chart")

@@ -11,9 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from simulators.headline import headline
 from simulators.inputs import ReplayConfig
-from simulators.runs import load_run, stored_runs
-from simulators.traces.defaults import DEFAULT_TRACES
 from slmlab.paths import PROJECT_ROOT
+from slmlab.replay_store import load_run, stored_runs
+from slmlab.traces.defaults import DEFAULT_TRACES
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
 TRACE = DEFAULT_TRACES[0].stem
@@ -27,8 +27,13 @@ def test_first_run_shows_the_headline_comparison_with_sources(db: Path) -> None:
     (run,) = stored_runs(db)
     top = headline(load_run(int(run["run_id"]), db))
     metrics = {m.label for m in at.metric}
-    assert {"cost per 1,000 requests", "quality (share answered right)", "p95 latency", "residency violations",
-            "36 months at this traffic (projected)"} <= metrics
+    assert {
+        "cost per 1,000 requests",
+        "quality (share answered right)",
+        "p95 latency",
+        "residency violations",
+        "36 months at this traffic (projected)",
+    } <= metrics
     assert any(f"policy: **{top.chosen['policy']}**" in c.value for c in at.caption)
     assert any("Where these numbers come from" in c.value and "litellm 1.110.2" in c.value for c in at.caption)
     assert any("Chosen by rule" in s.value for s in [*at.success, *at.warning])
@@ -47,7 +52,7 @@ def test_a_failed_first_replay_is_shown_with_a_way_to_try_again(db: Path, monkey
 
     at = AppTest.from_file(MAIN, default_timeout=120)
     with monkeypatch.context() as patch:
-        patch.setattr("simulators.runs.build_inputs", unreadable)  # inside the first replay's background job
+        patch.setattr("app.workflows.build_inputs", unreadable)  # inside the first replay's background job
         at.run()
         assert not at.exception, at.exception
         assert [e.value for e in at.error] == [f"The first replay of '{TRACE}' stopped: the disk is full"]
@@ -62,13 +67,30 @@ def test_a_failed_first_replay_is_shown_with_a_way_to_try_again(db: Path, monkey
 
 def test_headline_rule_by_hand() -> None:
     def summary(cost: float, quality: float, in_house: float, violations: int = 0) -> dict:
-        return {"cost_usd": cost, "cost_per_1k_usd": cost, "quality": quality, "latency_ms": {"p95": 1.0},
-                "residency_violations": violations, "in_house_share": in_house, "requests": 10}
+        return {
+            "cost_usd": cost,
+            "cost_per_1k_usd": cost,
+            "quality": quality,
+            "latency_ms": {"p95": 1.0},
+            "residency_violations": violations,
+            "in_house_share": in_house,
+            "requests": 10,
+        }
 
-    run = {"run_id": 1, "trace": "t", "seed": 0, "inputs": {"quality_source": {}}, "portfolio": [],
-           "policies": {"frontier-only": summary(100, 0.9, 0, 5), "cheap-bad": summary(10, 0.5, 1),
-                        "good": summary(60, 0.88, 0.5), "cheaper-good-but-leaky": summary(50, 0.89, 0.3, 9),
-                        "oracle": summary(5, 0.99, 0.5)}}
+    run = {
+        "run_id": 1,
+        "trace": "t",
+        "seed": 0,
+        "inputs": {"quality_source": {}},
+        "portfolio": [],
+        "policies": {
+            "frontier-only": summary(100, 0.9, 0, 5),
+            "cheap-bad": summary(10, 0.5, 1),
+            "good": summary(60, 0.88, 0.5),
+            "cheaper-good-but-leaky": summary(50, 0.89, 0.3, 9),
+            "oracle": summary(5, 0.99, 0.5),
+        },
+    }
     top = headline(run)
     assert top.chosen["policy"] == "good" and top.reached_floor  # the leaky one breaks residency more than baseline
     run["policies"].pop("good")

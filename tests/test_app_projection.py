@@ -7,9 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from simulators.runs import load_run, stored_runs
-from simulators.scenarios import list_scenarios
 from slmlab.paths import PROJECT_ROOT
+from slmlab.replay_store import list_scenarios, load_run, stored_runs
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
 TRACE = "azure-llm-inference-2023-conv"
@@ -77,7 +76,10 @@ def test_projection_tables_every_policy_charts_it_and_follows_the_assumptions(db
 def test_saving_and_comparing_scenarios(db: Path) -> None:
     at = open_page("projection")
     assert [b.label for b in at.get("download_button")] == [  # type: ignore[attr-defined]
-        "Download HTML report", "Download monthly costs (CSV)", "Download monthly costs (Parquet)"]
+        "Download HTML report",
+        "Download monthly costs (CSV)",
+        "Download monthly costs (Parquet)",
+    ]
     [b for b in at.button if b.label == "Save scenario"][0].click().run()
     assert any("needs a name" in e.value for e in at.error)
     assert list_scenarios(db) == []

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 from streamlit.testing.v1 import AppTest
 
+from app.cli.main import main
 from bench.evaluate import EvalConfig, evaluate
-from slmlab.cli import main
 from slmlab.paths import PROJECT_ROOT
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
@@ -83,8 +83,9 @@ def test_a_bad_model_file_is_reported_on_the_page_and_the_dashboard_carries_on(d
     assert any("Evaluation stopped" in e.value and "broken.gguf" in e.value for e in at.error)
 
 
-def test_a_worker_spawned_after_the_dashboard_ran_does_not_start_the_dashboard(db: Path, tmp_path: Path,
-                                                                                monkeypatch) -> None:
+def test_a_worker_spawned_after_the_dashboard_ran_does_not_start_the_dashboard(
+    db: Path, tmp_path: Path, monkeypatch
+) -> None:
     """Spawned workers re-import the parent's main module; after a dashboard run that is app/main.py."""
     open_page()
     fresh = tmp_path / "fresh.duckdb"

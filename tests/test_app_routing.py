@@ -11,12 +11,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
+from app.jobs import ReplayJob
+from app.workflows import simulate
 from simulators.inputs import ReplayConfig
-from simulators.jobs import ReplayJob
 from simulators.policies.registry import parse_policies
-from simulators.runs import SimRun, simulate, stored_runs
-from simulators.traces.defaults import ensure_default_workloads
+from simulators.runs import SimRun
 from slmlab.paths import PROJECT_ROOT
+from slmlab.replay_store import stored_runs
+from slmlab.traces.defaults import ensure_default_workloads
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
 TRACE = "azure-llm-inference-2023-conv"
@@ -101,9 +103,10 @@ def test_a_running_replay_shows_progress_and_keeps_the_page_usable(db: Path, mon
             steps(done, total)
             if done == 1:
                 assert release.wait(60), "the test never released the replay"
+
         return simulate(*args, steps=held_steps, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("simulators.jobs.simulate", held)
+    monkeypatch.setattr("app.jobs.simulate", held)
     at = open_page()
     [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "small-only"])
     run_button(at).click().run()
@@ -136,9 +139,10 @@ def test_cancelling_a_replay_on_the_page_stores_nothing(db: Path, monkeypatch: p
             if done == 1:
                 assert release.wait(60), "the test never released the replay"
             steps(done, total)
+
         return simulate(*args, steps=held_steps, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("simulators.jobs.simulate", held)
+    monkeypatch.setattr("app.jobs.simulate", held)
     at = open_page()
     run_button(at).click().run()
     [b for b in at.button if b.label == "Cancel"][0].click().run()
@@ -160,12 +164,13 @@ def test_a_bad_parameter_is_shown_not_raised(db: Path) -> None:
     assert stored_runs(db) == []
 
 
-def test_a_replay_that_fails_in_the_background_says_so_and_stores_nothing(db: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_replay_that_fails_in_the_background_says_so_and_stores_nothing(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def unreadable(config: ReplayConfig, db: object = None) -> None:
         raise ValueError(f"trace '{config.trace}' cannot be read")
 
-    monkeypatch.setattr("simulators.runs.build_inputs", unreadable)  # in the job's thread, after the form's checks
+    monkeypatch.setattr("app.workflows.build_inputs", unreadable)  # in the job's thread, after the form's checks
     at = open_page()
     run_button(at).click().run()
     wait_for_the_job(at)

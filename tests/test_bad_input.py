@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.traces.errors import TraceInputError
-from simulators.traces.importer import import_trace
+from slmlab.traces.errors import TraceInputError
+from slmlab.traces.importer import import_trace
 from tests.conftest import AZURE_CODE, SAMPLES, snapshot
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
@@ -29,40 +29,91 @@ def _with(row: int, text: str) -> list[str]:
 
 BAD_FILES = [
     # id, file name, content, fragments the message must contain
-    ("negative-tokens", "t.csv", _azure(_with(7, "2023-11-16 18:17:09.1,12,-3")),
-     ["t.csv", "column 'GeneratedTokens'", "row 7", "'-3' is negative", "1 row(s)"]),
-    ("non-numeric-tokens", "t.csv", _azure(_with(3, "2023-11-16 18:17:05.1,lots,3")[:5] + _with(9, "2023-11-16 18:18:00,x,1")[5:]),
-     ["column 'ContextTokens'", "row 3", "'lots' is not a number", "row 9", "2 row(s)"]),
-    ("fractional-tokens", "t.csv", _azure(_with(4, "2023-11-16 18:17:05.1,12.5,3")),
-     ["column 'ContextTokens'", "row 4", "not a whole number"]),
-    ("missing-value", "t.csv", _azure(_with(5, "2023-11-16 18:17:05.1,,3")),
-     ["column 'ContextTokens'", "row 5", "missing"]),
-    ("bad-timestamp", "t.csv", _azure(_with(2, "16/11/2023 6pm,12,3")),
-     ["column 'TIMESTAMP'", "row 2", "'16/11/2023 6pm' is not a date-time"]),
+    (
+        "negative-tokens",
+        "t.csv",
+        _azure(_with(7, "2023-11-16 18:17:09.1,12,-3")),
+        ["t.csv", "column 'GeneratedTokens'", "row 7", "'-3' is negative", "1 row(s)"],
+    ),
+    (
+        "non-numeric-tokens",
+        "t.csv",
+        _azure(_with(3, "2023-11-16 18:17:05.1,lots,3")[:5] + _with(9, "2023-11-16 18:18:00,x,1")[5:]),
+        ["column 'ContextTokens'", "row 3", "'lots' is not a number", "row 9", "2 row(s)"],
+    ),
+    (
+        "fractional-tokens",
+        "t.csv",
+        _azure(_with(4, "2023-11-16 18:17:05.1,12.5,3")),
+        ["column 'ContextTokens'", "row 4", "not a whole number"],
+    ),
+    (
+        "missing-value",
+        "t.csv",
+        _azure(_with(5, "2023-11-16 18:17:05.1,,3")),
+        ["column 'ContextTokens'", "row 5", "missing"],
+    ),
+    (
+        "bad-timestamp",
+        "t.csv",
+        _azure(_with(2, "16/11/2023 6pm,12,3")),
+        ["column 'TIMESTAMP'", "row 2", "'16/11/2023 6pm' is not a date-time"],
+    ),
     ("empty-file", "t.csv", b"", ["t.csv", "file is empty"]),
     ("header-only", "t.csv", (HEADER + "\n").encode(), ["t.csv", "no data rows"]),
-    ("semicolons", "t.csv", _azure([r.replace(",", ";") for r in GOOD_ROWS], HEADER.replace(",", ";")),
-     ["t.csv", "separated by semicolons"]),
+    (
+        "semicolons",
+        "t.csv",
+        _azure([r.replace(",", ";") for r in GOOD_ROWS], HEADER.replace(",", ";")),
+        ["t.csv", "separated by semicolons"],
+    ),
     ("utf16", "t.csv", _azure(GOOD_ROWS).decode().encode("utf-16"), ["t.csv", "UTF-16"]),
     ("latin1-bytes", "t.csv", _azure(GOOD_ROWS) + b"2023-11-16 18:20:00,1\xe9,2\n", ["t.csv", "not UTF-8", "row 40"]),
     ("truncated-csv", "t.csv", _azure(GOOD_ROWS)[:-9], ["t.csv", "wrong number of fields", "truncated"]),
-    ("missing-column", "t.csv", _azure([r.rsplit(",", 1)[0] for r in GOOD_ROWS], "TIMESTAMP,ContextTokens"),
-     ["t.csv", "missing column(s) GeneratedTokens"]),
-    ("unknown-column", "t.csv", _azure([r + ",x" for r in GOOD_ROWS], HEADER + ",Tenant"),
-     ["t.csv", "unknown column(s) Tenant"]),
-    ("duplicate-ids", "g.csv", b"arrival,input_tokens,output_tokens,request_id\n0,1,1,a\n1,2,2,b\n2,3,3,a\n",
-     ["g.csv", "column 'request_id'", "duplicate request ids", "row 3", "repeats row 1"]),
-    ("truncated-jsonl", "m.jsonl",
-     "".join(SAMPLES.joinpath("mooncake_trace_head.jsonl").read_text().splitlines(keepends=True)[:5]).encode()
-     + b'{"timestamp": 9000, "input_len',
-     ["m.jsonl", "not JSON objects", "row 6", "truncated"]),
-    ("jsonl-negative", "m.jsonl", b'{"timestamp": 0, "input_length": 5, "output_length": 2, "hash_ids": [1]}\n'
-                                  b'{"timestamp": 5, "input_length": -5, "output_length": 2, "hash_ids": [1]}\n',
-     ["m.jsonl", "column 'input_length'", "row 2", "negative"]),
-    ("routellm-not-bool", "r.csv", b"prompt,weak,strong\nhello,True,False\nbye,maybe,True\n",
-     ["r.csv", "column 'weak'", "row 2", "'maybe' is not True/False"]),
-    ("arrivals-span-centuries", "g.csv", b"arrival,input_tokens,output_tokens\n0,1,1\n5,2,2\n1e10,3,3\n",
-     ["g.csv", "column 'arrival'", "more than 146 years", "row 3"]),
+    (
+        "missing-column",
+        "t.csv",
+        _azure([r.rsplit(",", 1)[0] for r in GOOD_ROWS], "TIMESTAMP,ContextTokens"),
+        ["t.csv", "missing column(s) GeneratedTokens"],
+    ),
+    (
+        "unknown-column",
+        "t.csv",
+        _azure([r + ",x" for r in GOOD_ROWS], HEADER + ",Tenant"),
+        ["t.csv", "unknown column(s) Tenant"],
+    ),
+    (
+        "duplicate-ids",
+        "g.csv",
+        b"arrival,input_tokens,output_tokens,request_id\n0,1,1,a\n1,2,2,b\n2,3,3,a\n",
+        ["g.csv", "column 'request_id'", "duplicate request ids", "row 3", "repeats row 1"],
+    ),
+    (
+        "truncated-jsonl",
+        "m.jsonl",
+        "".join(SAMPLES.joinpath("mooncake_trace_head.jsonl").read_text().splitlines(keepends=True)[:5]).encode()
+        + b'{"timestamp": 9000, "input_len',
+        ["m.jsonl", "not JSON objects", "row 6", "truncated"],
+    ),
+    (
+        "jsonl-negative",
+        "m.jsonl",
+        b'{"timestamp": 0, "input_length": 5, "output_length": 2, "hash_ids": [1]}\n'
+        b'{"timestamp": 5, "input_length": -5, "output_length": 2, "hash_ids": [1]}\n',
+        ["m.jsonl", "column 'input_length'", "row 2", "negative"],
+    ),
+    (
+        "routellm-not-bool",
+        "r.csv",
+        b"prompt,weak,strong\nhello,True,False\nbye,maybe,True\n",
+        ["r.csv", "column 'weak'", "row 2", "'maybe' is not True/False"],
+    ),
+    (
+        "arrivals-span-centuries",
+        "g.csv",
+        b"arrival,input_tokens,output_tokens\n0,1,1\n5,2,2\n1e10,3,3\n",
+        ["g.csv", "column 'arrival'", "more than 146 years", "row 3"],
+    ),
     ("unknown-format", "x.csv", b"a,b\n1,2\n", ["x.csv", "cannot tell the format", "--map"]),
     ("unsupported-type", "x.xlsx", b"PK..", ["x.xlsx", "unsupported file type"]),
 ]
@@ -114,8 +165,10 @@ def test_cli_exits_2_names_the_row_and_leaves_the_database(seeded: Path, tmp_pat
     source.write_text("\n".join(lines) + "\n")
     before = snapshot(seeded)
     run = subprocess.run(
-        [sys.executable, "-m", "slmlab.cli", "--db", str(seeded), "import", str(source), "--json"],
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "app.cli", "--db", str(seeded), "import", str(source), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 2, run.stderr
     assert "row 101" in run.stderr and "GeneratedTokens" in run.stderr and "azure-one-negative.csv" in run.stderr
@@ -127,7 +180,9 @@ def test_cli_exits_2_names_the_row_and_leaves_the_database(seeded: Path, tmp_pat
 def test_a_json_record_with_an_empty_key_is_named(db: Path, tmp_path: Path) -> None:
     """Found by the fuzzer: an empty key used to reach DuckDB as an empty identifier."""
     source = tmp_path / "m.jsonl"
-    source.write_text('{"timestamp": 0, "input_length": 5, "output_length": 2}\n'
-                      '{"timestamp": 1, "input_length": 5, "output_length": 2, "": 1}\n')
+    source.write_text(
+        '{"timestamp": 0, "input_length": 5, "output_length": 2}\n'
+        '{"timestamp": 1, "input_length": 5, "output_length": 2, "": 1}\n'
+    )
     with pytest.raises(TraceInputError, match=r"empty key .* row 2"):
         import_trace(source, db=db)

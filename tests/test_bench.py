@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.models import ModelError, gguf_metadata, resolve_model, shipped_models
+from app.cli.main import main
 from bench.runner import BenchConfig, BenchError, parse_test, run_isolated
 from bench.stats import percentile, summarise
-from slmlab.cli import main
+from slmlab.models import ModelError, gguf_metadata, resolve_model, shipped_models
 
 SMOLLM2 = "smollm2-135m"
 
@@ -68,12 +68,15 @@ def test_both_shipped_models_resolve_by_key() -> None:
         assert resolve_model(model.key) == model.path
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda tmp, _: tmp / "missing.gguf", "no such file"),
-    (lambda tmp, _: tmp, "is a folder"),
-    (lambda tmp, _: (tmp / "notes.gguf").write_text("hello") and tmp / "notes.gguf", "not a GGUF file"),
-    (lambda tmp, truncated: truncated, "truncated or corrupt"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp, _: tmp / "missing.gguf", "no such file"),
+        (lambda tmp, _: tmp, "is a folder"),
+        (lambda tmp, _: (tmp / "notes.gguf").write_text("hello") and tmp / "notes.gguf", "not a GGUF file"),
+        (lambda tmp, truncated: truncated, "truncated or corrupt"),
+    ],
+)
 def test_bad_model_paths_get_clear_errors(tmp_path: Path, truncated_gguf: Path, make, message: str) -> None:
     with pytest.raises(ModelError, match=message):
         resolve_model(str(make(tmp_path, truncated_gguf)))
@@ -114,7 +117,9 @@ def test_a_model_larger_than_free_memory_is_refused_before_loading(smollm2_path:
         available = 50 * 1024 * 1024
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
-    with pytest.raises(BenchError, match=r"needs about 0\.18 GB \(file 0\.10 GB \+ 10% \+ 64 MB\), 0\.05 GB are available"):
+    with pytest.raises(
+        BenchError, match=r"needs about 0\.18 GB \(file 0\.10 GB \+ 10% \+ 64 MB\), 0\.05 GB are available"
+    ):
         run_isolated(smollm2_path, BenchConfig(test="tg4", reps=1))
 
 
@@ -140,8 +145,10 @@ def test_cli_truncated_model_exits_2_and_stores_nothing(capsys, db: Path, trunca
     code = main(["bench", "--model", str(truncated_gguf), "--quick"])
     err = capsys.readouterr().err
     assert code == 2 and "truncated" in err and str(truncated_gguf) in err
-    assert not db.exists() or duckdb.connect(str(db), read_only=True).execute(
-        "SELECT count(*) FROM bench_runs").fetchall()[0][0] == 0
+    assert (
+        not db.exists()
+        or duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM bench_runs").fetchall()[0][0] == 0
+    )
 
 
 def test_sweep_grid_is_the_cartesian_product_with_typed_values() -> None:
@@ -150,13 +157,23 @@ def test_sweep_grid_is_the_cartesian_product_with_typed_values() -> None:
     axes = parse_sweep(["threads=1,2", "flash_attn=0,1", "type_k=q8_0"])
     configs = sweep_configs(BenchConfig(test="tg8"), axes)
     assert [(c.threads, c.flash_attn, c.type_k, c.type_v) for c in configs] == [
-        (1, False, "q8_0", "q8_0"), (1, True, "q8_0", "q8_0"), (2, False, "q8_0", "q8_0"), (2, True, "q8_0", "q8_0")]
+        (1, False, "q8_0", "q8_0"),
+        (1, True, "q8_0", "q8_0"),
+        (2, False, "q8_0", "q8_0"),
+        (2, True, "q8_0", "q8_0"),
+    ]
 
 
-@pytest.mark.parametrize(("specs", "message"), [
-    (["colour=red"], "cannot sweep colour"), (["threads=two"], "not a whole number"),
-    (["threads"], "AXIS=V1,V2"), (["flash_attn=maybe"], "not a boolean"), (["test=pp0x"], "not like pp512"),
-])
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        (["colour=red"], "cannot sweep colour"),
+        (["threads=two"], "not a whole number"),
+        (["threads"], "AXIS=V1,V2"),
+        (["flash_attn=maybe"], "not a boolean"),
+        (["test=pp0x"], "not like pp512"),
+    ],
+)
 def test_bad_sweeps_are_rejected(specs: list[str], message: str) -> None:
     from bench.runner import parse_sweep, sweep_configs
 

@@ -20,9 +20,22 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.pages import PAGES as APP_PAGES
 from tests.browser_support import (
-    ACTIVE_NAV, APP_VIEW, CHART, CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, SKIP_ENV_VAR, VIEWPORT, Dashboard,
-    browser_problem, exception_texts, save_full_page, serve_dashboard, wait_for_idle,
+    ACTIVE_NAV,
+    APP_VIEW,
+    CHART,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    SKIP_ENV_VAR,
+    VIEWPORT,
+    Dashboard,
+    browser_problem,
+    exception_texts,
+    save_full_page,
+    serve_dashboard,
+    wait_for_idle,
 )
 
 JOB_TIMEOUT_MS = 120_000  # a benchmark, an evaluation or a replay started from the page, each
@@ -130,15 +143,18 @@ class PageCase:
     evidence: str | None = None  # a selector that must be visible after the action
 
 
+ACTIONS = {  # what a user does first on a page, by title (None: just look)
+    "Home": dict(evidence='[data-testid="stMetric"]'),
+    "Hardware & benchmarks": dict(action=run_benchmark),
+    "Model quality": dict(action=run_evaluation),
+    "Routing replay": dict(action=run_replay),
+    "Projection": dict(action=change_growth),
+    "Vendor claims": dict(action=check_claim, evidence='[data-testid="stDataFrame"]'),
+}
 PAGES = [
-    PageCase("home", "/", "Home", evidence='[data-testid="stMetric"]'),
-    PageCase("workloads", "/workloads", "Workloads"),
-    PageCase("benchmarks", "/benchmarks", "Hardware & benchmarks", run_benchmark),
-    PageCase("quality", "/quality", "Model quality", run_evaluation),
-    PageCase("routing", "/routing", "Routing replay", run_replay),
-    PageCase("projection", "/projection", "Projection", change_growth),
-    PageCase("claims", "/claims", "Vendor claims", check_claim, evidence='[data-testid="stDataFrame"]'),
-]
+    PageCase(info.url_path.strip("/") or "home", info.url_path, info.title, **ACTIONS.get(info.title, {}))
+    for info in APP_PAGES
+]  # every registered page is opened
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +162,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     if os.environ.get(SKIP_ENV_VAR) == "1":
         pytest.skip(f"{SKIP_ENV_VAR}=1")
     if problem := browser_problem():
-        pytest.fail(f"the browser tests cannot run: {problem}, or set {SKIP_ENV_VAR}=1 to skip them.",
-                    pytrace=False)
+        pytest.fail(f"the browser tests cannot run: {problem}, or set {SKIP_ENV_VAR}=1 to skip them.", pytrace=False)
     with serve_dashboard(tmp_path_factory.mktemp("dashboard")) as served:
         yield served
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.calibration import (accuracy_at_coverage, brier_score, confusions, coverage_curve,
-                               expected_calibration_error, reliability, summarise)
+from bench.calibration import (
+    accuracy_at_coverage,
+    brier_score,
+    confusions,
+    coverage_curve,
+    expected_calibration_error,
+    reliability,
+    summarise,
+)
 
 
 def test_reliability_bins_by_hand() -> None:
@@ -31,14 +38,19 @@ def test_brier_score_by_hand() -> None:
 def test_coverage_curve_keeps_ties_together() -> None:
     curve = coverage_curve([0.9, 0.8, 0.8, 0.1], [True, False, True, False])
     assert [(p.coverage, p.accuracy, p.threshold) for p in curve] == [
-        (0.25, 1.0, 0.9), (0.75, pytest.approx(2 / 3), 0.8), (1.0, 0.5, 0.1)]
+        (0.25, 1.0, 0.9),
+        (0.75, pytest.approx(2 / 3), 0.8),
+        (1.0, 0.5, 0.1),
+    ]
     assert accuracy_at_coverage(curve, 0.5) == pytest.approx(2 / 3)
     assert accuracy_at_coverage(curve, 1.0) == 0.5
 
 
 def test_confusions_count_reference_to_answer_pairs() -> None:
     assert confusions(["a", "b", "b", "c"], ["a", "a", "a", "b"]) == [
-        {"reference": "a", "predicted": "b", "count": 2}, {"reference": "b", "predicted": "c", "count": 1}]
+        {"reference": "a", "predicted": "b", "count": 2},
+        {"reference": "b", "predicted": "c", "count": 1},
+    ]
 
 
 @pytest.mark.parametrize("confidence, correct", [([1.2], [True]), ([float("nan")], [True]), ([0.5, 0.5], [True])])

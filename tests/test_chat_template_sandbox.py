@@ -24,7 +24,7 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 from llama_cpp import llama_chat_format
 
-from bench.models import resolve_model
+from slmlab.models import resolve_model
 
 # Version that first renders GGUF chat templates in jinja2's ImmutableSandboxedEnvironment. Verified against
 # llama-cpp-python's CHANGELOG.md, section "## [0.2.72]": "fix(security): Remote Code Execution by Server-Side
@@ -53,8 +53,7 @@ def _lipsum_popen(marker: Path) -> str:
 
 def _attr_filter(marker: Path) -> str:
     # The |attr filter is the usual way around a filter on dotted access.
-    return ("{{ ((''|attr('__class__')|attr('__mro__'))[1]|attr('__subclasses__'))() }}"
-            "{{ messages[0]['content'] }}")
+    return "{{ ((''|attr('__class__')|attr('__mro__'))[1]|attr('__subclasses__'))() }}{{ messages[0]['content'] }}"
 
 
 def _mutate_messages(marker: Path) -> str:
@@ -97,8 +96,9 @@ def write_with_chat_template(reader: gguf.GGUFReader, target: Path, template: st
         writer.add_key_value(field.name, field.contents(), val_type, sub_type=sub_type)
     writer.add_key_value(CHAT_TEMPLATE, template, gguf.GGUFValueType.STRING)
     for tensor in reader.tensors:
-        writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
-                               tensor.tensor_type)
+        writer.add_tensor_info(
+            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -114,8 +114,9 @@ def original() -> gguf.GGUFReader:
 
 
 @pytest.fixture(scope="module")
-def poisoned(tmp_path_factory: pytest.TempPathFactory,
-             original: gguf.GGUFReader) -> Iterator[dict[str, tuple[Path, Path, str]]]:
+def poisoned(
+    tmp_path_factory: pytest.TempPathFactory, original: gguf.GGUFReader
+) -> Iterator[dict[str, tuple[Path, Path, str]]]:
     """Payload name -> (poisoned .gguf, marker file the payload tries to create, template text)."""
     files = {}
     for name, payload in PAYLOADS.items():
@@ -157,7 +158,8 @@ def test_payloads_escape_without_the_sandbox(name: str, tmp_path: Path) -> None:
 
 
 def test_poisoned_file_is_the_original_with_a_new_template(
-        poisoned: dict[str, tuple[Path, Path, str]], original: gguf.GGUFReader) -> None:
+    poisoned: dict[str, tuple[Path, Path, str]], original: gguf.GGUFReader
+) -> None:
     """The rewritten file is a valid GGUF: same fields and tensors, only the chat template differs."""
     path, _, template = poisoned["cycler_popen"]
     reader = gguf.GGUFReader(path)
@@ -167,7 +169,8 @@ def test_poisoned_file_is_the_original_with_a_new_template(
     for name in set(original.fields) - {CHAT_TEMPLATE, "GGUF.kv_count", "GGUF.tensor_count", "GGUF.version"}:
         assert reader.get_field(name).contents() == original.get_field(name).contents(), name
     assert [(t.name, t.tensor_type, t.n_bytes) for t in reader.tensors] == [
-        (t.name, t.tensor_type, t.n_bytes) for t in original.tensors]
+        (t.name, t.tensor_type, t.n_bytes) for t in original.tensors
+    ]
     assert all(bytes(a.data.data) == bytes(b.data.data) for a, b in zip(reader.tensors, original.tensors))
 
 
@@ -182,11 +185,12 @@ def test_poisoned_chat_template_stays_inert(name: str, poisoned: dict[str, tuple
         messages = [{"role": "user", "content": "hi"}]
         try:
             response = llm.create_chat_completion(messages=messages, max_tokens=2)
-        except Exception as error:  # noqa: BLE001 - the chain is inspected below
+        except Exception as error:
             refused_with = REFUSED_WITH.get(name, (SecurityError,))
             assert any(isinstance(e, refused_with) for e in chain(error)), (
                 f"{name}: failed with {type(error).__name__}: {error}, not "
-                f"{' or '.join(t.__name__ for t in refused_with)}")
+                f"{' or '.join(t.__name__ for t in refused_with)}"
+            )
         else:
             assert response["choices"], f"{name}: rendered and returned nothing"
         assert not marker.exists(), f"{name}: the chat template ran a shell command"
@@ -194,7 +198,8 @@ def test_poisoned_chat_template_stays_inert(name: str, poisoned: dict[str, tuple
 
         # and the formatter llama-cpp-python builds for this template, called directly, shows no escape
         formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=llm.metadata[CHAT_TEMPLATE], eos_token="<|im_end|>", bos_token="<|im_start|>")
+            template=llm.metadata[CHAT_TEMPLATE], eos_token="<|im_end|>", bos_token="<|im_start|>"
+        )
         try:
             prompt = formatter(messages=messages).prompt
         except REFUSED_WITH.get(name, (SecurityError,)):
@@ -209,8 +214,9 @@ def test_poisoned_chat_template_stays_inert(name: str, poisoned: dict[str, tuple
 
 def test_chat_formatter_uses_the_immutable_sandbox() -> None:
     """A downgrade (or a refactor back to jinja2.Environment) fails here before any payload is tried."""
-    formatter = llama_chat_format.Jinja2ChatFormatter(template="{{ messages[0]['content'] }}", eos_token="",
-                                                      bos_token="")
+    formatter = llama_chat_format.Jinja2ChatFormatter(
+        template="{{ messages[0]['content'] }}", eos_token="", bos_token=""
+    )
     compiled = getattr(formatter, "_environment", None)
     environment = getattr(compiled, "environment", compiled)  # a jinja2.Template keeps its Environment
     if isinstance(environment, jinja2.Environment):
@@ -226,4 +232,5 @@ def test_llama_cpp_python_has_the_sandboxed_renderer() -> None:
     version = tuple(int(part) for part in llama_cpp.__version__.split(".")[:3] if part.isdigit())
     assert version >= FIRST_SANDBOXED, (
         f"llama-cpp-python {llama_cpp.__version__} predates 0.2.72, which renders GGUF chat templates unsandboxed "
-        "(CVE-2024-34359)")
+        "(CVE-2024-34359)"
+    )

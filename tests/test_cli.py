@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app.cli.main import main
 from slmlab import store
-from slmlab.cli import main
 from tests.conftest import AZURE_CONV, ROUTELLM, SAMPLES
 
 
@@ -71,8 +71,20 @@ def test_unknown_trace_name_exits_2(capsys, db: Path) -> None:
 def test_generic_import_with_map_and_label_mix_none(capsys, db: Path, tmp_path: Path) -> None:
     source = tmp_path / "mine.csv"
     source.write_text("ts,prompt_len,gen_len,extra\n0.0,10,5,a\n0.5,20,6,b\n")
-    code, out, err = run_cli(capsys, "import", str(source), "--map", "arrival=ts,input_tokens=prompt_len",
-                             "--map", "output_tokens=gen_len", "--ignore", "extra", "--label-mix", "none", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "import",
+        str(source),
+        "--map",
+        "arrival=ts,input_tokens=prompt_len",
+        "--map",
+        "output_tokens=gen_len",
+        "--ignore",
+        "extra",
+        "--label-mix",
+        "none",
+        "--json",
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["format"] == "generic" and result["rows"] == 2 and result["labelling"]["method"] == "none"
@@ -98,7 +110,7 @@ def test_defaults_imports_the_embedded_workload_once(capsys, db: Path) -> None:
 
 def test_db_command_reports_migrations_and_counts(capsys, db: Path) -> None:
     run_cli(capsys, "import", str(SAMPLES / "mooncake_trace_head.jsonl"))
-    code, out, _ = run_cli(capsys, "db", "--json")
+    _, out, _ = run_cli(capsys, "db", "--json")
     info = json.loads(out)
     assert info["migrations"] == [m.__name__ for m in store.MIGRATIONS] and info["rows"]["requests"] == 206
 
@@ -111,9 +123,8 @@ def test_models_lists_both_shipped_models(capsys) -> None:
 
 
 def test_dashboard_binds_to_localhost_by_default() -> None:
-    from slmlab.cli import build_parser
-
-    from slmlab.cli import dashboard_command
+    from app.cli.admin import dashboard_command
+    from app.cli.main import build_parser
 
     args = build_parser().parse_args(["dashboard"])
     assert args.host == "127.0.0.1"
@@ -151,7 +162,19 @@ def test_remove_deletes_a_trace_and_its_outcomes(capsys, db: Path) -> None:
     assert code == 0 and "1,319 requests" in out
     code, out, _ = run_cli(capsys, "db", "--json")
     assert json.loads(out)["rows"] == dict.fromkeys(
-        ("traces", "requests", "outcomes", "bench_runs", "eval_runs", "sim_runs", "sim_requests", "sim_points", "scenarios"), 0)
+        (
+            "traces",
+            "requests",
+            "outcomes",
+            "bench_runs",
+            "eval_runs",
+            "sim_runs",
+            "sim_requests",
+            "sim_points",
+            "scenarios",
+        ),
+        0,
+    )
     code, _, err = run_cli(capsys, "remove", "gsm8k_responses")
     assert code == 2 and "no trace named" in err
 
@@ -173,7 +196,7 @@ def test_db_option_works_before_or_after_the_subcommand(capsys, tmp_path: Path) 
 
 
 def test_models_folder_and_metadata(capsys, tmp_path: Path) -> None:
-    from bench.models import resolve_model
+    from slmlab.models import resolve_model
 
     folder = tmp_path / "models"
     folder.mkdir()

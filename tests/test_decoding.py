@@ -32,7 +32,9 @@ def _label_probabilities(session: ModelSession, tokens: list[int], trie: LabelTr
             allowed = trie.choices(node)
             if len(allowed) > 1:
                 chosen = session.logits()[allowed].astype(np.float64)
-                logprob += chosen[list(allowed).index(token)] - chosen.max() - math.log(np.exp(chosen - chosen.max()).sum())
+                logprob += (
+                    chosen[list(allowed).index(token)] - chosen.max() - math.log(np.exp(chosen - chosen.max()).sum())
+                )
             node = node[token]
             if token != trie.end and len(trie.choices(node)) > 0 and set(node) != {trie.end}:
                 session.llm.eval([token])
@@ -44,8 +46,11 @@ def _label_probabilities(session: ModelSession, tokens: list[int], trie: LabelTr
 
 def test_label_confidence_is_a_probability_over_the_label_set(session: ModelSession) -> None:
     trie = session.label_trie(LABELS)
-    tokens = session.tokens("Which topic is this message about? Options: " + ", ".join(LABELS)
-                            + "\n\nMessage: when will my new card get here?")
+    tokens = session.tokens(
+        "Which topic is this message about? Options: "
+        + ", ".join(LABELS)
+        + "\n\nMessage: when will my new card get here?"
+    )
     answer = session.classify(tokens, trie)
     probabilities = _label_probabilities(session, tokens, trie)
     assert answer.text in LABELS
@@ -96,12 +101,15 @@ def test_chat_template_is_rendered_by_llama_cpp(session: ModelSession) -> None:
     assert "own chat template" in session.template_source
 
 
-@pytest.mark.parametrize("text, spans", [
-    ('{"a": 1, "b": "x"}', {"a": (6, 7), "b": (14, 17)}),
-    ('noise {"a": [1, 2]} tail', {"a": (12, 18)}),
-    ('{"a": 1, "b": tru', {"a": (6, 7)}),
-    ("no json", {}),
-])
+@pytest.mark.parametrize(
+    "text, spans",
+    [
+        ('{"a": 1, "b": "x"}', {"a": (6, 7), "b": (14, 17)}),
+        ('noise {"a": [1, 2]} tail', {"a": (12, 18)}),
+        ('{"a": 1, "b": tru', {"a": (6, 7)}),
+        ("no json", {}),
+    ],
+)
 def test_field_spans(text: str, spans: dict[str, tuple[int, int]]) -> None:
     assert field_spans(text) == spans
 

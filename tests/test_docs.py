@@ -6,12 +6,12 @@ import re
 
 import pytest
 
+from app.cli.main import build_parser
 from bench.tasks import TASKS
 from simulators.policies.registry import POLICIES
-from simulators.traces.formats import FORMATS
-from simulators.traces.labelling import PRESETS
-from slmlab.cli import build_parser
 from slmlab.paths import PROJECT_ROOT
+from slmlab.traces.formats import FORMATS
+from slmlab.traces.labelling import PRESETS
 
 README = (PROJECT_ROOT / "README.md").read_text()
 

@@ -140,8 +140,9 @@ def test_unreadable_counters_without_estimate_are_unavailable(tree: dict[str, Pa
     assert "RAPL not readable" in result.note and "no NVML" in result.note
 
 
-def test_permission_denied_is_named_in_the_note(tree: dict[str, Path], tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_permission_denied_is_named_in_the_note(
+    tree: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_read_text = Path.read_text
 
     def guarded(self: Path, *args: object, **kwargs: object) -> str:
@@ -191,8 +192,11 @@ def test_fake_nvml_gpus_are_measured_in_millijoules(tmp_path: Path, monkeypatch:
         return energy_mj[handle]
 
     fake = types.SimpleNamespace(
-        NVMLError=NVMLError, nvmlInit=lambda: None, nvmlShutdown=lambda: None,
-        nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda index: index,
+        NVMLError=NVMLError,
+        nvmlInit=lambda: None,
+        nvmlShutdown=lambda: None,
+        nvmlDeviceGetCount=lambda: 2,
+        nvmlDeviceGetHandleByIndex=lambda index: index,
         nvmlDeviceGetTotalEnergyConsumption=total_energy,
     )
     monkeypatch.setitem(sys.modules, "pynvml", fake)

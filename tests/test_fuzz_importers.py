@@ -14,12 +14,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulators.traces.errors import TraceInputError
-from simulators.traces.importer import import_trace
+from slmlab.traces.errors import TraceInputError
+from slmlab.traces.importer import import_trace
 from tests.conftest import snapshot
 
 DEEP = "SLMLAB_FUZZ_EXAMPLES" in os.environ  # a deeper, randomised run on request; CI replays a fixed sequence
-FUZZ = settings(max_examples=int(os.environ.get("SLMLAB_FUZZ_EXAMPLES", "30")), derandomize=not DEEP, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("SLMLAB_FUZZ_EXAMPLES", "30")),
+    derandomize=not DEEP,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 counts = st.integers(min_value=0, max_value=200_000)
 offsets = st.floats(min_value=0, max_value=86_400, allow_nan=False, allow_infinity=False)
 requests = st.lists(st.tuples(offsets, counts, counts), min_size=1, max_size=40)
@@ -37,8 +42,10 @@ def azure(rows: list[tuple[float, int, int]]) -> tuple[str, bytes]:
 
 
 def mooncake(rows: list[tuple[float, int, int]]) -> tuple[str, bytes]:
-    lines = [json.dumps({"timestamp": int(t * 1000), "input_length": i, "output_length": o,
-                         "hash_ids": list(range(i % 5))}) for t, i, o in rows]
+    lines = [
+        json.dumps({"timestamp": int(t * 1000), "input_length": i, "output_length": o, "hash_ids": list(range(i % 5))})
+        for t, i, o in rows
+    ]
     return "mooncake.jsonl", ("\n".join(lines) + "\n").encode()
 
 
@@ -53,20 +60,42 @@ def routellm(rows: list[tuple[float, int, int]]) -> tuple[str, bytes]:
 
 
 def mtbench(rows: list[tuple[float, int, int]]) -> tuple[str, bytes]:
-    lines = [json.dumps({"question_id": n, "model": model, "judge": ["gpt-4", "single-v1"],
-                         "score": 1 + (i + k) % 10, "turn": 1 + o % 2})
-             for n, (_, i, o) in enumerate(rows) for k, model in enumerate(("a", "b"))]
+    lines = [
+        json.dumps(
+            {
+                "question_id": n,
+                "model": model,
+                "judge": ["gpt-4", "single-v1"],
+                "score": 1 + (i + k) % 10,
+                "turn": 1 + o % 2,
+            }
+        )
+        for n, (_, i, o) in enumerate(rows)
+        for k, model in enumerate(("a", "b"))
+    ]
     return "judgements.jsonl", ("\n".join(lines) + "\n").encode()
 
 
 def routerbench(rows: list[tuple[float, int, int]]) -> tuple[str, bytes]:
-    header = "sample_id,prompt,eval_name,m1,m2,m1|model_response,m2|model_response,m1|total_cost,m2|total_cost,oracle_model_to_route_to"
-    body = [f"s{n},\"['q {n}']\",ev,{(i % 5) / 4},{(o % 3) / 2},a,b,{i / 1e6},{o / 1e6},m1" for n, (_, i, o) in enumerate(rows)]
+    header = (
+        "sample_id,prompt,eval_name,m1,m2,m1|model_response,m2|model_response,m1|total_cost,m2|total_cost,"
+        "oracle_model_to_route_to"
+    )
+    body = [
+        f"s{n},\"['q {n}']\",ev,{(i % 5) / 4},{(o % 3) / 2},a,b,{i / 1e6},{o / 1e6},m1"
+        for n, (_, i, o) in enumerate(rows)
+    ]
     return "routerbench.csv", (header + "\n" + "\n".join(body) + "\n").encode()
 
 
-BUILDERS = {"azure": azure, "mooncake": mooncake, "generic": generic, "routellm": routellm, "mtbench": mtbench,
-            "routerbench": routerbench}
+BUILDERS = {
+    "azure": azure,
+    "mooncake": mooncake,
+    "generic": generic,
+    "routellm": routellm,
+    "mtbench": mtbench,
+    "routerbench": routerbench,
+}
 EXPECTED_ROWS = {"mtbench": lambda rows: len(rows)}  # one request per (question, turn); ids here are unique per row
 
 
@@ -91,7 +120,8 @@ def test_valid_generated_files_import_exactly(db: Path, fmt: str, rows: list[tup
         ).fetchall()[0]
         unsorted = con.execute(
             "SELECT count(*) FROM (SELECT arrival_s < lag(arrival_s) OVER (ORDER BY seq) AS early FROM requests "
-            "WHERE trace_id = ?) WHERE early", [result.trace_id],
+            "WHERE trace_id = ?) WHERE early",
+            [result.trace_id],
         ).fetchall()[0][0]
         con.close()
         assert stored == (sum(r[1] for r in rows), sum(r[2] for r in rows), 0.0)
@@ -110,9 +140,9 @@ def _mutate(content: bytes, mutation: tuple[str, int, object]) -> bytes:
     kind, where, what = mutation
     at = where % max(len(content), 1)
     if kind == "replace":
-        return content[:at] + what + content[at + len(what):]
+        return content[:at] + what + content[at + len(what) :]
     if kind == "delete":
-        return content[:at] + content[at + what:]
+        return content[:at] + content[at + what :]
     if kind == "truncate":
         return content[:at]
     return content[:at] + what.encode("utf-8") + content[at:]

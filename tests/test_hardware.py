@@ -82,8 +82,9 @@ def test_as_dict_is_json_ready(census: Census) -> None:
 
 
 def test_isa_flags_from_fake_cpuinfo(tmp_path: Path) -> None:
-    _write(tmp_path / "proc" / "cpuinfo", X86_CPUINFO.format(n=0, extra="avx512_vnni")
-           + X86_CPUINFO.format(n=1, extra=""))
+    _write(
+        tmp_path / "proc" / "cpuinfo", X86_CPUINFO.format(n=0, extra="avx512_vnni") + X86_CPUINFO.format(n=1, extra="")
+    )
     flags = hardware.isa_flags(tmp_path)
     assert flags == ("avx", "avx2", "avx512f", "avx512bw", "amx_tile", "amx_int8", "fma", "f16c", "sse4_2")
     assert "avx512_vnni" not in flags  # only one core has it
@@ -166,8 +167,10 @@ def test_no_nvidia_smi_means_no_nvidia_gpus(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_nvidia_smi_output_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = _write(tmp_path / "nvidia-smi", "#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 81559, 550.54.15'\n"
-                  "echo 'Tesla T4, [N/A], 535.1'\n")
+    fake = _write(
+        tmp_path / "nvidia-smi",
+        "#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 81559, 550.54.15'\necho 'Tesla T4, [N/A], 535.1'\n",
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")  # the fake shadows any real nvidia-smi

@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from simulators.traces import importer, workload
-from simulators.traces.importer import detect_format, import_trace
+from slmlab.traces import importer, workload
+from slmlab.traces.importer import detect_format, import_trace
 from tests.conftest import AZURE_CODE, AZURE_CONV, ROUTELLM, SAMPLES
 
 REAL_FILES = [
@@ -53,8 +53,11 @@ def test_imports_real_files(db: Path, path: Path, fmt: str, rows: int, outcomes:
 
 # How a repeat is noticed: a small file is hashed before it is read; so is a large one from a path imported
 # before; a large copy elsewhere is hashed beside the labelling, and the write finds it stored.
-REPEATS = [pytest.param(64 << 20, False, id="small-file"), pytest.param(0, False, id="large-file-same-path"),
-           pytest.param(0, True, id="large-file-copied")]
+REPEATS = [
+    pytest.param(64 << 20, False, id="small-file"),
+    pytest.param(0, False, id="large-file-same-path"),
+    pytest.param(0, True, id="large-file-copied"),
+]
 
 
 def _repeat_of(path: Path, tmp_path: Path, copied: bool) -> Path:
@@ -97,7 +100,8 @@ def test_mooncake_keeps_prefix_hash_ids_and_ms_offsets(db: Path) -> None:
     con = duckdb.connect(str(db), read_only=True)
     ids, arrival = con.execute("SELECT prefix_hash_ids, arrival_s FROM requests WHERE source_row = 2").fetchall()[0]
     shared = con.execute(
-        "SELECT count(*) FROM (SELECT unnest(prefix_hash_ids) AS block FROM requests) GROUP BY block HAVING count(*) > 1"
+        "SELECT count(*) FROM (SELECT unnest(prefix_hash_ids) AS block FROM requests) GROUP BY block HAVING "
+        "count(*) > 1"
     ).fetchall()
     con.close()
     assert ids[:3] == [0, 14, 15] and arrival == 0.0
@@ -141,7 +145,7 @@ def test_routerbench_keeps_fractional_scores_and_costs(db: Path) -> None:
 
 @pytest.mark.parametrize("container", ["csv", "parquet", "jsonl"])
 def test_generic_formats_with_a_column_map(db: Path, tmp_path: Path, container: str) -> None:
-    from simulators.traces.staged import ImportOptions
+    from slmlab.traces.staged import ImportOptions
 
     source = tmp_path / f"custom.{container}"
     query = (
@@ -168,16 +172,17 @@ def test_out_of_order_arrivals_are_sorted_and_reported(db: Path, tmp_path: Path)
     con = duckdb.connect(str(db), read_only=True)
     seq_rows = con.execute("SELECT source_row FROM requests WHERE seq IN (10, 11) ORDER BY seq").fetchall()
     unsorted = con.execute(
-        "SELECT count(*) FROM (SELECT arrival_s < lag(arrival_s) OVER (ORDER BY seq) AS early FROM requests) WHERE early"
+        "SELECT count(*) FROM (SELECT arrival_s < lag(arrival_s) OVER (ORDER BY seq) AS early FROM requests) "
+        "WHERE early"
     ).fetchall()[0][0]
     con.close()
     assert seq_rows == [(12,), (11,)] and unsorted == 0
 
 
 def test_fast_and_row_by_row_paths_store_identical_requests(db: Path, tmp_path: Path, monkeypatch) -> None:
-    from simulators.traces.importer import _stage_all
-    from simulators.traces.formats import FORMATS
-    from simulators.traces.staged import ImportOptions
+    from slmlab.traces.formats import FORMATS
+    from slmlab.traces.importer import _stage_all
+    from slmlab.traces.staged import ImportOptions
 
     fast = _stage_all(FORMATS["azure"], [AZURE_CONV], ImportOptions())
     monkeypatch.setattr(workload, "use_fast_path", False)
@@ -190,7 +195,7 @@ def test_fast_and_row_by_row_paths_store_identical_requests(db: Path, tmp_path: 
 
 def test_a_line_longer_than_the_typed_read_allows_is_still_imported(db: Path, tmp_path: Path) -> None:
     """The typed read keeps DuckDB's 2 MB line limit for speed; a longer line takes the checked path (up to 64 MB)."""
-    from simulators.traces.staged import ImportOptions
+    from slmlab.traces.staged import ImportOptions
 
     source = tmp_path / "long.csv"
     source.write_text("ts,in,out,notes\n0.5,10,2,short\n1.0,11,3," + "x" * 3_000_000 + "\n")

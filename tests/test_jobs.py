@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.jobs import ReplayJob
 from bench.evaluate import EvalConfig
 from bench.jobs import EvalJob
 from simulators.inputs import ReplayConfig
-from simulators.jobs import ReplayJob
 from simulators.policies.registry import parse_policies
-from simulators.runs import load_points, stored_runs
-from simulators.traces.defaults import ensure_default_workloads
 from slmlab.jobs import BackgroundJob
+from slmlab.replay_store import load_points, stored_runs
+from slmlab.traces.defaults import ensure_default_workloads
 
 TRACE = "azure-llm-inference-2023-conv"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from simulators.traces.label_sets import encode_label_sets
+from slmlab.traces.label_sets import encode_label_sets
 
 FIELDS = ["task", "data_class", "residency", "tenant", "latency_slo_ms"]
 
@@ -20,9 +20,15 @@ def _few(n: int) -> pa.Table:  # a few combinations: numbered by the digits of t
 
 
 def _many(n: int) -> pa.Table:  # more distinct values than an int32 key can hold: renumbered from 0
-    return pa.table({"task": [f"t{i}" for i in range(n)], "data_class": [f"d{i % 7}" for i in range(n)],
-                     "residency": [f"r{i}" for i in range(n)], "tenant": [f"u{i}" for i in range(n)],
-                     "latency_slo_ms": np.arange(n, dtype=float)})
+    return pa.table(
+        {
+            "task": [f"t{i}" for i in range(n)],
+            "data_class": [f"d{i % 7}" for i in range(n)],
+            "residency": [f"r{i}" for i in range(n)],
+            "tenant": [f"u{i}" for i in range(n)],
+            "latency_slo_ms": np.arange(n, dtype=float),
+        }
+    )
 
 
 @pytest.mark.parametrize("make", [_few, _many], ids=["digits", "renumbered"])
@@ -42,4 +48,4 @@ def test_each_request_reads_back_its_own_labels(make) -> None:
 def test_a_trace_without_labels_has_one_empty_combination() -> None:
     codes, sets = encode_label_sets(pa.table({"seq": [0, 1, 2]}))
     assert codes.tolist() == [0, 0, 0]
-    assert sets.to_pylist() == [{"label_set": 0, **{f: None for f in FIELDS}}]
+    assert sets.to_pylist() == [{"label_set": 0, **dict.fromkeys(FIELDS)}]

@@ -12,8 +12,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from simulators.traces.importer import import_trace
-from simulators.traces.labelling import DRAW, PRESETS, LabelMix, draw_labels, load_label_mix
+from slmlab.traces.importer import import_trace
+from slmlab.traces.labelling import DRAW, PRESETS, LabelMix, draw_labels, load_label_mix
 from tests.conftest import AZURE_CONV
 
 GOLDEN = Path(__file__).parent / "golden" / "labels_azure_conv.json"
@@ -25,11 +25,17 @@ def _label_summary(db: Path) -> dict[str, object]:
         column: dict(con.execute(f"SELECT {column}, count(*) FROM requests GROUP BY 1 ORDER BY 1").fetchall())
         for column in ("task", "data_class", "residency", "tenant", "latency_slo_ms")
     }
-    summary["first_ten"] = [list(row) for row in con.execute(
-        "SELECT task, data_class, residency, tenant FROM requests ORDER BY seq LIMIT 10").fetchall()]
+    summary["first_ten"] = [
+        list(row)
+        for row in con.execute(
+            "SELECT task, data_class, residency, tenant FROM requests ORDER BY seq LIMIT 10"
+        ).fetchall()
+    ]
     con.close()
-    return {key: {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-            for key, value in summary.items()}
+    return {
+        key: {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+        for key, value in summary.items()
+    }
 
 
 def test_default_labels_of_the_azure_conversation_trace_match_the_golden_file(db: Path) -> None:
@@ -83,20 +89,26 @@ def test_zero_weight_labels_are_never_drawn() -> None:
 
 def test_mix_from_json_file_overrides_the_default(tmp_path: Path, db: Path) -> None:
     path = tmp_path / "all-regulated.json"
-    path.write_text(json.dumps({"seed": 7, "data_class_by_task": {
-        task: {"regulated": 1.0} for task in LabelMix().data_class_by_task}}))
+    path.write_text(
+        json.dumps(
+            {"seed": 7, "data_class_by_task": {task: {"regulated": 1.0} for task in LabelMix().data_class_by_task}}
+        )
+    )
     mix = load_label_mix(str(path))
     assert mix.name == "all-regulated" and mix.seed == 7
     import_trace(AZURE_CONV, db=db, label_mix=mix)
     assert _label_summary(db)["data_class"] == {"regulated": 19_366}
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ({"task": {"poetry": 1.0}}, "unknown label 'poetry'"),
-    ({"task": {"open-ended": -1}}, "non-negative"),
-    ({"colour": "blue"}, "unknown key(s) colour"),
-    ({"task": {}}, "is empty"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"task": {"poetry": 1.0}}, "unknown label 'poetry'"),
+        ({"task": {"open-ended": -1}}, "non-negative"),
+        ({"colour": "blue"}, "unknown key(s) colour"),
+        ({"task": {}}, "is empty"),
+    ],
+)
 def test_bad_mix_files_are_rejected_clearly(tmp_path: Path, content: dict, message: str) -> None:
     path = tmp_path / "mix.json"
     path.write_text(json.dumps(content))
@@ -133,8 +145,8 @@ def test_draws_are_conditioned_on_labels_the_file_records(db: Path, tmp_path: Pa
 
 def _reference_labels(tokens: np.ndarray, ranks: np.ndarray, mix: LabelMix) -> list[tuple[int, int, int, int]]:
     """The documented formula in plain Python: uniform(seed, field, rank), then the inverse-CDF tables."""
-    from simulators.traces.label_kernel import uniform
-    from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS, _cumulative
+    from slmlab.traces.label_kernel import uniform
+    from slmlab.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS, _cumulative
 
     tables = [
         _cumulative([mix.task, mix.long_context_task], TASKS),
@@ -160,7 +172,9 @@ def test_compiled_draw_follows_the_documented_formula() -> None:
     tokens, ranks = rng.integers(0, 6_000, 400), rng.permutation(400)
     mix = LabelMix(seed=123456789)
     labels = draw_labels(tokens, mix, arrival_rank=ranks)
-    drawn = list(zip(labels.task.tolist(), labels.data_class.tolist(), labels.residency.tolist(), labels.tenant.tolist()))
+    drawn = list(
+        zip(labels.task.tolist(), labels.data_class.tolist(), labels.residency.tolist(), labels.tenant.tolist())
+    )
     assert drawn == _reference_labels(tokens, ranks, mix)
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from bench.models import shipped_models
+from slmlab.models import shipped_models
 
 
 @pytest.fixture(scope="session")

@@ -10,28 +10,50 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.cli.main import main
+from app.workflows import compare_scenarios, monte_carlo, save_scenario
 from simulators.claims import Claim, check_claim
 from simulators.projection import (
-    CostAssumptions, PolicyReplay, ReplayBasis, break_even, components, fitted_price_trend, project,
+    CostAssumptions,
+    PolicyReplay,
+    ReplayBasis,
+    break_even,
+    components,
+    fitted_price_trend,
+    project,
 )
-from simulators.scenarios import compare_scenarios, list_scenarios, load_scenario, save_scenario
-from simulators.uncertainty import monte_carlo, tornado
-from slmlab.cli import main
+from simulators.uncertainty import tornado
+from slmlab.replay_store import list_scenarios, load_scenario
 
 GOLDEN = Path(__file__).parent / "golden" / "monte_carlo_seed3.json"
 
 
 def basis(local_load: float = 0.35, span_s: float | None = 3600.0) -> ReplayBasis:
     """100 requests in an hour; frontier-only pays 20 USD, the hybrid 10 USD plus one local model at `local_load`."""
-    return ReplayBasis(run_id=0, trace="hand", requests=100, span_s=span_s, servers_per_local_model=1, policies=(
-        PolicyReplay("frontier-only", 20.0, {}, 0.9, 1000.0, 5),
-        PolicyReplay("hybrid", 10.0, {"small": local_load}, 0.8, 2000.0, 0),
-    ))
+    return ReplayBasis(
+        run_id=0,
+        trace="hand",
+        requests=100,
+        span_s=span_s,
+        servers_per_local_model=1,
+        policies=(
+            PolicyReplay("frontier-only", 20.0, {}, 0.9, 1000.0, 5),
+            PolicyReplay("hybrid", 10.0, {"small": local_load}, 0.8, 2000.0, 0),
+        ),
+    )
 
 
-FLAT = CostAssumptions(months=3, growth_per_month=0.0, api_price_change_per_year=0.0, server_capex_usd=3600.0,
-                       server_lifetime_months=36, server_watts_busy=300.0, server_watts_idle=100.0,
-                       tariff_usd_per_kwh=0.2, ops_usd_per_server_month=200.0)
+FLAT = CostAssumptions(
+    months=3,
+    growth_per_month=0.0,
+    api_price_change_per_year=0.0,
+    server_capex_usd=3600.0,
+    server_lifetime_months=36,
+    server_watts_busy=300.0,
+    server_watts_idle=100.0,
+    tariff_usd_per_kwh=0.2,
+    ops_usd_per_server_month=200.0,
+)
 
 
 def test_monthly_components_by_hand() -> None:
@@ -49,10 +71,10 @@ def test_monthly_components_by_hand() -> None:
 def test_growth_price_trend_and_fleet_sizing() -> None:
     a = FLAT.with_values(months=13, growth_per_month=0.1, api_price_change_per_year=-0.2)
     c = components(basis(), basis().policy("hybrid"), a)
-    assert c["api"][2] == pytest.approx(7305.0 * 1.1 ** 2 * 0.8 ** (2 / 12))
-    assert c["api"][12] == pytest.approx(7305.0 * 1.1 ** 12 * 0.8)
+    assert c["api"][2] == pytest.approx(7305.0 * 1.1**2 * 0.8 ** (2 / 12))
+    assert c["api"][12] == pytest.approx(7305.0 * 1.1**12 * 0.8)
     servers = c["servers"]
-    assert np.all(np.diff(servers) >= 0) and servers[-1] == np.ceil(0.35 * 1.1 ** 12 / 0.7)  # bought, never sold
+    assert np.all(np.diff(servers) >= 0) and servers[-1] == np.ceil(0.35 * 1.1**12 / 0.7)  # bought, never sold
     assert np.all(c["utilisation"] <= 0.7 + 1e-9)
     fixed = components(basis(local_load=0.9), basis(local_load=0.9).policy("hybrid"), a.with_values(servers=1))
     assert fixed["servers"].tolist() == [1] * 13 and fixed["utilisation"][1] < 1 < fixed["utilisation"][2]  # 0.99, 1.09
@@ -88,9 +110,22 @@ def test_a_trace_without_arrivals_needs_monthly_requests() -> None:
 def test_price_trend_is_fitted_only_from_dated_prices(tmp_path: Path) -> None:
     shipped = fitted_price_trend()
     assert shipped["method"] == "not fitted" and "6 models changed price" in shipped["reason"]
-    (tmp_path / "v.json").write_text(json.dumps({"vendor": "v", "models": [{"id": "m", "price_history": [
-        {"input": 4, "output": 6, "from_date": "2024-01-01", "to_date": "2024-12-31"},
-        {"input": 2, "output": 3, "from_date": "2025-01-01", "to_date": "2025-12-31"}]}]}))
+    (tmp_path / "v.json").write_text(
+        json.dumps(
+            {
+                "vendor": "v",
+                "models": [
+                    {
+                        "id": "m",
+                        "price_history": [
+                            {"input": 4, "output": 6, "from_date": "2024-01-01", "to_date": "2024-12-31"},
+                            {"input": 2, "output": 3, "from_date": "2025-01-01", "to_date": "2025-12-31"},
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     fitted = fitted_price_trend(tmp_path)
     assert fitted["method"] == "fitted" and fitted["api_price_change_per_year"] == pytest.approx(-0.5, abs=0.01)
 
@@ -102,7 +137,9 @@ def test_tornado_bars_are_the_projection_at_each_end_of_a_range() -> None:
     assert widths == sorted(widths, reverse=True) and {b["assumption"] for b in bars} == set(CostAssumptions.ranges())
     capex = next(b for b in bars if b["assumption"] == "server_capex_usd")
     high = project(basis(), FLAT.with_values(server_capex_usd=capex["high"]))
-    assert capex["saving_high"] == pytest.approx(high.get("frontier-only").cumulative[-1] - high.get("hybrid").cumulative[-1])
+    assert capex["saving_high"] == pytest.approx(
+        high.get("frontier-only").cumulative[-1] - high.get("hybrid").cumulative[-1]
+    )
 
 
 def test_seeded_monte_carlo_matches_the_golden_file() -> None:
@@ -118,25 +155,37 @@ def test_seeded_monte_carlo_matches_the_golden_file() -> None:
 
 def run_dict(quality_source: dict, arrivals: str = "recorded", cascade_confidence: dict | None = None) -> dict:
     """A stored replay as `load_run` returns it, with two policies beside the baseline."""
+
     def summary(cost: float, quality: float, p95_ms: float, **extra: object) -> dict:
         return {"cost_usd": cost, "quality": quality, "latency_ms": {"p95": p95_ms}, **extra}
 
-    return {"run_id": 7, "trace": "hand", "catalogue_version": "litellm 1.110.2", "config": {"frontier_model": "big"},
-            "inputs": {"quality_source": quality_source, "arrivals": arrivals, "token_source": {}},
-            "policies": {"frontier-only": summary(100.0, 0.90, 2000.0), "static-map": summary(60.0, 0.87, 2500.0),
-                         "cascade": summary(30.0, 0.88, 9000.0, confidence_source=cascade_confidence or {"measured": 5}),
-                         "oracle": summary(5.0, 0.99, 1000.0)}}
+    return {
+        "run_id": 7,
+        "trace": "hand",
+        "catalogue_version": "litellm 1.110.2",
+        "config": {"frontier_model": "big"},
+        "inputs": {"quality_source": quality_source, "arrivals": arrivals, "token_source": {}},
+        "policies": {
+            "frontier-only": summary(100.0, 0.90, 2000.0),
+            "static-map": summary(60.0, 0.87, 2500.0),
+            "cascade": summary(30.0, 0.88, 9000.0, confidence_source=cascade_confidence or {"measured": 5}),
+            "oracle": summary(5.0, 0.99, 1000.0),
+        },
+    }
 
 
 MEASURED = {"small": {"measured": 10}, "big": {"recorded": 10}}
 
 
-@pytest.mark.parametrize("claim, verdict, closest", [
-    (Claim(cheaper_pct=35, quality_pct=95), "supported", "cascade"),  # both meet it; cascade with more room
-    (Claim(cheaper_pct=65, quality_pct=95, p95_s=10), "supported", "cascade"),
-    (Claim(cheaper_pct=65, quality_pct=95, p95_s=3), "not supported", "static-map"),
-    (Claim(cheaper_pct=99), "not supported", "cascade"),  # the oracle (95% cheaper) is never a candidate
-])
+@pytest.mark.parametrize(
+    "claim, verdict, closest",
+    [
+        (Claim(cheaper_pct=35, quality_pct=95), "supported", "cascade"),  # both meet it; cascade with more room
+        (Claim(cheaper_pct=65, quality_pct=95, p95_s=10), "supported", "cascade"),
+        (Claim(cheaper_pct=65, quality_pct=95, p95_s=3), "not supported", "static-map"),
+        (Claim(cheaper_pct=99), "not supported", "cascade"),  # the oracle (95% cheaper) is never a candidate
+    ],
+)
 def test_claims_by_hand(claim: Claim, verdict: str, closest: str) -> None:
     result = check_claim(claim, run_dict(MEASURED), [])
     assert (result.verdict, result.closest["policy"]) == (verdict, closest), result.reasons
@@ -149,11 +198,17 @@ def test_a_claim_that_is_not_supported_says_by_how_much() -> None:
     assert "misses cheaper by 25.0%" in result.reasons[-1]
 
 
-@pytest.mark.parametrize("run, why", [
-    (run_dict({"small": {"assumption": 10}, "big": {"assumption": 10}}), "every quality figure in this replay is an assumption"),
-    (run_dict(MEASURED, arrivals="none recorded"), "records no arrival times"),
-    (run_dict(MEASURED, cascade_confidence={"assumption": 10}), "assumed confidence signal"),
-])
+@pytest.mark.parametrize(
+    "run, why",
+    [
+        (
+            run_dict({"small": {"assumption": 10}, "big": {"assumption": 10}}),
+            "every quality figure in this replay is an assumption",
+        ),
+        (run_dict(MEASURED, arrivals="none recorded"), "records no arrival times"),
+        (run_dict(MEASURED, cascade_confidence={"assumption": 10}), "assumed confidence signal"),
+    ],
+)
 def test_claims_the_data_cannot_test(run: dict, why: str) -> None:
     claim = Claim(cheaper_pct=65, quality_pct=95, p95_s=10)
     result = check_claim(claim, run, [])
@@ -169,7 +224,7 @@ def test_done_means_project_json_on_the_embedded_default(db: Path, capsys) -> No
     assert main(["project", "--json"]) == 0  # replays the embedded default first
     report = json.loads(capsys.readouterr().out)
     assert report["months"] == 36 and report["baseline"] == "frontier-only"
-    for name, policy in report["policies"].items():
+    for policy in report["policies"].values():
         assert len(policy["monthly_usd"]) == 36 and len(policy["cumulative_usd"]) == 36
         assert policy["break_even_month"] == "never" or 1 <= policy["break_even_month"] <= 36
     assert report["policies"]["frontier-only"]["break_even_month"] == "never"
@@ -187,8 +242,24 @@ def test_claim_cli_not_supported_with_the_margin(db: Path, capsys) -> None:
 
 def test_scenarios_reports_and_uncertainty_through_the_cli(db: Path, capsys, tmp_path: Path) -> None:
     html, csv = tmp_path / "report.html", tmp_path / "months.csv"
-    assert main(["project", "--months", "12", "--scenario", "base", "--uncertainty", "50", "--html", str(html),
-                 "--csv", str(csv)]) == 0
+    assert (
+        main(
+            [
+                "project",
+                "--months",
+                "12",
+                "--scenario",
+                "base",
+                "--uncertainty",
+                "50",
+                "--html",
+                str(html),
+                "--csv",
+                str(csv),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "saved as scenario 'base'" in out and "breaks even within the horizon" in out
     assert main(["project", "--months", "12", "--set", "growth_per_month=0.05", "--scenario", "fast growth"]) == 0
@@ -200,18 +271,25 @@ def test_scenarios_reports_and_uncertainty_through_the_cli(db: Path, capsys, tmp
     with pytest.raises(ValueError, match="saved: base, fast growth"):
         load_scenario("nope", db)
     text = html.read_text()
-    assert "plotly.js v" in text and "src=\"http" not in text  # plotly.js inlined: the report opens offline
+    assert "plotly.js v" in text and 'src="http' not in text  # plotly.js inlined: the report opens offline
     assert "Sources" in text and "litellm 1.110.2" in text
     assert len(csv.read_text().strip().splitlines()) == 1 + 12 * len(load_scenario("base", db)["policies"])
-    assert main(["project", "--set", "growth=1"]) == 2 and "not name=value with a known assumption" in capsys.readouterr().err
+    assert (
+        main(["project", "--set", "growth=1"]) == 2
+        and "not name=value with a known assumption" in capsys.readouterr().err
+    )
 
 
 def test_block_bootstrap_of_a_real_replay(db: Path) -> None:
-    from simulators.runs import run_for
+    from app.workflows import run_for
     from simulators.uncertainty import bootstrap_multipliers
 
     run_id = run_for("azure-llm-inference-2023-code", db=db)
-    multipliers, requests, how = bootstrap_multipliers(run_id, 400, 1, db)
+    from slmlab import replay_store
+
+    with replay_store.reader(db) as warehouse:
+        costs = warehouse.run_costs(run_id)
+    multipliers, requests, how = bootstrap_multipliers(costs, 400, 1)
     assert "5-minute blocks" in how and abs(float(np.mean(requests)) - 1) < 0.05 and np.std(requests) > 0
     assert abs(float(np.mean(multipliers["frontier-only"])) - 1) < 0.05
 
@@ -244,17 +322,29 @@ def test_energy_per_token_of_a_benchmark_reaches_the_portfolio_and_the_projectio
     from slmlab import store
 
     with store.connect(db) as con:
-        con.execute("INSERT INTO bench_runs (started_at, source, model_name, model_sha256, model, test, config, "
-                    "fingerprint, census, versions, summary) VALUES (now(), 'imported', 'x', 'y', '{}', 'tg128', '{}', "
-                    "'f', ?, '{}', ?)",
-                    [json.dumps({"cpu_model": "EPYC"}),
-                     json.dumps({"decode_tok_s": {"mean": 100.0}, "energy": {"joules_per_token": 0.5, "source": "measured"}})])
+        con.execute(
+            "INSERT INTO bench_runs (started_at, source, model_name, model_sha256, model, test, config, "
+            "fingerprint, census, versions, summary) VALUES (now(), 'imported', 'x', 'y', '{}', 'tg128', '{}', "
+            "'f', ?, '{}', ?)",
+            [
+                json.dumps({"cpu_model": "EPYC"}),
+                json.dumps(
+                    {"decode_tok_s": {"mean": 100.0}, "energy": {"joules_per_token": 0.5, "source": "measured"}}
+                ),
+            ],
+        )
     model = local_model("smollm2-135m", db, bench_runs=(1,))
     assert model.energy_j_per_token.value == 0.5 and model.energy_j_per_token.source == "measured"
-    run = {"run_id": 1, "trace": "t", "inputs": {"span_s": 3600.0, "servers_per_local_model": 1},
-           "portfolio": [model.as_dict()],
-           "policies": {"frontier-only": {"cost_usd": 1.0, "quality": 1.0, "requests": 10, "local_load": {}},
-                        "small-only": {"cost_usd": 0.0, "quality": 0.5, "requests": 10, "local_load": {"smollm2-135m": 0.5}}}}
+    run = {
+        "run_id": 1,
+        "trace": "t",
+        "inputs": {"span_s": 3600.0, "servers_per_local_model": 1},
+        "portfolio": [model.as_dict()],
+        "policies": {
+            "frontier-only": {"cost_usd": 1.0, "quality": 1.0, "requests": 10, "local_load": {}},
+            "small-only": {"cost_usd": 0.0, "quality": 0.5, "requests": 10, "local_load": {"smollm2-135m": 0.5}},
+        },
+    }
     assert basis_from_run(run).measured_busy_watts == {"smollm2-135m": 50.0}  # 0.5 J/token x 100 token/s
 
 
@@ -276,4 +366,5 @@ def test_monthly_table_round_trips_through_parquet() -> None:
     projection = project(basis(), FLAT)
     table = pq.read_table(io.BytesIO(parquet_bytes(monthly_rows(projection))))
     assert table.num_rows == 2 * 3 and table.column("cumulative_usd").to_pylist()[-1] == round(
-        float(projection.get("hybrid").cumulative[-1]), 2)
+        float(projection.get("hybrid").cumulative[-1]), 2
+    )

@@ -7,20 +7,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.cli.main import main
 from bench.evaluate import EvalConfig, evaluate
-from simulators.quality import SOURCES, QualityUnknown, quality_matrix
-from slmlab import store
-from slmlab.cli import main
+from simulators.quality import SOURCES, QualityUnknown
+from simulators.quality import quality_matrix as _quality_matrix
+from slmlab import replay_store, store
 from tests.conftest import AZURE_CODE, ROUTELLM
 
 WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+
+
+def quality_matrix(trace: str, models: list[str], *, db, assumed=None):  # type: ignore[no-untyped-def]
+    """The matrix as a replay reads it: through the warehouse's reader on one connection."""
+    with replay_store.reader(db) as warehouse:
+        return _quality_matrix(trace, models, warehouse=warehouse, assumed=assumed)
 
 
 def test_recorded_routellm_outcomes_are_used_as_recorded(db: Path, capsys) -> None:
     assert main(["import", str(ROUTELLM / "mmlu"), "--name", "mmlu"]) == 0
     capsys.readouterr()
     q = quality_matrix("mmlu", [WEAK, STRONG], db=db)
-    assert q.p_correct.shape == (14042, 2) and q.source_counts() == {WEAK: {"recorded": 14042}, STRONG: {"recorded": 14042}}
+    assert q.p_correct.shape == (14042, 2) and q.source_counts() == {
+        WEAK: {"recorded": 14042},
+        STRONG: {"recorded": 14042},
+    }
     assert q.p_correct.mean(axis=0) == pytest.approx([0.6808, 0.8058], abs=1e-4)  # the published MMLU accuracies
 
 
@@ -43,8 +53,10 @@ def test_measured_outcomes_then_task_accuracy_then_assumptions(db: Path, capsys)
     q = quality_matrix("code", ["smollm2-135m"], db=db, assumed={"smollm2-135m": 0.4})
     counts = q.source_counts()["smollm2-135m"]
     with store.connect(db, read_only=True) as con:
-        tickets = con.execute("SELECT count(*) FROM requests JOIN traces USING (trace_id) "
-                              "WHERE name = 'code' AND task = 'ticket-classification'").fetchall()[0][0]
+        tickets = con.execute(
+            "SELECT count(*) FROM requests JOIN traces USING (trace_id) "
+            "WHERE name = 'code' AND task = 'ticket-classification'"
+        ).fetchall()[0][0]
     assert counts == {"measured-task": tickets, "assumption": 8819 - tickets}
 
 

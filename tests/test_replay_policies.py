@@ -17,24 +17,54 @@ from simulators.policies.residency import ResidencyAware
 from simulators.policies.slo_overflow import SloOverflow
 from simulators.queueing import fifo_admission
 from simulators.replay import execute, pareto_front, run_policies
-from simulators.traces.labelling import DATA_CLASSES, RESIDENCIES
+from slmlab.traces.labelling import DATA_CLASSES, RESIDENCIES
 
 SMALL, BIG = 0, 1
 
 
-def model(name: str, kind: str, location: str, classes: tuple[str, ...], *, input_price: float = 0.0,
-          ttft_ms: float = 0.0, prefill: float | None = None, decode: float = 1.0) -> PortfolioModel:
+def model(
+    name: str,
+    kind: str,
+    location: str,
+    classes: tuple[str, ...],
+    *,
+    input_price: float = 0.0,
+    ttft_ms: float = 0.0,
+    prefill: float | None = None,
+    decode: float = 1.0,
+) -> PortfolioModel:
     def figure(value: float) -> Figure:
         return Figure(value, "assumption")
-    return PortfolioModel(name=name, kind=kind, location=location, data_classes=classes, context_window=None,
-                          input_usd_per_mtok=figure(input_price), output_usd_per_mtok=figure(0.0),
-                          ttft_ms=figure(ttft_ms), output_tok_s=figure(decode),
-                          prefill_tok_s=None if prefill is None else figure(prefill))
+
+    return PortfolioModel(
+        name=name,
+        kind=kind,
+        location=location,
+        data_classes=classes,
+        context_window=None,
+        input_usd_per_mtok=figure(input_price),
+        output_usd_per_mtok=figure(0.0),
+        ttft_ms=figure(ttft_ms),
+        output_tok_s=figure(decode),
+        prefill_tok_s=None if prefill is None else figure(prefill),
+    )
 
 
-def make_inputs(n: int, *, arrivals=None, small_service=2.0, big_latency=1.0, big_cost=1.0, confidence=None,
-                correct_small=None, correct_big=None, data_class=None, residency=None, slo_ms=None,
-                servers: int = 1) -> ReplayInputs:
+def make_inputs(
+    n: int,
+    *,
+    arrivals=None,
+    small_service=2.0,
+    big_latency=1.0,
+    big_cost=1.0,
+    confidence=None,
+    correct_small=None,
+    correct_big=None,
+    data_class=None,
+    residency=None,
+    slo_ms=None,
+    servers: int = 1,
+) -> ReplayInputs:
     """Two models and requests of 10 input and 6 output tokens: a local model (free, prefill 0.5 s, `small_service`
     s per request, one FIFO server) and a cloud-us API one (first token 0.2 s, `big_latency` s, `big_cost` USD)."""
     full = (n, 2)
@@ -46,27 +76,61 @@ def make_inputs(n: int, *, arrivals=None, small_service=2.0, big_latency=1.0, bi
     conf = np.full(full, 0.5)
     if confidence is not None:
         conf[:, SMALL] = confidence
-    dc = np.zeros(n, dtype=np.int8) if data_class is None else np.array([DATA_CLASSES.index(d) for d in data_class], dtype=np.int8)
-    res = np.zeros(n, dtype=np.int8) if residency is None else np.array([RESIDENCIES.index(r) for r in residency], dtype=np.int8)
-    portfolio = Portfolio((
-        model("small", "local", "on-premises", DATA_CLASSES, prefill=20.0, decode=6 / (small_service - 0.5)),
-        model("big", "api", "cloud-us", ("public", "internal"), input_price=big_cost * 1e5, ttft_ms=200.0,
-              decode=6 / (big_latency - 0.2)),
-    ))
+    dc = (
+        np.zeros(n, dtype=np.int8)
+        if data_class is None
+        else np.array([DATA_CLASSES.index(d) for d in data_class], dtype=np.int8)
+    )
+    res = (
+        np.zeros(n, dtype=np.int8)
+        if residency is None
+        else np.array([RESIDENCIES.index(r) for r in residency], dtype=np.int8)
+    )
+    portfolio = Portfolio(
+        (
+            model("small", "local", "on-premises", DATA_CLASSES, prefill=20.0, decode=6 / (small_service - 0.5)),
+            model(
+                "big",
+                "api",
+                "cloud-us",
+                ("public", "internal"),
+                input_price=big_cost * 1e5,
+                ttft_ms=200.0,
+                decode=6 / (big_latency - 0.2),
+            ),
+        )
+    )
     permitted = np.ones(full, dtype=bool)
     permitted[:, BIG] = np.isin(dc, [0, 1]) & (res == 0)
     return ReplayInputs(
-        config=ReplayConfig("hand", servers=servers), trace_id=1, trace_hash="h", trace_kind="workload",
-        portfolio=portfolio, frontier=BIG, small=SMALL, request_ids=np.array([f"r{i}" for i in range(n)], dtype=object),
-        copy=np.zeros(n, dtype=np.int32), has_arrivals=True,
+        config=ReplayConfig("hand", servers=servers),
+        trace_id=1,
+        trace_hash="h",
+        trace_kind="workload",
+        portfolio=portfolio,
+        frontier=BIG,
+        small=SMALL,
+        request_ids=np.array([f"r{i}" for i in range(n)], dtype=object),
+        copy=np.zeros(n, dtype=np.int32),
+        has_arrivals=True,
         arrival_s=np.arange(n, dtype=float) if arrivals is None else np.asarray(arrivals, dtype=float),
-        month=np.zeros(n, dtype=np.int32), input_tokens=np.full(n, 10.0), output_tokens=np.full(n, 6.0),
-        task=np.zeros(n, dtype=np.int8), data_class=dc, residency=res, category=np.full(n, -1, dtype=np.int32),
+        month=np.zeros(n, dtype=np.int32),
+        input_tokens=np.full(n, 10.0),
+        output_tokens=np.full(n, 6.0),
+        task=np.zeros(n, dtype=np.int8),
+        data_class=dc,
+        residency=res,
+        category=np.full(n, -1, dtype=np.int32),
         slo_ms=np.full(n, np.nan) if slo_ms is None else np.asarray(slo_ms, dtype=float),
-        p_correct=correct.astype(float), quality_source=np.zeros(full, dtype=np.int8), correct=correct,
-        confidence=conf, confidence_source=np.zeros(full, dtype=np.int8),
-        rates=np.stack([model_rates(m) for m in portfolio.models]), is_local=np.array([True, False]),
-        permitted=permitted, token_sources={},
+        p_correct=correct.astype(float),
+        quality_source=np.zeros(full, dtype=np.int8),
+        correct=correct,
+        confidence=conf,
+        confidence_source=np.zeros(full, dtype=np.int8),
+        rates=np.stack([model_rates(m) for m in portfolio.models]),
+        is_local=np.array([True, False]),
+        permitted=permitted,
+        token_sources={},
     )
 
 
@@ -103,7 +167,9 @@ def test_cascade_threshold_one_escalates_everything_and_zero_nothing() -> None:
 
 
 def test_residency_filter_never_violates_and_reports_kept_local_and_rejected() -> None:
-    inputs = make_inputs(3, data_class=["internal", "regulated", "regulated"], residency=["any", "any", "on-premises-only"])
+    inputs = make_inputs(
+        3, data_class=["internal", "regulated", "regulated"], residency=["any", "any", "on-premises-only"]
+    )
     plain = execute(inputs, route(parse_policy("frontier-only"), inputs), "frontier-only")
     assert plain.residency_violation.tolist() == [False, True, True]
     routing = route(ResidencyAware(), inputs)
@@ -122,7 +188,13 @@ def test_budget_steps_down_exactly_when_the_cap_is_spent() -> None:
     assert routing.final.tolist() == [BIG, BIG, BIG, SMALL, SMALL, SMALL]
     two_months = replace(inputs, month=np.array([0, 0, 0, 1, 1, 1], dtype=np.int32))
     assert route(Budget(monthly_usd=2.0, tiers=("frontier", "small"), steps=(1.0,)), two_months).final.tolist() == [
-        BIG, BIG, SMALL, BIG, BIG, SMALL]  # the cap starts afresh each month
+        BIG,
+        BIG,
+        SMALL,
+        BIG,
+        BIG,
+        SMALL,
+    ]  # the cap starts afresh each month
     assert Budget(budget_share=0.5).cap_usd(inputs) == 3.0  # half of frontier-only's 6 USD in one month
 
 
@@ -141,8 +213,13 @@ def test_slo_overflow_sends_to_the_cloud_only_what_the_queue_would_make_late() -
 
 
 def test_fifo_admission_by_hand() -> None:
-    admitted, over = fifo_admission(np.array([0.0, 0.0, 1.0, 5.0]), np.array([2.0, 2.0, 2.0, 2.0]), 1,
-                                    np.array([3.0, 3.0, 3.0, 3.0]), np.array([True, True, False, True]))
+    admitted, over = fifo_admission(
+        np.array([0.0, 0.0, 1.0, 5.0]),
+        np.array([2.0, 2.0, 2.0, 2.0]),
+        1,
+        np.array([3.0, 3.0, 3.0, 3.0]),
+        np.array([True, True, False, True]),
+    )
     assert admitted.tolist() == [True, False, True, True]  # 2nd refused (would finish at 4 > 3); 3rd cannot be
     assert over.tolist() == [False, True, False, False]  # the 3rd starts at 2 (the refused one never queued): 3 s
     two, _ = fifo_admission(np.zeros(3), np.full(3, 2.0), 2, np.full(3, 3.0), np.ones(3, bool))
@@ -180,8 +257,17 @@ def test_policy_specs_parse_and_bad_ones_name_the_fault() -> None:
     assert [p.label for p in policies] == ["frontier-only", "cascade", "residency-aware+cascade"]
     assert policies[1].threshold == 0.8 and policies[2].inner.threshold == 0.8
     assert [p.label for p in parse_policies("all")][: len(POLICIES)] == [
-        "frontier-only", "small-only", "random", "static-map", "cascade", "residency-aware+frontier-only", "budget",
-        "slo-overflow+small-only", "learned", "oracle"]
+        "frontier-only",
+        "small-only",
+        "random",
+        "static-map",
+        "cascade",
+        "residency-aware+frontier-only",
+        "budget",
+        "slo-overflow+small-only",
+        "learned",
+        "oracle",
+    ]
     assert [p.label for p in parse_policies("all,residency-aware+cascade,cascade")][-1] == "residency-aware+cascade"
     for spec, params, message in [
         ("nope", [], "no policy 'nope'"),
@@ -219,7 +305,9 @@ def test_run_reports_every_policy_against_the_baseline() -> None:
 def test_a_local_model_serving_two_tiers_queues_both_in_arrival_order() -> None:
     from simulators.policies.base import Routing
 
-    inputs = replace(make_inputs(3, arrivals=[0, 0, 0], small_service=2.0, big_latency=1.0), is_local=np.array([True, True]))
+    inputs = replace(
+        make_inputs(3, arrivals=[0, 0, 0], small_service=2.0, big_latency=1.0), is_local=np.array([True, True])
+    )
     routing = Routing(attempts=np.array([[SMALL, BIG], [BIG, -1], [SMALL, -1]], dtype=np.int16))
     outcome = execute(inputs, routing, "hand")
     # small: r0 0-2, r2 2-4; big: r1 0-1, then r0 (escalated at 2) 2-3
@@ -240,8 +328,20 @@ def test_every_timing_path_agrees_with_the_model_ordered_one(servers: int, big_i
     attempts = route(Cascade(), inputs).attempts
     given = np.stack([start for _, start in _times_by_model(inputs, attempts)])
     tier_local = kernels.attempt_layout(attempts, 2)[0][:, inputs.is_local].any(axis=1)
-    common = (attempts, inputs.arrival_s, inputs.rates, inputs.input_tokens, inputs.output_tokens, inputs.permitted,
-              inputs.correct, inputs.slo_ms, inputs.is_local, tier_local, servers, True)
+    common = (
+        attempts,
+        inputs.arrival_s,
+        inputs.rates,
+        inputs.input_tokens,
+        inputs.output_tokens,
+        inputs.permitted,
+        inputs.correct,
+        inputs.slo_ms,
+        inputs.is_local,
+        tier_local,
+        servers,
+        True,
+    )
     ours, theirs = kernels.settle(*common, np.empty((0, 300))), kernels.settle(*common, given)
     for a, b in zip(ours, theirs):
         assert np.allclose(a, b, equal_nan=True)
@@ -255,8 +355,13 @@ def test_splitting_the_requests_across_cores_changes_no_result(monkeypatch: pyte
     from simulators import kernels
 
     rng = np.random.default_rng(8)
-    inputs = make_inputs(500, arrivals=np.sort(rng.random(500) * 300), confidence=rng.random(500),
-                         data_class=rng.choice(["public", "confidential"], 500), correct_small=rng.random(500) < 0.7)
+    inputs = make_inputs(
+        500,
+        arrivals=np.sort(rng.random(500) * 300),
+        confidence=rng.random(500),
+        data_class=rng.choice(["public", "confidential"], 500),
+        correct_small=rng.random(500) < 0.7,
+    )
     policies = parse_policies("all")
     monkeypatch.setattr(kernels, "PARALLEL_FROM", 10**9)
     one = run_policies(inputs, policies)
@@ -267,8 +372,18 @@ def test_splitting_the_requests_across_cores_changes_no_result(monkeypatch: pyte
     for name, outcome in one.outcomes.items():
         other = split.outcomes[name]
         assert np.array_equal(outcome.routing.attempts, other.routing.attempts), name
-        for field in ("model", "cost_usd", "queue_wait_s", "ttft_s", "latency_s", "first_attempt_s", "wasted_tokens",
-                      "correct", "residency_violation", "slo_violation"):
+        for field in (
+            "model",
+            "cost_usd",
+            "queue_wait_s",
+            "ttft_s",
+            "latency_s",
+            "first_attempt_s",
+            "wasted_tokens",
+            "correct",
+            "residency_violation",
+            "slo_violation",
+        ):
             assert np.array_equal(getattr(outcome, field), getattr(other, field), equal_nan=True), (name, field)
 
 

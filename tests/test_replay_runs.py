@@ -11,14 +11,16 @@ import duckdb
 import numpy as np
 import pytest
 
+from app.cli.main import main
+from app.workflows import build_inputs, simulate
 from bench.evaluate import EvalConfig, evaluate
 from simulators.catalog import load_price_catalogue
-from simulators.inputs import ReplayConfig, build_inputs
+from simulators.inputs import ReplayConfig
 from simulators.policies.registry import POLICIES, parse_policies
 from simulators.replay import run_policies
-from simulators.runs import clean, load_points, load_requests, load_run, simulate, stored_runs
-from simulators.traces.defaults import ensure_default_workloads
-from slmlab.cli import main
+from simulators.runs import clean
+from slmlab.replay_store import load_points, load_requests, load_run, stored_runs
+from slmlab.traces.defaults import ensure_default_workloads
 from tests.conftest import ROUTELLM
 
 CONV = "azure-llm-inference-2023-conv"
@@ -31,23 +33,41 @@ def test_done_means_simulate_all_policies_on_the_embedded_default(db: Path, caps
     assert main(["simulate", "--policy", "all", "--json"]) == 0  # imports the embedded traces on first use
     report = json.loads(capsys.readouterr().out)
     assert report["trace"] == CONV and report["frontier_model"] == "gpt-4o"
-    assert set(report["policies"]) >= {"frontier-only", "small-only", "random", "static-map", "cascade", "budget",
-                                       "residency-aware+frontier-only", "slo-overflow+small-only", "learned", "oracle"}
+    assert set(report["policies"]) >= {
+        "frontier-only",
+        "small-only",
+        "random",
+        "static-map",
+        "cascade",
+        "budget",
+        "residency-aware+frontier-only",
+        "slo-overflow+small-only",
+        "learned",
+        "oracle",
+    }
     for summary in report["policies"].values():
-        assert {"cost_usd", "quality", "quality_source", "latency_ms", "residency_violations", "vs_baseline"} <= set(summary)
-        assert summary["latency_ms"]["p95"] > 0 and sum(summary["quality_source"].values()) + summary["rejected"] == 19366
+        assert {"cost_usd", "quality", "quality_source", "latency_ms", "residency_violations", "vs_baseline"} <= set(
+            summary
+        )
+        assert (
+            summary["latency_ms"]["p95"] > 0 and sum(summary["quality_source"].values()) + summary["rejected"] == 19366
+        )
     price = load_price_catalogue()["gpt-4o"]
     con = duckdb.connect(str(db), read_only=True)
-    expected = con.execute("SELECT sum(input_tokens * ? + output_tokens * ?) FROM requests r JOIN traces t USING "
-                           "(trace_id) WHERE t.name = ?",
-                           [price["input_cost_per_token"], price["output_cost_per_token"], CONV]).fetchall()[0][0]
+    expected = con.execute(
+        "SELECT sum(input_tokens * ? + output_tokens * ?) FROM requests r JOIN traces t USING "
+        "(trace_id) WHERE t.name = ?",
+        [price["input_cost_per_token"], price["output_cost_per_token"], CONV],
+    ).fetchall()[0][0]
     con.close()
     assert report["policies"]["frontier-only"]["cost_usd"] == pytest.approx(expected, rel=1e-12)
     assert report["policies"]["residency-aware+frontier-only"]["residency_violations"] == 0
     assert report["policies"]["frontier-only"]["residency_violations"] > 0  # confidential data sent to a US region
 
 
-def test_routellm_mmlu_random_router_recovers_half_the_gap_and_the_oracle_beats_the_strong_model(db: Path, capsys) -> None:
+def test_routellm_mmlu_random_router_recovers_half_the_gap_and_the_oracle_beats_the_strong_model(
+    db: Path, capsys
+) -> None:
     assert main(["import", str(ROUTELLM / "mmlu"), "--name", "mmlu"]) == 0
     inputs = build_inputs(ReplayConfig("mmlu"), db=db)
     assert inputs.model_names == (STRONG, WEAK) and inputs.frontier == 0 and inputs.small == 1
@@ -56,7 +76,10 @@ def test_routellm_mmlu_random_router_recovers_half_the_gap_and_the_oracle_beats_
     assert s["frontier-only"]["quality"] == pytest.approx(0.8058, abs=1e-4)  # recorded outcomes used as recorded
     assert s["small-only"]["quality"] == pytest.approx(0.6808, abs=1e-4)
     assert 0.45 <= s["random"]["sweep"]["apgr"] <= 0.55
-    assert s["oracle"]["quality"] >= s["frontier-only"]["quality"] and s["oracle"]["cost_usd"] < s["frontier-only"]["cost_usd"]
+    assert (
+        s["oracle"]["quality"] >= s["frontier-only"]["quality"]
+        and s["oracle"]["cost_usd"] < s["frontier-only"]["cost_usd"]
+    )
     assert s["oracle"]["quality"] == pytest.approx(np.mean(inputs.correct.any(axis=1)))
     assert inputs.token_sources["input"] == {"estimated from text length": 14042}  # and said so
 
@@ -138,7 +161,9 @@ def _ten_digits(text: str) -> float:
 def test_seeded_replay_matches_the_golden_file(db: Path) -> None:
     """A change to any policy, the engine or the inputs shows up as a reviewed diff of this file."""
     ensure_default_workloads(db)
-    result = run_policies(build_inputs(ReplayConfig(CODE, seed=7, volume=0.25), db=db), parse_policies("all"), sweep=True)
+    result = run_policies(
+        build_inputs(ReplayConfig(CODE, seed=7, volume=0.25), db=db), parse_policies("all"), sweep=True
+    )
     summary = json.loads(json.dumps(clean(result.summaries), sort_keys=True), parse_float=_ten_digits)
     if os.environ.get("SLMLAB_UPDATE_GOLDEN"):  # regenerate deliberately, then review and commit the diff
         GOLDEN.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
@@ -173,8 +198,22 @@ def test_hardware_what_if_takes_local_speeds_from_an_imported_benchmark(db: Path
     assert (model.prefill_tok_s.value, model.output_tok_s.value) == (7100.002165, 118.881588)
     assert model.output_tok_s.source == "imported" and "RTX 4080" in model.output_tok_s.detail
     assert there.service_s[:, 0].sum() < here.service_s[:, 0].sum()  # the queue of the faster machine is shorter
-    assert main(["simulate", "--trace", CODE, "--policy", "small-only", "--local", "smollm2-135m",
-                 "--profile", "smollm2-135m=9"]) == 2
+    assert (
+        main(
+            [
+                "simulate",
+                "--trace",
+                CODE,
+                "--policy",
+                "small-only",
+                "--local",
+                "smollm2-135m",
+                "--profile",
+                "smollm2-135m=9",
+            ]
+        )
+        == 2
+    )
     assert "no benchmark run 9" in capsys.readouterr().err
     assert main(["simulate", "--trace", CODE, "--profile", "gpt-4o=1"]) == 2
     assert "not a local model of the portfolio" in capsys.readouterr().err

@@ -54,8 +54,9 @@ def test_threads_are_honoured(threads: int) -> None:
 
 
 @pytest.mark.parametrize(("physical", "expected"), [(3, 3), (None, "os")])
-def test_default_threads_are_physical_cores(monkeypatch: pytest.MonkeyPatch, physical: int | None,
-                                            expected: int | str) -> None:
+def test_default_threads_are_physical_cores(
+    monkeypatch: pytest.MonkeyPatch, physical: int | None, expected: int | str
+) -> None:
     monkeypatch.setattr(roofline.psutil, "cpu_count", lambda logical=True: physical)
     monkeypatch.setattr(roofline.os, "cpu_count", lambda: 5)
     assert measure_bandwidth(array_mb=2, repetitions=1).threads == (5 if expected == "os" else expected)

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.perf.import_speed import generate_trace
+from perf.import_speed import generate_trace
 from slmlab import store
 from tests.conftest import AZURE_CODE, AZURE_CONV, SAMPLES
 
@@ -28,18 +28,26 @@ def test_old_database_upgrades_in_place_without_losing_rows(tmp_path: Path) -> N
     con = duckdb.connect(str(old))
     store.migrate(con, store.MIGRATIONS[:1])  # a database written before m002 existed
     con.execute(
-        "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, import_report) "
+        "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
+        "import_report) "
         "VALUES ('legacy', 'x.csv', 'azure', 'abc', now(), 2, 'workload', '{}', '{}')"
     )
-    con.execute("INSERT INTO requests (trace_id, request_id, seq, input_tokens, output_tokens) VALUES (1, '1', 0, 5, 6), (1, '2', 1, 7, 8)")
-    con.execute("INSERT INTO outcomes (trace_id, request_id, model, correct, source) VALUES (1, '1', 'weak', true, 'recorded')")
+    con.execute(
+        "INSERT INTO requests (trace_id, request_id, seq, input_tokens, output_tokens) VALUES (1, '1', 0, 5, 6), "
+        "(1, '2', 1, 7, 8)"
+    )
+    con.execute(
+        "INSERT INTO outcomes (trace_id, request_id, model, correct, source) VALUES (1, '1', 'weak', true, 'recorded')"
+    )
     columns = [row[0] for row in con.execute("DESCRIBE requests").fetchall()]
     con.close()
     assert "prefix_hash_ids" not in columns
 
     with store.connect(old) as con:
         applied = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
-        rows = con.execute("SELECT request_id, input_tokens, output_tokens, prefix_hash_ids FROM requests ORDER BY seq").fetchall()
+        rows = con.execute(
+            "SELECT request_id, input_tokens, output_tokens, prefix_hash_ids FROM requests ORDER BY seq"
+        ).fetchall()
         next_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
         outcomes = con.execute("SELECT request_id, model, correct, eval_run_id, details FROM outcomes").fetchall()
     assert applied == sorted(m.__name__ for m in store.MIGRATIONS)
@@ -73,15 +81,84 @@ def test_migrate_twice_applies_nothing_new(db: Path) -> None:
     con.close()
 
 
-OLD_REQUESTS = [  # trace, id, seq, source row, arrival s, arrived at, tokens, labels, category, prompt, reference, prefixes
-    (1, "2", 0, 2, 0.0, "2023-11-16 18:15:46.1234567", 10, 2, "open-ended", "public", "any", "insurance", 20000.0,
-     None, None, None, None),
-    (1, "1", 1, 1, 0.0000001, "2023-11-16 18:15:46.1234568", 11, 3, "open-ended", "public", "any", "insurance", 20000.0,
-     None, None, None, None),
-    (1, "3", 2, 3, 3600.5, "2023-11-16 19:15:46.6234567", 12, 4, "ticket-classification", "internal", "eu-only",
-     "retail-banking", 1500.0, None, None, None, None),
-    (2, "mmlu_anatomy/1", 0, 1, None, None, None, None, "open-ended", None, None, None, None, "mmlu_anatomy",
-     "What is...", "B", None),
+# trace, id, seq, source row, arrival s, arrived at, tokens, labels, category, prompt, reference, prefixes
+OLD_REQUESTS = [
+    (
+        1,
+        "2",
+        0,
+        2,
+        0.0,
+        "2023-11-16 18:15:46.1234567",
+        10,
+        2,
+        "open-ended",
+        "public",
+        "any",
+        "insurance",
+        20000.0,
+        None,
+        None,
+        None,
+        None,
+    ),
+    (
+        1,
+        "1",
+        1,
+        1,
+        0.0000001,
+        "2023-11-16 18:15:46.1234568",
+        11,
+        3,
+        "open-ended",
+        "public",
+        "any",
+        "insurance",
+        20000.0,
+        None,
+        None,
+        None,
+        None,
+    ),
+    (
+        1,
+        "3",
+        2,
+        3,
+        3600.5,
+        "2023-11-16 19:15:46.6234567",
+        12,
+        4,
+        "ticket-classification",
+        "internal",
+        "eu-only",
+        "retail-banking",
+        1500.0,
+        None,
+        None,
+        None,
+        None,
+    ),
+    (
+        2,
+        "mmlu_anatomy/1",
+        0,
+        1,
+        None,
+        None,
+        None,
+        None,
+        "open-ended",
+        None,
+        None,
+        None,
+        None,
+        "mmlu_anatomy",
+        "What is...",
+        "B",
+        None,
+    ),
     (2, "mmlu_anatomy/2", 1, 2, None, None, None, None, None, None, None, None, None, None, "Which...", "C", None),
     (3, "1", 0, 1, 0.0, None, 100, 5, None, None, None, None, None, None, None, None, [7, 8]),
     (3, "2", 1, 2, 1.25, None, 100, 5, None, None, None, None, None, None, None, None, None),
@@ -97,7 +174,8 @@ def test_narrow_request_tables_keep_every_value_of_the_old_table(tmp_path: Path)
     for trace_id in (1, 2, 3):
         con.execute(
             "INSERT INTO traces (name, source_file, format, content_hash, imported_at, row_count, kind, labelling, "
-            "import_report) VALUES (?, 'x', 'azure', ?, now(), 1, 'workload', '{}', '{}')", [f"t{trace_id}", f"h{trace_id}"]
+            "import_report) VALUES (?, 'x', 'azure', ?, now(), 1, 'workload', '{}', '{}')",
+            [f"t{trace_id}", f"h{trace_id}"],
         )
     con.executemany(f"INSERT INTO requests VALUES ({', '.join(['?'] * 17)})", OLD_REQUESTS)
     before = con.execute(AS_TEXT).fetchall()
@@ -105,8 +183,10 @@ def test_narrow_request_tables_keep_every_value_of_the_old_table(tmp_path: Path)
 
     with store.connect(old, read_only=True) as con:
         after = con.execute(AS_TEXT).fetchall()
-        stored = {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                  for table in ("request_rows", "label_sets", "request_details")}
+        stored = {
+            table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            for table in ("request_rows", "label_sets", "request_details")
+        }
     assert after == before
     assert before[0][5] == "2023-11-16 18:15:46.1234567" and before[1][4] == 0.0000001
     assert stored == {"request_rows": 7, "label_sets": 5, "request_details": 3}  # own ids or text: trace 2; prefixes
@@ -116,7 +196,7 @@ def test_files_imported_before_blake3_keys_are_still_recognised(tmp_path: Path) 
     """m010 marks the old sha256 keys; importing such a file again says so instead of storing it twice."""
     import hashlib
 
-    from simulators.traces.importer import import_trace
+    from slmlab.traces.importer import import_trace
 
     old = tmp_path / "m009.duckdb"
     con = duckdb.connect(str(old))
@@ -138,16 +218,18 @@ def test_files_imported_before_blake3_keys_are_still_recognised(tmp_path: Path) 
 
 def test_an_arrival_trace_stores_numbers_only(db: Path) -> None:
     """A production trace writes one narrow row per request; its few label combinations are stored once."""
-    from simulators.traces.importer import import_trace
+    from slmlab.traces.importer import import_trace
 
     import_trace(AZURE_CODE, db=db)
     with store.connect(db, read_only=True) as con:
         counts = con.execute(
             "SELECT (SELECT count(*) FROM request_rows), (SELECT count(*) FROM request_details), "
             "(SELECT count(*) FROM label_sets), (SELECT count(*) FROM (SELECT DISTINCT task, data_class, residency, "
-            "tenant, latency_slo_ms FROM requests))").fetchall()[0]
-        first = con.execute("SELECT request_id, source_row, arrival_s, CAST(arrived_at AS VARCHAR) FROM requests "
-                            "WHERE seq = 0").fetchall()[0]
+            "tenant, latency_slo_ms FROM requests))"
+        ).fetchall()[0]
+        first = con.execute(
+            "SELECT request_id, source_row, arrival_s, CAST(arrived_at AS VARCHAR) FROM requests WHERE seq = 0"
+        ).fetchall()[0]
     rows, details, label_sets, combinations = counts
     assert rows == 8_819 and details == 0
     assert label_sets == combinations and 10 < label_sets <= 5 * 4 * 3 * 4
@@ -166,7 +248,7 @@ def test_db_flag_beats_environment_beats_default(tmp_path: Path, monkeypatch: py
 
 READER = """
 import sys, time, json, pathlib
-from simulators.traces.summary import list_traces
+from slmlab.traces.summary import list_traces
 db, stop = sys.argv[1], pathlib.Path(sys.argv[2])
 seen, errors, reads = set(), [], 0
 end = time.monotonic() + 300
@@ -195,8 +277,12 @@ def test_dashboard_reads_while_the_cli_imports(db: Path, tmp_path: Path) -> None
     reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     for source in (AZURE_CONV, big, AZURE_CODE):
-        run = subprocess.run([sys.executable, "-m", "slmlab.cli", "--db", str(db), "import", str(source)],
-                             capture_output=True, text=True, check=False)
+        run = subprocess.run(
+            [sys.executable, "-m", "app.cli", "--db", str(db), "import", str(source)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert run.returncode == 0, run.stderr
     stop.touch()
     out, _ = reader.communicate(timeout=120)
@@ -209,14 +295,16 @@ def test_dashboard_reads_while_the_cli_imports(db: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize("stage", ["reading and validating", "writing"])
 def test_killed_import_leaves_a_consistent_file(db: Path, tmp_path: Path, stage: str) -> None:
     """SIGKILL during an import: the committed trace survives, the killed one is absent or complete."""
-    from simulators.traces.importer import import_trace
+    from slmlab.traces.importer import import_trace
 
     import_trace(SAMPLES / "mooncake_trace_head.jsonl", db=db)
     big = tmp_path / "big.csv"
     generate_trace(big, 2_000_000)
     process = subprocess.Popen(
-        [sys.executable, "-m", "slmlab.cli", "--db", str(db), "import", str(big)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "app.cli", "--db", str(db), "import", str(big)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     for line in process.stderr:
         if stage in line:
@@ -227,7 +315,11 @@ def test_killed_import_leaves_a_consistent_file(db: Path, tmp_path: Path, stage:
 
     con = duckdb.connect(str(db))
     traces = dict(con.execute("SELECT name, row_count FROM traces").fetchall())
-    stored = dict(con.execute("SELECT t.name, count(r.seq) FROM traces t LEFT JOIN requests r USING (trace_id) GROUP BY 1").fetchall())
+    stored = dict(
+        con.execute(
+            "SELECT t.name, count(r.seq) FROM traces t LEFT JOIN requests r USING (trace_id) GROUP BY 1"
+        ).fetchall()
+    )
     orphans = con.execute("SELECT count(*) FROM requests ANTI JOIN traces USING (trace_id)").fetchall()[0][0]
     con.close()
     assert traces.get("mooncake_trace_head") == 206

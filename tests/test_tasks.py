@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tasks import TASKS, TaskError, get_task
-from bench.tasks import labelled_csv
+from bench.tasks import TASKS, TaskError, get_task, labelled_csv
 from bench.tasks.invoices import FIELDS
 
 
@@ -19,9 +18,17 @@ def test_banking77_is_the_published_split_with_77_intents() -> None:
     assert {e.reference for e in task.examples("test")} == set(task.labels)
 
 
-@pytest.mark.parametrize("answer, label", [
-    ("card_arrival", "card_arrival"), ("Card arrival", "card_arrival"), ("card arrival.\nmore", "card_arrival"),
-    ("refund not showing up", "Refund_not_showing_up"), ("a card arrived", None), ("", None)])
+@pytest.mark.parametrize(
+    "answer, label",
+    [
+        ("card_arrival", "card_arrival"),
+        ("Card arrival", "card_arrival"),
+        ("card arrival.\nmore", "card_arrival"),
+        ("refund not showing up", "Refund_not_showing_up"),
+        ("a card arrived", None),
+        ("", None),
+    ],
+)
 def test_answers_are_mapped_to_labels_tolerantly(answer: str, label: str | None) -> None:
     assert get_task("banking77").label_for(answer) == label
 
@@ -88,14 +95,19 @@ def test_a_labelled_csv_becomes_a_classification_task(tmp_path: Path) -> None:
     assert "billing, technical" in task.prompt(task.examples("test")[0], [])
 
 
-@pytest.mark.parametrize("content, encoding, message", [
-    ("body,queue\nhello,billing\n", "utf-8", "holds one label only"),
-    ("text,label\nhello,a\n", "utf-8", "no column 'body', 'queue'"),
-    ("body,queue\nhello,a\n,b\nok,\n", "utf-8", r"column 'body' is empty in 1 row\(s\), first rows 2"),
-    ("body,queue\n", "utf-8", "no data rows"),
-    ("body,queue\nCaf\xe9,a\nx,b\n", "latin-1", "not UTF-8 text"),
-])
-def test_bad_labelled_csvs_name_the_file_column_and_rows(tmp_path: Path, content: str, encoding: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "content, encoding, message",
+    [
+        ("body,queue\nhello,billing\n", "utf-8", "holds one label only"),
+        ("text,label\nhello,a\n", "utf-8", "no column 'body', 'queue'"),
+        ("body,queue\nhello,a\n,b\nok,\n", "utf-8", r"column 'body' is empty in 1 row\(s\), first rows 2"),
+        ("body,queue\n", "utf-8", "no data rows"),
+        ("body,queue\nCaf\xe9,a\nx,b\n", "latin-1", "not UTF-8 text"),
+    ],
+)
+def test_bad_labelled_csvs_name_the_file_column_and_rows(
+    tmp_path: Path, content: str, encoding: str, message: str
+) -> None:
     path = _csv(tmp_path, content, encoding=encoding)
     with pytest.raises(TaskError, match=message) as error:
         labelled_csv.load(path, "body", "queue")

@@ -7,9 +7,9 @@ import streamlit as st
 from app import charts, state
 from app.widgets import job_status
 from bench.jobs import BenchJob
-from bench.models import shipped_models
 from bench.runner import BenchConfig
 from bench.views import CONFIG_AXES
+from slmlab.models import shipped_models
 
 db = state.database_path()
 st.title("Hardware & benchmarks")
@@ -25,9 +25,11 @@ with st.container(border=True):
     middle.caption(f"{census['ram_available_bytes'] / 2**30:,.1f} GiB free now")
     right.metric("llama.cpp GPU offload", "yes" if census["llama_gpu_offload"] else "no")
     right.caption(f"llama-cpp-python {census['llama_cpp_version']}; fingerprint {state.census_fingerprint()}")
-    st.markdown(f"**ISA:** {', '.join(census['isa_flags']) or 'none detected'}  \n"
-                f"**GPUs:** {', '.join(g['name'] for g in census['gpus']) or 'none found'}  \n"
-                f"**NPUs:** {census['npu_note']}  \n**Energy counters:** {state.energy_note()}")
+    st.markdown(
+        f"**ISA:** {', '.join(census['isa_flags']) or 'none detected'}  \n"
+        f"**GPUs:** {', '.join(g['name'] for g in census['gpus']) or 'none found'}  \n"
+        f"**NPUs:** {census['npu_note']}  \n**Energy counters:** {state.energy_note()}"
+    )
     st.caption(f"llama.cpp build: {census['llama_system_info']}")
 
 with st.expander("Run a benchmark", expanded=False):
@@ -37,8 +39,9 @@ with st.expander("Run a benchmark", expanded=False):
     path = left.text_input("Path to a .gguf file", disabled=choice != "Other .gguf file")
     test = middle.selectbox("Test", ["pp64+tg32", "pp512+tg128", "pp512", "tg128"])
     reps = middle.number_input("Repetitions", min_value=1, max_value=20, value=3)
-    threads = right.number_input("Threads", min_value=1, max_value=census["logical_cores"],
-                                 value=census["physical_cores"] or 1)
+    threads = right.number_input(
+        "Threads", min_value=1, max_value=census["logical_cores"], value=census["physical_cores"] or 1
+    )
     concurrency = right.number_input("Concurrent workers", min_value=1, max_value=8, value=1)
     job: BenchJob | None = st.session_state.get("bench_job")
     busy = job is not None and not job.finished
@@ -57,9 +60,12 @@ def _stored(job: BenchJob) -> str:
     return f"Stored bench run {job.result.run_id}" + (f": decode {decode:,.1f} tok/s." if decode else ".")
 
 
-job_status("bench_job",
-           running=lambda job: f"Benchmarking {job.model}: repetition {job.done_steps} of {job.total_steps}",
-           stored=_stored, failed=lambda job: f"Benchmark failed: {job.error}. Nothing was stored.")
+job_status(
+    "bench_job",
+    running=lambda job: f"Benchmarking {job.model}: repetition {job.done_steps} of {job.total_steps}",
+    stored=_stored,
+    failed=lambda job: f"Benchmark failed: {job.error}. Nothing was stored.",
+)
 
 runs = state.bench_runs(str(db), state.database_version(db))
 if runs.is_empty():
@@ -67,7 +73,8 @@ if runs.is_empty():
     st.stop()
 
 speed, roofline, latency, sweeps, machines = st.tabs(
-    ["Throughput", "Roofline", "Latency", "Sweeps & capacity", "Machines"])
+    ["Throughput", "Roofline", "Latency", "Sweeps & capacity", "Machines"]
+)
 with speed:
     st.plotly_chart(charts.throughput_with_intervals(runs, "decode_tok_s", "Decode tok/s"), width="stretch")
     st.plotly_chart(charts.throughput_with_intervals(runs, "prefill_tok_s", "Prefill tok/s"), width="stretch")
@@ -85,7 +92,7 @@ with latency:
     else:
         st.info("This run recorded no per-token latencies (a prefill-only test or an imported run).")
 with sweeps:
-    sweep_ids = [s for s in runs["sweep_id"].unique().drop_nulls().to_list()]
+    sweep_ids = list(runs["sweep_id"].unique().drop_nulls().to_list())
     if sweep_ids:
         sweep = st.selectbox("Sweep", sweep_ids)
         grid = runs.filter(runs["sweep_id"] == sweep)
@@ -98,7 +105,22 @@ with sweeps:
     if runs["concurrency"].n_unique() > 1:
         st.plotly_chart(charts.capacity_curve(runs), width="stretch")
 with machines:
-    table = runs.select(["run_id", "machine", "source", "model", "test", "threads", "n_gpu_layers", "concurrency",
-                         "decode_tok_s", "decode_tok_s_low", "decode_tok_s_high", "prefill_tok_s", "roofline_efficiency"])
+    table = runs.select(
+        [
+            "run_id",
+            "machine",
+            "source",
+            "model",
+            "test",
+            "threads",
+            "n_gpu_layers",
+            "concurrency",
+            "decode_tok_s",
+            "decode_tok_s_low",
+            "decode_tok_s_high",
+            "prefill_tok_s",
+            "roofline_efficiency",
+        ]
+    )
     st.dataframe(table, hide_index=True)
     st.caption("Runs from other machines arrive with `slmlab bench import FILE` (slmlab JSON or llama-bench -o json).")

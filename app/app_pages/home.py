@@ -8,23 +8,27 @@ import polars as pl
 import streamlit as st
 
 from app import state, vega
+from app.pages import PAGES
 from app.widgets import resolve_replay
 from simulators.headline import headline
-from simulators.runs import load_run
-from simulators.traces.defaults import DEFAULT_TRACES
+from slmlab.replay_store import load_run
+from slmlab.traces.defaults import DEFAULT_TRACES
 
 db = state.database_path()
 st.title("slmlab")
-st.markdown("What happens to **cost, latency, quality and data residency** if you move from one frontier-model API "
-            "to a portfolio of small local models with an orchestration layer in front? Measured on this machine, "
-            "replayed on recorded traffic, priced from a catalogue; every assumption is named and editable.")
+st.markdown(
+    "What happens to **cost, latency, quality and data residency** if you move from one frontier-model API "
+    "to a portfolio of small local models with an orchestration layer in front? Measured on this machine, "
+    "replayed on recorded traffic, priced from a catalogue; every assumption is named and editable."
+)
 
 # The page's frame first, filled once the replay is read: the browser loads Vega's code meanwhile.
 traffic = st.empty()
 comparison = st.container()
 chart = st.empty()
-chart.vega_lite_chart(vega.placeholder("Every policy of the newest replay: cost against quality (loading...)"),
-                      width="stretch")
+chart.vega_lite_chart(
+    vega.placeholder("Every policy of the newest replay: cost against quality (loading...)"), width="stretch"
+)
 
 trace = DEFAULT_TRACES[0].stem
 try:
@@ -50,27 +54,52 @@ def _column(container, title: str, figures: dict[str, object], base: dict[str, o
             return None
         return fmt.format((float(figures[key]) - float(base[key])) * scale)  # type: ignore[arg-type]
 
-    container.metric("cost per 1,000 requests", f"${float(figures['cost_per_1k_usd']):,.2f}",  # type: ignore[arg-type]
-                     delta=delta("cost_per_1k_usd", fmt="{:+,.2f} USD"), delta_color="inverse")
-    container.metric("quality (share answered right)", f"{float(figures['quality']):.1%}",  # type: ignore[arg-type]
-                     delta=delta("quality", 100, "{:+.1f} points"))
-    container.metric("p95 latency", f"{float(figures['p95_ms']) / 1000:,.1f} s",  # type: ignore[arg-type]
-                     delta=delta("p95_ms", 1 / 1000, "{:+,.1f} s"), delta_color="inverse")
-    container.metric("residency violations", f"{int(figures['residency_violations']):,}",  # type: ignore[call-overload]
-                     delta=delta("residency_violations", fmt="{:+,.0f}"), delta_color="inverse")
-    container.metric("36 months at this traffic (projected)", _money(figures["total_36_months_usd"]),
-                     help=f"break-even against frontier-only: {figures['break_even_month']}")
+    container.metric(
+        "cost per 1,000 requests",
+        f"${float(figures['cost_per_1k_usd']):,.2f}",  # type: ignore[arg-type]
+        delta=delta("cost_per_1k_usd", fmt="{:+,.2f} USD"),
+        delta_color="inverse",
+    )
+    container.metric(
+        "quality (share answered right)",
+        f"{float(figures['quality']):.1%}",  # type: ignore[arg-type]
+        delta=delta("quality", 100, "{:+.1f} points"),
+    )
+    container.metric(
+        "p95 latency",
+        f"{float(figures['p95_ms']) / 1000:,.1f} s",  # type: ignore[arg-type]
+        delta=delta("p95_ms", 1 / 1000, "{:+,.1f} s"),
+        delta_color="inverse",
+    )
+    container.metric(
+        "residency violations",
+        f"{int(figures['residency_violations']):,}",  # type: ignore[call-overload]
+        delta=delta("residency_violations", fmt="{:+,.0f}"),
+        delta_color="inverse",
+    )
+    container.metric(
+        "36 months at this traffic (projected)",
+        _money(figures["total_36_months_usd"]),
+        help=f"break-even against frontier-only: {figures['break_even_month']}",
+    )
 
 
 traffic.markdown(f"**On your traffic:** trace `{top.trace}`, {top.requests:,} requests, replay run {top.run_id}.")
 
-points = pl.DataFrame([{"policy": label, "cost_usd": s["cost_usd"], "quality": s["quality"]}
-                       for label, s in run["policies"].items()],  # type: ignore[union-attr]
-                      schema={"policy": pl.String, "cost_usd": pl.Float64, "quality": pl.Float64})
-chart.vega_lite_chart(vega.policy_scatter(points, f"Every policy of replay run {top.run_id}: cost against quality"),
-                      width="stretch", height=460, key="home_chart")
-st.caption("One point per policy as configured (the Routing replay page sweeps each one's settings). The oracle knows "
-           "every answer in advance: a bound, not a policy you can deploy.")
+points = pl.DataFrame(
+    [{"policy": label, "cost_usd": s["cost_usd"], "quality": s["quality"]} for label, s in run["policies"].items()],  # type: ignore[union-attr]
+    schema={"policy": pl.String, "cost_usd": pl.Float64, "quality": pl.Float64},
+)
+chart.vega_lite_chart(
+    vega.policy_scatter(points, f"Every policy of replay run {top.run_id}: cost against quality"),
+    width="stretch",
+    height=460,
+    key="home_chart",
+)
+st.caption(
+    "One point per policy as configured (the Routing replay page sweeps each one's settings). The oracle knows "
+    "every answer in advance: a bound, not a policy you can deploy."
+)
 
 with comparison:
     left, right = st.columns(2)
@@ -80,18 +109,11 @@ with comparison:
     else:
         _column(right, "With small local models", top.chosen, top.baseline)
         (right.success if top.reached_floor else right.warning)(
-            f"Chosen by rule: {top.rule}." + ("" if top.reached_floor else
-                                              " None reached that floor here, so this is the one with the best quality."))
+            f"Chosen by rule: {top.rule}."
+            + ("" if top.reached_floor else " None reached that floor here, so this is the one with the best quality.")
+        )
     st.caption("  \n".join(["**Where these numbers come from.**", *top.sources]))
 
 st.subheader("Go deeper")
-pages = [
-    ("app_pages/workloads.py", "Workloads", "the recorded traffic: arrivals, token shapes, the (synthetic) enterprise labels"),
-    ("app_pages/benchmarks.py", "Hardware & benchmarks", "measure the small models on this machine: speed, memory, energy"),
-    ("app_pages/quality.py", "Model quality", "measure accuracy and calibrated confidence on enterprise tasks"),
-    ("app_pages/routing.py", "Routing replay", "every policy on the same requests: cost, quality, latency, residency"),
-    ("app_pages/projection.py", "Projection", "months ahead: hardware, energy, price trends, break-even, uncertainty"),
-    ("app_pages/claims.py", "Vendor claims", "test a vendor's claim against your own traffic"),
-]
-for path, title, what in pages:
-    st.page_link(path, label=f"**{title}**: {what}")
+for info in PAGES[1:]:
+    st.page_link(info.file, label=f"**{info.title}**: {info.what}")

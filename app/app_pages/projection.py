@@ -4,8 +4,8 @@ what moves the saving, how sure it is, named scenarios and reports."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 import tempfile
+from collections.abc import Callable
 from dataclasses import Field, fields
 from pathlib import Path
 
@@ -16,20 +16,27 @@ from streamlit.delta_generator import DeltaGenerator
 from app import charts, state
 from app.report import monthly_rows, parquet_bytes, write_csv, write_html
 from app.widgets import replay_choice, resolve_replay
+from app.workflows import compare_scenarios, monte_carlo, save_scenario
 from simulators.projection import CostAssumptions, Projection, basis_from_run, project
-from simulators.scenarios import compare_scenarios, save_scenario
-from simulators.uncertainty import monte_carlo, tornado
+from simulators.uncertainty import tornado
 
 db = state.database_path()
 st.title("Projection")
-st.caption("Turns one stored replay (an hour or a file of your traffic) into monthly costs per policy over a horizon: "
-           "API spend scaled to a month, and for policies that use a local model the servers that traffic needs, "
-           "their amortised price, energy and operations. Every input beyond the replay is a named assumption with "
-           "its default; the replay's API cost, local load and request count are read back from the database "
-           f"`{db}`.")
+st.caption(
+    "Turns one stored replay (an hour or a file of your traffic) into monthly costs per policy over a horizon: "
+    "API spend scaled to a month, and for policies that use a local model the servers that traffic needs, "
+    "their amortised price, energy and operations. Every input beyond the replay is a named assumption with "
+    "its default; the replay's API cost, local load and request count are read back from the database "
+    f"`{db}`."
+)
 
-TRAFFIC_AND_PRICES = ("months", "traffic_hours_per_month", "monthly_requests", "growth_per_month",
-                      "api_price_change_per_year")
+TRAFFIC_AND_PRICES = (
+    "months",
+    "traffic_hours_per_month",
+    "monthly_requests",
+    "growth_per_month",
+    "api_price_change_per_year",
+)
 # widget bounds only (the library checks what it must): below these an input has no meaning
 MINIMUM = {"months": 1, "server_lifetime_months": 1.0, "growth_per_month": -0.99, "api_price_change_per_year": -0.99}
 STEP = {"monthly_requests": 10_000.0}
@@ -49,15 +56,30 @@ def _step(f: Field) -> float:
 def _assumption_input(container: DeltaGenerator, f: Field, disabled: bool = False) -> int | float:
     """One number input generated from a CostAssumptions field: its default, help text and range."""
     low, high, default = f.metadata.get("low"), f.metadata.get("high"), float(f.default)  # type: ignore[arg-type]
-    help_text = (f"{f.metadata['help']}. Default {default:g}"
-                 + (f"; the sensitivity and Monte Carlo analyses vary it from {low:g} to {high:g}" if low is not None
-                    else "") + f". CLI: `slmlab project --set {f.name}=...`")
+    help_text = (
+        f"{f.metadata['help']}. Default {default:g}"
+        + (f"; the sensitivity and Monte Carlo analyses vary it from {low:g} to {high:g}" if low is not None else "")
+        + f". CLI: `slmlab project --set {f.name}=...`"
+    )
     label, key, minimum = f.name.replace("_", " "), f"assume_{f.name}", MINIMUM.get(f.name, 0)
     if f.type in (int, "int"):
-        return int(container.number_input(label, min_value=int(minimum), value=int(default), step=1, help=help_text,
-                                          key=key, disabled=disabled))
-    return float(container.number_input(label, min_value=float(minimum), value=default, step=_step(f), format="%g",
-                                         help=help_text, key=key, disabled=disabled))
+        return int(
+            container.number_input(
+                label, min_value=int(minimum), value=int(default), step=1, help=help_text, key=key, disabled=disabled
+            )
+        )
+    return float(
+        container.number_input(
+            label,
+            min_value=float(minimum),
+            value=default,
+            step=_step(f),
+            format="%g",
+            help=help_text,
+            key=key,
+            disabled=disabled,
+        )
+    )
 
 
 def _assumption_inputs() -> tuple[dict[str, object], dict[str, object] | None, int, int]:
@@ -68,23 +90,31 @@ def _assumption_inputs() -> tuple[dict[str, object], dict[str, object] | None, i
     with st.expander("Assumptions (each has a default; hover for what it means and its range)", expanded=True):
         st.markdown("**Traffic & prices**")
         columns = st.columns(len(TRAFFIC_AND_PRICES))
-        fit = st.toggle("Fit the API price trend from history", key="fit_price_trend",
-                        help="fit the API price change per year from the shipped price history (simonw/llm-prices) "
-                             "instead of assuming it; when it cannot be fitted the assumption is kept")
+        fit = st.toggle(
+            "Fit the API price trend from history",
+            key="fit_price_trend",
+            help="fit the API price change per year from the shipped price history (simonw/llm-prices) "
+            "instead of assuming it; when it cannot be fitted the assumption is kept",
+        )
         if fit:
             trend = state.price_trend()
             if trend.get("method") == "fitted":
                 change = float(trend["api_price_change_per_year"])  # type: ignore[arg-type]
-                st.caption(f"Fitted: API prices {change:+.1%} a year, the median "
-                           f"over {trend.get('models_used')} models of the shipped price history; it replaces "
-                           "the assumption.")
+                st.caption(
+                    f"Fitted: API prices {change:+.1%} a year, the median "
+                    f"over {trend.get('models_used')} models of the shipped price history; it replaces "
+                    "the assumption."
+                )
             else:
-                st.warning(f"The price trend cannot be fitted: {trend.get('reason')}. The assumed "
-                           "api_price_change_per_year is kept.")
+                st.warning(
+                    f"The price trend cannot be fitted: {trend.get('reason')}. The assumed "
+                    "api_price_change_per_year is kept."
+                )
         fitted = bool(trend and trend.get("method") == "fitted")
         for column, name in zip(columns, TRAFFIC_AND_PRICES):
-            values[name] = _assumption_input(column, by_name[name],
-                                             disabled=fitted and name == "api_price_change_per_year")
+            values[name] = _assumption_input(
+                column, by_name[name], disabled=fitted and name == "api_price_change_per_year"
+            )
         if fitted:
             values["api_price_change_per_year"] = float(trend["api_price_change_per_year"])  # type: ignore[index, arg-type]
         st.markdown("**Hardware & energy** (only policies that use a local model own servers)")
@@ -94,11 +124,27 @@ def _assumption_inputs() -> tuple[dict[str, object], dict[str, object] | None, i
             values[f.name] = _assumption_input(columns[i % 4], f)
         st.markdown("**Uncertainty**")
         left, right, _ = st.columns([1, 1, 2])
-        draws = int(left.number_input("Monte Carlo draws (0 = off)", min_value=0, value=0, step=100, key="draws",
-                                      help="every ranged assumption drawn uniformly from its range, with a block "
-                                           "bootstrap of the replayed trace; 500 draws take a second or less"))
-        seed = int(right.number_input("Seed", min_value=0, value=0, step=1, key="uncertainty_seed",
-                                      help="seed of the Monte Carlo and bootstrap draws"))
+        draws = int(
+            left.number_input(
+                "Monte Carlo draws (0 = off)",
+                min_value=0,
+                value=0,
+                step=100,
+                key="draws",
+                help="every ranged assumption drawn uniformly from its range, with a block "
+                "bootstrap of the replayed trace; 500 draws take a second or less",
+            )
+        )
+        seed = int(
+            right.number_input(
+                "Seed",
+                min_value=0,
+                value=0,
+                step=1,
+                key="uncertainty_seed",
+                help="seed of the Monte Carlo and bootstrap draws",
+            )
+        )
     return values, trend, draws, seed
 
 
@@ -118,14 +164,23 @@ def _policy_table(projection: Projection, run: dict, uncertainty: dict | None) -
     for p in projection.policies:
         stored = run["policies"][p.policy]
         band = (uncertainty or {}).get("policies", {}).get(p.policy) or {}
-        row = {"policy": p.policy + (" (reference: knows every answer)" if p.policy == REFERENCE else ""),
-               "total_usd": float(p.cumulative[-1]), "month_1_usd": float(p.monthly[0]),
-               "last_month_usd": float(p.monthly[-1]), "break_even": _break_even(p.policy, p.break_even_month),
-               "servers": _servers(p.servers[0], p.servers[-1]), "short_of_capacity_from": p.short_of_capacity_from,
-               "quality": stored.get("quality"), "residency_violations": stored.get("residency_violations")}
+        row = {
+            "policy": p.policy + (" (reference: knows every answer)" if p.policy == REFERENCE else ""),
+            "total_usd": float(p.cumulative[-1]),
+            "month_1_usd": float(p.monthly[0]),
+            "last_month_usd": float(p.monthly[-1]),
+            "break_even": _break_even(p.policy, p.break_even_month),
+            "servers": _servers(p.servers[0], p.servers[-1]),
+            "short_of_capacity_from": p.short_of_capacity_from,
+            "quality": stored.get("quality"),
+            "residency_violations": stored.get("residency_violations"),
+        }
         if uncertainty:
-            row |= {"total_p5": band.get("total_p5"), "total_p95": band.get("total_p95"),
-                    "break_even_share": band.get("break_even_share")}
+            row |= {
+                "total_p5": band.get("total_p5"),
+                "total_p95": band.get("total_p95"),
+                "break_even_share": band.get("break_even_share"),
+            }
         rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None)
 
@@ -140,61 +195,92 @@ def _sources(projection: Projection, run: dict, trend: dict | None, uncertainty:
     basis, assumed = projection.basis, projection.assumptions
     inputs = run["inputs"]
     span = f" over {basis.span_s / 60:,.0f} minutes of recorded arrivals" if basis.span_s else " (no arrival times)"
-    scale = (f"{assumed.monthly_requests:,.0f} requests a month / {basis.requests:,} replayed" if assumed.monthly_requests
-             else f"the trace's request rate x {assumed.traffic_hours_per_month:g} traffic hours a month")
-    sources = {k: "set by you" if str(v).endswith("(set by the user)") else "default"
-               for k, v in a["assumption_sources"].items()}  # type: ignore[union-attr]
+    scale = (
+        f"{assumed.monthly_requests:,.0f} requests a month / {basis.requests:,} replayed"
+        if assumed.monthly_requests
+        else f"the trace's request rate x {assumed.traffic_hours_per_month:g} traffic hours a month"
+    )
+    sources = {
+        k: "set by you" if str(v).endswith("(set by the user)") else "default"
+        for k, v in a["assumption_sources"].items()
+    }  # type: ignore[union-attr]
     if trend and trend.get("method") == "fitted":
-        sources["api_price_change_per_year"] = f"fitted from the shipped price history, {trend.get('models_used')} models"
-    price = (f"fitted, {float(trend['api_price_change_per_year']):+.1%} a year" if trend and trend.get("method") == "fitted"
-             else f"assumed, {assumed.api_price_change_per_year:+.1%} a year"
-             + (f" (not fitted: {trend.get('reason')})" if trend else ""))
+        sources["api_price_change_per_year"] = (
+            f"fitted from the shipped price history, {trend.get('models_used')} models"
+        )
+    price = (
+        f"fitted, {float(trend['api_price_change_per_year']):+.1%} a year"
+        if trend and trend.get("method") == "fitted"
+        else f"assumed, {assumed.api_price_change_per_year:+.1%} a year"
+        + (f" (not fitted: {trend.get('reason')})" if trend else "")
+    )
     lines = [
         f"**Replay**: run {basis.run_id} of '{basis.trace}' (content hash {str(run.get('trace_hash'))[:12]}), seed "
-        f"{run['seed']}, prices from catalogue version {run.get('catalogue_version')}, {basis.requests:,} requests{span}, "
+        f"{run['seed']}, prices from catalogue version {run.get('catalogue_version')}, {basis.requests:,} "
+        f"requests{span}, "
         f"{basis.servers_per_local_model} server(s) per local model. API cost, local load, quality, p95 and residency "
         "violations per policy are the run's stored figures.",
         f"**Scale**: x{a['monthly_scale']:,.1f} a month = {scale}. **API price trend**: {price}.",
         "**Quality** (per model, requests by source): "
-        + "; ".join(f"{m} {_counts(c)}" for m, c in inputs.get("quality_source", {}).items()) + ".",
-        "**Assumptions**: " + ", ".join(f"{k} = {v:g} ({sources[k]})"
-                                        for k, v in a["assumptions"].items()) + ".",
+        + "; ".join(f"{m} {_counts(c)}" for m, c in inputs.get("quality_source", {}).items())
+        + ".",
+        "**Assumptions**: " + ", ".join(f"{k} = {v:g} ({sources[k]})" for k, v in a["assumptions"].items()) + ".",
     ]
     if uncertainty:
-        lines.append(f"**Uncertainty**: {uncertainty['draws']} Monte Carlo draws (seed {uncertainty['seed']}), every "
-                     "ranged assumption drawn uniformly over its whole range (hover an input for it), not around "
-                     "the value set above, so the line can lie off-centre or outside the band; replay resampled: "
-                     f"{uncertainty['bootstrap']}.")
+        lines.append(
+            f"**Uncertainty**: {uncertainty['draws']} Monte Carlo draws (seed {uncertainty['seed']}), every "
+            "ranged assumption drawn uniformly over its whole range (hover an input for it), not around "
+            "the value set above, so the line can lie off-centre or outside the band; replay resampled: "
+            f"{uncertainty['bootstrap']}."
+        )
     return "  \n".join(lines)
 
 
-def _download_html(projection: Projection, run: dict, uncertainty: dict | None,
-                   sensitivity: dict | None) -> Callable[[], bytes]:
+def _download_html(
+    projection: Projection, run: dict, uncertainty: dict | None, sensitivity: dict | None
+) -> Callable[[], bytes]:
     """A callable that writes the HTML report when the button is pressed (it inlines plotly.js: a few MB)."""
+
     def build() -> bytes:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "projection.html"
             return write_html(projection, run, path, uncertainty=uncertainty, sensitivity=sensitivity).read_bytes()
+
     return build
 
 
 def _download_csv(projection: Projection) -> Callable[[], bytes]:
     """A callable that writes the monthly cost table as CSV when the button is pressed."""
+
     def build() -> bytes:
         with tempfile.TemporaryDirectory() as folder:
             return write_csv(projection, Path(folder) / "projection.csv").read_bytes()
+
     return build
 
 
 def _compare_table(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame([{**r, "break_even_month": _break_even(str(r["policy"]), None if r["break_even_month"] in
-                                                               (None, "never") else int(r["break_even_month"]))}
-                         for r in rows], infer_schema_length=None)
+    return pl.DataFrame(
+        [
+            {
+                **r,
+                "break_even_month": _break_even(
+                    str(r["policy"]), None if r["break_even_month"] in (None, "never") else int(r["break_even_month"])
+                ),
+            }
+            for r in rows
+        ],
+        infer_schema_length=None,
+    )
 
 
 try:
-    run_id = resolve_replay(db, *replay_choice(
-        db, "projection", "the replay whose API cost, local load and request count the projection scales"))
+    run_id = resolve_replay(
+        db,
+        *replay_choice(
+            db, "projection", "the replay whose API cost, local load and request count the projection scales"
+        ),
+    )
     version = state.database_version(db)
     run = state.replay_run(str(db), version, run_id)
 except ValueError as error:
@@ -213,31 +299,43 @@ except ValueError as error:
 months = assumptions.months
 st.subheader(f"Every policy over {months} months")
 st.dataframe(
-    _policy_table(projection, run, uncertainty), hide_index=True, width="stretch",
+    _policy_table(projection, run, uncertainty),
+    hide_index=True,
+    width="stretch",
     column_config={
         "total_usd": st.column_config.NumberColumn(f"total over {months} months (USD)", format="dollar"),
         "month_1_usd": st.column_config.NumberColumn("month 1 (USD)", format="dollar"),
         "last_month_usd": st.column_config.NumberColumn(f"month {months} (USD)", format="dollar"),
         "break_even": st.column_config.TextColumn(
-            "break-even", help="first month from which its cumulative cost stays at or below frontier-only's"),
-        "servers": st.column_config.TextColumn("servers (first-last month)",
-                                               help="local servers owned; '-' for policies that use no local model"),
+            "break-even", help="first month from which its cumulative cost stays at or below frontier-only's"
+        ),
+        "servers": st.column_config.TextColumn(
+            "servers (first-last month)", help="local servers owned; '-' for policies that use no local model"
+        ),
         "short_of_capacity_from": st.column_config.NumberColumn(
-            "short of capacity from month", help="a fixed fleet whose utilisation passes 1 from this month"),
-        "quality": st.column_config.NumberColumn("quality (replay)", format="percent",
-                                                 help="share of requests answered right, as stored with the replay"),
+            "short of capacity from month", help="a fixed fleet whose utilisation passes 1 from this month"
+        ),
+        "quality": st.column_config.NumberColumn(
+            "quality (replay)", format="percent", help="share of requests answered right, as stored with the replay"
+        ),
         "residency_violations": st.column_config.NumberColumn("residency violations (replay)", format="localized"),
         "total_p5": st.column_config.NumberColumn("total p5 (USD)", format="dollar"),
         "total_p95": st.column_config.NumberColumn("total p95 (USD)", format="dollar"),
         "break_even_share": st.column_config.NumberColumn("breaks even in (share of draws)", format="percent"),
-    })
+    },
+)
 st.caption(_sources(projection, run, trend, uncertainty))
 
 st.plotly_chart(charts.cumulative_cost(projection, uncertainty), width="stretch")
-st.caption(f"Cumulative cost from this projection of run {run_id}"
-           + (f"; shaded: p5-p95 of {uncertainty['draws']} Monte Carlo draws." if uncertainty else
-              "; set Monte Carlo draws above for a p5-p95 band.")
-           + " Latency is the replay's: replay with more servers (Routing replay page) to see the queue a fleet gives.")
+st.caption(
+    f"Cumulative cost from this projection of run {run_id}"
+    + (
+        f"; shaded: p5-p95 of {uncertainty['draws']} Monte Carlo draws."
+        if uncertainty
+        else "; set Monte Carlo draws above for a p5-p95 band."
+    )
+    + " Latency is the replay's: replay with more servers (Routing replay page) to see the queue a fleet gives."
+)
 
 names = [p.policy for p in projection.policies]
 others = [n for n in names if n != BASELINE]
@@ -247,32 +345,45 @@ components_tab, tornado_tab = st.tabs(["Cost components", "What moves the saving
 with components_tab:
     chosen = st.selectbox("Policy", names, index=names.index(focus), key="components_policy")
     st.plotly_chart(charts.monthly_cost_components(projection, chosen), width="stretch")
-    st.caption("API: the replay's API cost x monthly scale x growth x price trend. Hardware: servers x capex / "
-               "lifetime. Energy: servers x (idle W + (busy W - idle W) x utilisation) x hours x tariff. Operations: "
-               "servers x operations per server and month. Every factor but the replay's cost and load is an "
-               "assumption above.")
+    st.caption(
+        "API: the replay's API cost x monthly scale x growth x price trend. Hardware: servers x capex / "
+        "lifetime. Energy: servers x (idle W + (busy W - idle W) x utilisation) x hours x tariff. Operations: "
+        "servers x operations per server and month. Every factor but the replay's cost and load is an "
+        "assumption above."
+    )
 sensitivity = None
 with tornado_tab:
     if not others:
         st.info(f"Run {run_id} has only the frontier-only baseline: nothing to compare.")
     else:
-        policy = st.selectbox("Policy", others, index=others.index(focus), key="tornado_policy",
-                              help="default: the cheapest deployable policy over the horizon")
+        policy = st.selectbox(
+            "Policy",
+            others,
+            index=others.index(focus),
+            key="tornado_policy",
+            help="default: the cheapest deployable policy over the horizon",
+        )
         try:
             sensitivity = {"policy": policy, "bars": tornado(projection, policy)}
         except ValueError as error:
             st.error(str(error))
         if sensitivity:
             st.plotly_chart(charts.tornado(sensitivity["bars"], policy), width="stretch")  # type: ignore[arg-type]
-            st.caption(f"Saving of {policy} against frontier-only over {months} months with each ranged assumption "
-                       "at the low and the high end of its range (hover an input for it), every other at its value "
-                       "above. An assumption whose value sits at one end of its range has no bar on that side.")
+            st.caption(
+                f"Saving of {policy} against frontier-only over {months} months with each ranged assumption "
+                "at the low and the high end of its range (hover an input for it), every other at its value "
+                "above. An assumption whose value sits at one end of its range has no bar on that side."
+            )
 
 st.subheader("Scenarios")
 left, right = st.columns(2)
 with left:
-    name = st.text_input("Scenario name", key="scenario_name", placeholder="e.g. growth 5%, own servers",
-                         help="saving under an existing name replaces it")
+    name = st.text_input(
+        "Scenario name",
+        key="scenario_name",
+        placeholder="e.g. growth 5%, own servers",
+        help="saving under an existing name replaces it",
+    )
     if st.button("Save scenario", help="stores this projection (run, assumptions, result) in the database"):
         try:
             save_scenario(name, projection, db=db)
@@ -284,8 +395,9 @@ with right:
     if not saved:
         st.info("No scenarios saved yet. Name this projection and press **Save scenario**.")
     else:
-        chosen_names = st.multiselect("Compare saved scenarios", [str(s["name"]) for s in saved], key="compare",
-                                      help="newest first")
+        chosen_names = st.multiselect(
+            "Compare saved scenarios", [str(s["name"]) for s in saved], key="compare", help="newest first"
+        )
         if chosen_names:
             try:
                 rows = compare_scenarios(chosen_names, db)
@@ -293,19 +405,46 @@ with right:
                 st.error(str(error))
                 rows = []
             if rows:
-                st.dataframe(_compare_table(rows), hide_index=True, width="stretch",
-                             column_config={"total_usd": st.column_config.NumberColumn("total (USD)", format="dollar")})
-                st.caption("Read back from the saved scenarios: " + "; ".join(
-                    f"'{s['name']}' scales run {s['run_id']} over {s['months']} months, saved "
-                    f"{s['saved_at']:%Y-%m-%d %H:%M} UTC" for s in saved if s["name"] in chosen_names) + ".")
+                st.dataframe(
+                    _compare_table(rows),
+                    hide_index=True,
+                    width="stretch",
+                    column_config={"total_usd": st.column_config.NumberColumn("total (USD)", format="dollar")},
+                )
+                st.caption(
+                    "Read back from the saved scenarios: "
+                    + "; ".join(
+                        f"'{s['name']}' scales run {s['run_id']} over {s['months']} months, saved "
+                        f"{s['saved_at']:%Y-%m-%d %H:%M} UTC"
+                        for s in saved
+                        if s["name"] in chosen_names
+                    )
+                    + "."
+                )
 
 st.subheader("Export")
 left, right, third = st.columns(3)
-left.download_button("Download HTML report", _download_html(projection, run, uncertainty, sensitivity),
-                     file_name=f"projection-run{run_id}.html", mime="text/html", on_click="ignore",
-                     help="one self-contained file: charts, tables, sources and assumptions")
-right.download_button("Download monthly costs (CSV)", _download_csv(projection), file_name=f"projection-run{run_id}.csv",
-                      mime="text/csv", on_click="ignore", help="one row per policy and month, by cost component")
-third.download_button("Download monthly costs (Parquet)", lambda: parquet_bytes(monthly_rows(projection)),
-                      file_name=f"projection-run{run_id}.parquet", mime="application/octet-stream", on_click="ignore",
-                      help="the same table as Parquet, typed, for a notebook or a warehouse")
+left.download_button(
+    "Download HTML report",
+    _download_html(projection, run, uncertainty, sensitivity),
+    file_name=f"projection-run{run_id}.html",
+    mime="text/html",
+    on_click="ignore",
+    help="one self-contained file: charts, tables, sources and assumptions",
+)
+right.download_button(
+    "Download monthly costs (CSV)",
+    _download_csv(projection),
+    file_name=f"projection-run{run_id}.csv",
+    mime="text/csv",
+    on_click="ignore",
+    help="one row per policy and month, by cost component",
+)
+third.download_button(
+    "Download monthly costs (Parquet)",
+    lambda: parquet_bytes(monthly_rows(projection)),
+    file_name=f"projection-run{run_id}.parquet",
+    mime="application/octet-stream",
+    on_click="ignore",
+    help="the same table as Parquet, typed, for a notebook or a warehouse",
+)

@@ -9,24 +9,44 @@ import polars as pl
 import streamlit as st
 
 from app import charts, state
+from app.jobs import ReplayJob
 from app.report import parquet_bytes
 from app.widgets import job_status
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
-from simulators.jobs import ReplayJob
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators.replay import resimulate
-from simulators.runs import load_requests, replay_config_of
-from simulators.traces.defaults import DEFAULT_TRACES
-from simulators.traces.labelling import DATA_CLASSES
+from simulators.runs import replay_config_of
+from slmlab.replay_store import load_requests
+from slmlab.traces.defaults import DEFAULT_TRACES
+from slmlab.traces.labelling import DATA_CLASSES
 
 db = state.database_path()
 st.title("Routing replay")
-st.caption("Replays a stored trace through routing policies beside the frontier-only baseline. Every run is stored "
-           "with its configuration, seed, trace hash and catalogue version; everything below is read back from the "
-           f"database `{db}`, so a run can be reproduced from what is shown.")
+st.caption(
+    "Replays a stored trace through routing policies beside the frontier-only baseline. Every run is stored "
+    "with its configuration, seed, trace hash and catalogue version; everything below is read back from the "
+    f"database `{db}`, so a run can be reproduced from what is shown."
+)
 
-REQUEST_COLUMNS = ["seq", "request_id", "copy", "decision", "model", "attempts", "reason", "cost_usd", "queue_wait_ms", "ttft_ms",
-                   "latency_ms", "correct", "quality_source", "residency_violation", "slo_violation", "data_class", "task"]
+REQUEST_COLUMNS = [
+    "seq",
+    "request_id",
+    "copy",
+    "decision",
+    "model",
+    "attempts",
+    "reason",
+    "cost_usd",
+    "queue_wait_ms",
+    "ttft_ms",
+    "latency_ms",
+    "correct",
+    "quality_source",
+    "residency_violation",
+    "slo_violation",
+    "data_class",
+    "task",
+]
 DRILL_DOWN_ROWS = 500
 JOB = "replay_job"  # the running or last replay started here, in the session
 
@@ -43,18 +63,27 @@ def _counts(counts: dict[str, int] | None) -> str:
 
 def _default(field: object) -> object:
     """A policy parameter's default as shown (a wrapped policy by its label)."""
-    value = field.default if field.default is not MISSING else (  # type: ignore[attr-defined]
-        field.default_factory() if field.default_factory is not MISSING else None)  # type: ignore[attr-defined]
+    value = (
+        field.default
+        if field.default is not MISSING
+        # type: ignore[attr-defined]
+        else (field.default_factory() if field.default_factory is not MISSING else None)
+    )  # type: ignore[attr-defined]
     return getattr(value, "label", value)
 
 
 def _policy_guide() -> None:
     """What each registered policy does, its parameters and what a sweep varies (all from the registry)."""
     for name, cls in POLICIES.items():
-        params = [f"`{name}.{f.name}` = `{_default(f)!r}`: {f.metadata.get('help', '')}"
-                  for f in fields(cls) if f.name != "inner"]
+        params = [
+            f"`{name}.{f.name}` = `{_default(f)!r}`: {f.metadata.get('help', '')}"
+            for f in fields(cls)
+            if f.name != "inner"
+        ]
         grid = sweep_of(cls())
-        sweep = f" Sweep varies `{grid[0]}` over {len(grid[1])} values ({grid[1][0]:g} to {grid[1][-1]:g})." if grid else ""
+        sweep = (
+            f" Sweep varies `{grid[0]}` over {len(grid[1])} values ({grid[1][0]:g} to {grid[1][-1]:g})." if grid else ""
+        )
         st.markdown(f"**{name}**: {cls.summary}.{sweep}" + "".join(f"\n- {p}" for p in params))
 
 
@@ -65,25 +94,42 @@ def _run_form(trace_names: list[str]) -> None:
     with st.form("replay"):
         left, middle, right = st.columns(3)
         default_trace = DEFAULT_TRACES[0].stem
-        trace = left.selectbox("Trace", trace_names, help=_help("trace"),
-                               index=trace_names.index(default_trace) if default_trace in trace_names else 0)
-        chosen = left.multiselect("Policies", list(POLICIES), default=list(POLICIES),
-                                  help="frontier-only, the baseline, is always included")
-        compositions = left.text_input("Compositions (optional)", placeholder="residency-aware+cascade, slo-overflow+learned",
-                                       help="comma-separated; wrappers stand in front of the policy they wrap")
+        trace = left.selectbox(
+            "Trace",
+            trace_names,
+            help=_help("trace"),
+            index=trace_names.index(default_trace) if default_trace in trace_names else 0,
+        )
+        chosen = left.multiselect(
+            "Policies", list(POLICIES), default=list(POLICIES), help="frontier-only, the baseline, is always included"
+        )
+        compositions = left.text_input(
+            "Compositions (optional)",
+            placeholder="residency-aware+cascade, slo-overflow+learned",
+            help="comma-separated; wrappers stand in front of the policy they wrap",
+        )
         speed = middle.number_input("Speed", min_value=0.01, value=1.0, step=0.5, help=_help("speed"))
         volume = middle.number_input("Volume", min_value=0.01, value=1.0, step=0.5, help=_help("volume"))
         servers = middle.number_input("Servers per local model", min_value=1, value=1, step=1, help=_help("servers"))
         seed = right.number_input("Seed", min_value=0, value=0, step=1, help=_help("seed"))
-        sweep = right.checkbox("Sweep", value=False,
-                               help="also vary each sweepable policy over its grid: Pareto front, APGR, CPT(50%/80%), "
-                                    "AIQ (slower)")
-        params = right.text_area("Policy parameters (optional)", placeholder="cascade.threshold=0.7",
-                                 help="one policy.key=value per line; 'What each policy does' lists them")
+        sweep = right.checkbox(
+            "Sweep",
+            value=False,
+            help="also vary each sweepable policy over its grid: Pareto front, APGR, CPT(50%/80%), AIQ (slower)",
+        )
+        params = right.text_area(
+            "Policy parameters (optional)",
+            placeholder="cascade.threshold=0.7",
+            help="one policy.key=value per line; 'What each policy does' lists them",
+        )
         job: ReplayJob | None = st.session_state.get(JOB)
         busy = job is not None and not job.finished
-        submitted = st.form_submit_button("Run replay", type="primary", disabled=busy,
-                                          help="one replay at a time: wait for this one or cancel it" if busy else None)
+        submitted = st.form_submit_button(
+            "Run replay",
+            type="primary",
+            disabled=busy,
+            help="one replay at a time: wait for this one or cancel it" if busy else None,
+        )
     if not submitted:
         return
     if busy:  # a second press that got through (Enter in a field): one replay at a time
@@ -91,8 +137,14 @@ def _run_form(trace_names: list[str]) -> None:
         return
     spec = ",".join([*chosen, *(c.strip() for c in compositions.split(",") if c.strip())])
     try:
-        config = ReplayConfig(trace=trace, assumptions=str(DEFAULT_ASSUMPTIONS), servers=int(servers),
-                              speed=float(speed), volume=float(volume), seed=int(seed))
+        config = ReplayConfig(
+            trace=trace,
+            assumptions=str(DEFAULT_ASSUMPTIONS),
+            servers=int(servers),
+            speed=float(speed),
+            volume=float(volume),
+            seed=int(seed),
+        )
         policies = parse_policies(spec, parse_params([line.strip() for line in params.splitlines() if line.strip()]))
     except ValueError as error:
         st.error(f"Replay not started: {error}")
@@ -105,8 +157,11 @@ def _stored(job: ReplayJob) -> str:
     """The success line of a finished replay job."""
     run = job.result
     assert run is not None
-    return (f"Stored replay run {run.run_id}: {len(run.result.outcomes)} policies on '{job.trace}' in {run.seconds:.1f} s"
-            + ("" if run.requests_stored else " (summary only: the trace is too large for per-request rows)") + ".")
+    return (
+        f"Stored replay run {run.run_id}: {len(run.result.outcomes)} policies on '{job.trace}' in {run.seconds:.1f} s"
+        + ("" if run.requests_stored else " (summary only: the trace is too large for per-request rows)")
+        + "."
+    )
 
 
 def _grouped(models: list[dict], key: str) -> str:
@@ -133,18 +188,28 @@ def _sources_caption(run: dict) -> str:
         f"seed {run['seed']}, speed x{inputs.get('speed')}, volume x{inputs.get('volume')}, "
         f"{inputs.get('servers_per_local_model')} server(s) per local model.",
         f"**Cost** = token counts ({tokens}) x per-token prices: {_grouped(api, 'input_usd_per_mtok')}"
-        + (f"; {_grouped(local, 'input_usd_per_mtok')}" if local else "") + ".",
+        + (f"; {_grouped(local, 'input_usd_per_mtok')}" if local else "")
+        + ".",
         "**Quality**: each request counts its final model's source (recorded outcome, measured here, or assumption "
         f"from `{inputs.get('assumptions_file')}`); per model: "
-        + "; ".join(f"{m} {_counts(c)}" for m, c in inputs.get("quality_source", {}).items()) + ".",
+        + "; ".join(f"{m} {_counts(c)}" for m, c in inputs.get("quality_source", {}).items())
+        + ".",
         f"**Latency**: API time to first token: {_grouped(api, 'ttft_ms')}; API output speed: "
         f"{_grouped(api, 'output_tok_s')}"
-        + (f"; local models' speed: {_grouped(local, 'output_tok_s')}, queued FIFO over arrivals "
-           f"({inputs.get('arrivals')})" if local else "") + ".",
+        + (
+            f"; local models' speed: {_grouped(local, 'output_tok_s')}, queued FIFO over arrivals "
+            f"({inputs.get('arrivals')})"
+            if local
+            else ""
+        )
+        + ".",
     ]
     if any(inputs.get("confidence_source", {}).values()):
-        lines.append("**Cascade confidence**: " + "; ".join(
-            f"{m} {_counts(c)}" for m, c in inputs["confidence_source"].items()) + ".")
+        lines.append(
+            "**Cascade confidence**: "
+            + "; ".join(f"{m} {_counts(c)}" for m, c in inputs["confidence_source"].items())
+            + "."
+        )
     return "  \n".join(lines)
 
 
@@ -158,22 +223,37 @@ def _headline(summaries: dict[str, dict]) -> pl.DataFrame:
     rows = []
     for label, s in summaries.items():
         base = s.get("vs_baseline") or {}
-        rows.append({
-            "policy": label, "cost_usd": s.get("cost_usd"), "cost_ratio": base.get("cost_ratio"),
-            "quality": s.get("quality"), "quality_delta": base.get("quality_delta"),
-            "p95_latency_ms": _rounded((s.get("latency_ms") or {}).get("p95")), "in_house_share": s.get("in_house_share"),
-            "escalation_rate": s.get("escalation_rate"), "residency_violations": s.get("residency_violations"),
-            "rejected": s.get("rejected"), "quality_source": _counts(s.get("quality_source")),
-            "local_load": ", ".join(f"{m} {v:.2f}" for m, v in (s.get("local_load") or {}).items()) or "-",
-        })
+        rows.append(
+            {
+                "policy": label,
+                "cost_usd": s.get("cost_usd"),
+                "cost_ratio": base.get("cost_ratio"),
+                "quality": s.get("quality"),
+                "quality_delta": base.get("quality_delta"),
+                "p95_latency_ms": _rounded((s.get("latency_ms") or {}).get("p95")),
+                "in_house_share": s.get("in_house_share"),
+                "escalation_rate": s.get("escalation_rate"),
+                "residency_violations": s.get("residency_violations"),
+                "rejected": s.get("rejected"),
+                "quality_source": _counts(s.get("quality_source")),
+                "local_load": ", ".join(f"{m} {v:.2f}" for m, v in (s.get("local_load") or {}).items()) or "-",
+            }
+        )
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def _sweeps(summaries: dict[str, dict]) -> pl.DataFrame:
     """The stored sweep figures of every swept policy."""
-    rows = [{"policy": label, "parameter": s["sweep"].get("parameter"), "points": s["sweep"].get("points"),
-             **{k: s["sweep"].get(k) for k in ("aiq", "apgr", "cpt50", "cpt80")}}
-            for label, s in summaries.items() if s.get("sweep")]
+    rows = [
+        {
+            "policy": label,
+            "parameter": s["sweep"].get("parameter"),
+            "points": s["sweep"].get("points"),
+            **{k: s["sweep"].get(k) for k in ("aiq", "apgr", "cpt50", "cpt80")},
+        }
+        for label, s in summaries.items()
+        if s.get("sweep")
+    ]
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
@@ -181,10 +261,16 @@ def _residency(summaries: dict[str, dict]) -> pl.DataFrame:
     """Residency violations by data class per policy, with the routing reasons the policy recorded."""
     seen = {c for s in summaries.values() for c in (s.get("residency_violations_by_class") or {})}
     classes = [c for c in DATA_CLASSES if c in seen] + sorted(seen - set(DATA_CLASSES))
-    rows = [{"policy": label, "violations": s.get("residency_violations"),
-             **{c: (s.get("residency_violations_by_class") or {}).get(c, 0) for c in classes},
-             "rejected": s.get("rejected"), "reasons": _counts(s.get("reasons"))}
-            for label, s in summaries.items()]
+    rows = [
+        {
+            "policy": label,
+            "violations": s.get("residency_violations"),
+            **{c: (s.get("residency_violations_by_class") or {}).get(c, 0) for c in classes},
+            "rejected": s.get("rejected"),
+            "reasons": _counts(s.get("reasons")),
+        }
+        for label, s in summaries.items()
+    ]
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
@@ -195,12 +281,23 @@ def _what_if(run: dict, summaries: dict[str, dict]) -> None:
     if not sweepable:
         return
     left, right = st.columns([1, 2])
-    label = left.selectbox("What-if policy", sweepable, key="what_if_policy", index=sweepable.index("cascade")
-                           if "cascade" in sweepable else 0)
+    label = left.selectbox(
+        "What-if policy",
+        sweepable,
+        key="what_if_policy",
+        index=sweepable.index("cascade") if "cascade" in sweepable else 0,
+    )
     key, grid = POLICIES[label].sweep  # type: ignore[misc]
     current = float(summaries[label]["parameters"].get(key, grid[0]))  # type: ignore[union-attr]
-    value = right.slider(f"{label}: {key}", float(min(grid)), float(max(grid)), current, step=float(grid[1] - grid[0]),
-                         key="what_if_value", help="re-runs this one policy on the run's requests in memory")
+    value = right.slider(
+        f"{label}: {key}",
+        float(min(grid)),
+        float(max(grid)),
+        current,
+        step=float(grid[1] - grid[0]),
+        key="what_if_value",
+        help="re-runs this one policy on the run's requests in memory",
+    )
     try:
         inputs = state.replay_inputs(str(db), state.database_version(db), replay_config_of(run))
         started = time.perf_counter()
@@ -211,15 +308,21 @@ def _what_if(run: dict, summaries: dict[str, dict]) -> None:
         return
     base = summaries["frontier-only"]
     cols = st.columns(5)
-    cols[0].metric("cost (USD)", f"${result['cost_usd']:,.2f}", f"{result['cost_usd'] / base['cost_usd'] - 1:+.0%} vs frontier-only",
-                   delta_color="inverse")
+    cols[0].metric(
+        "cost (USD)",
+        f"${result['cost_usd']:,.2f}",
+        f"{result['cost_usd'] / base['cost_usd'] - 1:+.0%} vs frontier-only",
+        delta_color="inverse",
+    )
     cols[1].metric("quality", f"{result['quality']:.1%}", f"{(result['quality'] - base['quality']) * 100:+.1f} points")
     cols[2].metric("p95 latency", f"{result['latency_ms']['p95'] / 1000:,.1f} s")
     cols[3].metric("served in-house", f"{result['in_house_share']:.0%}")
     cols[4].metric("residency violations", f"{result['residency_violations']:,}")
-    st.caption(f"{label} with {key} = {value:g}, re-simulated over {inputs.n:,} requests in {took * 1000:.0f} ms from the "
-               f"inputs of run {run['run_id']} (same seed, prices and quality sources). Not stored: run a replay above "
-               "(or tick Sweep) to keep it.")
+    st.caption(
+        f"{label} with {key} = {value:g}, re-simulated over {inputs.n:,} requests in {took * 1000:.0f} ms from the "
+        f"inputs of run {run['run_id']} (same seed, prices and quality sources). Not stored: run a replay above "
+        "(or tick Sweep) to keep it."
+    )
 
 
 summaries_of_traces = state.traces(str(db), state.database_version(db))
@@ -230,20 +333,27 @@ with st.expander("Run a replay", expanded=not runs):
         _run_form(trace_names)
     else:
         st.info("No traces stored. Import one on the Workloads page, or run `slmlab defaults`.")
-job_status(JOB,
-           running=lambda job: f"Replaying '{job.trace}': {job.stage} (step {job.done_steps} of {job.total_steps or '?'})",
-           stored=_stored,
-           failed=lambda job: job.error if job.cancelled else f"Replay failed; nothing was stored: {job.error}")
+job_status(
+    JOB,
+    running=lambda job: f"Replaying '{job.trace}': {job.stage} (step {job.done_steps} of {job.total_steps or '?'})",
+    stored=_stored,
+    failed=lambda job: job.error if job.cancelled else f"Replay failed; nothing was stored: {job.error}",
+)
 
 version = state.database_version(db)
 runs = state.replay_runs(str(db), version)
 if not runs:
-    st.info("No replays stored yet. Press **Run replay** above, or run `slmlab simulate` (add `--sweep` for the "
-            "Pareto curves).")
+    st.info(
+        "No replays stored yet. Press **Run replay** above, or run `slmlab simulate` (add `--sweep` for the "
+        "Pareto curves)."
+    )
     st.stop()
 
-by_label = {f"run {r['run_id']}: {r['trace']}, seed {r['seed']}, {r['created_at']:%Y-%m-%d %H:%M} UTC, "
-            f"{len(r['policies'])} policies": r for r in runs}  # type: ignore[arg-type, index]
+by_label = {
+    f"run {r['run_id']}: {r['trace']}, seed {r['seed']}, {r['created_at']:%Y-%m-%d %H:%M} UTC, "
+    f"{len(r['policies'])} policies": r
+    for r in runs
+}  # type: ignore[arg-type, index]
 chosen_run = by_label[st.selectbox("Stored run", list(by_label), help="newest first; read back from the database")]
 run_id = int(chosen_run["run_id"])  # type: ignore[arg-type]
 try:
@@ -258,13 +368,16 @@ colours = charts.policy_colours(list(summaries))
 
 st.subheader("Every policy beside frontier-only")
 st.dataframe(
-    _headline(summaries), hide_index=True, width="stretch",
+    _headline(summaries),
+    hide_index=True,
+    width="stretch",
     column_config={
         "cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.2f"),
         "cost_ratio": st.column_config.NumberColumn("cost vs frontier-only", format="%.2fx"),
         "quality": st.column_config.NumberColumn("quality", format="percent", help="share of requests answered right"),
-        "quality_delta": st.column_config.NumberColumn("quality delta", format="%+.3f",
-                                                       help="quality minus frontier-only's"),
+        "quality_delta": st.column_config.NumberColumn(
+            "quality delta", format="%+.3f", help="quality minus frontier-only's"
+        ),
         "p95_latency_ms": st.column_config.NumberColumn("p95 latency (ms)", format="localized"),
         "in_house_share": st.column_config.NumberColumn("in-house share", format="percent"),
         "escalation_rate": st.column_config.NumberColumn("escalation rate", format="percent"),
@@ -272,53 +385,111 @@ st.dataframe(
         "rejected": st.column_config.NumberColumn("rejected", format="localized"),
         "quality_source": st.column_config.TextColumn("quality source (requests)"),
         "local_load": st.column_config.TextColumn(
-            "local load", help="service time asked of each local model / its capacity over the trace; above 1 its "
-                               "queue grows for the whole trace"),
-    })
+            "local load",
+            help="service time asked of each local model / its capacity over the trace; above 1 its "
+            "queue grows for the whole trace",
+        ),
+    },
+)
 st.caption(_sources_caption(run))
 with st.expander("Portfolio as replayed (every figure with its source)"):
-    st.dataframe(pl.DataFrame([
-        {"model": m["name"], "kind": m["kind"], "location": m["location"],
-         "data classes": ", ".join(m.get("data_classes") or []),
-         **{f"{key} ({(m.get(key) or {}).get('source', '-')})": (m.get(key) or {}).get("value")
-            for key in ("input_usd_per_mtok", "output_usd_per_mtok", "ttft_ms", "output_tok_s", "prefill_tok_s")},
-         "details": "; ".join(dict.fromkeys(str((m.get(k) or {}).get("detail")) for k in ("input_usd_per_mtok", "ttft_ms")
-                                            if m.get(k))),
-         "notes": "; ".join(m.get("notes") or [])}
-        for m in run["portfolio"]], infer_schema_length=None), hide_index=True, width="stretch")  # type: ignore[union-attr]
+    st.dataframe(
+        pl.DataFrame(
+            [
+                {
+                    "model": m["name"],
+                    "kind": m["kind"],
+                    "location": m["location"],
+                    "data classes": ", ".join(m.get("data_classes") or []),
+                    **{
+                        f"{key} ({(m.get(key) or {}).get('source', '-')})": (m.get(key) or {}).get("value")
+                        for key in (
+                            "input_usd_per_mtok",
+                            "output_usd_per_mtok",
+                            "ttft_ms",
+                            "output_tok_s",
+                            "prefill_tok_s",
+                        )
+                    },
+                    "details": "; ".join(
+                        dict.fromkeys(
+                            str((m.get(k) or {}).get("detail")) for k in ("input_usd_per_mtok", "ttft_ms") if m.get(k)
+                        )
+                    ),
+                    "notes": "; ".join(m.get("notes") or []),
+                }
+                for m in run["portfolio"]
+            ],
+            infer_schema_length=None,
+        ),
+        hide_index=True,
+        width="stretch",
+    )  # type: ignore[union-attr]
 sweeps = _sweeps(summaries)
 if not sweeps.is_empty():
-    st.dataframe(sweeps, hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(k.upper(), format="%.3f")
-                                for k in ("aiq", "apgr", "cpt50", "cpt80")})
-    st.caption("Sweep figures as stored by the replay: AIQ = average quality over the cost range, APGR = average "
-               "performance gap recovered between the small model and frontier-only, CPT(50%/80%) = share of "
-               "requests sent to the frontier model to recover 50% / 80% of that gap.")
+    st.dataframe(
+        sweeps,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            k: st.column_config.NumberColumn(k.upper(), format="%.3f") for k in ("aiq", "apgr", "cpt50", "cpt80")
+        },
+    )
+    st.caption(
+        "Sweep figures as stored by the replay: AIQ = average quality over the cost range, APGR = average "
+        "performance gap recovered between the small model and frontier-only, CPT(50%/80%) = share of "
+        "requests sent to the frontier model to recover 50% / 80% of that gap."
+    )
 
 st.subheader("Quick what-if")
 _what_if(run, summaries)
 
 st.subheader("Cost against quality")
 if not points.is_empty():
-    st.plotly_chart(charts.replay_pareto(points, "Cost against quality: every sweep point, Pareto front joined",
-                                         colours),
-                    width="stretch")
-    st.caption("Points and the Pareto flag are stored with the run's sweep. The oracle knows every answer in advance: "
-               "a reference bound, not a deployable policy.")
+    st.plotly_chart(
+        charts.replay_pareto(points, "Cost against quality: every sweep point, Pareto front joined", colours),
+        width="stretch",
+    )
+    st.caption(
+        "Points and the Pareto flag are stored with the run's sweep. The oracle knows every answer in advance: "
+        "a reference bound, not a deployable policy."
+    )
 else:
-    single = pl.DataFrame([{"policy": label, "parameter": None, "value": None, "cost_usd": s.get("cost_usd"),
-                            "quality": s.get("quality")} for label, s in summaries.items()],
-                          schema={"policy": pl.String, "parameter": pl.String, "value": pl.Float64,
-                                  "cost_usd": pl.Float64, "quality": pl.Float64})
-    st.plotly_chart(charts.replay_pareto(single, "Cost against quality: one point per policy as configured", colours),
-                    width="stretch")
-    st.info("This run has no sweep: one point per policy. Tick **Sweep** for the full curves." if not swept else
-            "The sweep stored no points for these policies.")
+    single = pl.DataFrame(
+        [
+            {
+                "policy": label,
+                "parameter": None,
+                "value": None,
+                "cost_usd": s.get("cost_usd"),
+                "quality": s.get("quality"),
+            }
+            for label, s in summaries.items()
+        ],
+        schema={
+            "policy": pl.String,
+            "parameter": pl.String,
+            "value": pl.Float64,
+            "cost_usd": pl.Float64,
+            "quality": pl.Float64,
+        },
+    )
+    st.plotly_chart(
+        charts.replay_pareto(single, "Cost against quality: one point per policy as configured", colours),
+        width="stretch",
+    )
+    st.info(
+        "This run has no sweep: one point per policy. Tick **Sweep** for the full curves."
+        if not swept
+        else "The sweep stored no points for these policies."
+    )
 
 if not chosen_run.get("requests_stored"):
-    st.info(f"Run {run_id} stored summaries only (per-request rows were skipped for a large trace), so the latency "
-            "CDFs, the cost breakdown and the request drill-down are not available. Replay a smaller trace, or use "
-            "`slmlab simulate --requests keep`.")
+    st.info(
+        f"Run {run_id} stored summaries only (per-request rows were skipped for a large trace), so the latency "
+        "CDFs, the cost breakdown and the request drill-down are not available. Replay a smaller trace, or use "
+        "`slmlab simulate --requests keep`."
+    )
 else:
     requests = state.replay_requests(str(db), version, run_id)
     if requests.is_empty():
@@ -327,39 +498,67 @@ else:
         latency_tab, cost_tab = st.tabs(["Latency", "Cost by model"])
         with latency_tab:
             st.plotly_chart(charts.latency_cdf(requests.select("policy", "latency_ms"), colours), width="stretch")
-            st.caption("From each request's stored latency (queue wait + time to first token + generation). Local "
-                       "queues are FIFO over the recorded arrivals, so waits can reach hours; rejected requests have "
-                       "no latency and are left out.")
+            st.caption(
+                "From each request's stored latency (queue wait + time to first token + generation). Local "
+                "queues are FIFO over the recorded arrivals, so waits can reach hours; rejected requests have "
+                "no latency and are left out."
+            )
         with cost_tab:
             st.plotly_chart(charts.cost_by_model(requests.select("policy", "model", "cost_usd")), width="stretch")
-            st.caption("Summed from each request's stored cost; an escalated request's cost (every attempt) counts "
-                       "under the model that answered last. Local models carry no per-token price.")
+            st.caption(
+                "Summed from each request's stored cost; an escalated request's cost (every attempt) counts "
+                "under the model that answered last. Local models carry no per-token price."
+            )
 
 st.subheader("Data residency")
-st.dataframe(_residency(summaries), hide_index=True, width="stretch",
-             column_config={"reasons": st.column_config.TextColumn("routing reasons (requests)"),
-                            **{c: st.column_config.NumberColumn(format="localized")
-                               for c in ("violations", "rejected", *DATA_CLASSES)}})
-st.caption("Violations: requests with an attempt sent to a model whose location or permitted data classes do not allow the "
-           "request's data class or residency requirement (labels from the trace: see the Workloads page for whether "
-           "they are synthetic). Reasons are recorded by the policies, e.g. kept-local or moved-region.")
+st.dataframe(
+    _residency(summaries),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "reasons": st.column_config.TextColumn("routing reasons (requests)"),
+        **{c: st.column_config.NumberColumn(format="localized") for c in ("violations", "rejected", *DATA_CLASSES)},
+    },
+)
+st.caption(
+    "Violations: requests with an attempt sent to a model whose location or permitted data classes do not allow the "
+    "request's data class or residency requirement (labels from the trace: see the Workloads page for whether "
+    "they are synthetic). Reasons are recorded by the policies, e.g. kept-local or moved-region."
+)
 
 if chosen_run.get("requests_stored"):
     st.subheader("Requests")
     stored_policies = [label for label in summaries if label != "small-only (reference)"]
     policy = st.selectbox("Policy", stored_policies)
     rows = state.replay_requests(str(db), version, run_id, policy=policy, limit=DRILL_DOWN_ROWS)
-    st.dataframe(rows.select([c for c in REQUEST_COLUMNS if c in rows.columns]), hide_index=True, width="stretch",
-                 column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.6f"),
-                                "queue_wait_ms": st.column_config.NumberColumn(format="%.0f"),
-                                "ttft_ms": st.column_config.NumberColumn(format="%.0f"),
-                                "latency_ms": st.column_config.NumberColumn(format="%.0f")})
-    st.caption(f"The first {DRILL_DOWN_ROWS} requests of '{policy}' in arrival order, as stored with run {run_id}; "
-               "quality source says where each request's correctness came from.")
+    st.dataframe(
+        rows.select([c for c in REQUEST_COLUMNS if c in rows.columns]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.6f"),
+            "queue_wait_ms": st.column_config.NumberColumn(format="%.0f"),
+            "ttft_ms": st.column_config.NumberColumn(format="%.0f"),
+            "latency_ms": st.column_config.NumberColumn(format="%.0f"),
+        },
+    )
+    st.caption(
+        f"The first {DRILL_DOWN_ROWS} requests of '{policy}' in arrival order, as stored with run {run_id}; "
+        "quality source says where each request's correctness came from."
+    )
     left, right = st.columns(2)
-    left.download_button("Download every request of every policy (Parquet)",
-                         lambda: parquet_bytes(load_requests(run_id, db)), file_name=f"replay-run{run_id}-requests.parquet",
-                         mime="application/octet-stream", on_click="ignore",
-                         help="the stored per-request results of this run, typed, for a notebook or a warehouse")
-    right.download_button("Download the policy table (CSV)", _headline(summaries).write_csv().encode(),
-                          file_name=f"replay-run{run_id}-policies.csv", mime="text/csv", on_click="ignore")
+    left.download_button(
+        "Download every request of every policy (Parquet)",
+        lambda: parquet_bytes(load_requests(run_id, db)),
+        file_name=f"replay-run{run_id}-requests.parquet",
+        mime="application/octet-stream",
+        on_click="ignore",
+        help="the stored per-request results of this run, typed, for a notebook or a warehouse",
+    )
+    right.download_button(
+        "Download the policy table (CSV)",
+        _headline(summaries).write_csv().encode(),
+        file_name=f"replay-run{run_id}-policies.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, state
-from simulators.traces.errors import TraceInputError
-from simulators.traces.formats import FORMATS
-from simulators.traces.importer import import_upload
-from simulators.traces.labelling import PRESETS, load_label_mix
-from simulators.traces.staged import ImportOptions, parse_mapping
-from simulators.traces.summary import labelling_note
+from slmlab.traces.errors import TraceInputError
+from slmlab.traces.formats import FORMATS
+from slmlab.traces.importer import import_upload
+from slmlab.traces.labelling import PRESETS, load_label_mix
+from slmlab.traces.staged import ImportOptions, parse_mapping
+from slmlab.traces.summary import labelling_note
 
 db = state.database_path()
 st.title("Workloads")
@@ -21,14 +21,21 @@ with st.expander("Import a trace", expanded=False):
     left, middle, right = st.columns(3)
     fmt = left.selectbox("Format", ["auto", *FORMATS], help="auto detects the format from the header")
     name = middle.text_input("Name (optional)", help="defaults to the file name")
-    mix_name = right.selectbox("Label mix", [*PRESETS, "none"], help="synthetic enterprise labels for unlabelled traces")
+    mix_name = right.selectbox(
+        "Label mix", [*PRESETS, "none"], help="synthetic enterprise labels for unlabelled traces"
+    )
     mapping = st.text_input("Column mapping (generic format)", placeholder="arrival=ts,input_tokens=prompt_len")
     if st.button("Import", disabled=upload is None, type="primary"):
         with st.status(f"Importing {upload.name}...", expanded=True) as status:
             try:
                 result = import_upload(
-                    upload.name, upload.getvalue(), db=db, fmt=fmt, name=name or None,
-                    label_mix=load_label_mix(mix_name), options=ImportOptions(mapping=parse_mapping([mapping])),
+                    upload.name,
+                    upload.getvalue(),
+                    db=db,
+                    fmt=fmt,
+                    name=name or None,
+                    label_mix=load_label_mix(mix_name),
+                    options=ImportOptions(mapping=parse_mapping([mapping])),
                     progress=status.write,
                 )
             except (TraceInputError, ValueError) as error:
@@ -42,8 +49,10 @@ with st.expander("Import a trace", expanded=False):
                     status.update(label="Imported", state="complete")
                     st.success(f"Imported {result.rows:,} requests as trace '{result.name}'.")
                     if moved := result.report.get("rows_out_of_order"):
-                        st.info(f"{moved:,} row(s) arrived earlier than the row before them; "
-                                "requests were sorted by arrival time.")
+                        st.info(
+                            f"{moved:,} row(s) arrived earlier than the row before them; "
+                            "requests were sorted by arrival time."
+                        )
 
 summaries = state.traces(str(db), state.database_version(db))
 if not summaries:
@@ -59,10 +68,16 @@ columns = st.columns(5)
 columns[0].metric("Requests", f"{summary.rows:,}")
 columns[1].metric("Time span", f"{summary.time_span_s / 60:,.1f} min" if summary.time_span_s else "n/a")
 columns[2].metric("Arrival rate", f"{summary.arrival_rate_per_s:,.2f} req/s" if summary.arrival_rate_per_s else "n/a")
-columns[3].metric("Mean input tokens", f"{summary.input_tokens.mean:,.0f}" if summary.input_tokens.mean is not None else "n/a")
-columns[4].metric("Mean output tokens", f"{summary.output_tokens.mean:,.0f}" if summary.output_tokens.mean is not None else "n/a")
-st.caption(f"Source: `{summary.source_file}` ({summary.format}), imported {summary.imported_at} UTC. "
-           "Counts, times and tokens are recorded in the trace.")
+columns[3].metric(
+    "Mean input tokens", f"{summary.input_tokens.mean:,.0f}" if summary.input_tokens.mean is not None else "n/a"
+)
+columns[4].metric(
+    "Mean output tokens", f"{summary.output_tokens.mean:,.0f}" if summary.output_tokens.mean is not None else "n/a"
+)
+st.caption(
+    f"Source: `{summary.source_file}` ({summary.format}), imported {summary.imported_at} UTC. "
+    "Counts, times and tokens are recorded in the trace."
+)
 (st.warning if synthetic else st.caption)(f"Labels: {labelling_note(summary.labelling)}")
 
 arrivals, tokens, labels = st.tabs(["Arrivals", "Tokens", "Task and data class"])

@@ -18,8 +18,9 @@ __all__ = ["TASKS", "ClassificationTask", "Example", "Grade", "Task", "TaskError
 def get_task(name: str) -> Task:
     """A shipped task by name; the error lists the known ones."""
     if name not in TASKS:
-        raise TaskError(f"unknown task '{name}'; shipped tasks: {', '.join(TASKS)} "
-                        "(or bring a labelled CSV with --task-csv FILE)")
+        raise TaskError(
+            f"unknown task '{name}'; shipped tasks: {', '.join(TASKS)} (or bring a labelled CSV with --task-csv FILE)"
+        )
     return TASKS[name]()
 
 
@@ -35,10 +36,13 @@ def resolve_task(name: str, db=None) -> Task:
         with store.connect(db, read_only=True) as con:
             found = con.execute(
                 "SELECT t.trace_id, t.source_file FROM traces t WHERE t.name = ? AND t.format = 'labelled-csv'",
-                [f"task:{name}:test"]).fetchall()
+                [f"task:{name}:test"],
+            ).fetchall()
             if found:
-                rows = con.execute("SELECT request_id, prompt, reference, source_row FROM requests WHERE trace_id = ? "
-                                   "ORDER BY seq", [found[0][0]]).fetchall()
+                rows = con.execute(
+                    "SELECT request_id, prompt, reference, source_row FROM requests WHERE trace_id = ? ORDER BY seq",
+                    [found[0][0]],
+                ).fetchall()
                 return labelled_csv.build(name, [Example(*row) for row in rows], found[0][1])
     return get_task(name)
 

@@ -21,8 +21,10 @@ def _read(path: Path) -> tuple[Example, ...]:
             reader = csv.DictReader(handle)
             if reader.fieldnames != ["text", "category"]:
                 raise TaskError(f"{path}: expected the header 'text,category', found {reader.fieldnames}")
-            return tuple(Example(f"{path.stem}-{row}", record["text"], record["category"], row)
-                         for row, record in enumerate(reader, start=1))
+            return tuple(
+                Example(f"{path.stem}-{row}", record["text"], record["category"], row)
+                for row, record in enumerate(reader, start=1)
+            )
     except FileNotFoundError:
         raise TaskError(f"{path} is missing: the banking77 task ships in datasets/tasks/banking77/") from None
 
@@ -49,11 +51,18 @@ def load(folder: Path = FOLDER) -> Banking77:
     """The task with its 77 labels read from categories.json."""
     labels = tuple(json.loads((folder / "categories.json").read_text(encoding="utf-8")))
     return Banking77(
-        name="banking77", kind="classification", enterprise_task="ticket-classification",
+        name="banking77",
+        kind="classification",
+        enterprise_task="ticket-classification",
         description="Route a bank customer's message to one of 77 intents (real messages, real labels).",
-        instructions=("You sort messages sent to a bank's customer support. Reply with the one intent from this "
-                      "list that fits the message, written exactly as listed, and nothing else.\n"
-                      "Intents: {labels}"),
-        source="PolyAI task-specific-datasets, banking_data/ (Casanueva et al. 2020)", licence="CC-BY-4.0",
-        synthetic=False, labels=labels, folder=folder,
+        instructions=(
+            "You sort messages sent to a bank's customer support. Reply with the one intent from this "
+            "list that fits the message, written exactly as listed, and nothing else.\n"
+            "Intents: {labels}"
+        ),
+        source="PolyAI task-specific-datasets, banking_data/ (Casanueva et al. 2020)",
+        licence="CC-BY-4.0",
+        synthetic=False,
+        labels=labels,
+        folder=folder,
     )

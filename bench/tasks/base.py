@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from simulators.traces.labelling import TASKS
+from slmlab.traces.labelling import TASKS
 
 
 class TaskError(ValueError):
@@ -111,9 +111,16 @@ class Task:
 
     def describe(self) -> dict[str, object]:
         """For `slmlab eval --list` and the dashboard."""
-        return {"name": self.name, "kind": self.kind, "enterprise_task": self.enterprise_task,
-                "description": self.description, "splits": list(self.splits()), "source": self.source,
-                "licence": self.licence, "synthetic": self.synthetic}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "enterprise_task": self.enterprise_task,
+            "description": self.description,
+            "splits": list(self.splits()),
+            "source": self.source,
+            "licence": self.licence,
+            "synthetic": self.synthetic,
+        }
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,15 @@ SCHEMA: dict[str, object] = {
         "currency": {"type": "string", "enum": ["EUR", "USD", "GBP", "CHF"]},
         "total": {"type": "number"},
         "line_items": {
-            "type": "array", "maxItems": 6,
+            "type": "array",
+            "maxItems": 6,
             "items": {
                 "type": "object",
-                "properties": {"description": {"type": "string", "maxLength": 60}, "quantity": {"type": "integer"},
-                               "unit_price": {"type": "number"}},
+                "properties": {
+                    "description": {"type": "string", "maxLength": 60},
+                    "quantity": {"type": "integer"},
+                    "unit_price": {"type": "number"},
+                },
                 "required": ["description", "quantity", "unit_price"],
             },
         },
@@ -34,13 +38,34 @@ SCHEMA: dict[str, object] = {
 }
 FIELDS = ("vendor", "date", "currency", "total", "line_items")
 
-_VENDORS = ("Nordlicht Logistik GmbH", "Acme Office Supplies Ltd", "Bellweather Consulting LLC", "Café Central SARL",
-            "Rheintal Maschinenbau AG", "Blue Harbor Software Inc.", "Kowalski & Syn Sp. z o.o.", "Vetro Bianco S.r.l.",
-            "Greenfield Catering Ltd", "Stellar Print Works", "Helvetia Datentechnik AG", "Oakridge Facility Services")
-_ITEMS = (("Printer paper A4, box", 24, 40), ("Laptop docking station", 80, 260), ("Consulting hours", 90, 180),
-          ("Toner cartridge black", 35, 95), ("Cloud storage, monthly", 9, 60), ("Office chair", 120, 450),
-          ("On-site support visit", 150, 400), ("Catering, lunch for 12", 180, 320), ("USB-C cable 2 m", 8, 25),
-          ("Software licence, annual", 200, 1500), ("Freight, pallet", 60, 240), ("Cleaning service", 90, 300))
+_VENDORS = (
+    "Nordlicht Logistik GmbH",
+    "Acme Office Supplies Ltd",
+    "Bellweather Consulting LLC",
+    "Café Central SARL",
+    "Rheintal Maschinenbau AG",
+    "Blue Harbor Software Inc.",
+    "Kowalski & Syn Sp. z o.o.",
+    "Vetro Bianco S.r.l.",
+    "Greenfield Catering Ltd",
+    "Stellar Print Works",
+    "Helvetia Datentechnik AG",
+    "Oakridge Facility Services",
+)
+_ITEMS = (
+    ("Printer paper A4, box", 24, 40),
+    ("Laptop docking station", 80, 260),
+    ("Consulting hours", 90, 180),
+    ("Toner cartridge black", 35, 95),
+    ("Cloud storage, monthly", 9, 60),
+    ("Office chair", 120, 450),
+    ("On-site support visit", 150, 400),
+    ("Catering, lunch for 12", 180, 320),
+    ("USB-C cable 2 m", 8, 25),
+    ("Software licence, annual", 200, 1500),
+    ("Freight, pallet", 60, 240),
+    ("Cleaning service", 90, 300),
+)
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF "}
 _SIZES = {"test": 300, "train": 300}
 _SEEDS = {"test": 20261127, "train": 7}
@@ -65,22 +90,44 @@ def generate(rng: random.Random) -> tuple[str, dict[str, object]]:
     day = dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(700))
     items = []
     for description, low, high in rng.sample(_ITEMS, rng.randint(1, 4)):
-        items.append({"description": description, "quantity": rng.randint(1, 12),
-                      "unit_price": round(rng.uniform(low, high), 2)})
+        items.append(
+            {"description": description, "quantity": rng.randint(1, 12), "unit_price": round(rng.uniform(low, high), 2)}
+        )
     total = round(sum(i["quantity"] * i["unit_price"] for i in items), 2)
     money_style, date_style, layout = rng.randrange(3), rng.randrange(4), rng.randrange(3)
     number = f"INV-{rng.randint(1000, 99999)}"
-    lines = [f"{i['description']} | qty {i['quantity']} | {_money(i['unit_price'], currency, money_style)}" for i in items]
+    lines = [
+        f"{i['description']} | qty {i['quantity']} | {_money(i['unit_price'], currency, money_style)}" for i in items
+    ]
     if layout == 0:
-        text = "\n".join([vendor, f"Invoice {number}", f"Date: {_date(day, date_style)}", "", "Item | Qty | Unit price",
-                          *lines, "", f"Total due: {_money(total, currency, money_style)}"])
+        text = "\n".join(
+            [
+                vendor,
+                f"Invoice {number}",
+                f"Date: {_date(day, date_style)}",
+                "",
+                "Item | Qty | Unit price",
+                *lines,
+                "",
+                f"Total due: {_money(total, currency, money_style)}",
+            ]
+        )
     elif layout == 1:
-        text = (f"From: {vendor}\nSubject: invoice {number} dated {_date(day, date_style)}\n\nPlease find our charges "
-                "below.\n" + "\n".join(f"- {line}" for line in lines)
-                + f"\nAmount payable: {_money(total, currency, money_style)}\nPayment within 30 days.")
+        text = (
+            f"From: {vendor}\nSubject: invoice {number} dated {_date(day, date_style)}\n\nPlease find our charges "
+            "below.\n"
+            + "\n".join(f"- {line}" for line in lines)
+            + f"\nAmount payable: {_money(total, currency, money_style)}\nPayment within 30 days."
+        )
     else:
-        text = "\n".join([f"INVOICE {number}", f"Issued {_date(day, date_style)} by {vendor}", *lines,
-                          f"TOTAL {_money(total, currency, money_style)}"])
+        text = "\n".join(
+            [
+                f"INVOICE {number}",
+                f"Issued {_date(day, date_style)} by {vendor}",
+                *lines,
+                f"TOTAL {_money(total, currency, money_style)}",
+            ]
+        )
     gold = {"vendor": vendor, "date": day.isoformat(), "currency": currency, "total": total, "line_items": items}
     return text, gold
 
@@ -93,18 +140,24 @@ def _same_items(predicted: object, gold: list[dict]) -> bool:
     if not isinstance(predicted, list) or len(predicted) != len(gold):
         return False
     return all(
-        isinstance(p, dict) and str(p.get("description", "")).strip().lower() == g["description"].lower()
-        and p.get("quantity") == g["quantity"] and _close(p.get("unit_price"), g["unit_price"])
+        isinstance(p, dict)
+        and str(p.get("description", "")).strip().lower() == g["description"].lower()
+        and p.get("quantity") == g["quantity"]
+        and _close(p.get("unit_price"), g["unit_price"])
         for p, g in zip(predicted, gold)
     )
 
 
 def valid_against_schema(value: dict) -> bool:
     """The answer has every required field with the schema's type (the checks the scorer relies on)."""
-    return (isinstance(value.get("vendor"), str) and isinstance(value.get("date"), str)
-            and value.get("currency") in ("EUR", "USD", "GBP", "CHF")
-            and isinstance(value.get("total"), (int, float)) and not isinstance(value.get("total"), bool)
-            and isinstance(value.get("line_items"), list))
+    return (
+        isinstance(value.get("vendor"), str)
+        and isinstance(value.get("date"), str)
+        and value.get("currency") in ("EUR", "USD", "GBP", "CHF")
+        and isinstance(value.get("total"), (int, float))
+        and not isinstance(value.get("total"), bool)
+        and isinstance(value.get("line_items"), list)
+    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +188,7 @@ class Invoices(Task):
         gold = json.loads(example.reference)
         value = parse_json_object(answer)
         if value is None:
-            return Grade(correct=False, score=0.0, valid=False, fields={f: False for f in FIELDS})
+            return Grade(correct=False, score=0.0, valid=False, fields=dict.fromkeys(FIELDS, False))
         fields = {
             "vendor": str(value.get("vendor", "")).strip().lower() == gold["vendor"].lower(),
             "date": value.get("date") == gold["date"],
@@ -144,18 +197,24 @@ class Invoices(Task):
             "line_items": _same_items(value.get("line_items"), gold["line_items"]),
         }
         right = sum(fields.values())
-        return Grade(correct=right == len(FIELDS), score=right / len(FIELDS), valid=valid_against_schema(value),
-                     fields=fields)
+        return Grade(
+            correct=right == len(FIELDS), score=right / len(FIELDS), valid=valid_against_schema(value), fields=fields
+        )
 
 
 def load() -> Invoices:
     """The synthetic invoice task (300 test and 300 training documents)."""
     return Invoices(
-        name="invoices", kind="extraction", enterprise_task="document-extraction",
+        name="invoices",
+        kind="extraction",
+        enterprise_task="document-extraction",
         description="SYNTHETIC: pull vendor, date, currency, total and line items out of generated invoices as JSON.",
-        instructions=("Extract the invoice's fields as one JSON object with the keys vendor, date (YYYY-MM-DD), "
-                      "currency (EUR, USD, GBP or CHF), total (a number) and line_items (a list of objects with "
-                      "description, quantity and unit_price). Reply with the JSON only."),
-        source="slmlab seeded generator bench/tasks/invoices.py (synthetic)", licence="generated (no third-party data)",
+        instructions=(
+            "Extract the invoice's fields as one JSON object with the keys vendor, date (YYYY-MM-DD), "
+            "currency (EUR, USD, GBP or CHF), total (a number) and line_items (a list of objects with "
+            "description, quantity and unit_price). Reply with the JSON only."
+        ),
+        source="slmlab seeded generator bench/tasks/invoices.py (synthetic)",
+        licence="generated (no third-party data)",
         synthetic=True,
     )

@@ -42,11 +42,19 @@ def build(name: str, examples: list[Example], origin: str) -> LabelledCsv:
     if len(labels) > MAX_LABELS:
         raise TaskError(f"{origin}: {len(labels)} distinct labels; at most {MAX_LABELS} fit in a prompt")
     return LabelledCsv(
-        name=name, kind="classification", enterprise_task="ticket-classification",
+        name=name,
+        kind="classification",
+        enterprise_task="ticket-classification",
         description=f"Your labelled file {origin}: {len(examples):,} rows, {len(labels)} labels.",
-        instructions=("Classify the text. Reply with exactly one label from this list, written exactly as listed, "
-                      "and nothing else.\nLabels: {labels}"),
-        source=origin, licence="supplied by the user", synthetic=False, labels=labels, rows=tuple(examples),
+        instructions=(
+            "Classify the text. Reply with exactly one label from this list, written exactly as listed, "
+            "and nothing else.\nLabels: {labels}"
+        ),
+        source=origin,
+        licence="supplied by the user",
+        synthetic=False,
+        labels=labels,
+        rows=tuple(examples),
     )
 
 
@@ -59,8 +67,9 @@ def header(path: str | Path) -> list[str]:
         raise TaskError(f"{path}: not a readable UTF-8 CSV ({error})") from None
 
 
-def load(path: str | Path, text_column: str, label_column: str, name: str | None = None,
-         origin: str | None = None) -> LabelledCsv:
+def load(
+    path: str | Path, text_column: str, label_column: str, name: str | None = None, origin: str | None = None
+) -> LabelledCsv:
     """Read and check the file; errors name the file (or `origin`, for uploads), the column and the first rows."""
     shown = origin or str(path)
     path = Path(path)
@@ -70,8 +79,10 @@ def load(path: str | Path, text_column: str, label_column: str, name: str | None
             header = reader.fieldnames or []
             missing = [c for c in (text_column, label_column) if c not in header]
             if missing:
-                raise TaskError(f"{shown}: no column {', '.join(repr(c) for c in missing)}; "
-                                f"the header has {', '.join(repr(h) for h in header) or 'nothing'}")
+                raise TaskError(
+                    f"{shown}: no column {', '.join(repr(c) for c in missing)}; "
+                    f"the header has {', '.join(repr(h) for h in header) or 'nothing'}"
+                )
             records = list(reader)
     except FileNotFoundError:
         raise TaskError(f"{shown}: no such file") from None
@@ -86,8 +97,10 @@ def load(path: str | Path, text_column: str, label_column: str, name: str | None
         if empty:
             first = ", ".join(map(str, empty[:5]))
             raise TaskError(f"{shown}: column '{column}' is empty in {len(empty)} row(s), first rows {first}")
-    examples = [Example(f"row-{row}", record[text_column].strip(), record[label_column].strip(), row)
-                for row, record in enumerate(records, start=1)]
+    examples = [
+        Example(f"row-{row}", record[text_column].strip(), record[label_column].strip(), row)
+        for row, record in enumerate(records, start=1)
+    ]
     if len({e.reference for e in examples}) < 2:
         raise TaskError(f"{shown}: column '{label_column}' holds one label only; a classification needs two or more")
     return build(name or task_name_for(Path(shown)), examples, shown)

@@ -21,7 +21,7 @@ from simulators.inputs import ReplayError, ReplayInputs
 NO_MODEL = -1
 
 
-def param(default: object, help: str) -> object:  # noqa: A002 - mirrors argparse
+def param(default: object, help: str) -> object:
     """A policy parameter with its help text (one source for the CLI, the dashboard and the stored config)."""
     return field(default=default, metadata={"help": help})
 
@@ -60,8 +60,12 @@ class Policy(ABC):
 
     def describe(self) -> dict[str, object]:
         """Name and parameters, JSON-ready (nested for wrappers)."""
-        values = {f.name: (getattr(self, f.name).describe() if isinstance(getattr(self, f.name), Policy)
-                           else getattr(self, f.name)) for f in fields(self)}
+        values = {
+            f.name: (
+                getattr(self, f.name).describe() if isinstance(getattr(self, f.name), Policy) else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
         return {"policy": self.label, **values}
 
     @property
@@ -79,8 +83,10 @@ def column(inputs: ReplayInputs, name: str) -> int:
         return inputs.small
     names = inputs.model_names
     if name not in names:
-        raise ReplayError(f"model '{name}' is not in the portfolio ({', '.join(names)}); "
-                          "use a portfolio name or the roles 'frontier' / 'small'")
+        raise ReplayError(
+            f"model '{name}' is not in the portfolio ({', '.join(names)}); "
+            "use a portfolio name or the roles 'frontier' / 'small'"
+        )
     return names.index(name)
 
 

@@ -20,8 +20,10 @@ class Budget(Policy):
     sweep = ("budget_share", tuple(i / 10 for i in range(11)))
     monthly_usd: float = param(0.0, "the monthly cap in USD (0: budget_share of the frontier-only spend)")
     budget_share: float = param(0.5, "cap as a share of frontier-only's mean spend per month, when monthly_usd is 0")
-    tiers: tuple[str, ...] = param(("frontier", "cheaper-api", "small"),
-                                   "models from preferred to cheapest ('cheaper-api': the cheapest other API model)")
+    tiers: tuple[str, ...] = param(
+        ("frontier", "cheaper-api", "small"),
+        "models from preferred to cheapest ('cheaper-api': the cheapest other API model)",
+    )
     steps: tuple[float, ...] = param((0.8, 1.0), "share of the cap spent at which each next tier takes over")
 
     def tier_columns(self, inputs: ReplayInputs) -> list[int]:
@@ -47,8 +49,10 @@ class Budget(Policy):
         tiers = self.tier_columns(inputs)
         steps = list(self.steps[: len(tiers) - 1])
         if len(steps) != len(tiers) - 1 or any(b < a for a, b in zip(steps, steps[1:])):
-            raise ReplayError(f"budget: need one non-decreasing step per tier after the first (tiers {self.tiers}, "
-                              f"steps {self.steps})")
+            raise ReplayError(
+                f"budget: need one non-decreasing step per tier after the first (tiers {self.tiers}, "
+                f"steps {self.steps})"
+            )
         cap = self.cap_usd(inputs)
         picks = [choose(t, inputs, candidates) for t in tiers]
         costs = [np.where(p >= 0, inputs.cost_usd[np.arange(inputs.n), np.maximum(p, 0)], 0.0) for p in picks]
@@ -60,7 +64,7 @@ class Budget(Policy):
                 limit = steps[t] * cap
                 spend = np.cumsum(costs[t][rows[start:]])
                 served = 0 if spent >= limit else min(len(spend), int(np.searchsorted(spend, limit - spent)) + 1)
-                tier_of[rows[start:start + served]] = t
+                tier_of[rows[start : start + served]] = t
                 spent += float(spend[served - 1]) if served else 0.0
                 start += served
         choice = np.choose(tier_of, picks) if picks else np.full(inputs.n, NO_MODEL)

@@ -22,23 +22,32 @@ class Cascade(Policy):
     sweep = ("threshold", tuple(i / 20 for i in range(21)))
     tiers: tuple[str, ...] = param(("small", "frontier"), "models tried in order (names or roles)")
     threshold: float = param(0.5, "confidence the first tier needs to keep its answer")
-    later_thresholds: tuple[float, ...] = param((), "thresholds of the middle tiers (one per tier after the first, "
-                                                     "before the last)")
+    later_thresholds: tuple[float, ...] = param(
+        (), "thresholds of the middle tiers (one per tier after the first, before the last)"
+    )
 
     def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:
         tiers = [column(inputs, t) for t in self.tiers]
         thresholds = [self.threshold, *self.later_thresholds]
         if len(tiers) < 2 or len(set(tiers)) != len(tiers) or len(thresholds) != len(tiers) - 1:
-            raise ReplayError(f"cascade: need two or more distinct tiers and one threshold per tier but the last "
-                              f"(tiers {self.tiers}, thresholds {thresholds})")
+            raise ReplayError(
+                f"cascade: need two or more distinct tiers and one threshold per tier but the last "
+                f"(tiers {self.tiers}, thresholds {thresholds})"
+            )
         n = inputs.n
         if candidates.all():
             targets = np.broadcast_to(np.array(tiers, dtype=np.int16), (n, len(tiers)))
         else:  # a tier the request may not use is replaced by the best model it may use (an EU region, say)
-            targets = np.column_stack([np.full(n, model, dtype=np.int16) if candidates[:, model].all()
-                                       else choose(model, inputs, candidates) for model in tiers])
+            targets = np.column_stack(
+                [
+                    np.full(n, model, dtype=np.int16)
+                    if candidates[:, model].all()
+                    else choose(model, inputs, candidates)
+                    for model in tiers
+                ]
+            )
             for t in range(1, len(tiers)):  # never the same model twice for one request
-                targets[(targets[:, :t] == targets[:, t:t + 1]).any(axis=1), t] = NO_MODEL
+                targets[(targets[:, :t] == targets[:, t : t + 1]).any(axis=1), t] = NO_MODEL
         attempts, unrouted = kernels.cascade(targets, inputs.confidence, np.array(thresholds))
         if unrouted:
             nothing = (attempts < 0).all(axis=1)

@@ -20,8 +20,12 @@ MAX_CATEGORIES = 64
 def feature_codes(inputs: ReplayInputs) -> tuple[np.ndarray, list[int]]:
     """One small integer per feature per request (categorical), and each feature's number of levels."""
     categories = np.where((inputs.category >= 0) & (inputs.category < MAX_CATEGORIES), inputs.category, MAX_CATEGORIES)
-    columns = [inputs.task + 1, inputs.data_class + 1, categories,
-               np.searchsorted(TOKEN_BUCKETS, inputs.input_tokens, side="right")]
+    columns = [
+        inputs.task + 1,
+        inputs.data_class + 1,
+        categories,
+        np.searchsorted(TOKEN_BUCKETS, inputs.input_tokens, side="right"),
+    ]
     levels = [int(c.max()) + 1 if c.size else 1 for c in columns]
     return np.stack([np.asarray(c, dtype=np.int64) for c in columns], axis=1), levels
 
@@ -32,8 +36,9 @@ def one_hot(codes: np.ndarray, levels: list[int]) -> np.ndarray:
     return np.hstack(blocks)
 
 
-def fit_logistic(x: np.ndarray, positives: np.ndarray, totals: np.ndarray, ridge: float = 1.0,
-                 iterations: int = 25) -> np.ndarray:
+def fit_logistic(
+    x: np.ndarray, positives: np.ndarray, totals: np.ndarray, ridge: float = 1.0, iterations: int = 25
+) -> np.ndarray:
     """L2-regularised logistic regression on grouped rows (positives of totals per row), by Newton's method."""
     w = np.zeros(x.shape[1])
     penalty = ridge * np.eye(x.shape[1])
@@ -54,7 +59,10 @@ class Learned(Policy):
     """Weak model when the cross-fitted P(weak model right) >= threshold, else the strong model."""
 
     name = "learned"
-    summary = "logistic regression on request features, cross-fitted on recorded outcomes: weak model when P(right) >= threshold"
+    summary = (
+        "logistic regression on request features, cross-fitted on recorded outcomes: "
+        "weak model when P(right) >= threshold"
+    )
     sweep = ("threshold", tuple(i / 20 for i in range(21)))
     threshold: float = param(0.5, "predicted probability that the weak model is right needed to use it")
     folds: int = param(5, "cross-fitting folds (each request is routed by a model that never saw it)")

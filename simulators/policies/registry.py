@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import fields, replace
 
 from simulators.inputs import ReplayError
@@ -19,18 +20,21 @@ from simulators.policies.slo_overflow import SloOverflow
 from simulators.policies.small_only import SmallOnly
 from simulators.policies.static_map import StaticMap
 
-POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (
-    FrontierOnly,
-    SmallOnly,
-    RandomSplit,
-    StaticMap,
-    Cascade,
-    ResidencyAware,
-    Budget,
-    SloOverflow,
-    Learned,
-    Oracle,
-)}
+POLICIES: dict[str, type[Policy]] = {
+    cls.name: cls
+    for cls in (
+        FrontierOnly,
+        SmallOnly,
+        RandomSplit,
+        StaticMap,
+        Cascade,
+        ResidencyAware,
+        Budget,
+        SloOverflow,
+        Learned,
+        Oracle,
+    )
+}
 BASELINE = "frontier-only"
 
 
@@ -45,18 +49,35 @@ def _convert(cls: type[Policy], key: str, text: str) -> object:
     if key not in names:
         raise ReplayError(f"policy '{cls.name}' has no parameter '{key}'; it has: {', '.join(names) or 'none'}")
     kind = typing.get_type_hints(cls)[key]
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        raise ReplayError(f"policy '{cls.name}': parameter {key} has type {kind}, which cannot be set from text")
     try:
-        if kind is float:
-            return float(text)
-        if kind is int:
-            return int(text)
-        if kind == tuple[float, ...]:
-            return tuple(float(v) for v in text.split(",") if v.strip())
-        if kind == tuple[str, ...]:
-            return tuple(v.strip() for v in text.split(",") if v.strip())
+        return convert(text)
     except ValueError:
-        raise ReplayError(f"policy '{cls.name}': {key} must be {getattr(kind, '__name__', kind)}, got '{text}'") from None
-    return text
+        raise ReplayError(
+            f"policy '{cls.name}': {key} must be {getattr(kind, '__name__', kind)}, got '{text}'"
+        ) from None
+
+
+def _bool(text: str) -> bool:
+    """'true'/'false' (also yes/no, 1/0): never the truthiness of the text itself."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(text)
+
+
+_CONVERTERS: dict[object, Callable[[str], object]] = {  # a parameter's declared type -> how its text is read
+    float: float,
+    int: int,
+    bool: _bool,
+    str: str,
+    tuple[float, ...]: lambda text: tuple(float(v) for v in text.split(",") if v.strip()),
+    tuple[str, ...]: lambda text: tuple(v.strip() for v in text.split(",") if v.strip()),
+}
 
 
 def parse_params(items: list[str]) -> dict[str, dict[str, str]]:
@@ -91,8 +112,10 @@ def parse_policy(spec: str, params: dict[str, dict[str, str]] | None = None) -> 
         raise ReplayError(f"policy '{spec}': empty name in the composition")
     for part in parts[:-1]:
         if part in POLICIES and not is_wrapper(POLICIES[part]):
-            raise ReplayError(f"policy '{spec}': only wrappers ({', '.join(n for n, c in POLICIES.items() if is_wrapper(c))})"
-                              f" can stand in front of another policy, not '{part}'")
+            raise ReplayError(
+                f"policy '{spec}': only wrappers ({', '.join(n for n, c in POLICIES.items() if is_wrapper(c))})"
+                f" can stand in front of another policy, not '{part}'"
+            )
     policy = build(parts[-1], params)
     for part in reversed(parts[:-1]):
         policy = build(part, params, inner=policy)

@@ -19,7 +19,10 @@ class ResidencyAware(Policy):
     """Run the inner policy on the permitted models only; compare with what it would have done unfiltered."""
 
     name = "residency-aware"
-    summary = "filter in front of another policy (default frontier-only): never breaks residency; counts kept-local and rejected"
+    summary = (
+        "filter in front of another policy (default frontier-only): never breaks residency; "
+        "counts kept-local and rejected"
+    )
     inner: Policy = param(FrontierOnly(), "the policy that chooses among the permitted models")
 
     def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:

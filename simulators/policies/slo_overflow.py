@@ -38,8 +38,9 @@ class SloOverflow(Policy):
             rows = np.flatnonzero(first == j)
             if not rows.size:
                 continue
-            admitted, over = fifo_admission(inputs.arrival_s[rows], inputs.service_s[rows, j], servers, slo_s[rows],
-                                            can_refuse=fallback[rows] >= 0)
+            admitted, over = fifo_admission(
+                inputs.arrival_s[rows], inputs.service_s[rows, j], servers, slo_s[rows], can_refuse=fallback[rows] >= 0
+            )
             refused = rows[~admitted]
             attempts[refused] = NO_MODEL
             attempts[refused, 0] = fallback[refused]

@@ -8,7 +8,7 @@ import numpy as np
 
 from simulators.inputs import ReplayError, ReplayInputs
 from simulators.policies.base import Policy, Routing, choose, column, param, single
-from simulators.traces.labelling import TASKS
+from slmlab.traces.labelling import TASKS
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,10 @@ class StaticMap(Policy):
 
     name = "static-map"
     summary = "a fixed task -> model table (default: classification and QC checks local, the rest frontier)"
-    mapping: str = param("ticket-classification=small,quality-control-check=small",
-                         "comma-separated task=model pairs (models by name or role)")
+    mapping: str = param(
+        "ticket-classification=small,quality-control-check=small",
+        "comma-separated task=model pairs (models by name or role)",
+    )
     otherwise: str = param("frontier", "the model for every other task")
 
     def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:

@@ -1,0 +1,1 @@
+"""The `slmlab` command line: one file a subcommand group, `main.py` assembles them."""

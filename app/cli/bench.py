@@ -1,0 +1,203 @@
+"""`slmlab bench`: one benchmark, a sweep, or the exchange of runs with other machines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.cli.common import Command, interval
+from slmlab.models import SHIPPED
+from slmlab.paths import resolve_db_path
+
+if TYPE_CHECKING:
+    from bench.runner import BenchConfig
+
+
+def _sweep(args: argparse.Namespace, config: BenchConfig) -> int:
+    from bench.results import benchmark_sweep
+    from bench.runner import parse_sweep, sweep_configs
+
+    axes = parse_sweep(args.sweep)
+    configs = sweep_configs(config, axes)
+
+    def progress(index: int, total: int, point: BenchConfig) -> None:
+        where = ", ".join(f"{axis}={getattr(point, axis)}" for axis in axes)
+        print(f"[{index + 1}/{total}] {where}", file=sys.stderr, flush=True)
+
+    sweep_id, outcomes = benchmark_sweep(
+        args.model, configs, db=args.db, quick=args.quick, progress=None if args.json else progress
+    )
+    rows = []
+    for outcome in outcomes:
+        row: dict[str, object] = {axis: getattr(outcome.config, axis) for axis in axes}
+        if outcome.result:
+            metrics = outcome.result.as_dict()["metrics"]
+            row |= {
+                "run_id": outcome.result.run_id,
+                **{
+                    name: metrics[name]["mean"]
+                    for name in ("decode_tok_s", "prefill_tok_s", "request_latency_ms", "aggregate_gen_tok_s")
+                    if name in metrics
+                },
+            }
+        else:
+            row["error"] = outcome.error
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"sweep_id": sweep_id, "points": rows}, indent=2, default=str))
+    else:
+        for row in rows:
+            print(
+                "  "
+                + ", ".join(
+                    f"{key}={value:,.1f}" if isinstance(value, float) else f"{key}={value}"
+                    for key, value in row.items()
+                )
+            )
+        print(
+            f"sweep {sweep_id}: {sum('run_id' in r for r in rows)} of {len(rows)} points stored in "
+            f"{resolve_db_path(args.db)}"
+        )
+    return 0 if all("run_id" in r for r in rows) else 1
+
+
+def _bench_exchange(args: argparse.Namespace) -> int:
+    from bench import exchange
+
+    if args.action in ("export", "import") and not args.path:
+        raise ValueError(f"slmlab bench {args.action} needs a FILE")
+    if args.action == "export":
+        count = exchange.write_export(args.db, args.path, args.run_ids or None)
+        print(f"exported {count} run(s) to {args.path}")
+    elif args.action == "import":
+        text = (
+            Path(args.path).read_text(encoding="utf-8", errors="replace").lstrip() if Path(args.path).is_file() else ""
+        )
+        reader = exchange.import_runs if text.startswith("{") else exchange.import_llama_bench
+        ids = reader(args.db, args.path)
+        print(f"imported {len(ids)} run(s) from {args.path}" + ("" if ids else " (all already stored)"))
+    else:
+        rows = exchange.compare(args.db)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        for row in rows if not args.json else []:
+            decode = f"{row['decode_mean']:,.1f}" if row.get("decode_mean") is not None else "-"
+            prefill = f"{row['prefill_mean']:,.1f}" if row.get("prefill_mean") is not None else "-"
+            print(
+                f"run {row['run_id']:>4} {row['source']:9} {str(row['cpu_model'])[:28]:28} "
+                f"{str(row['model_name'])[:28]:28} "
+                f"{row['test']:12} threads {row['threads']}  decode {decode} tok/s  prefill {prefill} tok/s"
+            )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.results import benchmark
+    from bench.runner import BenchConfig
+
+    if args.action:
+        return _bench_exchange(args)
+    if not args.model:
+        raise ValueError("slmlab bench needs --model NAME|PATH (or an action: export, import, compare)")
+
+    config = BenchConfig(
+        test=args.test or ("pp64+tg32" if args.quick else "pp512+tg128"),
+        reps=args.reps or (3 if args.quick else 5),
+        threads=args.threads,
+        n_gpu_layers=args.n_gpu_layers,
+        flash_attn=args.flash_attn,
+        type_k=args.type_k,
+        type_v=args.type_k,
+        depth=args.depth,
+        timeout_s=args.timeout,
+        concurrency=args.concurrency,
+        watts_estimate=args.watts,
+    )
+    if args.sweep:
+        return _sweep(args, config)
+
+    def progress(message: dict) -> None:
+        label = (
+            "warm-up" if message["warmup"] else f"repetition {message['progress'] - int(config.warmup)}/{config.reps}"
+        )
+        print(f"[{message['progress']}/{message['of']}] {label}", file=sys.stderr, flush=True)
+
+    result = benchmark(args.model, config, db=args.db, quick=args.quick, progress=None if args.json else progress)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+        return 0
+    data = result.as_dict()
+    metrics = data["metrics"]
+    print(
+        f"{result.model.name} ({result.model.quantization}, {result.model.parameters / 1e6:,.0f}M parameters), "
+        f"test {config.test}, {config.resolved_threads()} threads, {config.reps} repetitions after a warm-up"
+    )
+    for key, label, unit in (
+        ("prefill_tok_s", "prefill", "tok/s"),
+        ("decode_tok_s", "decode", "tok/s"),
+        ("ttft_ms", "time to first token", "ms"),
+        ("request_latency_ms", "request latency", "ms"),
+    ):
+        if key in metrics:
+            print(f"  {label:22} {interval(metrics[key])} {unit}")
+    if data["inter_token_latency_ms"]:
+        p = data["inter_token_latency_ms"]
+        print(f"  {'inter-token latency':22} p50 {p['p50']:.2f} / p95 {p['p95']:.2f} / p99 {p['p99']:.2f} ms")
+    print(f"  {'load time':22} {data['load_s']:.3f} s;  peak RSS of the worker {data['peak_rss_bytes'] / 1e6:,.0f} MB")
+    energy = data["energy"]
+    if energy.get("joules_per_token") is not None:
+        print(
+            f"  {'energy':22} {energy['joules_per_token']:.4f} J/token, {energy['tokens_per_joule']:,.1f} tokens/J "
+            f"({energy['source'].upper()}: {energy['note']})"
+        )
+    else:
+        print(f"  {'energy':22} unavailable: {energy.get('note', '')} (pass --watts W for an estimate)")
+    if result.roofline:
+        r = result.roofline
+        print(
+            f"  {'roofline':22} ceiling {r['ceiling_tok_s']:,.0f} tok/s at {r['bandwidth']['read_gb_s']:.1f} GB/s "
+            f"measured read bandwidth; decode reaches {r['efficiency']:.1%} of it"
+        )
+    print(f"stored as bench run {result.run_id} in {resolve_db_path(args.db)} (all numbers measured here)")
+    return 0
+
+
+def add_parser(command: Command) -> None:
+    """Register this file's subcommands."""
+    p = command("bench", help="benchmark a GGUF model on this machine in an isolated worker and store the run")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["export", "import", "compare"],
+        help="export runs to JSON, import JSON (slmlab's or llama-bench -o json), or compare machines",
+    )
+    p.add_argument("path", nargs="?", help="the JSON file for export/import")
+    p.add_argument("--run", dest="run_ids", type=int, action="append", default=[], help="export only these run ids")
+    p.add_argument("--model", help=f"shipped model ({', '.join(SHIPPED)}) or a .gguf path")
+    p.add_argument("--quick", action="store_true", help="pp64+tg32, 3 repetitions, short bandwidth probe")
+    p.add_argument("--test", help="llama-bench test: pp512, tg128 or pp512+tg128 (default)")
+    p.add_argument("--reps", type=int, help="measured repetitions after one warm-up (default 5, quick 3)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
+    p.add_argument("--flash-attn", action="store_true")
+    p.add_argument("--type-k", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
+    p.add_argument("--depth", type=int, default=0, help="context tokens already in the KV cache before the test")
+    p.add_argument("--timeout", type=float, default=600.0, help="stop the worker after this many seconds")
+    p.add_argument("--concurrency", type=int, default=1, help="workers running the test at once (capacity curve)")
+    p.add_argument(
+        "--watts",
+        type=float,
+        help="machine power draw to estimate energy where no counter is readable (results are labelled 'estimated')",
+    )
+    p.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="AXIS=V1,V2",
+        help="grid over threads, n_batch, n_ubatch, depth, n_gpu_layers, flash_attn, type_k, test, concurrency",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)

@@ -1,0 +1,382 @@
+"""Import a trace file (or a folder of same-format files) into the warehouse: all-or-nothing, idempotent.
+
+Parsing and validation happen in a private in-memory DuckDB, so the warehouse file is locked only for the
+final insert, which runs in one transaction: a failure or a killed process leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from slmlab import __version__, store
+from slmlab.paths import resolve_db_path
+from slmlab.traces.errors import TraceInputError
+from slmlab.traces.formats import FORMATS
+from slmlab.traces.formats.base import TraceFormat
+from slmlab.traces.labelling import (
+    DATA_CLASSES,
+    DRAW,
+    LABEL_FIELDS,
+    TASKS,
+    LabelMix,
+    draw_labels,
+    load_label_mix,
+)
+from slmlab.traces.reading import (
+    LEGACY_HASH_PREFIX,
+    SUPPORTED_SUFFIXES,
+    content_hash,
+    legacy_content_hash,
+    sample,
+)
+from slmlab.traces.staged import ImportOptions, StagedTrace
+from slmlab.traces.writing import insert_trace, lay_out
+
+Progress = Callable[[str], None]
+HASH_FIRST_BYTES = 64 << 20  # files up to this size are hashed before they are read (see import_trace)
+DEFAULT_LABEL_MIX = load_label_mix(None)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: which trace, how many rows, and whether it was already there."""
+
+    trace_id: int
+    name: str
+    format: str
+    rows: int
+    outcomes: int
+    already_imported: bool
+    seconds: float
+    report: dict[str, object] = field(default_factory=dict)
+    labelling: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """For `--json` output."""
+        return {
+            "trace_id": self.trace_id,
+            "name": self.name,
+            "format": self.format,
+            "rows": self.rows,
+            "outcomes": self.outcomes,
+            "already_imported": self.already_imported,
+            "seconds": round(self.seconds, 3),
+            "report": self.report,
+            "labelling": self.labelling,
+        }
+
+
+def source_files(source: Path) -> list[Path]:
+    """The file itself, or a folder's supported files in name order."""
+    if not source.exists():
+        raise TraceInputError(source, "file not found")
+    if source.is_file():
+        return [source]
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    if not files:
+        raise TraceInputError(source, "folder holds no .csv, .jsonl or .parquet files")
+    return files
+
+
+def detect_format(path: Path) -> TraceFormat:
+    """The first registered format whose signature matches the file's header or first record."""
+    peek = sample(path)
+    for fmt in FORMATS.values():
+        if fmt.matches(peek):
+            return fmt
+    raise TraceInputError(
+        path,
+        f"cannot tell the format from its columns ({', '.join(peek.columns)})",
+        hint=f"pass --format ({', '.join(FORMATS)}), or --map FIELD=COLUMN to read it as generic; "
+        "the README lists each format's columns",
+    )
+
+
+def _resolve_format(files: list[Path], name: str, options: ImportOptions) -> TraceFormat:
+    if name == "auto" and options.mapping:
+        return FORMATS["generic"]  # a column map only means something to the generic format
+    if name != "auto":
+        if name not in FORMATS:
+            raise ValueError(f"unknown format '{name}'; choose auto or one of {', '.join(FORMATS)}")
+        return FORMATS[name]
+    chosen = detect_format(files[0])
+    for other in files[1:]:
+        if detect_format(other).name != chosen.name:
+            raise TraceInputError(other, f"is not in the same format as {files[0].name} ({chosen.name})")
+    return chosen
+
+
+def _stage_all(fmt: TraceFormat, files: list[Path], options: ImportOptions) -> StagedTrace:
+    staged = []
+    for path in files:
+        con = duckdb.connect()
+        try:
+            staged.append(fmt.stage(con, path, options))
+        finally:
+            con.close()
+    if len(staged) == 1:
+        return staged[0]
+    if staged[0].kind == "workload":
+        raise TraceInputError(
+            files[0].parent, "a folder import is for outcome files; import workload traces one file at a time"
+        )
+    return _concatenate(staged, files)
+
+
+def _prefixed(table: pa.Table, prefix: str) -> pa.Table:
+    column = table.schema.get_field_index("request_id")
+    ids = pc.binary_join_element_wise(prefix, table.column("request_id").cast(pa.string()), "/")
+    return table.set_column(column, "request_id", ids)
+
+
+def _concatenate(staged: list[StagedTrace], files: list[Path]) -> StagedTrace:
+    requests = pa.concat_tables(
+        [_prefixed(s.requests, f.stem) for s, f in zip(staged, files)], promote_options="default"
+    )
+    requests = requests.set_column(requests.schema.get_field_index("seq"), "seq", pa.array(np.arange(len(requests))))
+    outcomes = pa.concat_tables(
+        [_prefixed(s.outcomes, f.stem) for s, f in zip(staged, files) if s.outcomes is not None],
+        promote_options="default",
+    )
+    report = {"files": [f.name for f in files], "models": sorted(set(outcomes.column("model").to_pylist()))}
+    return StagedTrace(kind=staged[0].kind, requests=requests, outcomes=outcomes, report=report)
+
+
+def label_requests(requests: pa.Table, mix: LabelMix | None) -> tuple[pa.Table, dict[str, object]]:
+    """Fill the label fields a source did not record from the seeded mix; says which fields are synthetic."""
+    recorded = [f for f in LABEL_FIELDS if f in requests.column_names and requests.column(f).null_count < len(requests)]
+    missing = [f for f in LABEL_FIELDS if f not in recorded]
+    provenance: dict[str, object] = {
+        "recorded_fields": recorded,
+        "synthetic_fields": [],
+        "method": "recorded" if recorded else "none",
+    }
+    if mix is None or not missing:
+        return requests, provenance
+    # Rows may be in file order; each request's labels follow from its rank in arrival order all the same.
+    seq = requests.column("seq").to_numpy() if "seq" in requests.column_names else None
+    tokens = (
+        requests.column("input_tokens").to_numpy(zero_copy_only=False)
+        if "input_tokens" in requests.column_names
+        else np.zeros(len(requests))
+    )
+    vocabularies = {"task": TASKS, "data_class": DATA_CLASSES}
+    given = {
+        name: pc.fill_null(pc.index_in(requests.column(name), value_set=pa.array(vocabulary)), -1).to_numpy()
+        for name, vocabulary in vocabularies.items()
+        if name in recorded
+    }
+    labels = draw_labels(tokens, mix, given, arrival_rank=seq)
+    for name in missing:
+        column = pa.DictionaryArray.from_arrays(  # small codes: cheap to build and to encode as label sets
+            pa.array(labels.codes(name), type=pa.int8()),
+            pa.array(labels.vocabulary(name), type=pa.float64() if name == "latency_slo_ms" else pa.string()),
+        )
+        if name in requests.column_names:
+            requests = requests.set_column(requests.schema.get_field_index(name), name, column)
+        else:
+            requests = requests.append_column(name, column)
+    provenance.update(
+        method="synthetic" if not recorded else "mixed",
+        synthetic_fields=missing,
+        seed=mix.seed,
+        mix_name=mix.name,
+        mix=mix.to_json(),
+        draw=DRAW,  # traces labelled before 2026-11-28 lack this key: they used one numpy PCG64 stream
+    )
+    return requests, provenance
+
+
+def _already_imported(
+    con: duckdb.DuckDBPyConnection, digest: str, started: float, legacy: Callable[[], str] | None = None
+) -> ImportResult | None:
+    """The trace stored from these bytes, by their key; by their sha256 key too (`legacy`) while the database
+    holds traces imported before BLAKE3 keys."""
+    query = (
+        "SELECT t.trace_id, t.name, t.format, t.row_count, "
+        "(SELECT count(*) FROM outcomes o WHERE o.trace_id = t.trace_id) FROM traces t WHERE content_hash = ?"
+    )
+    rows = con.execute(query, [digest]).fetchall()
+    if (
+        not rows
+        and legacy is not None
+        and con.execute(f"SELECT count(*) FROM traces WHERE content_hash LIKE '{LEGACY_HASH_PREFIX}%'").fetchall()[0][0]
+    ):
+        rows = con.execute(query, [legacy()]).fetchall()
+    if not rows:
+        return None
+    trace_id, name, fmt, count, outcomes = rows[0]
+    return ImportResult(trace_id, name, fmt, count, outcomes, True, time.perf_counter() - started)
+
+
+def _stored_earlier(
+    db: str | Path | None,
+    files: list[Path],
+    root: Path | None,
+    started: float,
+    legacy: Callable[[], str],
+    *,
+    unless_new_from: str | None = None,
+) -> tuple[ImportResult | None, str | None]:
+    """The trace already stored from these bytes, and their hash (None, None: not looked up). With
+    `unless_new_from`, a file over HASH_FIRST_BYTES is hashed only if a trace came from that path before; others
+    are hashed later, beside the labelling. A database that does not exist is not created: a failed import
+    must leave no file."""
+    if not resolve_db_path(db).exists():
+        return None, None
+    with store.connect(db, read_only=True) as con:
+        large = sum(f.stat().st_size for f in files) > HASH_FIRST_BYTES
+        if (
+            unless_new_from is not None
+            and large
+            and not con.execute("SELECT count(*) FROM traces WHERE source_file = ?", [unless_new_from]).fetchall()[0][0]
+        ):
+            return None, None
+        digest = content_hash(files, root)
+        return _already_imported(con, digest, started, legacy), digest
+
+
+def import_trace(
+    source: str | Path,
+    *,
+    db: str | Path | None = None,
+    fmt: str = "auto",
+    name: str | None = None,
+    label_mix: LabelMix | None = DEFAULT_LABEL_MIX,
+    options: ImportOptions | None = None,
+    progress: Progress | None = None,
+    display_name: str | None = None,
+) -> ImportResult:
+    """Validate and store one trace; importing the same bytes again changes nothing and says so."""
+    started = time.perf_counter()
+    say = progress or (lambda _message: None)
+    source = Path(source)
+    files = source_files(source)
+    options = options or ImportOptions()
+    root = source if source.is_dir() else None
+    # A file of up to HASH_FIRST_BYTES, or one imported from the same path before, is hashed before anything
+    # else, so importing it again stops there. Other large files are hashed beside the labelling (BLAKE3
+    # releases the GIL): the read keeps every core busy, labelling runs mostly on one. The write checks in any
+    # case that the bytes are not stored yet.
+    source_file = str(display_name or source.resolve())
+    legacy = partial(legacy_content_hash, files, root)
+    found, digest = _stored_earlier(db, files, root, started, legacy, unless_new_from=source_file)
+    if found:
+        return found
+    try:
+        chosen = _resolve_format(files, fmt, options)
+        say(f"reading and validating as {chosen.name}")
+        staged = _stage_all(chosen, files, options)
+    except Exception:  # a file that is already stored is reported as such, even if reading it fails this time
+        if digest is None and (found := _stored_earlier(db, files, root, started, legacy)[0]):
+            return found
+        raise
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
+        hashing = helper.submit(content_hash, files, root) if digest is None else None
+        say("labelling")
+        requests, labelling = label_requests(staged.requests, label_mix)
+        stored = lay_out(requests)
+        digest = hashing.result() if hashing is not None else digest
+    trace_name = name or source.stem
+    report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
+    say("writing")
+    with store.transaction(db) as con:
+        if found := _already_imported(con, digest, started, legacy):  # or by another process meanwhile
+            return found
+        clash = con.execute("SELECT source_file FROM traces WHERE name = ?", [trace_name]).fetchall()
+        if clash:
+            raise TraceInputError(
+                display_name or source,
+                f"a different trace named '{trace_name}' already exists (from {clash[0][0]})",
+                hint="choose another name with --name",
+            )
+        trace_id = insert_trace(
+            con,
+            name=trace_name,
+            source_file=source_file,
+            fmt=chosen.name,
+            digest=digest,
+            kind=staged.kind,
+            requests=stored,
+            labelling=labelling,
+            report=report,
+            first_arrival_ns=staged.first_arrival_ns,
+        )
+        outcome_rows = 0
+        if staged.outcomes is not None:
+            con.register("staged_outcomes", staged.outcomes)
+            con.execute(f"INSERT INTO outcomes BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_outcomes")
+            outcome_rows = len(staged.outcomes)
+    return ImportResult(
+        trace_id,
+        trace_name,
+        chosen.name,
+        stored.count,
+        outcome_rows,
+        False,
+        time.perf_counter() - started,
+        report,
+        labelling,
+    )
+
+
+def remove_trace(name: str, *, db: str | Path | None = None) -> int:
+    """Delete one trace and everything stored under it; returns how many requests went."""
+    with store.transaction(db) as con:
+        found = con.execute("SELECT trace_id, row_count FROM traces WHERE name = ?", [name]).fetchall()
+        if not found:
+            raise ValueError(f"no trace named '{name}' in {resolve_db_path(db)}")
+        trace_id, rows = found[0]
+        for table in ("outcomes", "request_details", "label_sets", "request_rows", "traces"):
+            con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
+    return int(rows)
+
+
+def import_upload(
+    filename: str,
+    content: bytes,
+    *,
+    db: str | Path | None = None,
+    fmt: str = "auto",
+    name: str | None = None,
+    label_mix: LabelMix | None = DEFAULT_LABEL_MIX,
+    options: ImportOptions | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import bytes received by the dashboard; errors name the uploaded file, not the temporary copy."""
+    import tempfile
+
+    safe_name = Path(filename).name or "upload.csv"
+    with tempfile.TemporaryDirectory(prefix="slmlab-upload-") as folder:
+        path = Path(folder) / safe_name
+        path.write_bytes(content)
+        try:
+            return import_trace(
+                path,
+                db=db,
+                fmt=fmt,
+                name=name or path.stem,
+                label_mix=label_mix,
+                options=options,
+                progress=progress,
+                display_name=f"upload:{safe_name}",
+            )
+        except TraceInputError as error:
+            raise TraceInputError(
+                safe_name,
+                error.problem,
+                column=error.column,
+                offenders=error.offenders,
+                total=error.total,
+                hint=error.hint,
+            ) from error

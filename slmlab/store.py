@@ -367,6 +367,46 @@ def m010_hash_algorithm_prefix(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m013_service_curves(con: duckdb.DuckDBPyConnection) -> None:
+    """Batched service curves: B sequences prefilling and decoding together in one llama.cpp context, one row per
+    (curve, B). A B whose KV cache does not fit is stored with fits = false and no speeds; contended curves are
+    kept (and flagged) so a user can still pick one, but readers skip them by default. bench_runs gets the same
+    contention columns."""
+    con.execute(
+        """
+        CREATE TABLE service_curves (
+            curve_id            VARCHAR NOT NULL,
+            created_at          TIMESTAMP NOT NULL,
+            model               VARCHAR NOT NULL,   -- canonical name (`slmlab models` key, else the file's stem)
+            model_path          VARCHAR,
+            model_sha256        VARCHAR,
+            machine             VARCHAR NOT NULL,   -- hardware census fingerprint, as bench_runs.fingerprint
+            n_threads           INTEGER NOT NULL,
+            n_gpu_layers        INTEGER NOT NULL,
+            n_ctx               INTEGER NOT NULL,   -- context cells this B needed: B x (pp + tg)
+            pp                  INTEGER NOT NULL,   -- prompt tokens per sequence
+            tg                  INTEGER NOT NULL,   -- generated tokens per sequence
+            batch               INTEGER NOT NULL,   -- B: sequences served together
+            prefill_tok_s       DOUBLE,             -- B x pp / time to prefill all B prompts
+            decode_tok_s        DOUBLE,             -- aggregate: B x tg / time of the tg decode steps
+            itl_s               DOUBLE,             -- per-sequence inter-token latency (mean decode step time)
+            itl_p95_s           DOUBLE,
+            ttft_s              DOUBLE,             -- time to first token when all B arrive together
+            kv_bytes_per_token  BIGINT NOT NULL,    -- KV cache bytes one context cell holds (all layers, K+V)
+            fits                BOOLEAN NOT NULL,   -- false: B x (pp + tg) cells did not fit in memory
+            contended           BOOLEAN NOT NULL,   -- other processes took CPU past the threshold during the run
+            contention          JSON,               -- what was sampled: other processes' CPU, load, steal
+            config              JSON NOT NULL,      -- flash attention, cache types, batch sizes, reps
+            versions            JSON NOT NULL,
+            PRIMARY KEY (curve_id, batch)
+        )
+        """
+    )
+    # single-sequence runs get the same contention record (NULL: a run stored before sampling existed)
+    con.execute("ALTER TABLE bench_runs ADD COLUMN contended BOOLEAN")
+    con.execute("ALTER TABLE bench_runs ADD COLUMN contention JSON")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial,
     m002_prefix_hash_ids,
@@ -378,6 +418,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m008_request_ids_zstd,
     m009_narrow_requests,
     m010_hash_algorithm_prefix,
+    m013_service_curves,
 ]
 
 

@@ -257,7 +257,7 @@ def main() -> int:
             f"  bound: the cascade hand-fused into one compiled pass for this one case: {fused_s:.3f} s = "
             f"{loop_s / fused_s:.1f}x the loop (same results: {'yes' if fused_same else 'NO'})"
         )
-        print(f"  frontier-only cost over {n:,} requests: ${result.summaries['frontier-only']['cost_usd']:,.2f}")
+        print(f"  frontier-only cost over {n:,} requests: ${result.summaries['frontier-only'].cost_usd:,.2f}")
         return 0 if same else 1
 
 

@@ -14,16 +14,18 @@ Without recorded arrival times (outcome files) there is no queueing: every reque
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from simulators import kernels, metrics
+from simulators.catalog import RESIDENCY_LOCATIONS
 from simulators.inputs import CONFIDENCE_SOURCES, ReplayError, ReplayInputs
 from simulators.policies.base import NO_MODEL, Policy, Routing
 from simulators.policies.registry import BASELINE, sweep_of, with_value
 from simulators.quality import SOURCES
 from simulators.queueing import fifo
+from simulators.results import WEAK_REFERENCE, Percentiles, PolicySummary, compare
 from slmlab.traces.labelling import DATA_CLASSES
 
 
@@ -51,7 +53,7 @@ class ReplayResult:
 
     inputs: ReplayInputs
     outcomes: dict[str, Outcome]
-    summaries: dict[str, dict[str, object]]
+    summaries: dict[str, PolicySummary]
     points: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -163,48 +165,71 @@ def replay_policy(inputs: ReplayInputs, policy: Policy) -> Outcome:
     return execute(inputs, policy.route(inputs, np.ones((inputs.n, len(inputs.model_names)), dtype=bool)), policy.label)
 
 
-def summarise(inputs: ReplayInputs, outcome: Outcome) -> dict[str, object]:
-    """The headline figures of one policy (the comparison with the baseline is added by `compare`)."""
+def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = None) -> PolicySummary:
+    """The headline figures of one policy, typed (the comparison with the baseline is added by `compare`)."""
     n = inputs.n
     final = outcome.model.astype(np.int64)
     answered = final >= 0
     rows = np.flatnonzero(answered)
-    names = inputs.model_names
     escalated = (outcome.routing.attempts >= 0).sum(axis=1) > 1
     local = answered & inputs.is_local[np.maximum(final, 0)]
     violations = outcome.residency_violation
     by_class = {DATA_CLASSES[c]: int(np.sum(violations & (inputs.data_class == c))) for c in range(len(DATA_CLASSES))}
-    summary: dict[str, object] = {
-        "requests": n,
-        "rejected": int(n - answered.sum()),
-        "cost_usd": float(outcome.cost_usd.sum()),
-        "cost_per_1k_usd": float(outcome.cost_usd.sum() / n * 1000) if n else 0.0,
-        "quality": float(outcome.correct.mean()) if n else float("nan"),
-        "quality_source": metrics.counts_by_name(inputs.quality_source[rows, final[rows]], SOURCES),
-        "latency_ms": {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.latency_s[answered]).items()},
-        "ttft_ms": {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.ttft_s[answered]).items()},
-        "queue_wait_ms_p95": float(np.percentile(outcome.queue_wait_s[answered], 95) * 1000) if rows.size else 0.0,
-        "slo_violations": int(outcome.slo_violation.sum()),
-        "escalation_rate": float(escalated.mean()) if n else 0.0,
-        "wasted_tokens": int(outcome.wasted_tokens.sum()),
-        "escalation_added_ms_mean": float(np.nanmean(outcome.first_attempt_s) * 1000) if escalated.any() else 0.0,
-        "in_house_share": float(local.mean()) if n else 0.0,
-        "frontier_share": float(np.mean(final == inputs.frontier)) if n else 0.0,
-        "residency_violations": int(violations.sum()),
-        "residency_violations_by_class": {k: v for k, v in by_class.items() if v},
-        "models": metrics.counts_by_name(final, names),
-        "local_load": local_load(inputs, outcome.routing),
-    }
     first = outcome.routing.attempts[:, 0]
     deciding = first >= 0
-    if outcome.routing.attempts.shape[1] > 1 and deciding.any():  # what the cascade's decisions rested on
-        summary["confidence_source"] = metrics.counts_by_name(
-            inputs.confidence_source[np.flatnonzero(deciding), first[deciding]], CONFIDENCE_SOURCES
-        )
-    if outcome.routing.reason is not None:
-        summary["reasons"] = metrics.counts_by_name(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
-    summary.update(dict(outcome.routing.notes.items()))
-    return summary
+    confidence = (  # what a cascade's decisions rested on
+        metrics.counts_by_name(inputs.confidence_source[np.flatnonzero(deciding), first[deciding]], CONFIDENCE_SOURCES)
+        if outcome.routing.attempts.shape[1] > 1 and deciding.any()
+        else {}
+    )
+    reasons = (
+        metrics.counts_by_name(outcome.routing.reason.astype(np.int64), outcome.routing.reasons)
+        if outcome.routing.reason is not None
+        else {}
+    )
+    label = policy.label if policy is not None else outcome.policy
+    kind = "baseline" if label == BASELINE else (policy.kind if policy is not None else "deployable")
+    return PolicySummary(
+        policy=label,
+        kind=kind,
+        requests=n,
+        rejected=int(n - answered.sum()),  # type: ignore[arg-type]
+        cost_usd=float(outcome.cost_usd.sum()),
+        quality=float(outcome.correct.mean()) if n else float("nan"),
+        in_house_share=float(local.mean()) if n else 0.0,
+        frontier_share=float(np.mean(final == inputs.frontier)) if n else 0.0,
+        latency=Percentiles.from_dict(
+            {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.latency_s[answered]).items()}
+        ),
+        ttft=Percentiles.from_dict(
+            {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.ttft_s[answered]).items()}
+        ),
+        queue_wait_p95_ms=float(np.percentile(outcome.queue_wait_s[answered], 95) * 1000) if rows.size else 0.0,
+        slo_violations=int(outcome.slo_violation.sum()),
+        escalation_rate=float(escalated.mean()) if n else 0.0,
+        escalation_added_ms_mean=float(np.nanmean(outcome.first_attempt_s) * 1000) if escalated.any() else 0.0,
+        wasted_tokens=int(outcome.wasted_tokens.sum()),
+        residency_violations=int(violations.sum()),
+        residency_violations_by_class={k: v for k, v in by_class.items() if v},
+        quality_source=metrics.counts_by_name(inputs.quality_source[rows, final[rows]], SOURCES),
+        models=metrics.counts_by_name(final, inputs.model_names),
+        local_load=local_load(inputs, outcome.routing),
+        confidence_source=confidence,
+        reasons=reasons,
+        parameters=policy.describe() if policy is not None else {},
+        notes=dict(outcome.routing.notes),
+        off_premises_by_class=off_premises(inputs, outcome.routing),
+    )
+
+
+ON_PREMISES = RESIDENCY_LOCATIONS["on-premises-only"]
+
+
+def off_premises(inputs: ReplayInputs, routing: Routing) -> dict[str, int]:
+    """Requests of each data class that some attempt sent off the premises (to a model not on-device/on-premises)."""
+    outside = np.array([m.location not in ON_PREMISES for m in inputs.portfolio.models] + [False])
+    sent = outside[routing.attempts.astype(np.int64)].any(axis=1)  # -1 pads index the trailing False
+    return {DATA_CLASSES[c]: int(np.sum(sent & (inputs.data_class == c))) for c in range(len(DATA_CLASSES))}
 
 
 def local_load(inputs: ReplayInputs, routing: Routing) -> dict[str, float]:
@@ -223,21 +248,6 @@ def local_load(inputs: ReplayInputs, routing: Routing) -> dict[str, float]:
     return load
 
 
-def compare(summaries: dict[str, dict[str, object]], weak: str | None) -> None:
-    """Add each policy's cost ratio, quality change and PGR against frontier-only (strong) and the weak model."""
-    base = summaries[BASELINE]
-    low = summaries.get(weak) if weak else None
-    for summary in summaries.values():
-        summary["vs_baseline"] = {
-            "cost_ratio": (summary["cost_usd"] / base["cost_usd"]) if base["cost_usd"] else None,  # type: ignore[operator]
-            "cost_saved_usd": base["cost_usd"] - summary["cost_usd"],  # type: ignore[operator]
-            "quality_delta": summary["quality"] - base["quality"],  # type: ignore[operator]
-            "p95_latency_delta_ms": summary["latency_ms"]["p95"] - base["latency_ms"]["p95"],  # type: ignore[index]
-        }
-        if low is not None and low["quality"] != base["quality"]:
-            summary["pgr"] = metrics.pgr(summary["quality"], low["quality"], base["quality"])  # type: ignore[arg-type]
-
-
 def run_policies(
     inputs: ReplayInputs,
     policies: list[Policy],
@@ -249,7 +259,7 @@ def run_policies(
     """Replay every policy on the same inputs; with `sweep`, also vary each sweepable policy over its grid.
     `steps(done, total)` counts policies and sweep points for a progress bar; raising from it stops the replay."""
     outcomes: dict[str, Outcome] = {}
-    summaries: dict[str, dict[str, object]] = {}
+    summaries: dict[str, PolicySummary] = {}
     total = len(policies) + (sum(len(grid[1]) for grid in map(sweep_of, policies) if grid) if sweep else 0)
     done = 0
 
@@ -266,15 +276,17 @@ def run_policies(
             progress(f"replaying {policy.label}")
         outcome = replay_policy(inputs, policy)
         outcomes[policy.label] = outcome
-        summaries[policy.label] = {"parameters": policy.describe(), **summarise(inputs, outcome)}
+        summaries[policy.label] = summarise(inputs, outcome, policy)
         step()
     weak = next((label for label in summaries if label == "small-only"), None)
     if weak is None and BASELINE in summaries:
         from simulators.policies.small_only import SmallOnly
 
-        summaries["small-only (reference)"] = summarise(inputs, replay_policy(inputs, SmallOnly()))
-        weak = "small-only (reference)"
-    compare(summaries, weak)
+        reference = summarise(inputs, replay_policy(inputs, SmallOnly()))
+        summaries[WEAK_REFERENCE] = replace(reference, policy=WEAK_REFERENCE, kind="reference")
+        weak = WEAK_REFERENCE
+    if BASELINE in summaries:
+        summaries = compare(summaries, weak)
     points: list[dict[str, object]] = []
     if sweep:
         points = sweep_points(inputs, policies, summaries, weak, progress, step)
@@ -284,7 +296,7 @@ def run_policies(
 def sweep_points(
     inputs: ReplayInputs,
     policies: list[Policy],
-    summaries: dict[str, dict[str, object]],
+    summaries: dict[str, PolicySummary],
     weak: str | None,
     progress: Callable[[str], None] | None = None,
     step: Callable[[], None] | None = None,
@@ -301,58 +313,53 @@ def sweep_points(
                     "policy": policy.label,
                     "parameter": None,
                     "value": None,
-                    "cost_usd": s["cost_usd"],
-                    "quality": s["quality"],
-                    "frontier_share": s["frontier_share"],
-                    "p95_ms": s["latency_ms"]["p95"],
+                    "cost_usd": s.cost_usd,
+                    "quality": s.quality,
+                    "frontier_share": s.frontier_share,
+                    "p95_ms": s.p95_ms,
                 }
-            )  # type: ignore[index]
+            )
             continue
         key, values = grid
         if progress:
             progress(f"sweeping {policy.label} over {key} ({len(values)} points)")
         curve = []
         for value in values:
-            s = summarise(inputs, replay_policy(inputs, with_value(policy, key, value)))
+            s = summarise(inputs, replay_policy(inputs, with_value(policy, key, value)), policy)
             curve.append(s)
             points.append(
                 {
                     "policy": policy.label,
                     "parameter": key,
                     "value": value,
-                    "cost_usd": s["cost_usd"],
-                    "quality": s["quality"],
-                    "frontier_share": s["frontier_share"],
-                    "p95_ms": s["latency_ms"]["p95"],
+                    "cost_usd": s.cost_usd,
+                    "quality": s.quality,
+                    "frontier_share": s.frontier_share,
+                    "p95_ms": s.p95_ms,
                 }
-            )  # type: ignore[index]
+            )
             if step:
                 step()
-        summary = summaries[policy.label]
-        cost = np.array([c["cost_usd"] for c in curve])
-        quality = np.array([c["quality"] for c in curve])
-        share = np.array([c["frontier_share"] for c in curve])
-        summary["sweep"] = {"parameter": key, "points": len(values), "aiq": metrics.aiq(cost, quality)}
+        cost = np.array([c.cost_usd for c in curve])
+        quality = np.array([c.quality for c in curve])
+        share = np.array([c.frontier_share for c in curve])
+        sweep: dict[str, object] = {"parameter": key, "points": len(values), "aiq": metrics.aiq(cost, quality)}
         if weak is not None:
-            low, high = summaries[weak]["quality"], summaries[BASELINE]["quality"]
+            low, high = summaries[weak].quality, summaries[BASELINE].quality
             if low != high:
-                summary["sweep"].update(
-                    {  # type: ignore[union-attr]
-                        "apgr": metrics.apgr(share, quality, low, high),  # type: ignore[arg-type]
-                        "cpt50": metrics.cpt(share, quality, low, high, 0.5),  # type: ignore[arg-type]
-                        "cpt80": metrics.cpt(share, quality, low, high, 0.8),  # type: ignore[arg-type]
-                    }
-                )
-    attainable = [i for i, p in enumerate(points) if p["policy"] not in UNATTAINABLE]
+                sweep |= {
+                    "apgr": metrics.apgr(share, quality, low, high),
+                    "cpt50": metrics.cpt(share, quality, low, high, 0.5),
+                    "cpt80": metrics.cpt(share, quality, low, high, 0.8),
+                }
+        summaries[policy.label] = replace(summaries[policy.label], sweep=sweep)
+    attainable = [i for i, p in enumerate(points) if not summaries[str(p["policy"])].is_reference]
     front = pareto_front([(float(points[i]["cost_usd"]), float(points[i]["quality"])) for i in attainable])  # type: ignore[arg-type]
     for point in points:
         point["pareto"] = False
     for i, on in zip(attainable, front):
         points[i]["pareto"] = on
     return points
-
-
-UNATTAINABLE = ("oracle",)  # a bound, drawn for reference but never on the Pareto front of real policies
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -371,9 +378,9 @@ __all__ = ["NO_MODEL", "Outcome", "ReplayResult", "execute", "pareto_front", "ru
 
 def resimulate(
     inputs: ReplayInputs, policy: Policy, key: str | None = None, value: float | None = None
-) -> dict[str, object]:
+) -> PolicySummary:
     """One policy (one parameter changed) on inputs already built: the dashboard's what-if slider, in milliseconds.
     Nothing is stored; a stored run is what `simulators.runs.simulate` makes."""
     if key is not None:
         policy = with_value(policy, key, value)  # type: ignore[arg-type]
-    return summarise(inputs, replay_policy(inputs, policy))
+    return summarise(inputs, replay_policy(inputs, policy), policy)

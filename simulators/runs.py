@@ -55,7 +55,10 @@ class SimRun:
 
 
 def clean(value: object) -> object:
-    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers, tuples lists."""
+    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers, tuples lists, typed results
+    (anything with `as_dict`, such as a `PolicySummary`) their stored layout."""
+    if callable(getattr(value, "as_dict", None)) and not isinstance(value, type):
+        value = value.as_dict()  # type: ignore[union-attr]
     if isinstance(value, dict):
         return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -295,11 +295,11 @@ def test_run_reports_every_policy_against_the_baseline() -> None:
     inputs = make_inputs(10, confidence=np.linspace(0, 1, 10), correct_small=np.arange(10) >= 5)
     result = run_policies(inputs, parse_policies("small-only,cascade"), sweep=True)
     base, cascade = result.summaries["frontier-only"], result.summaries["cascade"]
-    assert base["cost_usd"] == 10 and base["quality"] == 1.0 and result.summaries["small-only"]["quality"] == 0.5
-    assert cascade["vs_baseline"]["cost_ratio"] == pytest.approx(0.5)  # confidence >= 0.5 kept local: 5 of 10
-    assert cascade["pgr"] == pytest.approx(1.0)  # and exactly the right ones: full gap recovered at half the cost
+    assert base.cost_usd == 10 and base.quality == 1.0 and result.summaries["small-only"].quality == 0.5
+    assert cascade.vs_baseline.cost_ratio == pytest.approx(0.5)  # confidence >= 0.5 kept local: 5 of 10
+    assert cascade.pgr == pytest.approx(1.0)  # and exactly the right ones: full gap recovered at half the cost
     # a perfect ranking of a 50/50 split: PGR climbs 0 -> 1 over the first half of strong calls, then stays at 1
-    assert cascade["sweep"]["apgr"] == pytest.approx(0.75) and cascade["sweep"]["cpt50"] == pytest.approx(0.25)
+    assert cascade.sweep["apgr"] == pytest.approx(0.75) and cascade.sweep["cpt50"] == pytest.approx(0.25)
 
 
 def test_a_local_model_serving_two_tiers_queues_both_in_arrival_order() -> None:

@@ -73,14 +73,11 @@ def test_routellm_mmlu_random_router_recovers_half_the_gap_and_the_oracle_beats_
     assert inputs.model_names == (STRONG, WEAK) and inputs.frontier == 0 and inputs.small == 1
     result = run_policies(inputs, parse_policies("small-only,random,oracle"), sweep=True)
     s = result.summaries
-    assert s["frontier-only"]["quality"] == pytest.approx(0.8058, abs=1e-4)  # recorded outcomes used as recorded
-    assert s["small-only"]["quality"] == pytest.approx(0.6808, abs=1e-4)
-    assert 0.45 <= s["random"]["sweep"]["apgr"] <= 0.55
-    assert (
-        s["oracle"]["quality"] >= s["frontier-only"]["quality"]
-        and s["oracle"]["cost_usd"] < s["frontier-only"]["cost_usd"]
-    )
-    assert s["oracle"]["quality"] == pytest.approx(np.mean(inputs.correct.any(axis=1)))
+    assert s["frontier-only"].quality == pytest.approx(0.8058, abs=1e-4)  # recorded outcomes used as recorded
+    assert s["small-only"].quality == pytest.approx(0.6808, abs=1e-4)
+    assert 0.45 <= s["random"].sweep["apgr"] <= 0.55
+    assert s["oracle"].quality >= s["frontier-only"].quality and s["oracle"].cost_usd < s["frontier-only"].cost_usd
+    assert s["oracle"].quality == pytest.approx(np.mean(inputs.correct.any(axis=1)))
     assert inputs.token_sources["input"] == {"estimated from text length": 14042}  # and said so
 
 
@@ -104,17 +101,17 @@ def test_runs_are_stored_with_everything_needed_to_reproduce_them(db: Path) -> N
     again = simulate(config, parse_policies("random,cascade"), sweep=True, db=db)
     assert clean(first.result.summaries) == clean(again.result.summaries)
     other = simulate(ReplayConfig(CODE, seed=4, volume=0.5), parse_policies("random"), db=db)
-    assert other.result.summaries["random"]["cost_usd"] != first.result.summaries["random"]["cost_usd"]
+    assert other.result.summaries["random"].cost_usd != first.result.summaries["random"].cost_usd
     stored = load_run(first.run_id, db)
     assert stored["config"]["replay"]["seed"] == 3 and stored["config"]["replay"]["volume"] == 0.5
     assert [p["policy"] for p in stored["config"]["policies"]] == ["frontier-only", "random", "cascade"]
-    assert stored["policies"]["cascade"]["cost_usd"] == pytest.approx(first.result.summaries["cascade"]["cost_usd"])
+    assert stored["policies"]["cascade"]["cost_usd"] == pytest.approx(first.result.summaries["cascade"].cost_usd)
     runs = stored_runs(db)
     assert [r["run_id"] for r in runs] == [other.run_id, again.run_id, first.run_id]
     assert runs[-1]["trace_hash"] and runs[-1]["catalogue_version"] == "litellm 1.110.2"
     rows = load_requests(first.run_id, db, policy="cascade")
     assert rows.num_rows == first.result.inputs.n and set(rows.column("policy").to_pylist()) == {"cascade"}
-    assert rows.column("cost_usd").to_numpy().sum() == pytest.approx(first.result.summaries["cascade"]["cost_usd"])
+    assert rows.column("cost_usd").to_numpy().sum() == pytest.approx(first.result.summaries["cascade"].cost_usd)
     points = load_points(first.run_id, db)
     assert points.num_rows == 1 + 21 + 21 and any(points.column("pareto").to_pylist())
 
@@ -130,7 +127,7 @@ def test_time_and_volume_scaling(db: Path) -> None:
     assert abs(half.n - base.n / 2) < 4 * np.sqrt(base.n / 4)  # each kept with probability 1/2
     slow = run_policies(base, parse_policies("small-only"))
     hurried = run_policies(fast, parse_policies("small-only"))
-    assert hurried.summaries["small-only"]["latency_ms"]["p95"] > slow.summaries["small-only"]["latency_ms"]["p95"]
+    assert hurried.summaries["small-only"].p95_ms > slow.summaries["small-only"].p95_ms
 
 
 def test_missing_quality_is_an_error_that_names_the_model(db: Path, capsys) -> None:
@@ -175,8 +172,8 @@ def test_residency_filter_in_front_of_a_cascade_escalates_to_a_permitted_region(
     inputs = build_inputs(ReplayConfig(CODE), db=db)
     result = run_policies(inputs, parse_policies("cascade,residency-aware+cascade"))
     filtered = result.outcomes["residency-aware+cascade"]
-    assert result.summaries["residency-aware+cascade"]["residency_violations"] == 0
-    assert result.summaries["cascade"]["residency_violations"] > 0
+    assert result.summaries["residency-aware+cascade"].residency_violations == 0
+    assert result.summaries["cascade"].residency_violations > 0
     eu = inputs.model_names.index("azure/eu/gpt-4o")
     escalated_eu = (filtered.model == eu) & ((filtered.routing.attempts >= 0).sum(axis=1) == 2)
     assert escalated_eu.any()  # confidential data barred from the US region went to the EU one instead

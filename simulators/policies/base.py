@@ -51,6 +51,7 @@ class Policy(ABC):
     """A routing policy: one file per policy under simulators/policies/, one line in registry.py."""
 
     name: ClassVar[str]
+    kind: ClassVar[str] = "deployable"  # 'reference': a bound to compare with, never deployed (the oracle)
     summary: ClassVar[str]  # one line for `slmlab simulate --list` and the README
     sweep: ClassVar[tuple[str, tuple[float, ...]] | None] = None  # the parameter a sweep varies, and its grid
 

@@ -15,6 +15,7 @@ class Oracle(Policy):
     """Knows every answer in advance: the cheapest right model (ties: the likelier one), else the cheapest."""
 
     name = "oracle"
+    kind = "reference"  # it knows every answer in advance
     summary = "the cheapest model that answers correctly (the cheapest at all when none does): the upper bound"
 
     def route(self, inputs: ReplayInputs, candidates: np.ndarray) -> Routing:

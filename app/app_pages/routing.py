@@ -15,7 +15,9 @@ from app.widgets import job_status
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators.replay import resimulate
+from simulators import formatting as fmt
 from simulators.runs import replay_config_of
+from simulators.results import BASELINE, summaries_from_dicts
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
 from slmlab.traces.labelling import DATA_CLASSES
@@ -306,18 +308,18 @@ def _what_if(run: dict, summaries: dict[str, dict]) -> None:
     except ValueError as error:
         st.error(str(error))
         return
-    base = summaries["frontier-only"]
+    base = summaries_from_dicts(summaries)[BASELINE]
     cols = st.columns(5)
     cols[0].metric(
-        "cost (USD)",
-        f"${result['cost_usd']:,.2f}",
-        f"{result['cost_usd'] / base['cost_usd'] - 1:+.0%} vs frontier-only",
+        "cost per 1,000 requests",
+        fmt.money(result.cost_per_1k_usd),
+        f"{result.cost_usd / base.cost_usd - 1:+.0%} vs frontier-only" if base.cost_usd else None,
         delta_color="inverse",
     )
-    cols[1].metric("quality", f"{result['quality']:.1%}", f"{(result['quality'] - base['quality']) * 100:+.1f} points")
-    cols[2].metric("p95 latency", f"{result['latency_ms']['p95'] / 1000:,.1f} s")
-    cols[3].metric("served in-house", f"{result['in_house_share']:.0%}")
-    cols[4].metric("residency violations", f"{result['residency_violations']:,}")
+    cols[1].metric("quality", fmt.share(result.quality), fmt.points(result.quality - base.quality))
+    cols[2].metric("p95 latency", fmt.duration_ms(result.p95_ms))
+    cols[3].metric("answered in-house", fmt.share(result.in_house_share))
+    cols[4].metric("residency violations", fmt.count(result.residency_violations))
     st.caption(
         f"{label} with {key} = {value:g}, re-simulated over {inputs.n:,} requests in {took * 1000:.0f} ms from the "
         f"inputs of run {run['run_id']} (same seed, prices and quality sources). Not stored: run a replay above "

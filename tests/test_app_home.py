@@ -29,14 +29,22 @@ def test_first_run_shows_the_headline_comparison_with_sources(db: Path) -> None:
     metrics = {m.label for m in at.metric}
     assert {
         "cost per 1,000 requests",
+        "answered in-house",
         "quality (share answered right)",
         "p95 latency",
         "residency violations",
         "36 months at this traffic (projected)",
     } <= metrics
-    assert any(f"policy: **{top.chosen['policy']}**" in c.value for c in at.caption)
+    assert any(f"policy: **{top.chosen.policy}**" in c.value for c in at.caption)
     assert any("Where these numbers come from" in c.value and "litellm 1.110.2" in c.value for c in at.caption)
     assert any("Chosen by rule" in s.value for s in [*at.success, *at.warning])
+    # every figure carries the badge of its source; on the default trace quality and latency are assumptions
+    badges = [m.value for m in at.markdown if "-badge[" in m.value]
+    assert len(at.metric) == 12 and len(badges) >= len(at.metric)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["answered in-house"].endswith("%")
+    assert sum(":orange-badge[assumption]" in b for b in badges) >= 4
+    assert "Measured on this machine" not in at.markdown[0].value
     (chart,) = at.get("vega_lite_chart")  # Vega-Lite, not Plotly: see app/vega.py
     drawn = pa.ipc.open_stream(chart.proto.data.data).read_all().to_pydict()
     stored = load_run(int(run["run_id"]), db)["policies"]
@@ -92,8 +100,20 @@ def test_headline_rule_by_hand() -> None:
         },
     }
     top = headline(run)
-    assert top.chosen["policy"] == "good" and top.reached_floor  # the leaky one breaks residency more than baseline
+    assert top.chosen.policy == "good" and top.reached_floor  # the leaky one breaks residency more than baseline
     run["policies"].pop("good")
     run["policies"].pop("cheaper-good-but-leaky")
     fallback = headline(run)
-    assert fallback.chosen["policy"] == "cheap-bad" and not fallback.reached_floor
+    assert fallback.chosen.policy == "cheap-bad" and not fallback.reached_floor
+
+
+def test_a_scaled_replay_is_named_as_a_scaled_what_if(db: Path) -> None:
+    from app.cli.main import main
+
+    assert main(["simulate", "--volume", "2", "--policy", "cascade", "--json"]) == 0  # the trace's newest run
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    said = " ".join(m.value for m in at.markdown)
+    assert "On a scaled what-if" in said and "not your recorded traffic" in said and "On your traffic" not in said
+    assert any("scaled what-if (volume x2)" in c.value for c in at.caption)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 import polars as pl
 import streamlit as st
 
 from app import state, vega
 from app.pages import PAGES
 from app.widgets import resolve_replay
-from simulators.headline import headline
+from simulators import formatting as fmt
+from simulators.headline import Figures, headline
 from slmlab.replay_store import load_run
 from slmlab.traces.defaults import DEFAULT_TRACES
 
 db = state.database_path()
 st.title("slmlab")
-st.markdown(
-    "What happens to **cost, latency, quality and data residency** if you move from one frontier-model API "
-    "to a portfolio of small local models with an orchestration layer in front? Measured on this machine, "
-    "replayed on recorded traffic, priced from a catalogue; every assumption is named and editable."
-)
+intro = st.empty()
 
 # The page's frame first, filled once the replay is read: the browser loads Vega's code meanwhile.
 traffic = st.empty()
@@ -39,52 +34,90 @@ except ValueError as error:
     st.error(str(error))
     st.stop()
 
+WORDS = {
+    "measured": "measured on a machine",
+    "recorded": "recorded in your traffic",
+    "catalogue": "priced from a published catalogue",
+    "assumption": "assumed (named and editable)",
+}
+intro.markdown(
+    "What happens to **cost, latency, quality and data residency** if you move from one frontier-model API to a "
+    "portfolio of small local models with an orchestration layer in front? On this replay the figures below are "
+    + ", ".join(f"{fmt.badge(kind)} {WORDS[kind]}" for kind in top.kinds())
+    + "; each figure carries the badge of its weakest source."
+)
 
-def _money(value: object) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"${float(value):,.0f}"
 
-
-def _column(container, title: str, figures: dict[str, object], base: dict[str, object] | None) -> None:  # type: ignore[no-untyped-def]
-    """One side of the comparison as metrics, with the change against frontier-only on the other side."""
+def _column(container, title: str, figures: Figures, base: Figures | None) -> None:  # type: ignore[no-untyped-def]
+    """One side of the comparison as metrics, each with its source badge, the change against frontier-only beside."""
+    s, b = figures.summary, (base.summary if base else None)
     container.subheader(title)
-    container.caption(f"policy: **{figures['policy']}**")
+    container.caption(f"policy: **{figures.policy}**")
+    sources = figures.sources
 
-    def delta(key: str, scale: float = 1.0, fmt: str = "{:+,.2f}") -> str | None:
-        if base is None:
-            return None
-        return fmt.format((float(figures[key]) - float(base[key])) * scale)  # type: ignore[arg-type]
+    def metric(
+        label: str, value: str, source: str, delta: str | None = None, colour: str = "normal", help: str | None = None
+    ) -> None:
+        container.metric(label, value, delta=delta, delta_color=colour, help=help)  # type: ignore[arg-type]
+        container.markdown(
+            f"{fmt.badge(sources[source].kind)} <small>{sources[source].detail}</small>", unsafe_allow_html=True
+        )
 
-    container.metric(
+    def signed_money(value: float) -> str:
+        return ("+" if value > 0 else "") + fmt.money(value)
+
+    metric(
         "cost per 1,000 requests",
-        f"${float(figures['cost_per_1k_usd']):,.2f}",  # type: ignore[arg-type]
-        delta=delta("cost_per_1k_usd", fmt="{:+,.2f} USD"),
-        delta_color="inverse",
+        fmt.money(s.cost_per_1k_usd),
+        "cost",
+        None if b is None else signed_money(s.cost_per_1k_usd - b.cost_per_1k_usd),
+        "inverse",
     )
-    container.metric(
+    metric(
+        "answered in-house",
+        fmt.share(s.in_house_share),
+        "in_house",
+        None if b is None else fmt.points(s.in_house_share - b.in_house_share),
+    )
+    metric(
         "quality (share answered right)",
-        f"{float(figures['quality']):.1%}",  # type: ignore[arg-type]
-        delta=delta("quality", 100, "{:+.1f} points"),
+        fmt.share(s.quality),
+        "quality",
+        None if b is None else fmt.points(s.quality - b.quality),
     )
-    container.metric(
+    p95 = s.p95_ms
+    metric(
         "p95 latency",
-        f"{float(figures['p95_ms']) / 1000:,.1f} s",  # type: ignore[arg-type]
-        delta=delta("p95_ms", 1 / 1000, "{:+,.1f} s"),
-        delta_color="inverse",
+        fmt.duration_ms(p95),
+        "latency",
+        None if b is None or p95 is None or b.p95_ms is None else fmt.duration_ms(p95 - b.p95_ms, signed=True),
+        "inverse",
     )
-    container.metric(
+    metric(
         "residency violations",
-        f"{int(figures['residency_violations']):,}",  # type: ignore[call-overload]
-        delta=delta("residency_violations", fmt="{:+,.0f}"),
-        delta_color="inverse",
+        fmt.count(s.residency_violations),
+        "residency",
+        None if b is None else f"{s.residency_violations - b.residency_violations:+,}",
+        "inverse",
     )
-    container.metric(
+    metric(
         "36 months at this traffic (projected)",
-        _money(figures["total_36_months_usd"]),
-        help=f"break-even against frontier-only: {figures['break_even_month']}",
+        fmt.money(figures.total_36_months_usd),
+        "projection",
+        help="break-even against frontier-only: "
+        + (
+            "baseline" if base is None else f"month {figures.break_even_month}" if figures.break_even_month else "never"
+        ),
     )
 
 
-traffic.markdown(f"**On your traffic:** trace `{top.trace}`, {top.requests:,} requests, replay run {top.run_id}.")
+what = (
+    f"a **scaled what-if** of trace `{top.trace}` ({fmt.count(top.requests)} requests after scaling, not your "
+    "recorded traffic)"
+    if top.scaled
+    else f"trace `{top.trace}`, {fmt.count(top.requests)} requests"
+)
+traffic.markdown(f"**{'On a scaled what-if' if top.scaled else 'On your traffic'}:** {what}, replay run {top.run_id}.")
 
 points = pl.DataFrame(
     [{"policy": label, "cost_usd": s["cost_usd"], "quality": s["quality"]} for label, s in run["policies"].items()],  # type: ignore[union-attr]

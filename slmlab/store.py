@@ -367,6 +367,39 @@ def m010_hash_algorithm_prefix(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m012_request_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Gateway and observability logs (LiteLLM, OTLP GenAI spans, Langfuse, OpenAI usage) record per request what
+    was called and what it cost. That stays recorded, beside the request (`seq`), for the bill and latency checks:
+    model and provider as logged, end-to-end latency and time to first token (ms, where the log has them), the
+    logged cost, cached input tokens, status ('success'/'failure') and error, the team, user and tags of the call,
+    and the response text only when the import was asked to keep text. `recorded_calls` joins them to requests."""
+    con.execute(
+        """
+        CREATE TABLE request_records (
+            trace_id       INTEGER NOT NULL,
+            seq            BIGINT NOT NULL,          -- the request (request_rows.seq)
+            model          VARCHAR,                  -- as the log names it
+            provider       VARCHAR,
+            latency_ms     DOUBLE,                   -- end-to-end, as recorded
+            ttft_ms        DOUBLE,                   -- time to first token, streamed calls only
+            cost_usd       DOUBLE,                   -- the logged cost
+            cached_tokens  BIGINT,                   -- input tokens served from the provider's prompt cache
+            status         VARCHAR,                  -- 'success' or 'failure'
+            error          VARCHAR,
+            team           VARCHAR,
+            user_id        VARCHAR,
+            tags           VARCHAR,                  -- comma-separated
+            response       VARCHAR                   -- only with --keep-text
+        )
+        """
+    )
+    con.execute(
+        "CREATE VIEW recorded_calls AS SELECT r.*, c.model, c.provider, c.latency_ms, c.ttft_ms, c.cost_usd, "
+        "c.cached_tokens, c.status, c.error, c.team, c.user_id, c.tags "
+        "FROM requests r JOIN request_records c ON c.trace_id = r.trace_id AND c.seq = r.seq"
+    )
+
+
 def m013_service_curves(con: duckdb.DuckDBPyConnection) -> None:
     """Batched service curves: B sequences prefilling and decoding together in one llama.cpp context, one row per
     (curve, B). A B whose KV cache does not fit is stored with fits = false and no speeds; contended curves are
@@ -418,6 +451,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m008_request_ids_zstd,
     m009_narrow_requests,
     m010_hash_algorithm_prefix,
+    m012_request_records,
     m013_service_curves,
 ]
 

@@ -7,12 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from app.cli import admin, bench, eval, models, project, simulate, traces
+from app.cli import admin, bench, eval, models, project, recorded, simulate, traces
 from app.cli.common import EXIT_BAD_INPUT, EXIT_DATABASE
 from slmlab.allocator import keep_freed_memory
 from slmlab.paths import DB_ENV_VAR
 
-SUBCOMMANDS = (traces, models, bench, eval, simulate, project, admin)  # each registers its own subcommands
+SUBCOMMANDS = (traces, recorded, models, bench, eval, simulate, project, admin)  # each registers its own subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     from slmlab.traces.labelling import load_label_mix
     from slmlab.traces.staged import ImportOptions, parse_mapping
 
-    options = ImportOptions(mapping=parse_mapping(args.map), ignore=tuple(args.ignore), arrival_unit=args.arrival_unit)
+    options = ImportOptions(
+        mapping=parse_mapping(args.map),
+        ignore=tuple(args.ignore),
+        arrival_unit=args.arrival_unit,
+        keep_text=args.keep_text,
+    )
     result = import_trace(
         args.file,
         db=args.db,
@@ -77,6 +82,14 @@ def cmd_traces(args: argparse.Namespace) -> int:
         print(f"  task mix: {mix_text(s.task_mix)}")
         print(f"  data-class mix: {mix_text(s.data_class_mix)}")
         print(f"  labels: {labelling_note(s.labelling)}")
+        if s.recorded:
+            r = s.recorded
+            spend = "" if r["logged_spend_usd"] is None else f", logged spend ${r['logged_spend_usd']:,.6f}"
+            print(f"  recorded per request: {', '.join(r['fields'])}{spend}; models: {', '.join(r['models']) or '-'}")
+            for assumption in r.get("assumptions") or []:
+                print(f"  ASSUMPTION: {assumption}")
+        if s.label_sources:
+            print("  label sources: " + "; ".join(f"{k} {v}" for k, v in s.label_sources.items()))
         print(f"  source: {s.source_file} (imported {s.imported_at} UTC)")
     return 0
 
@@ -122,6 +135,11 @@ def add_parser(command: Command) -> None:
         default="auto",
         choices=["auto", "timestamp", "s", "ms"],
         help="generic format: how to read the arrival column (auto: numbers are seconds, else date-times)",
+    )
+    p.add_argument(
+        "--keep-text",
+        action="store_true",
+        help="gateway/observability logs: also store prompt and response text (not stored by default: personal data)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_import)

@@ -6,6 +6,8 @@ final insert, which runs in one transaction: a failure or a killed process leave
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,7 @@ import pyarrow.compute as pc
 
 from slmlab import __version__, store
 from slmlab.paths import resolve_db_path
+from slmlab.traces.datasets import parquet_dataset
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.formats import FORMATS
 from slmlab.traces.formats.base import TraceFormat
@@ -35,15 +38,21 @@ from slmlab.traces.labelling import (
 from slmlab.traces.reading import (
     LEGACY_HASH_PREFIX,
     SUPPORTED_SUFFIXES,
+    FileSample,
     content_hash,
     legacy_content_hash,
+    read_jsonl_raw,
     sample,
 )
+from slmlab.traces.records import insert_records
 from slmlab.traces.staged import ImportOptions, StagedTrace
+from slmlab.traces.streaming import STREAM_BYTES
+from slmlab.traces.workload import WORKLOAD_FIELDS
 from slmlab.traces.writing import insert_trace, lay_out
 
 Progress = Callable[[str], None]
 HASH_FIRST_BYTES = 64 << 20  # files up to this size are hashed before they are read (see import_trace)
+STAGING_MEMORY_SHARE = 50  # percent of physical memory DuckDB may use to validate one file (README: Limits on input)
 DEFAULT_LABEL_MIX = load_label_mix(None)
 
 
@@ -102,6 +111,33 @@ def detect_format(path: Path) -> TraceFormat:
     )
 
 
+def check_options(files: list[Path], fmt: str, options: ImportOptions) -> None:
+    """The options name a known format, known fields and columns every file has: checked before anything else,
+    so a wrong option is an error even when the bytes are already stored."""
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown format '{fmt}'; choose auto or one of {', '.join(FORMATS)}")
+    unknown_fields = sorted(set(options.mapping) - set(WORKLOAD_FIELDS))
+    if unknown_fields:
+        raise ValueError(f"--map names unknown field(s) {', '.join(unknown_fields)}; fields are {', '.join(WORKLOAD_FIELDS)}")
+    named = {**{column: "--map" for column in options.mapping.values()}, **{column: "--ignore" for column in options.ignore}}
+    if not named:
+        return
+    for path in files:
+        peek = sample(path)
+        missing = [column for column in named if column not in peek.columns]
+        if missing and peek.container == "jsonl":  # a key may first appear in a later record
+            con = duckdb.connect()
+            try:
+                missing = [column for column in missing if column not in read_jsonl_raw(con, path)]
+            finally:
+                con.close()
+        if missing:
+            raise TraceInputError(
+                path, "; ".join(f"{named[column]} names column '{column}', which the file does not have" for column in missing),
+                hint=f"its columns are {', '.join(peek.columns)}",
+            )
+
+
 def _resolve_format(files: list[Path], name: str, options: ImportOptions) -> TraceFormat:
     if name == "auto" and options.mapping:
         return FORMATS["generic"]  # a column map only means something to the generic format
@@ -116,12 +152,33 @@ def _resolve_format(files: list[Path], name: str, options: ImportOptions) -> Tra
     return chosen
 
 
+def stage_files(files: list[Path], fmt: str = "auto", options: ImportOptions | None = None) -> tuple[TraceFormat, StagedTrace]:
+    """Check the options, detect the format, read and validate every file: all an import does before it writes."""
+    options = options or ImportOptions()
+    check_options(files, fmt, options)
+    chosen = _resolve_format(files, fmt, options)
+    return chosen, _stage_all(chosen, files, options)
+
+
+def _staging_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * STAGING_MEMORY_SHARE // 100
+    except (ValueError, OSError):
+        return 4 << 30
+
+
 def _stage_all(fmt: TraceFormat, files: list[Path], options: ImportOptions) -> StagedTrace:
     staged = []
+    limit = _staging_memory_bytes()
     for path in files:
-        con = duckdb.connect()
+        con = duckdb.connect(config={"memory_limit": f"{limit >> 20}MiB"})
         try:
             staged.append(fmt.stage(con, path, options))
+        except duckdb.OutOfMemoryException as error:
+            raise TraceInputError(
+                path, f"needs more than {limit / 2**30:.1f} GiB ({STAGING_MEMORY_SHARE}% of this machine's memory) "
+                      "to validate", hint="split it into smaller files and import them as a folder",
+            ) from error
         finally:
             con.close()
     if len(staged) == 1:
@@ -246,6 +303,117 @@ def _stored_earlier(
         return _already_imported(con, digest, started, legacy), digest
 
 
+def _import_streamed(
+    chosen: TraceFormat,
+    path: Path,
+    *,
+    db: str | Path | None,
+    name: str,
+    source_file: str,
+    digest: str | None,
+    root: Path | None,
+    label_mix: LabelMix | None,
+    options: ImportOptions,
+    started: float,
+    say: Progress,
+    legacy: Callable[[], str],
+) -> ImportResult:
+    """A gateway log too large for memory: staged on disk, labelled in batches, copied by DuckDB (`streaming.py`)."""
+    from slmlab.traces.streaming import stage_log, write_staged
+    from slmlab.traces.writing import StoredRequests
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
+        hashing = helper.submit(content_hash, [path], root) if digest is None else None
+        say(f"reading and validating as {chosen.name} (streamed through a staging file)")
+        staged = stage_log(path, lambda con: chosen.call_fields(con, path, options), options)
+        digest = hashing.result() if hashing is not None else digest
+    try:
+        say("labelling and writing")
+        with store.transaction(db) as con:
+            if found := _already_imported(con, digest, started, legacy):
+                return found
+            if con.execute("SELECT count(*) FROM traces WHERE name = ?", [name]).fetchall()[0][0]:
+                raise TraceInputError(
+                    path, f"a different trace named '{name}' already exists", hint="choose another name with --name"
+                )
+            rows, sets = pa.table({"seq": pa.array([], pa.int64())}), pa.table({"label_set": pa.array([], pa.int32())})
+            report = {**staged.report, "slmlab_version": __version__, "files": [path.name]}
+            trace_id = insert_trace(
+                con,
+                name=name,
+                source_file=source_file,
+                fmt=chosen.name,
+                digest=digest,
+                kind="workload",
+                requests=StoredRequests(rows, sets, None),
+                labelling={},
+                report=report,
+                first_arrival_ns=staged.first_arrival_ns,
+            )
+            labelling, recorded = write_staged(con, trace_id, staged, label_mix)
+            report.update(recorded)
+            con.execute(
+                "UPDATE traces SET row_count = ?, labelling = ?, import_report = ? WHERE trace_id = ?",
+                [staged.rows, json.dumps(labelling), json.dumps(report, default=str), trace_id],
+            )
+    finally:
+        staged.discard()
+    return ImportResult(
+        trace_id, name, chosen.name, staged.rows, 0, False, time.perf_counter() - started, report, labelling
+    )
+
+
+def _import_dataset(
+    pattern: Path,
+    files: list[Path],
+    *,
+    db: str | Path | None,
+    fmt: str,
+    name: str | None,
+    label_mix: LabelMix | None,
+    options: ImportOptions,
+    started: float,
+    say: Progress,
+) -> ImportResult:
+    """A hive-partitioned Parquet dataset (a folder of `key=value/` folders, or a glob) as one gateway-log trace."""
+    from slmlab.traces.datasets import parquet_source
+
+    con = duckdb.connect()
+    try:
+        columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {parquet_source(pattern)}").fetchall())
+    except duckdb.Error as error:
+        raise TraceInputError(pattern, f"cannot be read as Parquet: {str(error).splitlines()[0]}") from error
+    finally:
+        con.close()
+    peek = FileSample(pattern, "parquet", columns)
+    readers = [f for f in FORMATS.values() if hasattr(f, "call_fields") and "parquet" in getattr(f, "containers", ())]
+    chosen = FORMATS.get(fmt) if fmt != "auto" else next((f for f in readers if f.matches(peek)), None)
+    if chosen is None or chosen not in readers:
+        raise TraceInputError(
+            pattern,
+            f"a Parquet dataset is read as a gateway log; its columns ({', '.join(columns)}) match none",
+            hint=f"formats that read Parquet datasets: {', '.join(f.name for f in readers)}",
+        )
+    root = Path(str(pattern).split("*")[0].rstrip("/")) if "*" in str(pattern) else pattern.parent.parent
+    root = root if root.is_dir() else None
+    digest = content_hash(files, root)
+    legacy = partial(legacy_content_hash, files, root)
+    return _import_streamed(
+        chosen,
+        pattern,
+        db=db,
+        name=name or (root.name if root else "dataset"),
+        source_file=str(pattern),
+        digest=digest,
+        root=root,
+        label_mix=label_mix,
+        options=options,
+        started=started,
+        say=say,
+        legacy=legacy,
+    )
+
+
 def import_trace(
     source: str | Path,
     *,
@@ -260,6 +428,17 @@ def import_trace(
     """Validate and store one trace; importing the same bytes again changes nothing and says so."""
     started = time.perf_counter()
     say = progress or (lambda _message: None)
+    if (dataset := parquet_dataset(source)) is not None:  # hive-partitioned Parquet: one trace
+        return _import_dataset(
+            *dataset,
+            db=db,
+            fmt=fmt,
+            name=name,
+            label_mix=label_mix,
+            options=options or ImportOptions(),
+            started=started,
+            say=say,
+        )
     source = Path(source)
     files = source_files(source)
     options = options or ImportOptions()
@@ -270,11 +449,27 @@ def import_trace(
     # case that the bytes are not stored yet.
     source_file = str(display_name or source.resolve())
     legacy = partial(legacy_content_hash, files, root)
+    check_options(files, fmt, options)
     found, digest = _stored_earlier(db, files, root, started, legacy, unless_new_from=source_file)
     if found:
         return found
     try:
         chosen = _resolve_format(files, fmt, options)
+        if hasattr(chosen, "call_fields") and len(files) == 1 and files[0].stat().st_size > STREAM_BYTES:
+            return _import_streamed(
+                chosen,
+                files[0],
+                db=db,
+                name=name or source.stem,
+                source_file=source_file,
+                digest=digest,
+                root=root,
+                label_mix=label_mix,
+                options=options,
+                started=started,
+                say=say,
+                legacy=legacy,
+            )
         say(f"reading and validating as {chosen.name}")
         staged = _stage_all(chosen, files, options)
     except Exception:  # a file that is already stored is reported as such, even if reading it fails this time
@@ -317,6 +512,8 @@ def import_trace(
             con.register("staged_outcomes", staged.outcomes)
             con.execute(f"INSERT INTO outcomes BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_outcomes")
             outcome_rows = len(staged.outcomes)
+        if staged.recorded is not None:
+            insert_records(con, trace_id, staged.recorded)
     return ImportResult(
         trace_id,
         trace_name,
@@ -337,7 +534,7 @@ def remove_trace(name: str, *, db: str | Path | None = None) -> int:
         if not found:
             raise ValueError(f"no trace named '{name}' in {resolve_db_path(db)}")
         trace_id, rows = found[0]
-        for table in ("outcomes", "request_details", "label_sets", "request_rows", "traces"):
+        for table in ("outcomes", "request_records", "request_details", "label_sets", "request_rows", "traces"):
             con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
     return int(rows)
 

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from slmlab.traces.errors import TraceInputError
 
 ROW = "__row"
 LINE = "__line"
-_MAX_LINE_BYTES = 64 * 1024 * 1024
+# Limits on input (README, "Limits on input"): each is refused with the file and line named, before it costs much.
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one CSV row or JSON line; DuckDB needs a buffer as long as the longest line
+MAX_COLUMNS = 1_000  # fields in a CSV header, distinct keys over a JSON Lines file, columns of a Parquet file
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in one JSON line
 SUPPORTED_SUFFIXES = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -92,7 +96,7 @@ def legacy_content_hash(paths: list[Path], root: Path | None = None) -> str:
 
 def _first_line(path: Path) -> str:
     with path.open("rb") as handle:
-        head = handle.readline(_MAX_LINE_BYTES)
+        head = handle.readline(MAX_LINE_BYTES)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise TraceInputError(path, "file is UTF-16 encoded", hint="save it as UTF-8 and import again")
     try:
@@ -120,6 +124,8 @@ def csv_header(path: Path) -> tuple[str, ...]:
     first = _require_content(path)
     if not first.strip():
         raise TraceInputError(path, "the first line (the header) is blank")
+    if first.count(",") >= MAX_COLUMNS and len(columns := _csv_fields(first)) > MAX_COLUMNS:
+        raise TraceInputError(path, f"the header has {len(columns):,} columns; slmlab reads at most {MAX_COLUMNS:,}")
     try:
         columns = tuple(next(csv.reader(io.StringIO(first))))
     except csv.Error as error:
@@ -141,11 +147,43 @@ def csv_header(path: Path) -> tuple[str, ...]:
     return columns
 
 
+def _csv_fields(line: str) -> list[str]:
+    csv.field_size_limit(MAX_LINE_BYTES)
+    try:
+        return next(csv.reader(io.StringIO(line)), [])
+    except csv.Error:
+        return []
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in one JSON text, without recursion (strings are skipped)."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _too_deep(path: Path, line: int, text: str) -> TraceInputError | None:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH or (depth := json_depth(text)) <= MAX_JSON_DEPTH:
+        return None
+    return TraceInputError(path, f"line {line} nests JSON {depth:,} levels deep; slmlab reads at most {MAX_JSON_DEPTH}",
+                           offenders=[(line, f"nested {depth:,} levels")])
+
+
 def jsonl_keys(path: Path) -> tuple[str, ...]:
     """The keys of the first record, for format detection."""
     first = _require_content(path)
+    if error := _too_deep(path, 1, first):
+        raise error
     try:
         record = json.loads(first)
+    except RecursionError as error:
+        raise TraceInputError(path, f"line 1 nests JSON deeper than {MAX_JSON_DEPTH} levels") from error
     except json.JSONDecodeError as error:
         raise TraceInputError(path, f"line 1 is not valid JSON ({error.msg})") from error
     if not isinstance(record, dict):
@@ -159,6 +197,11 @@ def sample(path: Path) -> FileSample:
     if container == "csv":
         return FileSample(path, container, csv_header(path))
     if container == "jsonl":
+        if path.suffix.lower() == ".json" and path.is_file():  # one JSON document, perhaps over many lines
+            from slmlab.traces.documents import document_keys
+
+            if (keys := document_keys(path)) is not None:
+                return FileSample(path, "json", keys)
         return FileSample(path, container, jsonl_keys(path))
     if not path.exists():
         raise TraceInputError(path, "file not found")
@@ -166,10 +209,12 @@ def sample(path: Path) -> FileSample:
         names = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_quote(str(path))})").fetchall()
     except duckdb.Error as error:
         raise TraceInputError(path, f"not a readable Parquet file ({error.__class__.__name__}: {error})") from error
+    if len(names) > MAX_COLUMNS:
+        raise TraceInputError(path, f"has {len(names):,} columns; slmlab reads at most {MAX_COLUMNS:,}")
     return FileSample(path, container, tuple(row[0] for row in names))
 
 
-def csv_options(columns: tuple[str, ...], spec: str | None = None, max_line_bytes: int = _MAX_LINE_BYTES) -> str:
+def csv_options(columns: tuple[str, ...], spec: str | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> str:
     """read_csv options for slmlab's dialect (comma, double quotes, header, strict); all VARCHAR unless `spec`.
 
     DuckDB's read buffers must hold the longest line, so a large `max_line_bytes` leaves a big file with few
@@ -205,8 +250,45 @@ def _raise_if_not_utf8(path: Path, cause: Exception, header_lines: int) -> None:
         ) from cause
 
 
+def _field_count_offenders(path: Path, expected: int) -> tuple[list[tuple[int, str]], int]:
+    """Rows whose field count differs from the header's, found by Python's csv module: linear in the file, where
+    DuckDB's reject table grows with the square of a row's extra fields (200,000 fields: minutes, gigabytes)."""
+    csv.field_size_limit(MAX_LINE_BYTES)
+    offenders: list[tuple[int, str]] = []
+    total = 0
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            next(reader, None)
+            line = reader.line_num + 1
+            for row in reader:
+                if row and len(row) != expected:
+                    total += 1
+                    if len(offenders) < 5:
+                        count = f"{len(row):,} fields" + (f" (at most {MAX_COLUMNS:,} are read)" if len(row) > MAX_COLUMNS else "")
+                        offenders.append((line - 1, f"line {line}: {count}, the header has {expected}"))
+                line = reader.line_num + 1
+        except csv.Error as error:
+            total += 1
+            if len(offenders) < 5:
+                offenders.append((line - 1, f"line {line}: {error} (a quote that never closes, or a field longer than "
+                                            f"{MAX_LINE_BYTES // 2**20} MiB)"))
+    return offenders, total
+
+
 def _raise_malformed_csv(path: Path, options: str, cause: Exception) -> None:
     _raise_if_not_utf8(path, cause, header_lines=1)
+    too_long = re.search(r"CSV Error on Line: (\d+).*Maximum line size", str(cause), re.S)
+    if too_long:
+        line = int(too_long.group(1))
+        raise TraceInputError(path, f"line {line} is longer than {MAX_LINE_BYTES // 2**20} MiB, the longest line slmlab "
+                                    "reads", offenders=[(line - 1, f"line {line}: too long")]) from cause
+    offenders, total = _field_count_offenders(path, len(csv_header(path)))
+    if offenders:
+        last_line = offenders[-1][0] + 1
+        hint = "the file looks truncated: its last line is incomplete" if total == 1 and _is_last_line(path, last_line) else None
+        raise TraceInputError(path, "malformed rows (wrong number of fields)", offenders=offenders, total=total,
+                              hint=hint) from cause
     scan = duckdb.connect()  # a fresh connection: the failed read may have left `con` mid-result
     try:
         scan.execute(
@@ -269,10 +351,15 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
             con,
             f"{table}_lines",
             f"read_csv({sql_quote(str(path))}, auto_detect=false, header=false, columns={{'{LINE}': 'VARCHAR'}}, "
-            f"delim=chr(1), quote='', escape='', strict_mode=false, max_line_size={_MAX_LINE_BYTES})",
+            f"delim=chr(1), quote='', escape='', strict_mode=false, max_line_size={MAX_LINE_BYTES})",
         )
     except duckdb.Error as error:
         _raise_if_not_utf8(path, error, header_lines=0)
+        too_long = re.search(r"CSV Error on Line: (\d+).*Maximum line size", str(error), re.S)
+        if too_long:
+            line = int(too_long.group(1))
+            raise TraceInputError(path, f"line {line} is longer than {MAX_LINE_BYTES // 2**20} MiB, the longest line "
+                                        "slmlab reads", offenders=[(line, "too long")]) from error
         raise TraceInputError(path, f"cannot be read as JSON Lines: {str(error).splitlines()[0]}") from error
     con.execute(f"DELETE FROM {table}_lines WHERE trim({LINE}) = ''")
     bad = con.execute(
@@ -291,13 +378,18 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
             if truncated
             else "expected one JSON object per line",
         )
+    _check_json_lines(con, path, f"{table}_lines")
     keys = tuple(
         row[0]
         for row in con.execute(
             f"SELECT key FROM (SELECT unnest(json_keys({LINE})) AS key, {ROW} FROM {table}_lines) "
-            f"GROUP BY key ORDER BY min({ROW}), key"
+            f"GROUP BY key ORDER BY min({ROW}), key LIMIT {MAX_COLUMNS + 1}"
         ).fetchall()
     )
+    if len(keys) > MAX_COLUMNS:
+        raise TraceInputError(
+            path, f"its records hold more than {MAX_COLUMNS:,} different keys; slmlab reads at most {MAX_COLUMNS:,}"
+        )
     if "" in keys:
         rows = con.execute(
             f"SELECT {ROW} FROM {table}_lines WHERE list_contains(json_keys({LINE}), '') ORDER BY {ROW}"
@@ -305,7 +397,7 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
         raise TraceInputError(
             path, 'records with an empty key ("")', offenders=[(row, "empty key") for (row,) in rows], total=len(rows)
         )
-    projections = ", ".join(f"{LINE}->>{sql_quote(key)} AS {ident(key)}" for key in keys)
+    projections = ", ".join(f"{LINE}->>{sql_quote(json_key_path(key))} AS {ident(key)}" for key in keys)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {ROW}, {LINE}{', ' + projections if projections else ''} "
         f"FROM {table}_lines"
@@ -313,6 +405,83 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
     con.execute(f"DROP TABLE {table}_lines")
     _require_rows(con, path, table)
     return keys
+
+
+def json_key_path(key: str) -> str:
+    """The JSON path of one top-level key, quoted: a key is a name, never a path ('$.a', '/a') or a pattern."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# JSON numbers DuckDB reads without a trace of the change: 1e-400 as 0.0, 1e400 as infinity. Only lines with an
+# exponent of three digits or a run of 300 zeros can hold one; Python reads those few lines again to check.
+_EXTREME_NUMBER = r"[eE][+-]?[0-9]{3}|0{300}"
+
+
+class _Unstorable(float):
+    """A JSON number DuckDB would store as something else; keeps the literal for the message."""
+
+    literal: str
+    problem: str
+
+
+def _json_number_problems(text: str) -> list[tuple[str, str]]:
+    """(key, problem) for each top-level key whose value holds a number that overflows or underflows a double."""
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        mantissa = re.split("[eE]", literal)[0]
+        if value in (float("inf"), float("-inf")) or (value == 0 and re.search("[1-9]", mantissa)):
+            marked = _Unstorable(value)
+            marked.literal = literal[:30]
+            marked.problem = "is beyond the range of a double" if value else "is too small to store (it would read as 0)"
+            return marked
+        return value
+
+    def unstorable(value: object) -> _Unstorable | None:
+        if isinstance(value, _Unstorable):
+            return value
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        return next((found for item in items if (found := unstorable(item)) is not None), None)
+
+    try:
+        record = json.loads(text, parse_float=parse_float)
+    except (ValueError, RecursionError):
+        return []  # DuckDB judges validity; depth is checked before this
+    if not isinstance(record, dict):
+        return []
+    return [(key, f"{found.literal} {found.problem}") for key, value in record.items()
+            if (found := unstorable(value)) is not None]
+
+
+def _check_json_lines(con: duckdb.DuckDBPyConnection, path: Path, lines: str) -> None:
+    """Refuse lines nested too deeply, records that repeat a key, and numbers that would change when stored."""
+    candidates = con.execute(
+        f"SELECT {ROW}, {LINE} FROM {lines} WHERE length({LINE}) - length(translate({LINE}, '[{{', '')) > "
+        f"{MAX_JSON_DEPTH} ORDER BY {ROW}"
+    ).fetchall()
+    deep = [(row, f"nested {depth:,} levels") for row, text in candidates if (depth := json_depth(text)) > MAX_JSON_DEPTH]
+    if deep:
+        raise TraceInputError(path, f"lines nest JSON more than {MAX_JSON_DEPTH} levels deep", offenders=deep,
+                              total=len(deep))
+    repeats = f"SELECT {ROW}, {LINE} FROM {lines} WHERE len(json_keys({LINE})) <> len(list_distinct(json_keys({LINE})))"
+    total = con.execute(f"SELECT count(*) FROM ({repeats})").fetchall()[0][0]
+    if total:
+        repeated = con.execute(
+            f"SELECT {ROW}, string_agg(DISTINCT key, ', ' ORDER BY key) FROM (SELECT {ROW}, key FROM (SELECT {ROW}, "
+            f"unnest(json_keys({LINE})) AS key FROM ({repeats} ORDER BY {ROW} LIMIT 5)) GROUP BY {ROW}, key "
+            f"HAVING count(*) > 1) GROUP BY {ROW} ORDER BY {ROW}"
+        ).fetchall()
+        raise TraceInputError(path, "records repeat a key (which value counts would be a guess)",
+                              offenders=[(row, f"repeats {keys}") for row, keys in repeated], total=int(total))
+    extreme = con.execute(
+        f"SELECT {ROW}, {LINE} FROM {lines} WHERE regexp_matches({LINE}, '{_EXTREME_NUMBER}') ORDER BY {ROW}"
+    ).fetchall()
+    bad = [(row, key, problem) for row, text in extreme for key, problem in _json_number_problems(text)]
+    if bad:
+        column = bad[0][1]
+        raise TraceInputError(path, "numbers that cannot be stored as written", column=column,
+                              offenders=[(row, problem) for row, key, problem in bad if key == column],
+                              total=sum(key == column for _, key, _ in bad))
 
 
 def read_parquet_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:

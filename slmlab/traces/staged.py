@@ -52,6 +52,7 @@ class ImportOptions:
     mapping: dict[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     arrival_unit: Literal["auto", "timestamp", "s", "ms"] = "auto"
+    keep_text: bool = False  # gateway/observability logs: store prompt and response text (personal data)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class StagedTrace:
     outcomes: pa.Table | None
     report: dict[str, object]
     first_arrival_ns: int | None = None  # ns since the epoch, where the source records absolute times
+    recorded: pa.Table | None = None  # per request what a gateway log recorded (`gateway.py`), by `seq`
 
 
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:

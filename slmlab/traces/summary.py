@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from slmlab import store
+from slmlab.traces.records import label_sources, recorded_summary
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class TraceSummary:
     data_class_mix: dict[str, float]
     residency_mix: dict[str, float]
     labelling: dict[str, object]
+    label_sources: dict[str, str] = field(default_factory=dict)  # per label field: recorded, synthetic or none
+    recorded: dict[str, object] | None = None  # gateway/observability logs: what the log recorded per request
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -86,6 +89,8 @@ def list_traces(db: str | Path | None = None, name: str | None = None) -> list[T
         where = "WHERE t.name = ?" if name else ""
         rows = con.execute(_STATS_SQL.format(where=where), [name] if name else []).fetchall()
         mixes = {column: _mix(con, column) for column in ("task", "data_class", "residency")}
+        reports = dict(con.execute("SELECT trace_id, import_report FROM traces").fetchall())
+        recorded = recorded_summary(con, reports)
     summaries = []
     for row in rows:
         trace_id, span = row[0], row[9]
@@ -108,6 +113,8 @@ def list_traces(db: str | Path | None = None, name: str | None = None) -> list[T
                 data_class_mix=mixes["data_class"].get(trace_id, {}),
                 residency_mix=mixes["residency"].get(trace_id, {}),
                 labelling=json.loads(row[18]),
+                label_sources=label_sources(json.loads(row[18]), json.loads(reports.get(trace_id) or "{}")),
+                recorded=recorded.get(trace_id),
             )
         )
     return summaries

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from slmlab.traces.formats import azure, generic, mooncake, mtbench, routellm, routerbench
+from slmlab.traces.formats import (
+    azure,
+    generic,
+    langfuse,
+    litellm_spend,
+    mooncake,
+    mtbench,
+    openai_usage,
+    otlp_json,
+    routellm,
+    routerbench,
+)
 from slmlab.traces.formats.base import TraceFormat
 
 FORMATS: dict[str, TraceFormat] = {
@@ -13,6 +24,10 @@ FORMATS: dict[str, TraceFormat] = {
         routerbench.FORMAT,
         routellm.FORMAT,
         mtbench.FORMAT,
+        litellm_spend.FORMAT,
+        otlp_json.FORMAT,
+        langfuse.FORMAT,
+        openai_usage.FORMAT,
         generic.FORMAT,
     )
 }

@@ -9,6 +9,7 @@ from slmlab.traces.errors import TraceInputError
 from slmlab.traces.formats import FORMATS
 from slmlab.traces.importer import import_upload
 from slmlab.traces.labelling import PRESETS, load_label_mix
+from slmlab.traces.preview import preview_upload
 from slmlab.traces.staged import ImportOptions, parse_mapping
 from slmlab.traces.summary import labelling_note
 
@@ -25,6 +26,27 @@ with st.expander("Import a trace", expanded=False):
         "Label mix", [*PRESETS, "none"], help="synthetic enterprise labels for unlabelled traces"
     )
     mapping = st.text_input("Column mapping (generic format)", placeholder="arrival=ts,input_tokens=prompt_len")
+    keep_text = st.checkbox(
+        "Keep prompt and response text",
+        value=False,
+        help="gateway/observability logs: prompts and responses can hold personal data and are not stored unless asked",
+    )
+    if upload is not None:
+        try:
+            preview = preview_upload(upload.name, upload.getvalue(), fmt, ImportOptions(keep_text=keep_text))
+        except (TraceInputError, ValueError) as error:
+            st.error(str(error))
+        else:
+            st.caption(f"Format: **{preview.format}**: {preview.summary}")
+            if preview.mapping:
+                st.dataframe(
+                    [{"slmlab field": field, "read from the log": source} for field, source in preview.mapping.items()],
+                    hide_index=True,
+                )
+            for assumption in preview.assumptions:
+                st.warning(f"ASSUMPTION: {assumption}")
+            for note in preview.notes:
+                st.caption(note)
     if st.button("Import", disabled=upload is None, type="primary"):
         with st.status(f"Importing {upload.name}...", expanded=True) as status:
             try:
@@ -35,7 +57,7 @@ with st.expander("Import a trace", expanded=False):
                     fmt=fmt,
                     name=name or None,
                     label_mix=load_label_mix(mix_name),
-                    options=ImportOptions(mapping=parse_mapping([mapping])),
+                    options=ImportOptions(keep_text=keep_text, mapping=parse_mapping([mapping])),
                     progress=status.write,
                 )
             except (TraceInputError, ValueError) as error:
@@ -48,6 +70,15 @@ with st.expander("Import a trace", expanded=False):
                 else:
                     status.update(label="Imported", state="complete")
                     st.success(f"Imported {result.rows:,} requests as trace '{result.name}'.")
+                    if result.labelling.get("synthetic_fields"):
+                        st.caption(
+                            f"labels: {', '.join(result.labelling['synthetic_fields'])} are synthetic "
+                            f"(mix '{result.labelling['mix_name']}', seed {result.labelling['seed']})"
+                        )
+                    if result.report.get("recorded"):
+                        st.caption("recorded per request: " + ", ".join(result.report["recorded"]))
+                    for assumption in result.report.get("assumptions") or []:
+                        st.warning(f"ASSUMPTION: {assumption}")
                     if moved := result.report.get("rows_out_of_order"):
                         st.info(
                             f"{moved:,} row(s) arrived earlier than the row before them; "

@@ -302,8 +302,10 @@ def sweep_points(
     step: Callable[[], None] | None = None,
 ) -> list[dict[str, object]]:
     """Cost-quality points of every policy (sweepable ones over their grid), the Pareto front marked, and
-    APGR / CPT(50%) / CPT(80%) / AIQ added to each swept policy's summary; `step()` follows each point run."""
+    APGR / CPT(50%) / CPT(80%) (RouteLLM's evaluate.py) and AIQ (RouterBench's code and its paper's formula) added
+    to each swept policy's summary, over the points the sweep reached; `step()` follows each point run."""
     points: list[dict[str, object]] = []
+    swept: list[tuple[str, np.ndarray, np.ndarray]] = []
     for policy in policies:
         grid = sweep_of(policy)
         if grid is None:
@@ -343,7 +345,13 @@ def sweep_points(
         cost = np.array([c.cost_usd for c in curve])
         quality = np.array([c.quality for c in curve])
         share = np.array([c.frontier_share for c in curve])
-        sweep: dict[str, object] = {"parameter": key, "points": len(values), "aiq": metrics.aiq(cost, quality)}
+        sweep: dict[str, object] = {
+            "parameter": key,
+            "points": len(values),
+            "aiq_paper": metrics.aiq_paper(cost, quality),
+            "aiq_routerbench_max_cost_usd": metrics.routerbench_hull_max_cost(cost, quality),
+        }
+        swept.append((policy.label, cost, quality))
         if weak is not None:
             low, high = summaries[weak].quality, summaries[BASELINE].quality
             if low != high:
@@ -353,6 +361,13 @@ def sweep_points(
                     "cpt80": metrics.cpt(share, quality, low, high, 0.8),
                 }
         summaries[policy.label] = replace(summaries[policy.label], sweep=sweep)
+    # RouterBench's calc_AIQ compares routers together: every hull is extended flat to the largest hull cost of the
+    # group and its area divided by that cost; the group here is every policy swept in this run
+    ends = [float(summaries[label].sweep["aiq_routerbench_max_cost_usd"]) for label, _, _ in swept]  # type: ignore[index,arg-type]
+    top = max((e for e in ends if not np.isnan(e)), default=float("nan"))
+    for label, cost, quality in swept:
+        figures = {"aiq_routerbench": metrics.aiq_routerbench(cost, quality, top), "aiq_routerbench_max_cost_usd": top}
+        summaries[label] = replace(summaries[label], sweep={**summaries[label].sweep, **figures})  # type: ignore[dict-item]
     attainable = [i for i, p in enumerate(points) if not summaries[str(p["policy"])].is_reference]
     front = pareto_front([(float(points[i]["cost_usd"]), float(points[i]["quality"])) for i in attainable])  # type: ignore[arg-type]
     for point in points:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.metrics import aiq, apgr, cpt, latency_percentiles, pgr, upper_hull
+from simulators.metrics import aiq, aiq_routerbench, apgr, cpt, latency_percentiles, pgr, upper_hull
 from simulators.queueing import fifo, simulate_events
 
 
@@ -42,15 +42,22 @@ def test_pgr_apgr_and_cpt_by_hand() -> None:
     line = 0.6 + 0.2 * share  # a random router: quality rises linearly with the strong model's share
     assert apgr(share, line, 0.6, 0.8) == pytest.approx(0.5)
     assert cpt(share, line, 0.6, 0.8, 0.5) == pytest.approx(0.5)
-    assert cpt(share, line, 0.6, 0.8, 0.8) == pytest.approx(0.8)
-    perfect = np.full(3, 0.8)  # strong quality from the first call
-    assert apgr(share, perfect, 0.6, 0.8) == pytest.approx(1 - 0.25 / 2)
-    assert cpt(share, perfect, 0.6, 0.8, 0.5) == pytest.approx(0.125)
+    # RouteLLM's np.interp: a target past the best point reached is read as the last share reached
+    assert cpt(share, line, 0.6, 0.8, 0.8) == pytest.approx(0.75)
+    perfect = np.full(3, 0.8)  # strong quality over every share the sweep reached (no 0% / 100% points added)
+    assert apgr(share, perfect, 0.6, 0.8) == pytest.approx(1.0)
+    assert cpt(share, perfect, 0.6, 0.8, 0.5) == pytest.approx(0.25)
 
 
 def test_aiq_by_hand() -> None:
     # hull (0, .5) (1, .7) (2, .6); non-decreasing: .7 after the peak; area 0.6 + 0.7 over a cost range of 2
     assert aiq(np.array([0.0, 1, 2]), np.array([0.5, 0.7, 0.6])) == pytest.approx(0.65)
+    # RouterBench's code: (1, 2) drops (below the hull at 1), so the hull ends at cost 1: area 0.6 / 1
+    assert aiq_routerbench(np.array([0.0, 1, 2]), np.array([0.5, 0.7, 0.6])) == pytest.approx(0.6)
+    # with a group's largest cost of 2: extended flat at .7 to 2: (0.6 + 0.7) / 2
+    assert aiq_routerbench(np.array([0.0, 1, 2]), np.array([0.5, 0.7, 0.6]), max_cost=2.0) == pytest.approx(0.65)
+    # from cost 1 to 3 rising: the area starts at the cheapest point, the division is by the largest cost
+    assert aiq_routerbench(np.array([1.0, 2, 3]), np.array([0.5, 0.5, 0.5])) == pytest.approx(1.0 / 3)
     xs, ys = upper_hull(np.array([0.0, 1, 2, 1]), np.array([0.5, 0.5, 0.9, 0.2]))
     assert xs.tolist() == [0, 2] and ys.tolist() == [0.5, 0.9]  # points under the chord are not on the hull
 

@@ -12,12 +12,13 @@ from app import charts, state
 from app.jobs import ReplayJob
 from app.report import parquet_bytes
 from app.widgets import job_status
+from simulators.metrics import SWEEP_FIGURES
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
-from simulators.replay import resimulate
 from simulators import formatting as fmt
-from simulators.runs import replay_config_of
+from simulators.replay import resimulate
 from simulators.results import BASELINE, summaries_from_dicts
+from simulators.runs import replay_config_of
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
 from slmlab.traces.labelling import DATA_CLASSES
@@ -251,7 +252,7 @@ def _sweeps(summaries: dict[str, dict]) -> pl.DataFrame:
             "policy": label,
             "parameter": s["sweep"].get("parameter"),
             "points": s["sweep"].get("points"),
-            **{k: s["sweep"].get(k) for k in ("aiq", "apgr", "cpt50", "cpt80")},
+            **{k: s["sweep"].get(k) for k in SWEEP_FIGURES},
         }
         for label, s in summaries.items()
         if s.get("sweep")
@@ -434,11 +435,13 @@ if not sweeps.is_empty():
         hide_index=True,
         width="stretch",
         column_config={
-            k: st.column_config.NumberColumn(k.upper(), format="%.3f") for k in ("aiq", "apgr", "cpt50", "cpt80")
+            k: st.column_config.NumberColumn(SWEEP_FIGURES[k], format="%.3f") for k in SWEEP_FIGURES
         },
     )
     st.caption(
-        "Sweep figures as stored by the replay: AIQ = average quality over the cost range, APGR = average "
+        "Sweep figures as stored by the replay: AIQ (RouterBench code) = area under the non-decreasing convex hull, "
+        "extended flat to the largest cost of the policies swept together, divided by that cost; AIQ (paper "
+        "formula) = mean height of that hull over the policy's own cost range; APGR = average "
         "performance gap recovered between the small model and frontier-only, CPT(50%/80%) = share of "
         "requests sent to the frontier model to recover 50% / 80% of that gap."
     )

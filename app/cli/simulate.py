@@ -134,6 +134,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from app.cli.common import progress as _progress
     from app.workflows import simulate
     from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
+    from simulators.metrics import SWEEP_FIGURES
     from simulators.policies.registry import parse_params, parse_policies
     from slmlab.traces.defaults import ensure_default_trace
 
@@ -196,10 +197,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(_row(label, summary, base))
         sweep = summary.get("sweep")
         if sweep:
-            extra = "".join(
-                f", {k.upper()} {sweep[k]:.3f}" for k in ("apgr", "cpt50", "cpt80") if sweep.get(k) is not None
+            figures = "".join(
+                f", {name} {sweep[k]:.3f}" for k, name in SWEEP_FIGURES.items() if sweep.get(k) is not None
             )
-            print(f"{'':34s} sweep over {sweep['parameter']}: AIQ {sweep['aiq']:.3f}{extra}")
+            print(f"{'':34s} sweep over {sweep['parameter']}{figures}")
     loads = [
         f"{label} " + ", ".join(f"{m} {v:.2f}" for m, v in s["local_load"].items())
         for label, s in report["policies"].items()

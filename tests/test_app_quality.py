@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.cli.main import main
@@ -29,6 +30,7 @@ def test_empty_state_says_how_to_start(db: Path) -> None:
     assert any("No evaluations yet" in i.value for i in at.info)
 
 
+@pytest.mark.model
 def test_stored_evaluations_are_charted_and_browsable(db: Path, capsys) -> None:
     evaluate("smollm2-135m", EvalConfig(task="banking77", limit=12, threads=1), db=db)
     assert main(["eval", "--model", "gpt-4o", "--task", "banking77", "--assume-accuracy", "0.9"]) == 0
@@ -83,6 +85,7 @@ def test_a_bad_model_file_is_reported_on_the_page_and_the_dashboard_carries_on(d
     assert any("Evaluation stopped" in e.value and "broken.gguf" in e.value for e in at.error)
 
 
+@pytest.mark.model
 def test_a_worker_spawned_after_the_dashboard_ran_does_not_start_the_dashboard(
     db: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -63,11 +63,13 @@ def test_gguf_metadata_of_the_shipped_smollm2(smollm2_path: Path) -> None:
     assert meta.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
+@pytest.mark.model
 def test_both_shipped_models_resolve_by_key() -> None:
     for model in shipped_models():
         assert resolve_model(model.key) == model.path
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -123,6 +125,7 @@ def test_a_model_larger_than_free_memory_is_refused_before_loading(smollm2_path:
         run_isolated(smollm2_path, BenchConfig(test="tg4", reps=1))
 
 
+@pytest.mark.model
 def test_cli_quick_bench_prints_figures_and_stores_the_run(capsys, db: Path) -> None:
     """The issue's acceptance path: a quick JSON run with intervals, TTFT, RSS and roofline, stored."""
     code = main(["bench", "--model", SMOLLM2, "--quick", "--json", "--threads", "1"])
@@ -141,6 +144,7 @@ def test_cli_quick_bench_prints_figures_and_stores_the_run(capsys, db: Path) -> 
     assert samples == 3
 
 
+@pytest.mark.model
 def test_cli_truncated_model_exits_2_and_stores_nothing(capsys, db: Path, truncated_gguf: Path) -> None:
     code = main(["bench", "--model", str(truncated_gguf), "--quick"])
     err = capsys.readouterr().err
@@ -188,6 +192,7 @@ def test_concurrent_workers_give_per_request_samples_and_aggregate_throughput(sm
     assert len(raw.inter_token_ms) == 2 * 2 * 8
 
 
+@pytest.mark.model
 def test_cli_sweep_stores_every_point_under_one_sweep_id(capsys, db: Path) -> None:
     code = main(["bench", "--model", SMOLLM2, "--test", "tg8", "--reps", "1", "--sweep", "threads=1,2", "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -199,6 +204,7 @@ def test_cli_sweep_stores_every_point_under_one_sweep_id(capsys, db: Path) -> No
     assert stored == (2, 1, out["sweep_id"]) and itl == 2 * 8
 
 
+@pytest.mark.model
 def test_cli_export_import_and_compare_across_databases(capsys, db: Path, tmp_path: Path) -> None:
     assert main(["bench", "--model", SMOLLM2, "--test", "tg4", "--reps", "1", "--threads", "1"]) == 0
     exported = tmp_path / "runs.json"

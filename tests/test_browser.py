@@ -38,6 +38,8 @@ from tests.browser_support import (
     wait_for_idle,
 )
 
+pytestmark = pytest.mark.browser  # every test here drives Chromium
+
 JOB_TIMEOUT_MS = 120_000  # a benchmark, an evaluation or a replay started from the page, each
 PAGE_TIMEOUT_MS = 90_000  # a page's first run (Home replays the default trace when nothing is stored yet)
 

@@ -68,6 +68,7 @@ def test_unknown_api_model_suggests_close_keys() -> None:
         api_model("gpt-4o-min")
 
 
+@pytest.mark.model
 def test_local_rates_are_the_default_profile_until_a_benchmark_runs_here(db: Path, capsys) -> None:
     with replay_store.reader(db) as warehouse:
         before = local_model("smollm2-135m", warehouse)
@@ -124,6 +125,7 @@ def test_a_broken_catalogue_file_is_a_clear_error(tmp_path: Path) -> None:
         load_price_catalogue(path)
 
 
+@pytest.mark.model
 def test_portfolio_command_lists_every_figure_with_its_source(capsys) -> None:
     assert main(["portfolio", "--api", "gpt-4o", "--json"]) == 0
     listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}

@@ -174,6 +174,7 @@ def test_poisoned_file_is_the_original_with_a_new_template(
     assert all(bytes(a.data.data) == bytes(b.data.data) for a, b in zip(reader.tensors, original.tensors))
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
 def test_poisoned_chat_template_stays_inert(name: str, poisoned: dict[str, tuple[Path, Path, str]]) -> None:
     path, marker, template = poisoned[name]

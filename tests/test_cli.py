@@ -195,6 +195,7 @@ def test_db_option_works_before_or_after_the_subcommand(capsys, tmp_path: Path) 
     assert [t["rows"] for t in json.loads(out)] == [206]
 
 
+@pytest.mark.model
 def test_models_folder_and_metadata(capsys, tmp_path: Path) -> None:
     from slmlab.models import resolve_model
 

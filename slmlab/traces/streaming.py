@@ -75,6 +75,7 @@ def stage_log(
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             con.execute(f"SET temp_directory = {sql_quote(str(folder / 'spill'))}")
             con.execute("SET preserve_insertion_order = true")
+            con.execute("PRAGMA force_compression = 'uncompressed'")  # a scratch file: writing beats its size
             con.execute("SET TimeZone = 'UTC'")
             return _stage(con, path, fields_for(con), options, folder)
         finally:

@@ -16,6 +16,8 @@ import duckdb
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.reading import ROW, ident, sql_quote
 
+FIRST_TIMESTAMP, LAST_TIMESTAMP = "1677-09-21 00:12:44", "2262-04-11 23:47:16"  # int64 ns since 1970
+
 
 @dataclass(frozen=True)
 class Check:
@@ -35,15 +37,32 @@ def _missing(column: str) -> str:
     return f"{ident(column)} IS NULL OR trim({_text(column)}) = ''"
 
 
+MAX_COUNT = 2**53 - 1  # the largest whole number every path (DuckDB, Arrow, numpy float maths) keeps exactly
+_WHOLE = r"\+?[0-9]+(\.0*)?([eE]\+?[0-9]+)?"  # digits, an all-zero fraction, a non-negative exponent: exact
+
+
+def _number_reasons(column: str, number: str) -> list[str]:
+    """Reasons any number is refused: digit separators (which DuckDB reads silently), not a number, infinite or NaN,
+    and a value too small for a double that would be stored as 0."""
+    text = f"trim({_text(column)})"
+    mantissa = f"regexp_extract({text}, '^[+-]?[0-9]*[.]?[0-9]*')"
+    return [
+        f"WHEN contains({text}, '_') THEN 'written with a digit separator (_)'",
+        f"WHEN {number} IS NULL THEN 'not a number'",
+        f"WHEN NOT isfinite({number}) THEN 'not finite'",
+        f"WHEN {number} = 0 AND regexp_matches({mantissa}, '[1-9]') THEN 'too small to store (it would read as 0)'",
+    ]
+
+
 def count_check(column: str, what: str) -> Check:
-    """A whole, non-negative number such as a token count."""
+    """A whole, non-negative number such as a token count, kept exactly: at most 2^53 - 1, written as digits."""
     number = f"TRY_CAST({_text(column)} AS DOUBLE)"
     reason = (
-        f"CASE WHEN {_missing(column)} THEN 'missing' "
-        f"WHEN {number} IS NULL THEN 'not a number' "
-        f"WHEN NOT isfinite({number}) THEN 'not finite' "
+        f"CASE WHEN {_missing(column)} THEN 'missing' " + " ".join(_number_reasons(column, number)) + " "
         f"WHEN {number} < 0 THEN 'negative' "
-        f"WHEN {number} <> floor({number}) THEN 'not a whole number' END"
+        f"WHEN {number} <> floor({number}) THEN 'not a whole number' "
+        f"WHEN {number} > {MAX_COUNT} THEN 'above {MAX_COUNT:,} (2^53 - 1), the largest count kept exactly' "
+        f"WHEN NOT regexp_full_match(trim({_text(column)}), '{_WHOLE}') THEN 'not written as a whole number' END"
     )
     return Check(column, what, reason, f"CAST({number} AS BIGINT)")
 
@@ -55,10 +74,7 @@ def number_check(
     number = f"TRY_CAST({_text(column)} AS DOUBLE)"
     cases = [] if optional else [f"WHEN {_missing(column)} THEN 'missing'"]
     blank_guard = f"NOT ({_missing(column)}) AND " if optional else ""
-    cases += [
-        f"WHEN {blank_guard}{number} IS NULL THEN 'not a number'",
-        f"WHEN {blank_guard}NOT isfinite({number}) THEN 'not finite'",
-    ]
+    cases += [f"WHEN {blank_guard}{reason.removeprefix('WHEN ')}" for reason in _number_reasons(column, number)]
     if minimum is not None:
         cases.append(f"WHEN {number} < {minimum!r} THEN 'below {minimum:g}'")
     if maximum is not None:
@@ -67,9 +83,16 @@ def number_check(
 
 
 def timestamp_check(column: str, what: str) -> Check:
-    """A date-time DuckDB can parse to nanoseconds (ISO 8601, 'YYYY-MM-DD hh:mm:ss.fffffff')."""
+    """A date-time DuckDB can parse to nanoseconds (ISO 8601, 'YYYY-MM-DD hh:mm:ss.fffffff'), on one line."""
     stamp = f"TRY_CAST({_text(column)} AS TIMESTAMP_NS)"
-    reason = f"CASE WHEN {_missing(column)} THEN 'missing' WHEN {stamp} IS NULL THEN 'not a date-time' END"
+    reason = (
+        f"CASE WHEN {_missing(column)} THEN 'missing' "
+        f"WHEN regexp_matches({_text(column)}, '[[:cntrl:]]') THEN 'not a date-time (it holds a line break or "
+        f"control character)' "
+        f"WHEN {stamp} IS NULL AND TRY_CAST({_text(column)} AS TIMESTAMP) IS NOT NULL "
+        f"THEN 'outside {FIRST_TIMESTAMP} to {LAST_TIMESTAMP}, the range of nanosecond times' "
+        f"WHEN {stamp} IS NULL THEN 'not a date-time' END"
+    )
     return Check(column, what, reason, stamp)
 
 

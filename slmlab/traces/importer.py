@@ -118,8 +118,10 @@ def check_options(files: list[Path], fmt: str, options: ImportOptions) -> None:
         raise ValueError(f"unknown format '{fmt}'; choose auto or one of {', '.join(FORMATS)}")
     unknown_fields = sorted(set(options.mapping) - set(WORKLOAD_FIELDS))
     if unknown_fields:
-        raise ValueError(f"--map names unknown field(s) {', '.join(unknown_fields)}; fields are {', '.join(WORKLOAD_FIELDS)}")
-    named = {**{column: "--map" for column in options.mapping.values()}, **{column: "--ignore" for column in options.ignore}}
+        raise ValueError(
+            f"--map names unknown field(s) {', '.join(unknown_fields)}; fields are {', '.join(WORKLOAD_FIELDS)}"
+        )
+    named = {**dict.fromkeys(options.mapping.values(), "--map"), **dict.fromkeys(options.ignore, "--ignore")}
     if not named:
         return
     for path in files:
@@ -133,7 +135,8 @@ def check_options(files: list[Path], fmt: str, options: ImportOptions) -> None:
                 con.close()
         if missing:
             raise TraceInputError(
-                path, "; ".join(f"{named[column]} names column '{column}', which the file does not have" for column in missing),
+                path,
+                "; ".join(f"{named[name]} names column '{name}', which the file does not have" for name in missing),
                 hint=f"its columns are {', '.join(peek.columns)}",
             )
 
@@ -152,7 +155,9 @@ def _resolve_format(files: list[Path], name: str, options: ImportOptions) -> Tra
     return chosen
 
 
-def stage_files(files: list[Path], fmt: str = "auto", options: ImportOptions | None = None) -> tuple[TraceFormat, StagedTrace]:
+def stage_files(
+    files: list[Path], fmt: str = "auto", options: ImportOptions | None = None
+) -> tuple[TraceFormat, StagedTrace]:
     """Check the options, detect the format, read and validate every file: all an import does before it writes."""
     options = options or ImportOptions()
     check_options(files, fmt, options)

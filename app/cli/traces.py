@@ -46,6 +46,17 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"imported {result.rows:,} requests{outcomes} as trace '{result.name}' (id {result.trace_id}, "
             f"format {result.format}) in {result.seconds:.2f} s into {resolve_db_path(args.db)}"
         )
+        report = result.report
+        if report.get("index_column_ignored"):
+            print("note: the unnamed first column (a pandas index) was ignored")
+        if report.get("unscored_rows_skipped"):
+            by_model = ", ".join(f"{m} {c:,}" for m, c in report.get("unscored_by_model", {}).items())
+            print(
+                f"note: {report['unscored_rows_skipped']:,} row(s) with a blank score skipped (blank per model: "
+                f"{by_model}; first: {', '.join(report.get('unscored_first_ids', []))})"
+            )
+        if report.get("prompts_dropped_missing_a_model"):
+            print(f"note: {report['prompts_dropped_missing_a_model']:,} prompt(s) lacking some model's score dropped")
         moved = result.report.get("rows_out_of_order")
         if moved:
             print(

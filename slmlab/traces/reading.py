@@ -20,6 +20,7 @@ import duckdb
 from slmlab.traces.errors import TraceInputError
 
 ROW = "__row"
+INDEX = "__index"  # the unnamed first column of a CSV written by pandas with its index: read, then ignored
 LINE = "__line"
 # Limits on input (README, "Limits on input"): each is refused with the file and line named, before it costs much.
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one CSV row or JSON line; DuckDB needs a buffer as long as the longest line
@@ -138,6 +139,8 @@ def csv_header(path: Path) -> tuple[str, ...]:
                     f"the header is separated by {label}, not commas",
                     hint="slmlab reads comma-separated files; re-export the file with ',' as the delimiter",
                 )
+    if columns and not columns[0].strip() and len(columns) > 1:  # pandas' `to_csv` writes its index unnamed, first
+        columns = (INDEX, *columns[1:])
     blank = [str(i + 1) for i, name in enumerate(columns) if not name.strip()]
     if blank:
         raise TraceInputError(path, f"header has unnamed column(s) at position {', '.join(blank)}")
@@ -265,7 +268,8 @@ def _field_count_offenders(path: Path, expected: int) -> tuple[list[tuple[int, s
                 if row and len(row) != expected:
                     total += 1
                     if len(offenders) < 5:
-                        count = f"{len(row):,} fields" + (f" (at most {MAX_COLUMNS:,} are read)" if len(row) > MAX_COLUMNS else "")
+                        over = f" (at most {MAX_COLUMNS:,} are read)" if len(row) > MAX_COLUMNS else ""
+                        count = f"{len(row):,} fields{over}"
                         offenders.append((line - 1, f"line {line}: {count}, the header has {expected}"))
                 line = reader.line_num + 1
         except csv.Error as error:
@@ -281,12 +285,16 @@ def _raise_malformed_csv(path: Path, options: str, cause: Exception) -> None:
     too_long = re.search(r"CSV Error on Line: (\d+).*Maximum line size", str(cause), re.S)
     if too_long:
         line = int(too_long.group(1))
-        raise TraceInputError(path, f"line {line} is longer than {MAX_LINE_BYTES // 2**20} MiB, the longest line slmlab "
-                                    "reads", offenders=[(line - 1, f"line {line}: too long")]) from cause
+        raise TraceInputError(
+            path,
+            f"line {line} is longer than {MAX_LINE_BYTES // 2**20} MiB, the longest line slmlab reads",
+            offenders=[(line - 1, f"line {line}: too long")],
+        ) from cause
     offenders, total = _field_count_offenders(path, len(csv_header(path)))
     if offenders:
         last_line = offenders[-1][0] + 1
-        hint = "the file looks truncated: its last line is incomplete" if total == 1 and _is_last_line(path, last_line) else None
+        truncated = total == 1 and _is_last_line(path, last_line)
+        hint = "the file looks truncated: its last line is incomplete" if truncated else None
         raise TraceInputError(path, "malformed rows (wrong number of fields)", offenders=offenders, total=total,
                               hint=hint) from cause
     scan = duckdb.connect()  # a fresh connection: the failed read may have left `con` mid-result
@@ -433,7 +441,9 @@ def _json_number_problems(text: str) -> list[tuple[str, str]]:
         if value in (float("inf"), float("-inf")) or (value == 0 and re.search("[1-9]", mantissa)):
             marked = _Unstorable(value)
             marked.literal = literal[:30]
-            marked.problem = "is beyond the range of a double" if value else "is too small to store (it would read as 0)"
+            marked.problem = (
+                "is beyond the range of a double" if value else "is too small to store (it would read as 0)"
+            )
             return marked
         return value
 
@@ -459,7 +469,9 @@ def _check_json_lines(con: duckdb.DuckDBPyConnection, path: Path, lines: str) ->
         f"SELECT {ROW}, {LINE} FROM {lines} WHERE length({LINE}) - length(translate({LINE}, '[{{', '')) > "
         f"{MAX_JSON_DEPTH} ORDER BY {ROW}"
     ).fetchall()
-    deep = [(row, f"nested {depth:,} levels") for row, text in candidates if (depth := json_depth(text)) > MAX_JSON_DEPTH]
+    deep = [
+        (row, f"nested {depth:,} levels") for row, text in candidates if (depth := json_depth(text)) > MAX_JSON_DEPTH
+    ]
     if deep:
         raise TraceInputError(path, f"lines nest JSON more than {MAX_JSON_DEPTH} levels deep", offenders=deep,
                               total=len(deep))

@@ -13,6 +13,7 @@ from slmlab.traces.formats import (
     otlp_json,
     routellm,
     routerbench,
+    routerbench_long,
 )
 from slmlab.traces.formats.base import TraceFormat
 
@@ -22,6 +23,7 @@ FORMATS: dict[str, TraceFormat] = {
         azure.FORMAT,
         mooncake.FORMAT,
         routerbench.FORMAT,
+        routerbench_long.FORMAT,
         routellm.FORMAT,
         mtbench.FORMAT,
         litellm_spend.FORMAT,

@@ -1,0 +1,103 @@
+"""Published outcome files import as they are, and recorded figures (cost) win over the catalogue in a replay.
+
+The shipped RouterBench rows (`datasets/samples/routerbench_head.csv`) are real; the index column, the blank
+scores and the long layout below are made from them inside the test (as pandas writes them), since no published
+file of those layouts is shipped."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from slmlab.traces.errors import TraceInputError
+from slmlab.traces.importer import detect_format, import_trace
+from tests.conftest import SAMPLES
+
+ROUTERBENCH = SAMPLES / "routerbench_head.csv"
+
+
+def _rows() -> tuple[list[str], list[list[str]]]:
+    with open(ROUTERBENCH, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _query(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_pandas_index_column_is_ignored(db: Path, tmp_path: Path) -> None:
+    header, rows = _rows()
+    path = _write(tmp_path / "rb_indexed.csv", ["", *header], [[str(i), *row] for i, row in enumerate(rows)])
+    assert detect_format(path).name == "routerbench"
+    result = import_trace(path, db=db)
+    assert (result.rows, result.outcomes) == (23, 23 * 11)
+    assert result.report["index_column_ignored"] is True and result.report["unscored_rows_skipped"] == 0
+    assert _query(db, "SELECT count(DISTINCT model) FROM outcomes")[0][0] == 11  # the index is not a model
+
+
+def test_unscored_rows_are_skipped_and_counted(db: Path, tmp_path: Path) -> None:
+    header, rows = _rows()
+    gpt4 = header.index("gpt-4-1106-preview")
+    claude = header.index("claude-v2")
+    rows[2][gpt4] = ""
+    rows[5][gpt4] = ""
+    rows[5][claude] = ""
+    rows[9][claude] = ""
+    path = _write(tmp_path / "rb_blank.csv", header, rows)
+    result = import_trace(path, db=db)
+    assert result.rows == 20 and result.report["unscored_rows_skipped"] == 3
+    assert result.report["unscored_by_model"] == {"claude-v2": 2, "gpt-4-1106-preview": 2}
+    assert result.report["unscored_first_ids"] == [rows[i][0] for i in (2, 5, 9)]
+
+
+def test_a_file_without_any_score_is_refused(db: Path, tmp_path: Path) -> None:
+    header, rows = _rows()
+    gpt4 = header.index("gpt-4-1106-preview")
+    for row in rows:
+        row[gpt4] = ""
+    with pytest.raises(TraceInputError, match="blank score"):
+        import_trace(_write(tmp_path / "rb_empty.csv", header, rows), db=db)
+
+
+def _long(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    models = [c for c in header if "|" not in c and c not in ("sample_id", "prompt", "eval_name",
+                                                                "oracle_model_to_route_to")]
+    out = []
+    for row in rows:
+        cell = dict(zip(header, row))
+        for model in models:
+            out.append([cell["sample_id"], cell["prompt"], cell["eval_name"], model, cell[f"{model}|model_response"],
+                        cell[model], cell[f"{model}|total_cost"]])
+    return ["sample_id", "prompt", "eval_name", "model_name", "model_response", "performance", "cost"], out
+
+
+def test_the_long_layout_gives_the_same_outcomes_as_the_wide_one(tmp_path: Path) -> None:
+    header, rows = _rows()
+    long_header, long_rows = _long(header, rows)
+    long_rows[7][5] = ""  # one blank performance: that row is skipped, and its prompt (now missing a model) too
+    wide_db, long_db = tmp_path / "wide.duckdb", tmp_path / "long.duckdb"
+    path = _write(tmp_path / "rb_long.csv", ["", *long_header], [[str(i), *r] for i, r in enumerate(long_rows)])
+    assert detect_format(path).name == "routerbench-long"
+    result = import_trace(path, db=long_db)
+    assert result.report["unscored_rows_skipped"] == 1 and result.report["prompts_dropped_missing_a_model"] == 1
+    assert (result.rows, result.outcomes) == (22, 22 * 11)
+    import_trace(ROUTERBENCH, db=wide_db)
+    sql = ("SELECT request_id, model, score, cost_usd FROM outcomes WHERE request_id <> "
+           f"'{long_rows[7][0]}' ORDER BY ALL")
+    assert _query(long_db, sql) == _query(wide_db, sql)

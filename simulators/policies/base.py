@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 
@@ -21,7 +21,10 @@ from simulators.inputs import ReplayError, ReplayInputs
 NO_MODEL = -1
 
 
-def param(default: object, help: str) -> object:
+T = TypeVar("T")
+
+
+def param(default: T, help: str) -> T:
     """A policy parameter with its help text (one source for the CLI, the dashboard and the stored config)."""
     return field(default=default, metadata={"help": help})
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import plotly.express as px
 import plotly.graph_objects as go
 import polars as pl
+
+from simulators import formatting as fmt
+from simulators.claims import Candidate
 
 SYNTHETIC_TAG = " (synthetic labels)"
 
@@ -404,32 +409,27 @@ def tornado(bars: list[dict], policy: str) -> go.Figure:
 
 
 def claim_candidates(
-    evaluated: list[dict], cheaper_pct: float | None, quality_pct: float | None, closest: dict | None
+    evaluated: Sequence[Candidate], cheaper_pct: float | None, quality_pct: float | None, closest: Candidate | None
 ) -> go.Figure:
     """Every candidate setting's saving against its quality share of frontier-only, with the claimed thresholds."""
     figure = go.Figure()
     for meets, name, colour in ((True, "meets every tested part", "#2ca02c"), (False, "misses a part", "#7f7f7f")):
-        rows = [e for e in evaluated if bool(e["meets"]) == meets]
+        rows = [e for e in evaluated if e.meets_testable == meets]
         if rows:
             figure.add_scatter(
-                x=[e["cost_saving"] for e in rows],
-                y=[e["quality_share_of_frontier"] for e in rows],
+                x=[e.cost_saving for e in rows],
+                y=[e.quality_share_of_frontier for e in rows],
                 mode="markers",
                 name=name,
                 marker={"color": colour, "size": 8},
-                hovertext=[
-                    e["policy"]
-                    + (f" {e['parameter']}={e['value']:g}" if e.get("parameter") else "")
-                    + ("" if e.get("p95_s") is None else f", p95 {e['p95_s']:,.1f} s")
-                    for e in rows
-                ],
+                hovertext=[f"{e.setting}, p95 {fmt.duration(e.p95_s)}" for e in rows],
             )
     if closest:
         figure.add_scatter(
-            x=[closest["cost_saving"]],
-            y=[closest["quality_share_of_frontier"]],
+            x=[closest.cost_saving],
+            y=[closest.quality_share_of_frontier],
             mode="markers",
-            name=f"closest: {closest['policy']}",
+            name=f"closest: {closest.policy}",
             marker={"symbol": "circle-open", "size": 18, "color": "black", "line": {"width": 2}},
         )
     if cheaper_pct is not None:

@@ -1,11 +1,16 @@
 """Check a vendor's claim against your own traffic: "X% cheaper than frontier-only at >= Y% of its quality with
 p95 <= Z s". The answer is supported, not supported, or not testable with this data, with the evidence.
 
-Candidates are every deployable policy of a stored replay as configured, plus every point of its sweep (the
-oracle knows the answers in advance and is never a candidate). A criterion is testable only when the data can
-speak to it: quality needs recorded or measured outcomes (a replay whose quality figures are all assumptions
-cannot confirm or refute a quality claim), and latency needs recorded arrival times (without them there is no
-queueing). Cost is always testable: catalogue prices x the trace's tokens.
+Candidates are every deployable policy of a stored replay as configured, plus every point of its sweep (a
+reference policy such as the oracle knows the answers in advance and is never a candidate). A criterion is
+testable only when the data can speak to it: quality needs recorded or measured outcomes (a replay whose quality
+figures are all assumptions cannot confirm or refute a quality claim), and latency needs recorded arrival times
+(without them there is no queueing). Cost is always testable: catalogue prices x the trace's tokens.
+
+The claim needs ONE setting that meets every part. So when no candidate meets the testable parts together, the
+claim is not supported whatever the untestable parts would show; when one does but a part cannot be tested, it
+is not testable; otherwise supported. Margins are in the claim's own units: percentage points of saving and of
+frontier-only's quality, seconds of p95.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-UNDEPLOYABLE = ("oracle", "small-only (reference)")
+from simulators.formatting import duration
+from simulators.results import BASELINE, summaries_from_dicts
+
+MET = 1e-12
+CRITERIA = ("cheaper", "quality", "p95")
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,11 @@ class Claim:
         if self.p95_s is not None and not self.p95_s > 0:
             raise ValueError("p95 must be a positive number of seconds")
 
+    def parts(self) -> dict[str, float]:
+        """The criteria this claim makes, with their targets."""
+        asked = {"cheaper": self.cheaper_pct, "quality": self.quality_pct, "p95": self.p95_s}
+        return {k: v for k, v in asked.items() if v is not None}
+
     def describe(self) -> str:
         """The claim in words."""
         parts = []
@@ -47,6 +61,58 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Margin:
+    """How far one criterion is from its target, in the claim's units; above 0 met with room to spare."""
+
+    criterion: str
+    claimed: str  # '>= 70% saving', '<= 2 s'
+    figure: str  # the candidate's figure: '61.3% saving', '6.24 s'
+    value: float | None  # in `unit`; None when the criterion cannot be tested
+    unit: str  # 'points' or 's'
+    testable: bool
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None or not self.testable else self.value >= -MET
+
+    @property
+    def text(self) -> str:
+        """'4.24 s over', '8.7 points short', '1.2 points to spare', 'not testable'."""
+        if not self.testable or self.value is None:
+            return "not testable"
+        size = abs(self.value)
+        amount = duration(size) if self.unit == "s" else f"{size:,.1f} points"
+        if self.value >= -MET:
+            return f"{amount} to spare" if size > MET else "met exactly"
+        return f"{amount} {'over' if self.unit == 's' else 'short'}"
+
+    @property
+    def result(self) -> str:
+        return "not testable" if self.met is None else "met" if self.met else "missed"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One policy setting scored against the claim."""
+
+    policy: str
+    parameter: str | None
+    value: float | None
+    cost_saving: float  # share of frontier-only's cost saved
+    quality_share_of_frontier: float
+    p95_s: float | None
+    assumed_confidence: bool
+    meets_testable: bool = False
+
+    @property
+    def setting(self) -> str:
+        """'cascade at threshold=0.7' or 'cascade as configured'."""
+        return self.policy + (
+            f" at {self.parameter}={self.value:g}" if self.parameter and self.value is not None else " as configured"
+        )
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The answer, the candidate that comes closest (or meets the claim), its margins, and why."""
 
@@ -54,41 +120,53 @@ class Verdict:
     claim: str
     run_id: int
     trace: str
-    closest: dict[str, object] | None
-    reasons: list[str] = field(default_factory=list)
+    closest: Candidate | None
+    margins: tuple[Margin, ...] = ()
+    reasons: tuple[str, ...] = ()
     sources: dict[str, object] = field(default_factory=dict)
     candidates: int = 0
-    evaluated: list[dict[str, object]] = field(default_factory=list)  # every candidate: saving, quality share, p95
+    evaluated: tuple[Candidate, ...] = ()  # every candidate scored, closest to the claim first
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready."""
-        return asdict(self)
+        """JSON-ready, with each margin's text."""
+        out = asdict(self)
+        out["margins"] = [{**asdict(m), "text": m.text, "result": m.result} for m in self.margins]
+        return out
 
 
-def _assumed_confidence(summary: dict[str, object]) -> bool:
+def _assumed_confidence(sources: dict[str, int]) -> bool:
     """Did this policy's routing rest on a confidence signal that was assumed rather than measured?"""
-    sources = summary.get("confidence_source") or {}
-    return bool(sources) and not any(k != "assumption" for k in sources)  # type: ignore[union-attr]
+    return bool(sources) and not any(k != "assumption" for k in sources)
 
 
-def _candidates(run: dict[str, object], points: list[dict[str, object]]) -> list[dict[str, object]]:
-    summaries = run["policies"]  # type: ignore[index]
-    rows = [
-        {
-            "policy": label,
-            "parameter": None,
-            "value": None,
-            "cost_usd": s["cost_usd"],
-            "quality": s["quality"],
-            "p95_ms": (s.get("latency_ms") or {}).get("p95"),
-        }
-        for label, s in summaries.items()
-        if label not in UNDEPLOYABLE
-    ]  # type: ignore[union-attr]
-    rows += [dict(p) for p in points if p["policy"] not in UNDEPLOYABLE and p.get("parameter") is not None]
-    for row in rows:
-        row["assumed_confidence"] = _assumed_confidence(summaries[row["policy"]])  # type: ignore[index]
-    return rows
+def _candidates(run: dict[str, object], points: list[dict[str, object]]) -> list[Candidate]:
+    summaries = summaries_from_dicts(run["policies"])  # type: ignore[arg-type]
+    base = summaries[BASELINE]
+    rows = [(s.policy, None, None, s.cost_usd, s.quality, s.p95_ms) for s in summaries.values() if not s.is_reference]
+    rows += [
+        (
+            str(p["policy"]),
+            str(p["parameter"]),
+            float(p["value"]),
+            float(p["cost_usd"]),  # type: ignore[arg-type]
+            float(p["quality"]),
+            None if p.get("p95_ms") is None else float(p["p95_ms"]),
+        )  # type: ignore[arg-type]
+        for p in points
+        if p["policy"] in summaries and not summaries[str(p["policy"])].is_reference and p.get("parameter") is not None
+    ]
+    return [
+        Candidate(
+            policy,
+            parameter,
+            value,
+            1 - cost / base.cost_usd if base.cost_usd else 0.0,
+            quality / base.quality if base.quality else 0.0,
+            None if p95 is None else p95 / 1000,
+            _assumed_confidence(summaries[policy].confidence_source),
+        )
+        for policy, parameter, value, cost, quality, p95 in rows
+    ]
 
 
 def _quality_testable(run: dict[str, object]) -> tuple[bool, str]:
@@ -97,7 +175,7 @@ def _quality_testable(run: dict[str, object]) -> tuple[bool, str]:
     total = {m: sum(c.values()) for m, c in counts.items()}
     if not any(measured.values()):
         return False, (
-            "quality is not testable with this data: every quality figure in this replay is an assumption "
+            "quality cannot be tested with this data: every quality figure in this replay is an assumption "
             f"({', '.join(counts)}); import recorded outcomes or run `slmlab eval` to measure it"
         )
     share = sum(measured.values()) / max(1, sum(total.values()))
@@ -106,12 +184,62 @@ def _quality_testable(run: dict[str, object]) -> tuple[bool, str]:
     return True, f"{share:.0%} of the (request, model) quality figures are recorded or measured, the rest assumed"
 
 
+def _margins(claim: Claim, c: Candidate, testable: dict[str, bool]) -> tuple[Margin, ...]:
+    """Each criterion of the claim for one candidate, in the claim's units."""
+    out = []
+    if claim.cheaper_pct is not None:
+        out.append(
+            Margin(
+                "cheaper",
+                f">= {claim.cheaper_pct:g}% saving",
+                f"{c.cost_saving:.1%} saving",
+                c.cost_saving * 100 - claim.cheaper_pct,
+                "points",
+                True,
+            )
+        )
+    if claim.quality_pct is not None:
+        out.append(
+            Margin(
+                "quality",
+                f">= {claim.quality_pct:g}% of frontier-only's",
+                f"{c.quality_share_of_frontier:.1%} of frontier-only's" + ("" if testable["quality"] else " (assumed)"),
+                c.quality_share_of_frontier * 100 - claim.quality_pct,
+                "points",
+                testable["quality"],
+            )
+        )
+    if claim.p95_s is not None:
+        out.append(
+            Margin(
+                "p95",
+                f"<= {duration(claim.p95_s)}",
+                duration(c.p95_s),
+                None if c.p95_s is None else claim.p95_s - c.p95_s,
+                "s",
+                testable["p95"] and c.p95_s is not None,
+            )
+        )
+    return tuple(out)
+
+
+def _shortfall(claim: Claim, margins: tuple[Margin, ...]) -> tuple[float, float]:
+    """The closeness order over the testable criteria, as shares of their targets: the worst signed gap (below 0:
+    met with that much room), then the total shortfall."""
+    target = {
+        "cheaper": max(claim.cheaper_pct or 1.0, 1.0),
+        "quality": claim.quality_pct or 1.0,
+        "p95": claim.p95_s or 1.0,
+    }
+    gaps = [-(m.value if m.value is not None else -math.inf) / target[m.criterion] for m in margins if m.testable]
+    return (max(gaps, default=0.0), sum(max(g, 0.0) for g in gaps))
+
+
 def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, object]]) -> Verdict:
-    """Test a claim on a stored replay (`simulators.runs.load_run`) and its sweep points."""
-    base = run["policies"]["frontier-only"]  # type: ignore[index]
+    """Test a claim on a stored replay (`load_run`) and its sweep points."""
     inputs = run["inputs"]  # type: ignore[index]
     reasons: list[str] = []
-    testable = {"cheaper": claim.cheaper_pct is not None, "quality": False, "p95": False}
+    testable = {"cheaper": True, "quality": False, "p95": False}
     if claim.quality_pct is not None:
         testable["quality"], why = _quality_testable(run)
         reasons.append(why)
@@ -119,26 +247,10 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
         testable["p95"] = inputs.get("arrivals") == "recorded"
         if not testable["p95"]:
             reasons.append(
-                "p95 latency is not testable with this data: the trace records no arrival times, so there "
+                "p95 latency cannot be tested with this data: the trace records no arrival times, so there "
                 "is no queueing to measure"
             )
-    candidates = _candidates(run, points)
-
-    def gaps(c: dict[str, object]) -> dict[str, float]:
-        """How far each criterion is from being met (<= 0: met), as a share of its target."""
-        out = {}
-        if claim.cheaper_pct is not None:
-            saving = 1 - float(c["cost_usd"]) / float(base["cost_usd"])
-            out["cheaper"] = claim.cheaper_pct / 100 - saving
-        if claim.quality_pct is not None and testable["quality"]:
-            out["quality"] = claim.quality_pct / 100 - float(c["quality"]) / float(base["quality"])
-        if claim.p95_s is not None and testable["p95"]:
-            p95 = c.get("p95_ms")
-            out["p95"] = math.inf if p95 is None else (float(p95) / 1000 - claim.p95_s) / claim.p95_s
-        return out
-
-    # closest first: the smallest worst shortfall, then the smallest total shortfall
-    scored = [((max(g.values()), sum(max(v, 0.0) for v in g.values())), c, g) for c in candidates if (g := gaps(c))]
+    untestable = [k for k in claim.parts() if not testable[k]]
     sources = {
         "quality": inputs.get("quality_source"),
         "tokens": inputs.get("token_source"),
@@ -146,73 +258,69 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
         "prices": run.get("catalogue_version"),
         "baseline_model": run["config"].get("frontier_model"),
     }  # type: ignore[union-attr]
-    if not scored:
-        return Verdict("not testable", claim.describe(), int(run["run_id"]), str(run["trace"]), None, reasons, sources)
-    meeting = [item for item in scored if item[0][0] <= 1e-12]
-    measured_meeting = [item for item in meeting if not item[1]["assumed_confidence"]]
-    (worst, _), best, best_gaps = min(measured_meeting or meeting or scored, key=lambda item: item[0])
-    closest = {
-        "policy": best["policy"],
-        "parameter": best.get("parameter"),
-        "value": best.get("value"),
-        "cost_saving": 1 - float(best["cost_usd"]) / float(base["cost_usd"]),
-        "quality_share_of_frontier": float(best["quality"]) / float(base["quality"]),
-        "p95_s": None if best.get("p95_ms") is None else float(best["p95_ms"]) / 1000,  # type: ignore[arg-type]
-        "margins": {k: -v for k, v in best_gaps.items()},  # > 0: met with room to spare; < 0: missed by that much
-        "assumed_confidence": best["assumed_confidence"],
-    }
-    untestable = [
-        k
-        for k, asked in (("quality", claim.quality_pct), ("p95", claim.p95_s))
-        if asked is not None and not testable[k]
-    ]
-    if untestable:
+    scored = []
+    for c in _candidates(run, points):
+        margins = _margins(claim, c, testable)
+        meets = all(m.met for m in margins if m.met is not None)
+        scored.append((_shortfall(claim, margins), Candidate(**{**asdict(c), "meets_testable": meets}), margins))
+    evaluated = tuple(c for _, c, _ in sorted(scored, key=lambda item: item[0]))  # closest to the claim first
+    if not scored or len(untestable) == len(claim.parts()):
+        if len(untestable) == len(claim.parts()):
+            reasons.append("no part of this claim can be tested on this replay")
+        return Verdict(
+            "not testable",
+            claim.describe(),
+            int(run["run_id"]),
+            str(run["trace"]),
+            None,
+            (),  # type: ignore[call-overload]
+            tuple(reasons),
+            sources,
+            len(scored),
+            evaluated,
+        )
+    meeting = [item for item in scored if item[1].meets_testable]
+    measured = [item for item in meeting if not item[1].assumed_confidence]
+    _, best, margins = min(measured or meeting or scored, key=lambda item: item[0])
+    tested = ", ".join(k for k in claim.parts() if testable[k])
+    if not meeting:
+        verdict = "not supported"
+        missed = "; ".join(f"{m.criterion} ({m.text})" for m in margins if m.met is False)
+        always = [
+            k
+            for k in claim.parts()
+            if testable[k] and all(any(m.criterion == k and m.met is False for m in ms) for _, _, ms in scored)
+        ]
+        reasons.append(
+            f"no policy or sweep point meets the testable part ({tested}) of the claim"
+            + (f"; every one of the {len(scored)} candidates misses {' and '.join(always)}" if always else "")
+            + f". The closest, {best.setting}, misses {missed}"
+            + (". What cannot be tested here would not change this." if untestable else ".")
+        )
+    elif untestable:
         verdict = "not testable"
         reasons.append(
-            f"the testable part ({', '.join(best_gaps)}) is {'met' if worst <= 0 else 'not met'} by the "
-            f"closest candidate, {best['policy']}"
+            f"{best.setting} meets the testable part ({tested}), but {', '.join(untestable)} cannot be "
+            "tested with this data"
         )
-    elif worst <= 1e-12 and best["assumed_confidence"]:
+    elif best.assumed_confidence:
         verdict = "not testable"
         reasons.append(
             f"only settings whose routing rests on an assumed confidence signal meet it (closest: "
-            f"{best['policy']}); measure the small model's confidence (`slmlab eval`) to test it"
-        )
-    elif worst <= 1e-12:
-        verdict = "supported"
-        reasons.append(
-            f"{best['policy']}"
-            + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
-            + " meets every part of the claim on this traffic"
+            f"{best.setting}); measure the small model's confidence (`slmlab eval`) to test it"
         )
     else:
-        verdict = "not supported"
-        missed = ", ".join(f"{k} by {v:.1%}" for k, v in best_gaps.items() if v > 0)
-        reasons.append(
-            f"no policy or sweep point meets it; the closest, {best['policy']}"
-            + (f" at {best['parameter']}={best['value']:g}" if best.get("parameter") else "")
-            + f", misses {missed}"
-        )
-    evaluated = [
-        {
-            "policy": c["policy"],
-            "parameter": c.get("parameter"),
-            "value": c.get("value"),
-            "cost_saving": 1 - float(c["cost_usd"]) / float(base["cost_usd"]),
-            "quality_share_of_frontier": float(c["quality"]) / float(base["quality"]),
-            "p95_s": None if c.get("p95_ms") is None else float(c["p95_ms"]) / 1000,  # type: ignore[arg-type]
-            "meets": key[0] <= 1e-12,
-        }
-        for key, c, _ in scored
-    ]
+        verdict = "supported"
+        reasons.append(f"{best.setting} meets every part of the claim on this traffic")
     return Verdict(
         verdict,
         claim.describe(),
         int(run["run_id"]),
         str(run["trace"]),
-        closest,
-        reasons,
+        best,
+        margins,  # type: ignore[call-overload]
+        tuple(reasons),
         sources,
-        candidates=len(scored),
-        evaluated=evaluated,
+        len(scored),
+        evaluated,
     )

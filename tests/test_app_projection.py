@@ -106,6 +106,7 @@ def test_claims_not_supported_not_testable_and_a_bad_claim(db: Path) -> None:
     at = open_page("claims")
     assert at.title[0].value == "Vendor claims"
     assert any("not testable" in e.label for e in at.expander)
+    assert all(at.checkbox(key=f"use_{name}").value for name in ("cheaper", "quality", "p95"))  # every part on
 
     check(at)  # nothing ticked: the library's error, shown; nothing replayed
     assert any("needs at least one of" in e.value for e in at.error)
@@ -116,7 +117,17 @@ def test_claims_not_supported_not_testable_and_a_bad_claim(db: Path) -> None:
     assert any("misses p95" in m.value for m in at.markdown)
     criteria = at.dataframe[0].value
     assert list(criteria["criterion"]) == ["cheaper", "p95"] and "missed" in set(criteria["result"])
-    assert any("catalogue version litellm" in c.value and "arrivals recorded" in c.value for c in at.caption)
+    assert any("catalogue litellm" in c.value and "Arrivals: recorded" in c.value for c in at.caption)
+
+    check(at, cheaper=70, quality=95, p95=2)  # quality cannot be tested here, but p95 refutes the claim anyway
+    assert any(e.value.startswith("**NOT SUPPORTED**") for e in at.error), [e.value for e in at.error]
+    criteria = at.dataframe[0].value.set_index("criterion")
+    assert criteria.loc["quality", "result"] == "not testable" and criteria.loc["p95", "result"] == "missed"
+    assert criteria.loc["p95", "margin"].endswith(" s over")  # in seconds, not a percentage of 2 s
+    assert [b.label for b in at.get("download_button")] == [  # type: ignore[attr-defined]
+        "Download claim report (HTML)",
+        "Download claim report (PDF)",
+    ]
 
     check(at, quality=95)
     assert any(w.value.startswith("**NOT TESTABLE**") for w in at.warning)

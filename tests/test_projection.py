@@ -188,14 +188,29 @@ MEASURED = {"small": {"measured": 10}, "big": {"recorded": 10}}
 )
 def test_claims_by_hand(claim: Claim, verdict: str, closest: str) -> None:
     result = check_claim(claim, run_dict(MEASURED), [])
-    assert (result.verdict, result.closest["policy"]) == (verdict, closest), result.reasons
+    assert (result.verdict, result.closest.policy) == (verdict, closest), result.reasons
 
 
 def test_a_claim_that_is_not_supported_says_by_how_much() -> None:
     result = check_claim(Claim(cheaper_pct=65, quality_pct=95, p95_s=3), run_dict(MEASURED), [])
-    assert result.closest["margins"]["cheaper"] == pytest.approx(-0.25)  # static-map saves 40%, not 65%
-    assert result.closest["margins"]["p95"] == pytest.approx(1 / 6)  # 2.5 s is within 3 s, with 16.7% to spare
-    assert "misses cheaper by 25.0%" in result.reasons[-1]
+    margins = {m.criterion: m for m in result.margins}  # in the claim's own units
+    assert margins["cheaper"].value == pytest.approx(-25.0) and margins["cheaper"].unit == "points"  # 40%, not 65%
+    assert margins["cheaper"].text == "25.0 points short" and margins["cheaper"].result == "missed"
+    assert margins["p95"].value == pytest.approx(0.5) and margins["p95"].text == "500 ms to spare"  # 2.5 s of 3 s
+    assert "misses cheaper (25.0 points short)" in result.reasons[-1]
+
+
+def test_a_testable_part_missed_by_every_candidate_refutes_the_claim_whatever_the_rest() -> None:
+    """Quality cannot be tested (all assumed), but no setting reaches p95 <= 2 s: not supported, not 'not testable'."""
+    run = run_dict({"small": {"assumption": 10}, "big": {"assumption": 10}})
+    result = check_claim(Claim(cheaper_pct=70, quality_pct=95, p95_s=2), run, [])
+    assert result.verdict == "not supported", result.reasons
+    margins = {m.criterion: m for m in result.margins}
+    assert margins["quality"].result == "not testable" and margins["p95"].result == "missed"
+    assert any("would not change this" in r for r in result.reasons)
+    # the same claim with a p95 that some candidate meets cannot be decided without quality
+    open_claim = check_claim(Claim(cheaper_pct=35, quality_pct=95, p95_s=10), run, [])
+    assert open_claim.verdict == "not testable" and open_claim.closest.policy == "static-map"  # most room
 
 
 @pytest.mark.parametrize(
@@ -234,7 +249,9 @@ def test_done_means_project_json_on_the_embedded_default(db: Path, capsys) -> No
 def test_claim_cli_not_supported_with_the_margin(db: Path, capsys) -> None:
     assert main(["claim", "--cheaper", "70", "--p95", "2", "--json"]) == 0
     verdict = json.loads(capsys.readouterr().out)
-    assert verdict["verdict"] == "not supported" and verdict["closest"]["margins"]["p95"] < 0
+    assert verdict["verdict"] == "not supported"
+    p95 = next(m for m in verdict["margins"] if m["criterion"] == "p95")
+    assert p95["value"] < 0 and p95["unit"] == "s" and p95["text"].endswith(" s over")
     assert verdict["candidates"] > 10  # every policy as configured and every sweep point
     assert main(["claim", "--cheaper", "50", "--quality", "95"]) == 0
     assert "NOT TESTABLE" in capsys.readouterr().out  # quality on the Azure trace is all assumption
@@ -271,7 +288,7 @@ def test_scenarios_reports_and_uncertainty_through_the_cli(db: Path, capsys, tmp
     with pytest.raises(ValueError, match="saved: base, fast growth"):
         load_scenario("nope", db)
     text = html.read_text()
-    assert "plotly.js v" in text and 'src="http' not in text  # plotly.js inlined: the report opens offline
+    assert "<svg" in text and "<script" not in text and 'src="http' not in text  # charts as inline SVG: offline, prints
     assert "Sources" in text and "litellm 1.110.2" in text
     assert len(csv.read_text().strip().splitlines()) == 1 + 12 * len(load_scenario("base", db)["policies"])
     assert (
@@ -315,6 +332,7 @@ def test_measured_energy_per_token_replaces_the_assumed_busy_power() -> None:
     assert project(basis(), FLAT).as_dict()["energy_source"].startswith("estimated")
 
 
+@pytest.mark.model
 def test_energy_per_token_of_a_benchmark_reaches_the_portfolio_and_the_projection(db: Path) -> None:
     """A stored benchmark run whose counter was readable (as on a machine with RAPL) feeds J/token through."""
     from simulators.catalog import local_model

@@ -1,5 +1,6 @@
 """Vendor claims: test "X% cheaper than frontier-only at >= Y% of its quality with p95 <= Z s" against a stored
-replay of your own traffic; the answer is supported, not supported, or not testable with this data."""
+replay of your own traffic; the answer is supported, not supported, or not testable with this data, with a report
+a buyer can send."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import polars as pl
 import streamlit as st
 
 from app import charts, state
+from app.report import MARGIN_COLUMNS, claim_html, margin_rows, pdf_bytes
 from app.widgets import replay_choice, resolve_replay
+from simulators import formatting as fmt
 from simulators.claims import Claim, check_claim
+from simulators.formatting import table
+from simulators.provenance import run_lines
 
 db = state.database_path()
 st.title("Vendor claims")
@@ -19,79 +24,28 @@ st.caption(
     "prices x the trace's tokens, quality and p95 latency are the replay's, all read back from the database "
     f"`{db}`."
 )
-with st.expander("What 'not testable' means"):
+with st.expander("What 'supported', 'not supported' and 'not testable' mean"):
     st.markdown(
-        "A claim is **not testable** when this data cannot confirm or refute part of it, so no verdict is given:\n"
-        "- **Quality**: every quality figure in the replay is an *assumption* (from the assumptions file), not a "
-        "recorded or measured outcome. Import recorded outcomes or run `slmlab eval` to measure it.\n"
-        "- **Latency**: the trace records no arrival times, so there is no queueing to measure a p95 from.\n"
-        "- **Assumed confidence**: the only settings that meet the claim route on a confidence signal that was "
-        "assumed, not measured (e.g. a cascade's threshold). Measure the small model's confidence (`slmlab eval`).\n\n"
-        "Cost is always testable: catalogue prices x the trace's recorded tokens."
+        "- **Supported**: one setting meets every part of the claim, on figures this data can test.\n"
+        "- **Not supported**: no setting meets the parts this data *can* test, together. The claim needs one "
+        "setting that meets every part, so it fails whatever the untestable parts would show.\n"
+        "- **Not testable**: a setting meets every testable part, but a part cannot be tested here:\n"
+        "  - *quality*: every quality figure in the replay is an assumption, not a recorded or measured outcome "
+        "(import recorded outcomes or run `slmlab eval`);\n"
+        "  - *latency*: the trace records no arrival times, so there is no queueing to measure a p95 from;\n"
+        "  - *assumed confidence*: the only settings that meet it route on an assumed confidence signal.\n\n"
+        "Margins are in the claim's own units: percentage points of saving and of frontier-only's quality, "
+        "seconds of p95. Cost is always testable: catalogue prices x the trace's recorded tokens."
     )
-
-CRITERIA = ("cheaper", "quality", "p95")
-
-
-def _counts(counts: dict[str, int] | None) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in (counts or {}).items()) or "-"
-
-
-def _criteria_table(claim: Claim, closest: dict) -> pl.DataFrame:
-    """One row per criterion of the claim: claimed, the closest candidate's figure, and its margin."""
-    margins = closest.get("margins") or {}
-    p95 = closest.get("p95_s")
-    rows = {
-        "cheaper": (
-            claim.cheaper_pct,
-            f">= {claim.cheaper_pct:g}% saving" if claim.cheaper_pct is not None else "",
-            f"{float(closest['cost_saving']):.1%} saving",
-        ),
-        "quality": (
-            claim.quality_pct,
-            f">= {claim.quality_pct:g}% of frontier-only's" if claim.quality_pct is not None else "",
-            f"{float(closest['quality_share_of_frontier']):.1%} of frontier-only's",
-        ),
-        "p95": (
-            claim.p95_s,
-            f"<= {claim.p95_s:g} s" if claim.p95_s is not None else "",
-            "n/a" if p95 is None else f"{float(p95):,.2f} s",
-        ),
-    }
-    table = []
-    for criterion, (asked, claimed, figure) in rows.items():
-        if asked is None:
-            continue
-        margin = margins.get(criterion)
-        table.append(
-            {
-                "criterion": criterion,
-                "claimed": claimed,
-                "closest candidate": figure,
-                "margin": margin,
-                "result": "not testable" if margin is None else ("met" if margin >= -1e-12 else "missed"),
-            }
-        )
-    return pl.DataFrame(
-        table,
-        schema={
-            "criterion": pl.String,
-            "claimed": pl.String,
-            "closest candidate": pl.String,
-            "margin": pl.Float64,
-            "result": pl.String,
-        },
-    )
-
 
 kind, value = replay_choice(db, "claim", "the replay whose policies and sweep points are the candidates")
 with st.form("claim"):
-    st.markdown("**The claim** (tick each part the vendor claims)")
+    st.markdown("**The claim** (every part you enter is tested; untick a part the vendor does not claim)")
     columns = st.columns(3)
     use = {
         "cheaper": columns[0].checkbox("Cheaper than frontier-only", value=True, key="use_cheaper"),
-        "quality": columns[1].checkbox("Quality", value=False, key="use_quality"),
-        "p95": columns[2].checkbox("p95 latency", value=False, key="use_p95"),
+        "quality": columns[1].checkbox("Quality", value=True, key="use_quality"),
+        "p95": columns[2].checkbox("p95 latency", value=True, key="use_p95"),
     }
     numbers = {
         "cheaper": columns[0].number_input(
@@ -121,9 +75,10 @@ with st.form("claim"):
     }
     submitted = st.form_submit_button("Check claim", type="primary")
 
-if not submitted:
-    st.info("Tick the parts of the claim, set the figures and press **Check claim**.")
+if not submitted and "claim_checked" not in st.session_state:
+    st.info("Set the figures of the claim and press **Check claim**.")
     st.stop()
+st.session_state["claim_checked"] = True  # the verdict stays after a download button's rerun
 
 try:
     claim = Claim(
@@ -145,38 +100,52 @@ headline = (
     f"'{verdict.trace}' ({verdict.candidates} policy settings scored)."
 )
 {"supported": st.success, "not supported": st.error}.get(verdict.verdict, st.warning)(headline)
-st.markdown("**Why**\n" + "\n".join(f"- {reason}" for reason in verdict.reasons))
 
 c = verdict.closest
-sources = verdict.sources
-quality = sources.get("quality") or {}
-assumed_quality = bool(quality) and all(set(q) <= {"assumption"} for q in quality.values())
 if c:
-    knob = f" at {c['parameter']}={c['value']:g}" if c.get("parameter") else " as configured"
-    p95_text = "n/a" if c.get("p95_s") is None else f"{c['p95_s']:,.2f} s"
-    st.subheader("Closest candidate" if verdict.verdict != "supported" else "Candidate that meets the claim")
+    st.subheader("Candidate that meets the claim" if verdict.verdict == "supported" else "Closest candidate")
     st.markdown(
-        f"**{c['policy']}**{knob}: saves {c['cost_saving']:.1%} against frontier-only, quality "
-        f"{c['quality_share_of_frontier']:.1%} of frontier-only's"
-        + (" (from assumed quality figures)" if assumed_quality else "")
-        + f", p95 {p95_text}"
-        + (" (its routing rests on an assumed confidence signal)" if c.get("assumed_confidence") else "")
+        f"**{c.setting}**: saves {fmt.share(c.cost_saving)} against frontier-only, quality "
+        f"{fmt.share(c.quality_share_of_frontier)} of frontier-only's, p95 {fmt.duration(c.p95_s)}"
+        + (" (its routing rests on an assumed confidence signal)" if c.assumed_confidence else "")
         + "."
     )
     st.dataframe(
-        _criteria_table(claim, c),
+        pl.DataFrame(table(margin_rows(verdict), MARGIN_COLUMNS).formatted()),
         hide_index=True,
         width="stretch",
-        column_config={
-            "margin": st.column_config.NumberColumn(
-                "margin",
-                format="percent",
-                help="as a share of the claimed figure: above 0 met with room to spare, below 0 missed by that much",
-            )
-        },
+        key="claim_margins",
     )
-else:
-    st.info("No candidate could be scored: no part of this claim can be tested on this replay.")
+st.markdown("**Why**\n" + "\n".join(f"- {reason}" for reason in verdict.reasons))
+
+left, right, _ = st.columns([1, 1, 2])
+document = claim_html(claim, verdict, run)
+left.download_button(
+    "Download claim report (HTML)",
+    document.encode(),
+    file_name=f"claim-run{verdict.run_id}.html",
+    mime="text/html",
+    on_click="ignore",
+    help="verdict and key figures first, then the candidates, sources and assumptions: one file that opens offline",
+)
+
+
+def _pdf() -> bytes:
+    """The same report printed to PDF by headless Chromium when the button is pressed."""
+    try:
+        return pdf_bytes(document)
+    except ValueError as error:  # no Chromium here: the HTML report says the same
+        return str(error).encode()
+
+
+right.download_button(
+    "Download claim report (PDF)",
+    _pdf,
+    file_name=f"claim-run{verdict.run_id}.pdf",
+    mime="application/pdf",
+    on_click="ignore",
+    help="the same report as PDF (printed by headless Chromium; takes a few seconds)",
+)
 
 if verdict.evaluated:
     st.plotly_chart(
@@ -187,18 +156,4 @@ if verdict.evaluated:
         "points meet every part of the claim this data can test. Quality shares rest on the sources below."
     )
 
-st.caption(
-    "  \n".join(
-        [
-            f"**Sources**: replay run {verdict.run_id} of '{verdict.trace}' (seed {run['seed']}, content hash "
-            f"{str(run.get('trace_hash'))[:12]}); baseline frontier-only = {sources.get('baseline_model')}.",
-            f"**Cost**: prices from catalogue version {sources.get('prices')} x tokens ("
-            + "; ".join(f"{side} {_counts(counts)}" for side, counts in (sources.get("tokens") or {}).items())
-            + ").",
-            "**Quality** (per model, requests by source): "
-            + "; ".join(f"{m} {_counts(q)}" for m, q in quality.items())
-            + ".",
-            f"**Latency**: arrivals {sources.get('arrivals')}; p95 as stored with each policy and sweep point.",
-        ]
-    )
-)
+st.caption("  \n".join(["**Sources**", *run_lines(run)]))

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 
 from simulators.projection import HARDWARE_PRESETS
 
@@ -79,7 +80,8 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--policy",
         default=None,
-        help="policy for the sensitivity (tornado) analysis (default: the cheapest over the horizon)",
+        help="policy for the sensitivity (tornado) analysis (default: the focus rule, as on Home: the cheapest over "
+        "the horizon that answers in-house at >= 95%% of frontier-only's quality)",
     )
     p.add_argument("--scenario", help="save the projection under this name (replaces one of the same name)")
     p.add_argument("--compare", help="compare saved scenarios, comma-separated, instead of projecting")
@@ -98,6 +100,8 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--cheaper", type=float, metavar="PCT", help="claimed saving against frontier-only, in percent")
     p.add_argument("--quality", type=float, metavar="PCT", help="claimed quality as a percentage of frontier-only's")
     p.add_argument("--p95", type=float, metavar="SECONDS", help="claimed p95 latency ceiling in seconds")
+    p.add_argument("--html", metavar="PATH", help="write the claim report (verdict and key figures first) as HTML")
+    p.add_argument("--pdf", metavar="PATH", help="write the claim report as PDF (printed by headless Chromium)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_claim)
 
@@ -118,6 +122,7 @@ def _list_assumptions() -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    from app.report import projection_focus
     from app.workflows import compare_scenarios, monte_carlo, run_for, save_scenario
     from simulators.projection import HARDWARE_PRESETS, CostAssumptions, basis_from_run, fitted_price_trend, project
     from simulators.uncertainty import tornado
@@ -153,14 +158,8 @@ def cmd_project(args: argparse.Namespace) -> int:
     if args.uncertainty:
         uncertainty = monte_carlo(projection, draws=args.uncertainty, seed=args.seed, db=args.db)
         report["uncertainty"] = uncertainty
-    focus = (
-        args.policy
-        or min(
-            (p for p in projection.policies if p.policy not in ("frontier-only", "oracle")),
-            key=lambda p: p.cumulative[-1],
-        ).policy
-    )
-    report["sensitivity"] = {"policy": focus, "bars": tornado(projection, focus)}
+    focus = args.policy or projection_focus(projection, run)
+    report["sensitivity"] = {"policy": focus, "bars": tornado(projection, focus) if focus else []}
     if args.scenario:
         save_scenario(args.scenario, projection, db=args.db)
     if args.csv:
@@ -220,13 +219,23 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_claim(args: argparse.Namespace) -> int:
+    from app.report import MARGIN_COLUMNS, claim_html, margin_rows, pdf_bytes
     from app.workflows import run_for
+    from simulators import formatting as fmt
     from simulators.claims import Claim, check_claim
+    from simulators.formatting import table
     from slmlab.replay_store import load_points, load_run
 
     claim = Claim(cheaper_pct=args.cheaper, quality_pct=args.quality, p95_s=args.p95)
     run_id = run_for(args.trace, args.run_id, db=args.db, progress=_progress(args))
-    verdict = check_claim(claim, load_run(run_id, args.db), load_points(run_id, args.db).to_pylist())
+    run = load_run(run_id, args.db)
+    verdict = check_claim(claim, run, load_points(run_id, args.db).to_pylist())
+    if args.html or args.pdf:
+        document = claim_html(claim, verdict, run)
+        if args.html:
+            Path(args.html).write_text(document, encoding="utf-8")
+        if args.pdf:
+            Path(args.pdf).write_bytes(pdf_bytes(document))
     if args.json:
         print(json.dumps(verdict.as_dict(), indent=2, default=str))
         return 0
@@ -239,13 +248,11 @@ def cmd_claim(args: argparse.Namespace) -> int:
         print(f"  - {reason}")
     if verdict.closest:
         c = verdict.closest
-        knob = f" ({c['parameter']}={c['value']:g})" if c.get("parameter") else ""
-        p95 = "n/a" if c["p95_s"] is None else f"{c['p95_s']:,.1f} s"
         print(
-            f"  closest: {c['policy']}{knob}: saves {c['cost_saving']:.1%}, quality "
-            f"{c['quality_share_of_frontier']:.1%} "
-            f"of frontier-only's, p95 {p95}; margins " + ", ".join(f"{k} {v:+.1%}" for k, v in c["margins"].items())
+            f"  closest: {c.setting}: saves {fmt.share(c.cost_saving)}, quality "
+            f"{fmt.share(c.quality_share_of_frontier)} of frontier-only's, p95 {fmt.duration(c.p95_s)}"
         )
+        print(table(margin_rows(verdict), MARGIN_COLUMNS).text())
     print(
         f"  sources: prices {verdict.sources.get('prices')}, arrivals {verdict.sources.get('arrivals')}, quality "
         + "; ".join(

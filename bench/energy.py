@@ -109,10 +109,26 @@ def _read_nvml() -> tuple[dict[str, _Sample], list[str]]:
     return samples, problems if samples or problems else ["no NVML devices"]
 
 
-def _snapshot(root: Path) -> tuple[dict[str, _Sample], list[str]]:
-    """Every readable counter right now, with a note for each source that is missing."""
-    rapl, rapl_problems = _read_rapl(root)
-    nvml, nvml_problems = _read_nvml()
+DEVICES = ("cpu", "gpu", "cpu+gpu", "all")
+# What a reading over each device set covers and leaves out, said in the note of every measured figure.
+COVERAGE = {
+    "cpu": "covers the CPU package(s) (RAPL), where the work ran; leaves out DRAM (unless in the package zone), "
+    "GPUs, disks, fans and power-supply losses",
+    "gpu": "covers the GPU(s) (NVML), where the offloaded work ran; leaves out the host CPU that fed it, DRAM and "
+    "the rest of the machine",
+    "cpu+gpu": "covers the CPU package(s) (RAPL) and GPU(s) (NVML), the work being split between them; leaves out "
+    "DRAM outside the package, disks, fans and power-supply losses",
+    "all": "covers every readable counter (RAPL packages and NVML GPUs)",
+}
+
+
+def _snapshot(root: Path, devices: str = "all") -> tuple[dict[str, _Sample], list[str]]:
+    """Every readable counter of the devices asked for right now, with a note for each source that is missing.
+
+    A CPU-only run reads no GPU counter (an idle GPU's energy is not the work's) and an offloaded run reads NVML.
+    """
+    rapl, rapl_problems = _read_rapl(root) if devices != "gpu" else ({}, [])
+    nvml, nvml_problems = _read_nvml() if devices != "cpu" else ({}, [])
     return {**rapl, **nvml}, rapl_problems + nvml_problems
 
 
@@ -133,9 +149,13 @@ class EnergyMeter:
         watts_estimate: float | None = None,
         *,
         clock: Callable[[], float] = time.perf_counter,
+        devices: str = "all",
     ) -> None:
         if watts_estimate is not None and not (math.isfinite(watts_estimate) and watts_estimate > 0):
             raise ValueError(f"watts_estimate must be a positive finite number, got {watts_estimate!r}")
+        if devices not in DEVICES:
+            raise ValueError(f"devices must be one of {', '.join(DEVICES)}, got {devices!r}")
+        self.devices = devices
         self.root = Path(root)
         self.watts_estimate = watts_estimate
         self._clock = clock
@@ -144,7 +164,7 @@ class EnergyMeter:
 
     def start(self) -> None:
         """Read every counter, then the clock, so counter latency is not billed to the run."""
-        samples, _ = _snapshot(self.root)
+        samples, _ = _snapshot(self.root, self.devices)
         self._begin = (self._clock(), samples)
 
     def stop(self) -> EnergyReading:
@@ -152,7 +172,7 @@ class EnergyMeter:
         if self._begin is None:
             raise RuntimeError("EnergyMeter.stop() called before start()")
         stopped = self._clock()
-        end, problems = _snapshot(self.root)
+        end, problems = _snapshot(self.root, self.devices)
         started, begin = self._begin
         self._begin = None
         seconds = stopped - started
@@ -168,10 +188,13 @@ class EnergyMeter:
         if lost := sorted(begin.keys() ^ end.keys()):
             problems.append(f"{', '.join(lost)} not readable at both start and stop, excluded")
         if used:
-            note = f"measured from {' + '.join(used)}"
+            note = f"measured from {' + '.join(used)} ({COVERAGE[self.devices]})"
             self.reading = EnergyReading(total_uj / 1e6, seconds, MEASURED, tuple(used), "; ".join([note, *problems]))
         elif self.watts_estimate is not None:
-            note = f"estimated from a user-supplied {self.watts_estimate} W over {seconds:.6g} s"
+            note = (
+                f"estimated from a user-supplied {self.watts_estimate} W over {seconds:.6g} s (covers whatever "
+                "the figure was meant to cover; nothing was measured)"
+            )
             joules = self.watts_estimate * seconds
             self.reading = EnergyReading(joules, seconds, ESTIMATED, (), "; ".join([note, *problems]))
         else:

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.hardware import take_census
-from bench.roofline import KV_TYPE_BYTES, Bandwidth, decode_ceiling, efficiency, kv_cache_bytes, measure_bandwidth
+from bench.roofline import (
+    KV_TYPE_BYTES,
+    Bandwidth,
+    DeviceBandwidth,
+    RooflineError,
+    judge_decode,
+    kv_cache_bytes,
+    measure_bandwidth,
+    nvml_bandwidth,
+    offloaded_fraction,
+    split_ceiling,
+)
 from bench.runner import BenchConfig, RawRun, run_isolated
 from slmlab import __version__, store
 from slmlab.models import GGUFMetadata, gguf_metadata, resolve_model
@@ -51,6 +62,7 @@ class BenchResult:
             "peak_rss_bytes": self.raw.peak_rss_bytes,
             "energy": self.raw.energy,
             "roofline": self.roofline,
+            "contention": self.raw.contention,
             "fingerprint": self.fingerprint,
             "versions": self.raw.versions,
             "source": "measured",
@@ -63,9 +75,18 @@ def probe_bandwidth(threads: int, quick: bool) -> Bandwidth:
 
 
 def roofline_for(
-    model: GGUFMetadata, config: BenchConfig, decode_tok_s: float, bandwidth: Bandwidth
+    model: GGUFMetadata,
+    config: BenchConfig,
+    decode_tok_s: float,
+    bandwidth: Bandwidth,
+    gpu: DeviceBandwidth | None = None,
 ) -> dict[str, object]:
-    """Decode ceiling at the run's mean decode depth and the measured share of it."""
+    """Decode ceiling from the bandwidth of the memory that holds the weights (CPU measured; GPU from NVML's bus
+    width x memory clock, labelled "spec"), split by offloaded layers, at the run's mean decode depth.
+
+    An efficiency over 100% is reported as an error with no efficiency, never as a figure; decode far under the
+    ceiling is labelled latency-bound with its per-token time.
+    """
     depth = config.depth + config.n_prompt + config.n_gen // 2
     widths = model.kv_width
     kv = (
@@ -73,16 +94,38 @@ def roofline_for(
         if widths and model.n_layer
         else 0
     )
-    ceiling = decode_ceiling(model.tensor_bytes, bandwidth.read_gb_s, kv_bytes=kv, depth=depth)
-    return {
+    bytes_per_token = int(model.tensor_bytes) + kv
+    on_gpu = offloaded_fraction(config.n_gpu_layers, model.n_layer or 1) if config.n_gpu_layers else 0.0
+    cpu = DeviceBandwidth("cpu", bandwidth.read_gb_s, "measured", bandwidth.method)
+    if on_gpu and gpu is None:
+        gpu = nvml_bandwidth()
+    base: dict[str, object] = {
         "bandwidth": bandwidth.as_dict(),
-        "ceiling_tok_s": ceiling.ceiling_tok_s,
-        "bytes_per_token": ceiling.bytes_per_token,
+        "bytes_per_token": bytes_per_token,
         "kv_bytes_per_token": kv,
         "depth": depth,
-        "efficiency": efficiency(decode_tok_s, ceiling),
-        "note": "ceiling = measured read bandwidth / (tensor bytes + KV cache bytes at the mean decode depth)",
+        "fraction_on_gpu": on_gpu,
+        "devices": [asdict(d) for d in (cpu, gpu) if d is not None and ((d is cpu and on_gpu < 1) or d is gpu)],
     }
+    if on_gpu and gpu is None:
+        return base | {
+            "ceiling_tok_s": None,
+            "efficiency": None,
+            "error": "weights were offloaded to a GPU whose "
+            "bandwidth is unknown here (NVML did not answer), so there is no ceiling",
+        }
+    ceiling = split_ceiling(bytes_per_token, on_gpu, cpu, gpu)
+    base |= {
+        "ceiling_tok_s": ceiling.ceiling_tok_s,
+        "cpu_bytes_per_token": ceiling.cpu_bytes,
+        "gpu_bytes_per_token": ceiling.gpu_bytes,
+        "note": "ceiling = 1 / (CPU-held bytes / CPU bandwidth + GPU-held bytes / GPU bandwidth), bytes = tensor "
+        "bytes + KV cache bytes at the mean decode depth, split by the share of layers offloaded",
+    }
+    try:
+        return base | judge_decode(decode_tok_s, ceiling)
+    except RooflineError as error:
+        return base | {"efficiency": None, "error": str(error)}
 
 
 def save_run(
@@ -102,9 +145,10 @@ def save_run(
     }
     with store.transaction(db) as con:
         run_id = con.execute(
-            "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, config, "
-            "fingerprint, census, versions, load_s, peak_rss_bytes, summary, roofline, sweep_id) "
-            "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+            "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, "
+            "config, fingerprint, census, versions, load_s, peak_rss_bytes, summary, roofline, sweep_id, contended, "
+            "contention) "
+            "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
             [
                 datetime.now(UTC).replace(tzinfo=None),
                 model.name,
@@ -121,6 +165,8 @@ def save_run(
                 json.dumps(summary),
                 json.dumps(roofline) if roofline else None,
                 sweep_id,
+                bool(raw.contention.get("contended")) if raw.contention else None,
+                json.dumps(raw.contention) if raw.contention else None,
             ],
         ).fetchall()[0][0]
         series = {**raw.samples, "inter_token_ms": raw.inter_token_ms}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -174,6 +175,119 @@ def efficiency(measured_tok_s: float, ceiling: DecodeCeiling) -> float:
     _require_finite("measured_tok_s", measured_tok_s, positive=False)
     _require(ceiling.ceiling_tok_s > 0, f"ceiling.ceiling_tok_s must be > 0, got {ceiling.ceiling_tok_s!r}")
     return measured_tok_s / ceiling.ceiling_tok_s
+
+
+# --- device-correct ceilings ---------------------------------------------------------------------------------------
+LATENCY_BOUND_BELOW = 0.25  # decode under a quarter of the memory ceiling is limited by per-token latency, not bytes
+
+
+class RooflineError(ValueError):
+    """A measured speed above its memory ceiling: the ceiling (or the measurement) is wrong, never the figure."""
+
+
+@dataclass(frozen=True)
+class DeviceBandwidth:
+    """Read bandwidth of one memory that holds weights, and how it was obtained."""
+
+    device: str  # "cpu" or "gpu:<index>"
+    gb_s: float
+    source: str  # "measured" (a probe ran) or "spec" (from the device's reported bus width and memory clock)
+    note: str
+
+
+def gpu_spec_bandwidth(bus_width_bits: int, memory_clock_mhz: float, *, transfers_per_clock: int = 2) -> float:
+    """GB/s from the memory bus width and memory clock NVML reports (double data rate: two transfers a clock)."""
+    _require_int("bus_width_bits", bus_width_bits)
+    _require_finite("memory_clock_mhz", memory_clock_mhz, positive=True)
+    return bus_width_bits / 8 * memory_clock_mhz * 1e6 * transfers_per_clock / GB
+
+
+def nvml_bandwidth(index: int = 0) -> DeviceBandwidth | None:
+    """The GPU's spec bandwidth from NVML (bus width x max memory clock x 2), or None without NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no library, no driver
+        return None
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        width = int(pynvml.nvmlDeviceGetMemoryBusWidth(handle))
+        clock = float(pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM))
+        gb_s = gpu_spec_bandwidth(width, clock)
+        return DeviceBandwidth(
+            f"gpu:{index}",
+            gb_s,
+            "spec",
+            f"NVML: {width}-bit bus x {clock:.0f} MHz max memory clock x 2 transfers/clock",
+        )
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+
+
+def offloaded_fraction(n_gpu_layers: int, n_layer: int) -> float:
+    """Share of the repeating layers (and so of the weight bytes) on the GPU: -1 or >= n_layer means all."""
+    _require_int("n_layer", n_layer)
+    if n_gpu_layers < 0 or n_gpu_layers >= n_layer:
+        return 1.0
+    return n_gpu_layers / n_layer
+
+
+@dataclass(frozen=True)
+class SplitCeiling:
+    """Decode ceiling when weights (and their KV cache) sit partly in CPU memory and partly on a GPU: each token
+    streams the CPU share at CPU bandwidth, then the GPU share at GPU bandwidth, one after the other."""
+
+    bytes_per_token: int
+    cpu_bytes: int
+    gpu_bytes: int
+    cpu: DeviceBandwidth
+    gpu: DeviceBandwidth | None
+    ceiling_tok_s: float
+    seconds_per_token: float
+
+
+def split_ceiling(
+    bytes_per_token: int, fraction_on_gpu: float, cpu: DeviceBandwidth, gpu: DeviceBandwidth | None
+) -> SplitCeiling:
+    """Per-token time = CPU bytes / CPU bandwidth + GPU bytes / GPU bandwidth."""
+    _require_int("bytes_per_token", bytes_per_token)
+    _require(0.0 <= fraction_on_gpu <= 1.0, f"fraction_on_gpu must be within 0..1, got {fraction_on_gpu!r}")
+    _require(fraction_on_gpu == 0.0 or gpu is not None, "weights on a GPU need the GPU's bandwidth")
+    gpu_bytes = round(bytes_per_token * fraction_on_gpu)
+    cpu_bytes = bytes_per_token - gpu_bytes
+    seconds = cpu_bytes / (cpu.gb_s * GB) + (gpu_bytes / (gpu.gb_s * GB) if gpu_bytes else 0.0)
+    return SplitCeiling(bytes_per_token, cpu_bytes, gpu_bytes, cpu, gpu, 1.0 / seconds, seconds)
+
+
+def judge_decode(measured_tok_s: float, ceiling: SplitCeiling) -> dict[str, Any]:
+    """Efficiency against the device-correct ceiling; over 100% raises, far under it is labelled latency-bound."""
+    _require_finite("measured_tok_s", measured_tok_s, positive=True)
+    share = measured_tok_s / ceiling.ceiling_tok_s
+    if share > 1.0:
+        devices = " + ".join(
+            d.device + f" {d.gb_s:,.0f} GB/s ({d.source})" for d in (ceiling.cpu, ceiling.gpu) if d is not None
+        )
+        raise RooflineError(
+            f"decode {measured_tok_s:,.1f} tok/s exceeds the memory ceiling "
+            f"{ceiling.ceiling_tok_s:,.1f} tok/s ({devices}): the bandwidth is under-estimated or "
+            f"the weights are not where the run says"
+        )
+    per_token_ms = 1000.0 / measured_tok_s
+    bound = "latency-bound" if share < LATENCY_BOUND_BELOW else "memory-bound"
+    note = (
+        f"{share:.0%} of the memory ceiling; each token takes {per_token_ms:.2f} ms where streaming its bytes "
+        f"would take {ceiling.seconds_per_token * 1000:.3f} ms"
+    )
+    if bound == "latency-bound":
+        note += (
+            f" (under {LATENCY_BOUND_BELOW:.0%}: per-token overheads such as kernel launches, synchronisation "
+            "and thread wake-ups dominate, not memory traffic)"
+        )
+    return {"efficiency": share, "bound": bound, "per_token_ms": per_token_ms, "note": note}
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ down the caller, who gets either the measurements or a clear BenchError.
 Tests follow llama-bench's names so figures line up with published tables: `pp512` (prefill 512 tokens),
 `tg128` (generate 128 tokens), `pp512+tg128` (both, which also gives time to first token). Every repetition
 starts from an empty KV cache and fresh random tokens, so prompt-prefix reuse cannot flatter prefill; a
-warm-up repetition is run and discarded.
+warm-up repetition is run and discarded (as llama-bench: the whole prompt and one generated token).
+
+Decoding goes through `bench.engine` (llama_decode on a prepared batch, llama-bench's context parameters), so
+the figures match llama-bench's (perf/harness_vs_llamabench.py checks it). Defaults follow llama-bench:
+n_batch 2048, n_ubatch 512, flash attention `auto`. `tg128` decodes from an empty cache, as llama-bench's does;
+`pp512+tg128` also gives `total_tok_s`, llama-bench's `-pg 512,128` figure.
 """
 
 from __future__ import annotations
@@ -12,18 +17,20 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 
+from bench.contention import ContentionMonitor
 from bench.energy import EnergyMeter, EnergyReading, per_token
+from bench.engine import FLASH_ATTN, EngineConfig
+from bench.stats import Summary, percentile, summarise
 from slmlab.isolation import WorkerFailed, run_workers
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
-from bench.stats import Summary, percentile, summarise
+    from bench.engine import Engine
 
 _TEST = re.compile(r"^(?:pp(?P<pp>\d+))?(?:\+)?(?:tg(?P<tg>\d+))?$")
 KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
@@ -40,10 +47,10 @@ class BenchConfig:
     test: str = "pp512+tg128"
     reps: int = 5
     threads: int | None = None
-    n_batch: int = 512
+    n_batch: int = 2048
     n_ubatch: int = 512
     n_gpu_layers: int = 0
-    flash_attn: bool = False
+    flash_attn: str = "auto"  # llama-bench's default; on, off (True/False are read as on/off)
     type_k: str = "f16"
     type_v: str = "f16"
     depth: int = 0
@@ -55,6 +62,11 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         parse_test(self.test)
+        flash = str(self.flash_attn).lower()
+        flash = {"true": "on", "1": "on", "false": "off", "0": "off"}.get(flash, flash)
+        if flash not in FLASH_ATTN:
+            raise ValueError(f"flash_attn must be one of {', '.join(FLASH_ATTN)}, got {self.flash_attn!r}")
+        object.__setattr__(self, "flash_attn", flash)
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.watts_estimate is not None and not 0 < self.watts_estimate < 100_000:
@@ -81,8 +93,26 @@ class BenchConfig:
 
     @property
     def n_ctx(self) -> int:
-        """Context large enough for depth + prompt + generation."""
-        return self.depth + self.n_prompt + self.n_gen + 8
+        """Context for depth + prompt + generation, as llama-bench sizes it."""
+        return self.depth + self.n_prompt + self.n_gen
+
+    def engine_config(self) -> EngineConfig:
+        """The llama.cpp context this run uses."""
+        threads = self.resolved_threads()
+        return EngineConfig(
+            n_ctx=self.n_ctx,
+            threads=threads,
+            n_batch=self.n_batch,
+            n_ubatch=self.n_ubatch,
+            n_gpu_layers=self.n_gpu_layers,
+            flash_attn=self.flash_attn,
+            type_k=self.type_k,
+            type_v=self.type_v,
+        )
+
+    def energy_devices(self) -> str:
+        """Which device's energy counters cover this run's work: the CPU, the GPU, or both when split."""
+        return "cpu" if self.n_gpu_layers == 0 else "gpu" if self.n_gpu_layers < 0 else "cpu+gpu"
 
     def resolved_threads(self) -> int:
         """Threads actually used: the configured number, else the physical cores."""
@@ -114,35 +144,21 @@ class RawRun:
     summaries: dict[str, Summary] = field(default_factory=dict)
     itl_percentiles_ms: dict[str, float] = field(default_factory=dict)
     energy: dict[str, object] = field(default_factory=dict)  # J/token and its source: measured, estimated, unavailable
+    contention: dict[str, object] = field(default_factory=dict)  # bench.contention.Contention.as_dict()
 
 
-def _kv_type(name: str) -> int:
-    import llama_cpp
+def decode_steps(engine: Engine, token: int, position: int, n_gen: int) -> list[float]:
+    """The harness's generation loop: decode the token, wait for it, pick the greedy next one; n_gen times.
 
-    return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
-
-
-def decode_loop(llm: Llama, n_gen: int) -> list[float]:
-    """The harness's generation loop after a prompt: pick the greedy token, decode it, n_gen times.
-
-    Returns n_gen + 1 timestamps: when the first token was picked, then after each decode step; decode tok/s is
-    n_gen / (last - first). Shared with perf/harness_vs_bare.py so the speed check measures this code.
+    Returns n_gen + 1 timestamps: just before the first decode, then after each step's pick; decode tok/s is
+    n_gen / (last - first), llama-bench's tg definition plus the greedy pick a real generation needs.
     """
-    import numpy as np
-
-    vocab = llm.n_vocab()
-
-    def greedy() -> int:
-        return int(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).argmax())
-
-    token = greedy()
     stamps = [time.perf_counter()]
-    for _ in range(n_gen - 1):
-        llm.eval([token])
-        token = greedy()
+    for step in range(n_gen):
+        engine.step(token, position + step)
+        engine.synchronize()
+        token = engine.greedy()
         stamps.append(time.perf_counter())
-    llm.eval([token])
-    stamps.append(time.perf_counter())
     return stamps
 
 
@@ -152,36 +168,24 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
 
     import llama_cpp
     import numpy as np
-    from llama_cpp import Llama
+
+    from bench.engine import Engine
 
     started = time.perf_counter()
-    llm = Llama(
-        model_path=model_path,
-        n_ctx=config.n_ctx,
-        n_batch=config.n_batch,
-        n_ubatch=config.n_ubatch,
-        n_threads=config.resolved_threads(),
-        n_threads_batch=config.resolved_threads(),
-        n_gpu_layers=config.n_gpu_layers,
-        flash_attn=config.flash_attn,
-        type_k=_kv_type(config.type_k),
-        type_v=_kv_type(config.type_v),
-        seed=config.seed,
-        verbose=False,
-    )
+    engine = Engine(model_path, config.engine_config())
     load_s = time.perf_counter() - started
-    vocab = llm.n_vocab()
+    vocab = engine.n_vocab
     rng = np.random.default_rng(config.seed)
 
-    def random_tokens(count: int) -> list[int]:
-        return rng.integers(min(100, vocab - 1), vocab, size=count).tolist()
+    def random_tokens(count: int) -> np.ndarray:
+        return rng.integers(min(100, vocab - 1), vocab, size=count, dtype=np.int32)
 
     samples: dict[str, list[float]] = {}
     inter_token_ms: list[float] = []
     perf: list[dict[str, float]] = []
     total = config.reps + int(config.warmup)
     phase_start = None
-    meter = EnergyMeter(watts_estimate=config.watts_estimate)
+    meter = EnergyMeter(watts_estimate=config.watts_estimate, devices=config.energy_devices())
     for index in range(total):
         measured = index >= int(config.warmup)
         report({"progress": index + 1, "of": total, "warmup": not measured})
@@ -190,19 +194,21 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
                 start_together.wait()
             phase_start = time.monotonic()
             meter.start()
-        llm.reset()  # n_tokens = 0; the next eval drops every cached position
+        engine.clear()  # every repetition starts from an empty KV cache
         if config.depth:
-            llm.eval(random_tokens(config.depth))
-        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+            engine.prompt(random_tokens(config.depth))
+            engine.synchronize()
+        engine.perf_reset()
+        # llama-bench's warm-up is the whole prompt and one generated token
+        n_gen = config.n_gen if measured else min(config.n_gen, 1)
         first = time.perf_counter()
         if config.n_prompt:
-            llm.eval(random_tokens(config.n_prompt))
-            llama_cpp.llama_synchronize(llm._ctx.ctx)  # GPU backends return early; time the finished work
+            engine.prompt(random_tokens(config.n_prompt), start=config.depth)
+            engine.synchronize()  # GPU backends return early; time the finished work
             prefill_s = time.perf_counter() - first
-        else:
-            llm.eval(random_tokens(1))  # tg-only: decode from one token, as llama-bench does
-        stamps = decode_loop(llm, config.n_gen) if config.n_gen else []
-        counters = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        token = engine.greedy() if config.n_prompt else int(random_tokens(1)[0])  # tg-only: as llama-bench
+        stamps = decode_steps(engine, token, config.depth + config.n_prompt, n_gen) if n_gen else []
+        counters = engine.perf()
         if not measured:
             continue
         rep: dict[str, float] = {}
@@ -211,20 +217,14 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
         if config.n_gen:
             rep["decode_tok_s"] = config.n_gen / (stamps[-1] - stamps[0])
             inter_token_ms.extend((b - a) * 1000 for a, b in zip(stamps, stamps[1:]))
+        end = stamps[-1] if stamps else first + prefill_s
         if config.n_prompt and config.n_gen:
             rep["ttft_ms"] = (stamps[0] - first) * 1000
-        rep["request_latency_ms"] = ((stamps[-1] if stamps else first + prefill_s) - first) * 1000
+            rep["total_tok_s"] = (config.n_prompt + config.n_gen) / (end - first)  # llama-bench's -pg figure
+        rep["request_latency_ms"] = (end - first) * 1000
         for name, value in rep.items():
             samples.setdefault(name, []).append(value)
-        perf.append(
-            {
-                "t_p_eval_ms": counters.t_p_eval_ms,
-                "n_p_eval": counters.n_p_eval,
-                "t_eval_ms": counters.t_eval_ms,
-                "n_eval": counters.n_eval,
-                "graphs_reused": counters.n_reused,
-            }
-        )
+        perf.append(counters)
     # llama.cpp's own counters, as a cross-check (they book the first generated token under prompt evaluation)
     for metric, tokens, millis in (
         ("llama_prefill_tok_s", "n_p_eval", "t_p_eval_ms"),
@@ -233,6 +233,7 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
         if perf and all(p[tokens] > 0 and p[millis] > 0 for p in perf):
             samples[metric] = [p[tokens] / p[millis] * 1000 for p in perf]
     energy = asdict(meter.stop())
+    engine.close()
     return {
         "load_s": load_s,
         "samples": samples,
@@ -244,6 +245,7 @@ def _measure(report: Callable[[dict], None], start_together, model_path: str, co
         "versions": {
             "llama_cpp_python": llama_cpp.__version__,
             "llama_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+            "driver": "bench.engine (llama_decode on a prepared batch, llama-bench's context parameters)",
         },
     }
 
@@ -267,17 +269,21 @@ def run_isolated(model_path: Path, config: BenchConfig, progress: Callable[[dict
         if progress and message["worker"] == 0:
             progress(message)
 
-    results = run_workers(
-        _measure,
-        [(str(model_path), config)] * config.concurrency,
-        what="benchmark",
-        subject=Path(model_path).name,
-        error=BenchError,
-        timeout_s=config.timeout_s,
-        on_message=first_worker_progress,
-        start_together=True,
-    )
-    return _combine(results, config)
+    monitor = ContentionMonitor(config.resolved_threads() * config.concurrency, gpu=config.n_gpu_layers != 0).start()
+    try:
+        results = run_workers(
+            _measure,
+            [(str(model_path), config)] * config.concurrency,
+            what="benchmark",
+            subject=Path(model_path).name,
+            error=BenchError,
+            timeout_s=config.timeout_s,
+            on_message=first_worker_progress,
+            start_together=True,
+        )
+    finally:
+        contention = monitor.stop()
+    return replace(_combine(results, config), contention=contention.as_dict())
 
 
 def _combine(results: list[dict], config: BenchConfig) -> RawRun:

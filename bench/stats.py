@@ -1,4 +1,9 @@
-"""Summary statistics for repeated measurements: mean, standard deviation and a Student-t 95% interval."""
+"""Summary statistics for repeated measurements: mean, standard deviation and a 95% interval that fits the quantity.
+
+Speeds and latencies are positive, so their interval is built on the log scale (delta method: mean x exp(± t·cv/√n),
+cv = sd/mean): it never goes below zero, and it widens upwards as a skewed positive quantity does. Quantities
+that can be zero or negative keep the plain Student-t interval mean ± t·sd/√n. `n` is always reported.
+"""
 
 from __future__ import annotations
 
@@ -42,13 +47,15 @@ _T95 = (
 
 @dataclass(frozen=True)
 class Summary:
-    """n samples summarised; the interval is mean ± t(0.975, n-1)·sd/√n (absent for a single sample)."""
+    """n samples summarised; the interval (absent for a single sample) is on the log scale for positive samples,
+    mean ± t(0.975, n-1)·sd/√n otherwise (`interval` says which)."""
 
     n: int
     mean: float
     sd: float | None
     ci95_low: float | None
     ci95_high: float | None
+    interval: str = "t"
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -65,8 +72,11 @@ def summarise(samples: list[float]) -> Summary:
         return Summary(1, mean, None, None, None)
     sd = math.sqrt(sum((x - mean) ** 2 for x in samples) / (n - 1))
     t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+    if all(x > 0 for x in samples):
+        factor = math.exp(t * sd / mean / math.sqrt(n))
+        return Summary(n, mean, sd, mean / factor, mean * factor, "t on the log scale")
     half = t * sd / math.sqrt(n)
-    return Summary(n, mean, sd, mean - half, mean + half)
+    return Summary(n, mean, sd, mean - half, mean + half, "t")
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -48,11 +48,23 @@ def test_bad_configs_are_rejected(field: dict) -> None:
 
 
 def test_summary_uses_student_t_interval() -> None:
-    summary = summarise([10.0, 12.0, 14.0])
-    assert summary.mean == 12.0 and summary.sd == 2.0
-    half = 4.303 * 2.0 / math.sqrt(3)
+    summary = summarise([10.0, -12.0, 14.0, 36.0])  # a quantity that can be negative: the plain t interval
+    assert summary.mean == 12.0 and summary.interval == "t"
+    half = 3.182 * summary.sd / math.sqrt(4)
     assert summary.ci95_low == pytest.approx(12.0 - half) and summary.ci95_high == pytest.approx(12.0 + half)
     assert summarise([5.0]).ci95_low is None
+
+
+def test_positive_quantities_get_intervals_that_never_go_below_zero() -> None:
+    """The issue's decode interval [-0.07, 1.98] tok/s: n=2, far apart. On the log scale it stays positive."""
+    summary = summarise([0.25, 1.65])
+    assert summary.n == 2 and summary.interval == "t on the log scale"
+    assert 0 < summary.ci95_low < summary.mean < summary.ci95_high
+    factor = math.exp(12.706 * summary.sd / summary.mean / math.sqrt(2))
+    assert summary.ci95_low == pytest.approx(summary.mean / factor)
+    tight = summarise([10.0, 12.0, 14.0])  # skewed upwards, as a positive quantity's uncertainty is
+    half = 4.303 * 2.0 / math.sqrt(3)
+    assert 12.0 - half < tight.ci95_low < 12.0 and tight.ci95_high > 12.0 + half
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([1.0, 2.0, 3.0, 4.0], 100) == 4.0
 
 
@@ -92,9 +104,9 @@ def test_isolated_run_on_the_real_model(smollm2_path: Path) -> None:
         assert len(raw.samples[metric]) == 2 and all(v > 0 for v in raw.samples[metric]), metric
     assert raw.summaries["decode_tok_s"].n == 2
     assert len(raw.inter_token_ms) == 2 * 16 and raw.itl_percentiles_ms["p50"] > 0
-    # llama.cpp's own count: the whole 32-token prompt is evaluated in every repetition (no cached prefix), plus
-    # the first generated token, which llama.cpp books as prompt evaluation
-    assert [(p["n_p_eval"], p["n_eval"]) for p in raw.perf] == [(33, 15), (33, 15)]
+    # llama.cpp's own count: the whole 32-token prompt is evaluated in every repetition (no cached prefix), then
+    # 16 single-token decode steps (bench.engine decodes the first generated token as a step of its own)
+    assert [(p["n_p_eval"], p["n_eval"]) for p in raw.perf] == [(32, 16), (32, 16)]
     ours, theirs = raw.summaries["decode_tok_s"].mean, raw.summaries["llama_decode_tok_s"].mean
     assert 0.5 < ours / theirs < 2.0  # the harness and llama.cpp's own counters agree on the order of magnitude
     assert raw.peak_rss_bytes > smollm2_path.stat().st_size / 2
@@ -161,10 +173,10 @@ def test_sweep_grid_is_the_cartesian_product_with_typed_values() -> None:
     axes = parse_sweep(["threads=1,2", "flash_attn=0,1", "type_k=q8_0"])
     configs = sweep_configs(BenchConfig(test="tg8"), axes)
     assert [(c.threads, c.flash_attn, c.type_k, c.type_v) for c in configs] == [
-        (1, False, "q8_0", "q8_0"),
-        (1, True, "q8_0", "q8_0"),
-        (2, False, "q8_0", "q8_0"),
-        (2, True, "q8_0", "q8_0"),
+        (1, "off", "q8_0", "q8_0"),
+        (1, "on", "q8_0", "q8_0"),
+        (2, "off", "q8_0", "q8_0"),
+        (2, "on", "q8_0", "q8_0"),
     ]
 
 
@@ -174,7 +186,7 @@ def test_sweep_grid_is_the_cartesian_product_with_typed_values() -> None:
         (["colour=red"], "cannot sweep colour"),
         (["threads=two"], "not a whole number"),
         (["threads"], "AXIS=V1,V2"),
-        (["flash_attn=maybe"], "not a boolean"),
+        (["flash_attn=maybe"], "flash_attn must be one of auto, on, off"),
         (["test=pp0x"], "not like pp512"),
     ],
 )

@@ -157,9 +157,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"  {'energy':22} unavailable: {energy.get('note', '')} (pass --watts W for an estimate)")
     if result.roofline:
         r = result.roofline
+        if r.get("error"):
+            print(f"  {'roofline':22} no efficiency: {r['error']}")
+        else:
+            where = " + ".join(f"{d['device']} {d['gb_s']:,.1f} GB/s ({d['source']})" for d in r["devices"])
+            print(
+                f"  {'roofline':22} ceiling {r['ceiling_tok_s']:,.0f} tok/s from {where}; decode reaches "
+                f"{r['efficiency']:.1%} of it, {r['bound']} ({r['per_token_ms']:.2f} ms a token)"
+            )
+    warning = (data.get("contention") or {}).get("contended") and data["contention"].get("reasons")
+    if warning:
         print(
-            f"  {'roofline':22} ceiling {r['ceiling_tok_s']:,.0f} tok/s at {r['bandwidth']['read_gb_s']:.1f} GB/s "
-            f"measured read bandwidth; decode reaches {r['efficiency']:.1%} of it"
+            f"WARNING: contended run: {'; '.join(data['contention']['reasons'])}. Its figures describe a busy "
+            "machine; it is stored flagged and never used as the model's speed unless picked.",
+            file=sys.stderr,
         )
     print(f"stored as bench run {result.run_id} in {resolve_db_path(args.db)} (all numbers measured here)")
     return 0
@@ -182,7 +193,14 @@ def add_parser(command: Command) -> None:
     p.add_argument("--reps", type=int, help="measured repetitions after one warm-up (default 5, quick 3)")
     p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
-    p.add_argument("--flash-attn", action="store_true")
+    p.add_argument(
+        "--flash-attn",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="flash attention: auto (llama-bench's default), on (also plain --flash-attn) or off",
+    )
     p.add_argument("--type-k", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
     p.add_argument("--depth", type=int, default=0, help="context tokens already in the KV cache before the test")
     p.add_argument("--timeout", type=float, default=600.0, help="stop the worker after this many seconds")

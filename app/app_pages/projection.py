@@ -14,10 +14,11 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, state
-from app.report import monthly_rows, parquet_bytes, write_csv, write_html
+from app.report import monthly_rows, parquet_bytes, projection_focus, write_csv, write_html
 from app.widgets import replay_choice, resolve_replay
 from app.workflows import compare_scenarios, monte_carlo, save_scenario
 from simulators.projection import CostAssumptions, Projection, basis_from_run, project
+from simulators.results import summaries_from_dicts
 from simulators.uncertainty import tornado
 
 db = state.database_path()
@@ -41,7 +42,6 @@ TRAFFIC_AND_PRICES = (
 MINIMUM = {"months": 1, "server_lifetime_months": 1.0, "growth_per_month": -0.99, "api_price_change_per_year": -0.99}
 STEP = {"monthly_requests": 10_000.0}
 BASELINE = "frontier-only"
-REFERENCE = "oracle"  # knows every answer in advance: a bound, not a deployable policy
 
 
 def _step(f: Field) -> float:
@@ -131,8 +131,8 @@ def _assumption_inputs() -> tuple[dict[str, object], dict[str, object] | None, i
                 value=0,
                 step=100,
                 key="draws",
-                help="every ranged assumption drawn uniformly from its range, with a block "
-                "bootstrap of the replayed trace; 500 draws take a second or less",
+                help="every ranged assumption drawn from a triangular distribution over its range, peaking at the "
+                "value set above, with a block bootstrap of the replayed trace; 500 draws take a second or less",
             )
         )
         seed = int(
@@ -161,19 +161,21 @@ def _servers(first: float, last: float) -> str:
 def _policy_table(projection: Projection, run: dict, uncertainty: dict | None) -> pl.DataFrame:
     """One row per policy: the projection's totals beside the replay's stored quality and residency figures."""
     rows = []
+    summaries = summaries_from_dicts(run["policies"])
     for p in projection.policies:
-        stored = run["policies"][p.policy]
+        stored = summaries[p.policy]
         band = (uncertainty or {}).get("policies", {}).get(p.policy) or {}
         row = {
-            "policy": p.policy + (" (reference: knows every answer)" if p.policy == REFERENCE else ""),
+            "policy": p.policy + (" (reference: knows every answer)" if stored.is_reference else ""),
+            "cost_per_1k_usd": stored.cost_per_1k_usd,
             "total_usd": float(p.cumulative[-1]),
             "month_1_usd": float(p.monthly[0]),
             "last_month_usd": float(p.monthly[-1]),
             "break_even": _break_even(p.policy, p.break_even_month),
             "servers": _servers(p.servers[0], p.servers[-1]),
             "short_of_capacity_from": p.short_of_capacity_from,
-            "quality": stored.get("quality"),
-            "residency_violations": stored.get("residency_violations"),
+            "quality": stored.quality,
+            "residency_violations": stored.residency_violations,
         }
         if uncertainty:
             row |= {
@@ -229,8 +231,8 @@ def _sources(projection: Projection, run: dict, trend: dict | None, uncertainty:
     if uncertainty:
         lines.append(
             f"**Uncertainty**: {uncertainty['draws']} Monte Carlo draws (seed {uncertainty['seed']}), every "
-            "ranged assumption drawn uniformly over its whole range (hover an input for it), not around "
-            "the value set above, so the line can lie off-centre or outside the band; replay resampled: "
+            "ranged assumption drawn from a triangular distribution over its range (hover an input for it) "
+            "peaking at the value set above (the range widens to include it); replay resampled: "
             f"{uncertainty['bootstrap']}."
         )
     return "  \n".join(lines)
@@ -239,7 +241,7 @@ def _sources(projection: Projection, run: dict, trend: dict | None, uncertainty:
 def _download_html(
     projection: Projection, run: dict, uncertainty: dict | None, sensitivity: dict | None
 ) -> Callable[[], bytes]:
-    """A callable that writes the HTML report when the button is pressed (it inlines plotly.js: a few MB)."""
+    """A callable that writes the HTML report when the button is pressed (summary first, charts as inline SVG)."""
 
     def build() -> bytes:
         with tempfile.TemporaryDirectory() as folder:
@@ -303,6 +305,11 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
+        "cost_per_1k_usd": st.column_config.NumberColumn(
+            "cost per 1,000 requests (replay)",
+            format="dollar",
+            help="the replayed API spend per 1,000 requests, as on Home and Routing replay (servers come on top here)",
+        ),
         "total_usd": st.column_config.NumberColumn(f"total over {months} months (USD)", format="dollar"),
         "month_1_usd": st.column_config.NumberColumn("month 1 (USD)", format="dollar"),
         "last_month_usd": st.column_config.NumberColumn(f"month {months} (USD)", format="dollar"),
@@ -339,8 +346,7 @@ st.caption(
 
 names = [p.policy for p in projection.policies]
 others = [n for n in names if n != BASELINE]
-deployable = [p for p in projection.policies if p.policy not in (BASELINE, REFERENCE)]
-focus = min(deployable, key=lambda p: p.cumulative[-1]).policy if deployable else (others[0] if others else BASELINE)
+focus = projection_focus(projection, run) or (others[0] if others else BASELINE)  # the one focus rule, as on Home
 components_tab, tornado_tab = st.tabs(["Cost components", "What moves the saving"])
 with components_tab:
     chosen = st.selectbox("Policy", names, index=names.index(focus), key="components_policy")

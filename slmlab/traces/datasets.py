@@ -14,7 +14,7 @@ PARQUET = (".parquet", ".pq")
 
 def parquet_dataset(source: str | Path) -> tuple[Path, list[Path]] | None:
     """(glob pattern, its files) when `source` is a glob of Parquet files or a folder with Parquet files in
-    subfolders; None for anything else (a single file, a flat folder of trace files keep their own meaning)."""
+    subfolders (hive layout); None for anything else: a single file and a flat folder keep their own meaning."""
     text = str(source)
     if any(ch in text for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if p.lower().endswith(PARQUET))
@@ -25,12 +25,8 @@ def parquet_dataset(source: str | Path) -> tuple[Path, list[Path]] | None:
     if not folder.is_dir():
         return None
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET)
-    if not files or (all(p.parent == folder for p in files) and len(files) == 1):
-        return None
-    if all(p.parent == folder for p in files) and any(
-        p.suffix.lower() not in PARQUET for p in folder.iterdir() if p.is_file()
-    ):
-        return None  # a flat folder of mixed trace files: the folder import of outcome files
+    if not any(p.parent != folder for p in files):
+        return None  # a flat folder keeps its meaning: the folder import of outcome files
     return folder / "**" / "*.parquet", files
 
 

@@ -344,7 +344,7 @@ def test_cli_bill_latency_and_traces_json(db: Path, tmp_path: Path, capsys: pyte
     from app.cli.main import main
 
     assert main(["import", str(LANGFUSE_TOOLS), "--name", "tools"]) == 0
-    capsys.readouterr()
+    assert "recorded per request: model, latency_ms, cost_usd, status, tags" in capsys.readouterr().out
     assert main(["bill", "tools", "--json"]) == 0
     bill = json.loads(capsys.readouterr().out)
     assert bill["within_tolerance"] and bill["recorded_usd"] == pytest.approx(0.00032265)

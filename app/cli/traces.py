@@ -67,6 +67,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 f"labels: {', '.join(result.labelling['synthetic_fields'])} are synthetic "
                 f"(mix '{result.labelling['mix_name']}', seed {result.labelling['seed']})"
             )
+        if result.report.get("recorded"):
+            print(f"recorded per request: {', '.join(result.report['recorded'])}")
+        for assumption in result.report.get("assumptions") or []:
+            print(f"ASSUMPTION: {assumption}")
     return 0
 
 

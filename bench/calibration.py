@@ -70,7 +70,13 @@ def _ece(bins: list[ReliabilityBin]) -> float | None:
     total = sum(b.count for b in bins)
     if not total:
         return None
-    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in bins if b.count))
+    return float(
+        sum(
+            b.count / total * abs(b.accuracy - b.mean_confidence)
+            for b in bins
+            if b.count and b.accuracy is not None and b.mean_confidence is not None
+        )
+    )
 
 
 def brier_score(confidence: Sequence[float], correct: Sequence[bool]) -> float | None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from bench.calibration import confusions, summarise
 from bench.runner import check_memory
-from bench.tasks import Example, Task, TaskError
+from bench.tasks import ClassificationTask, Example, Task, TaskError
 from bench.tasks.base import LABEL_STYLES
 from slmlab import __version__, store
 from slmlab.isolation import WorkerFailed, run_workers
@@ -235,10 +235,9 @@ def _answer_worker(
         }
     )
     limit = config.answer_tokens(task)
-    classification = task.kind == "classification"
-    trie = (
-        session.label_trie(task.display_labels(config.label_style)) if classification and config.constrained else None
-    )
+    labelled = task if isinstance(task, ClassificationTask) else None  # every task of kind 'classification'
+    classification = labelled is not None
+    trie = session.label_trie(labelled.display_labels(config.label_style)) if labelled and config.constrained else None
     schema = task.json_schema()
     grammar = (
         LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
@@ -254,7 +253,7 @@ def _answer_worker(
                 tokens, limit, grammar=grammar, stop_at_newline=classification, stop_after_json=not classification
             )
         grade = task.grade(answer.text, example)
-        label = task.label_for(answer.text) if classification else None  # stored as the canonical label
+        label = labelled.label_for(answer.text) if labelled else None  # stored as the canonical label
         send(
             {
                 "outcome": {

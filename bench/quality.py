@@ -95,7 +95,9 @@ def outcomes_frame(db: str | Path | None, run_id: int) -> pl.DataFrame:
                 f"WHERE o.eval_run_id = {int(run_id)} ORDER BY r.seq"
             ),
         )
-    return pl.from_arrow(table)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a table, never a single column
+    return frame
 
 
 def run_figures(frame: pl.DataFrame, bins: int = 10) -> dict[str, object]:

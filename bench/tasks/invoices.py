@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from bench.tasks.base import Example, Grade, Task, parse_json_object
 
@@ -88,7 +89,7 @@ def generate(rng: random.Random) -> tuple[str, dict[str, object]]:
     vendor = rng.choice(_VENDORS)
     currency = rng.choice(("EUR", "USD", "GBP", "CHF"))
     day = dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(700))
-    items = []
+    items: list[dict[str, Any]] = []
     for description, low, high in rng.sample(_ITEMS, rng.randint(1, 4)):
         items.append(
             {"description": description, "quantity": rng.randint(1, 12), "unit_price": round(rng.uniform(low, high), 2)}
@@ -132,7 +133,7 @@ def generate(rng: random.Random) -> tuple[str, dict[str, object]]:
     return text, gold
 
 
-def _close(a: object, b: object) -> bool:
+def _close(a: object, b: float) -> bool:
     return isinstance(a, (int, float)) and not isinstance(a, bool) and abs(float(a) - float(b)) < 0.005
 
 

@@ -47,7 +47,7 @@ def _uniform(key: np.uint64, rank: np.int64) -> float:  # pragma: no cover - com
 
 
 @njit(cache=True, inline="always")
-def _code(value: float, cumulative: np.ndarray, row: int) -> np.int8:  # pragma: no cover - compiled
+def _code(value: float, cumulative: np.ndarray, row: int | np.integer) -> np.int8:  # pragma: no cover - compiled
     code = 0
     for column in range(cumulative.shape[1] - 1):
         if value >= cumulative[row, column]:

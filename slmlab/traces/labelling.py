@@ -203,13 +203,14 @@ class Labels:
 
     def vocabulary(self, name: str) -> tuple[str, ...] | tuple[float, ...]:
         """The labels the codes of one field index into (the SLO is coded by task)."""
-        return {
+        vocabularies: dict[str, tuple[str, ...] | tuple[float, ...]] = {
             "task": TASKS,
             "data_class": DATA_CLASSES,
             "residency": RESIDENCIES,
             "tenant": self.tenants,
             "latency_slo_ms": self.slo_ms_by_task,
-        }[name]
+        }
+        return vocabularies[name]
 
     def codes(self, name: str) -> np.ndarray:
         """One field's codes into its vocabulary."""

@@ -47,6 +47,11 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if min(self.n_ctx, self.threads, self.n_batch, self.n_ubatch, self.n_seq_max) < 1:
             raise ValueError("n_ctx, threads, n_batch, n_ubatch and n_seq_max must be at least 1")
+        if self.n_seq_max > self.n_batch:
+            raise ValueError(
+                f"n_seq_max ({self.n_seq_max}) cannot exceed n_batch ({self.n_batch}): one decode step "
+                "holds a token of every sequence"
+            )
         if self.flash_attn not in FLASH_ATTN:
             raise ValueError(f"flash_attn must be one of {', '.join(FLASH_ATTN)}")
         for name in ("type_k", "type_v"):
@@ -113,7 +118,7 @@ class Engine:
         self.memory = api.llama_get_memory(self.ctx)
         self.n_vocab = api.llama_vocab_n_tokens(api.llama_model_get_vocab(self.model))
         self.n_ctx = api.llama_n_ctx(self.ctx)
-        capacity = max(config.n_batch, config.n_seq_max)
+        capacity = config.n_batch  # llama_decode takes at most n_batch tokens a call
         # The batch's arrays are numpy buffers: a whole prompt or a whole decode step is two slice assignments.
         self.tokens = np.zeros(capacity, dtype=np.int32)
         self.positions = np.zeros(capacity, dtype=np.int32)

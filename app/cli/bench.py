@@ -94,6 +94,60 @@ def _bench_exchange(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parallel(args: argparse.Namespace) -> int:
+    """`--parallel 1,2,4`: a batched service curve (B sequences in one context), stored in service_curves."""
+    from bench.batched import CurveConfig, benchmark_curve
+    from bench.runner import BenchConfig
+
+    try:
+        batches = tuple(int(b) for b in args.parallel.split(",") if b.strip())
+    except ValueError:
+        raise ValueError(f"--parallel expects batch sizes like 1,2,4,8, got '{args.parallel}'") from None
+    config = CurveConfig(
+        batches=batches,
+        pp=args.pp,
+        tg=args.tg,
+        threads=BenchConfig(threads=args.threads).resolved_threads(),
+        n_gpu_layers=args.n_gpu_layers,
+        flash_attn=BenchConfig(flash_attn=args.flash_attn).flash_attn,
+        type_k=args.type_k,
+        type_v=args.type_k,
+        reps=args.reps or 1,
+    )
+
+    def progress(message: dict) -> None:
+        print(f"[{message['point'] + 1}] B={message['batch']}", file=sys.stderr, flush=True)
+
+    result = benchmark_curve(args.model, config, db=args.db, progress=None if args.json else progress)
+    data = result.as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(
+            f"{result.model}: batched service curve, PP {config.pp} TG {config.tg}, {config.threads} threads "
+            f"(B sequences in one llama.cpp context; --concurrency runs separate processes instead)"
+        )
+        print(f"  {'B':>4} {'prefill tok/s':>14} {'decode tok/s':>13} {'ITL ms':>8} {'ITL p95':>8} {'TTFT s':>8}")
+        for p in result.points:
+            if p.fits:
+                print(
+                    f"  {p.batch:>4} {p.prefill_tok_s:>14,.1f} {p.decode_tok_s:>13,.1f} {p.itl_s * 1000:>8.2f} "
+                    f"{p.itl_p95_s * 1000:>8.2f} {p.ttft_s:>8.3f}"
+                )
+            else:
+                print(f"  {p.batch:>4} does not fit: {p.reason}")
+        largest = data["largest_fitting_batch"]
+        print(f"  KV cache {result.kv_bytes_per_token:,} bytes per token; largest B that fit: {largest}")
+        print(f"stored as service curve {result.curve_id} in {resolve_db_path(args.db)}")
+    if result.contention.get("contended"):
+        print(
+            f"WARNING: contended run: {'; '.join(result.contention['reasons'])}. Stored flagged; the replay and "
+            "the portfolio skip it unless it is picked by id.",
+            file=sys.stderr,
+        )
+    return 0 if any(p.fits for p in result.points) else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.results import benchmark
     from bench.runner import BenchConfig
@@ -102,6 +156,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_exchange(args)
     if not args.model:
         raise ValueError("slmlab bench needs --model NAME|PATH (or an action: export, import, compare)")
+    if args.parallel:
+        return _parallel(args)
 
     config = BenchConfig(
         test=args.test or ("pp64+tg32" if args.quick else "pp512+tg128"),
@@ -204,7 +260,21 @@ def add_parser(command: Command) -> None:
     p.add_argument("--type-k", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
     p.add_argument("--depth", type=int, default=0, help="context tokens already in the KV cache before the test")
     p.add_argument("--timeout", type=float, default=600.0, help="stop the worker after this many seconds")
-    p.add_argument("--concurrency", type=int, default=1, help="workers running the test at once (capacity curve)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="separate processes running the test at once, each with its own context (not how servers batch; "
+        "see --parallel)",
+    )
+    p.add_argument(
+        "--parallel",
+        metavar="B1,B2,...",
+        help="batched service curve: B sequences prefilling and decoding together in one context, per B "
+        "(stored in service_curves; compare llama-batched-bench -npl)",
+    )
+    p.add_argument("--pp", type=int, default=128, help="--parallel: prompt tokens per sequence (default 128)")
+    p.add_argument("--tg", type=int, default=128, help="--parallel: generated tokens per sequence (default 128)")
     p.add_argument(
         "--watts",
         type=float,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.main import main
+from app.cli.main import build_parser, main
 from slmlab import store
 from tests.conftest import AZURE_CONV, ROUTELLM, SAMPLES
 
@@ -209,3 +209,31 @@ def test_models_folder_and_metadata(capsys, tmp_path: Path) -> None:
     assert entries["small.gguf"]["metadata"]["quantization"] == "Q4_1"
     assert "not a readable GGUF file" in entries["broken.gguf"]["metadata_error"]
     assert (tmp_path / "cache" / "gguf-metadata.json").exists()  # parsed once, then read from the cache
+
+
+def test_the_dashboard_command_line_loads_no_heavy_library() -> None:
+    """`slmlab dashboard` builds only its own file's parser, so serving starts without DuckDB, numpy or polars."""
+    code = (
+        "import sys; from app.cli.main import build_parser, _first_positional; from app.cli import admin; "
+        "assert _first_positional(['--db', 'x.duckdb', 'dashboard', '--port', '9']) in admin.COMMANDS; "
+        "args = build_parser(('admin',)).parse_args(['--db', 'x.duckdb', 'dashboard', '--port', '9']); "
+        "assert args.port == 9 and args.command == 'dashboard'; "
+        "print(sorted(m for m in ('duckdb', 'numpy', 'polars') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    from app.cli import admin
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(admin.COMMANDS) <= set(commands) and "import" in commands
+
+
+def test_help_renders_for_the_command_and_every_subcommand(capsys) -> None:
+    """Every help text is printable (a bare % in one once broke `slmlab --help` for all)."""
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for argv in (["--help"], *([name, "--help"] for name in commands)):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(argv)
+        assert exit_.value.code == 0
+    assert "claim" in capsys.readouterr().out

@@ -10,6 +10,8 @@ import sys
 from app.cli.common import Command
 from slmlab.paths import DB_ENV_VAR, NO_DEFAULTS_ENV_VAR, PROJECT_ROOT, resolve_db_path
 
+COMMANDS = ("db", "dashboard")  # what add_parser registers; `slmlab dashboard` builds only this file's parser
+
 
 def cmd_db(args: argparse.Namespace) -> int:
     path = resolve_db_path(args.db)

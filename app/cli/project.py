@@ -93,7 +93,7 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
     p = command(
         "claim",
-        "test a vendor's claim (X% cheaper at >= Y% quality with p95 <= Z s) on a replay of your "
+        "test a vendor's claim (X%% cheaper at >= Y%% quality with p95 <= Z s) on a replay of your "
         "traffic: supported, not supported, or not testable with this data",
     )
     _trace_option(p)

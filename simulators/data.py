@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from slmlab.replay_store import BenchRow, TraceRow
+    from slmlab.service_curves import ServiceCurve
 
 
 class Warehouse(Protocol):
@@ -25,6 +26,8 @@ class Warehouse(Protocol):
     def confidences(self) -> list[tuple[str, str, bool, list[float]]]: ...
 
     def latest_bench(self, model_name: str) -> BenchRow | None: ...
+
+    def service_curve(self, model: str, machine: str | None = None) -> ServiceCurve | None: ...
 
     def has_measured_runs(self) -> bool: ...
 

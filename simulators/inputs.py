@@ -35,6 +35,17 @@ from simulators.catalog import (
     build_portfolio,
 )
 from simulators.data import Warehouse
+from simulators.deployment import (
+    DEFAULT_PROFILE,
+    DEFAULT_SLO,
+    Deployment,
+    DeploymentError,
+    Slo,
+    build_deployment,
+)
+from simulators.deployment import (
+    profile as hardware_profile,
+)
 from simulators.metrics import counts_by_name
 from simulators.quality import SOURCES, measured_confidences, quality_matrix
 from slmlab.paths import DATASETS_DIR
@@ -75,7 +86,21 @@ class ReplayConfig:
         default=str(DEFAULT_ASSUMPTIONS),
         metadata=_help("quality assumptions file for what nothing recorded or measured covers"),
     )
-    servers: int = field(default=1, metadata=_help("replicas of each local model (FIFO queue, c servers)"))
+    servers: int = field(default=1, metadata=_help("servers of each local model when size_to is empty (a fixed fleet)"))
+    profile: str = field(
+        default=DEFAULT_PROFILE,
+        metadata=_help("hardware profile local models are served on (datasets/assumptions/serving_profiles.json)"),
+    )
+    slots: int = field(
+        default=0, metadata=_help("sequences each server batches at once (continuous batching; 0: the profile's)")
+    )
+    size_to: str | None = field(
+        default=DEFAULT_SLO,
+        metadata=_help(
+            "latency SLO each local model's fleet is sized to, e.g. ttft_p95=2s or p95=5s (end to end); "
+            "empty: a fixed fleet of `servers`"
+        ),
+    )
     profiles: tuple[str, ...] = field(
         default=(),
         metadata=_help(
@@ -109,6 +134,13 @@ class ReplayConfig:
     def __post_init__(self) -> None:
         if self.servers < 1:
             raise ReplayError("servers must be at least 1")
+        if self.slots < 0:
+            raise ReplayError("slots must be at least 1 (0: the profile's)")
+        if self.size_to:
+            try:
+                Slo.parse(self.size_to)
+            except DeploymentError as error:
+                raise ReplayError(str(error)) from None
         if not (self.speed > 0 and math.isfinite(self.speed)) or not (self.volume > 0 and math.isfinite(self.volume)):
             raise ReplayError("speed and volume must be positive numbers")
 
@@ -150,6 +182,7 @@ class ReplayInputs:
     permitted: np.ndarray  # (n, m) bool: the request's data class and residency allow this model
     token_sources: dict[str, dict[str, int]]  # input / output: how many requests' token counts came from where
     ranking: tuple[int, ...] = ()  # model columns from the highest mean quality down (ties: cheaper first)
+    deployments: dict[str, Deployment] = field(default_factory=dict)  # local model -> how it is served (batched)
 
     @property
     def n(self) -> int:
@@ -324,6 +357,35 @@ def permitted_for(model: PortfolioModel, data_class: np.ndarray, residency: np.n
     return class_ok & np.where(residency >= 0, residency_ok[np.maximum(residency, 0)], True)
 
 
+def _deployments(config: ReplayConfig, portfolio: Portfolio, warehouse: Warehouse) -> dict[str, Deployment]:
+    """How each local model is served: the profile's stored batched curve for it when the warehouse has one, else
+    its single-sequence speeds x the profile's assumed batch speed-up; a fleet sized to the SLO unless fixed."""
+    try:
+        prof = hardware_profile(config.profile)
+        slo = Slo.parse(config.size_to) if config.size_to else None
+        found: dict[str, Deployment] = {}
+        for model in portfolio.models:
+            if model.kind != "local":
+                continue
+            reader = getattr(warehouse, "service_curve", None)
+            stored = reader(model.name, prof.machine) if reader is not None else None
+            decode = float(model.output_tok_s.value or 0.0)
+            prefill = float(model.prefill_tok_s.value if model.prefill_tok_s and model.prefill_tok_s.value else decode)
+            found[model.name] = build_deployment(
+                model.name,
+                decode,
+                prefill,
+                f"single-sequence speeds: {model.output_tok_s.source} ({model.output_tok_s.detail})",
+                prof,
+                slots=config.slots,
+                servers=None if slo else config.servers,
+                slo=slo,
+                stored=stored,
+            )
+        return found
+    except DeploymentError as error:
+        raise ReplayError(str(error)) from None
+
 def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     """Load the trace, build the portfolio, realise quality and confidence, price and time every cell."""
     try:
@@ -388,7 +450,9 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
         cost = kernels.price_matrices(rates, tokens_in, tokens_out)[0]
         small_candidates[min(others, key=lambda j: cost[:, j].mean())] = True
     small = _pick_model(config.small, "small", names, small_candidates, p) if m > 1 else frontier
+    deployments = _deployments(config, portfolio, warehouse) if has_arrivals else {}
     return ReplayInputs(
+        deployments=deployments,
         config=config,
         trace_id=trace_id,
         trace_hash=trace_hash,

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simulators import kernels, metrics
+from simulators import fleet, kernels, metrics
 from simulators.catalog import RESIDENCY_LOCATIONS
+from simulators.fleet import ModelFleet
 from simulators.inputs import CONFIDENCE_SOURCES, ReplayError, ReplayInputs
 from simulators.policies.base import NO_MODEL, Policy, Routing
 from simulators.policies.registry import BASELINE, sweep_of, with_value
 from simulators.quality import SOURCES
 from simulators.queueing import fifo
-from simulators.results import WEAK_REFERENCE, Percentiles, PolicySummary, compare
+from simulators.results import WEAK_REFERENCE, CostParts, Percentiles, PolicySummary, compare
 from slmlab.traces.labelling import DATA_CLASSES
 
 
@@ -45,6 +46,7 @@ class Outcome:
     correct: np.ndarray  # bool
     residency_violation: np.ndarray  # bool: some attempt went where the request's data may not go
     slo_violation: np.ndarray  # bool: latency over the request's SLO
+    fleets: dict[str, ModelFleet] = field(default_factory=dict)  # local model -> its batched fleet (if deployed)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         attempts = np.take_along_axis(attempts, np.argsort(attempts < 0, axis=1, kind="stable"), axis=1)
         used, _ = kernels.attempt_layout(attempts, len(inputs.model_names))
     tier_local = used[:, inputs.is_local].any(axis=1)
+    if inputs.deployments and inputs.has_arrivals and tier_local.any():
+        return _execute_deployed(inputs, routing, attempts, name)
     given = np.empty((0, n))
     if k > 1 and inputs.has_arrivals and np.any(used[:, inputs.is_local].sum(axis=0) > 1):
         # a local model serving two tiers: its queue mixes both, so order the models instead of the tiers
@@ -160,6 +164,47 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     )
 
 
+def _execute_deployed(inputs: ReplayInputs, routing: Routing, attempts: np.ndarray, name: str) -> Outcome:
+    """`execute` with local models served by their deployments (continuous batching, fleets sized to the SLO)."""
+    joules = {
+        m.name: float(m.energy_j_per_token.value)
+        for m in inputs.portfolio.models
+        if m.kind == "local" and m.energy_j_per_token is not None and m.energy_j_per_token.value is not None
+    }
+    outputs, fleets = fleet.settle(
+        _topological(attempts, len(inputs.model_names)),
+        attempts,
+        inputs.arrival_s,
+        inputs.first_token_s,
+        inputs.service_s,
+        inputs.rates,
+        inputs.input_tokens,
+        inputs.output_tokens,
+        inputs.permitted,
+        inputs.correct,
+        inputs.slo_ms,
+        inputs.model_names,
+        inputs.deployments,
+        joules,
+    )
+    cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = outputs
+    return Outcome(
+        policy=name,
+        routing=routing,
+        model=routing.final,
+        cost_usd=cost,
+        queue_wait_s=wait,
+        ttft_s=ttft,
+        latency_s=latency,
+        first_attempt_s=first_attempt,
+        wasted_tokens=wasted,
+        correct=correct,
+        residency_violation=violation,
+        slo_violation=late,
+        fleets=fleets,
+    )
+
+
 def replay_policy(inputs: ReplayInputs, policy: Policy) -> Outcome:
     """One policy routed over every model of the portfolio (wrappers narrow that themselves) and executed."""
     return execute(inputs, policy.route(inputs, np.ones((inputs.n, len(inputs.model_names)), dtype=bool)), policy.label)
@@ -189,21 +234,39 @@ def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = No
     )
     label = policy.label if policy is not None else outcome.policy
     kind = "baseline" if label == BASELINE else (policy.kind if policy is not None else "deployable")
+    api_usd = float(outcome.cost_usd.sum())
+    fleets = tuple(
+        f.summary(inputs.deployments[m].curve.source if m in inputs.deployments else "")
+        for m, f in outcome.fleets.items()
+    )
+    parts = None
+    if outcome.fleets:
+        parts = CostParts(
+            api_usd=api_usd,
+            hardware_usd=sum(f.cost.hardware_usd for f in outcome.fleets.values()),
+            energy_usd=sum(f.cost.energy_usd for f in outcome.fleets.values()),
+            operations_usd=sum(f.cost.operations_usd for f in outcome.fleets.values()),
+        )
+    elif inputs.deployments and inputs.has_arrivals:
+        parts = CostParts(api_usd=api_usd)  # no local model used: the fleet costs nothing
+    overloaded = any(f.overloaded for f in outcome.fleets.values())  # a growing queue: no latency to report
+
+    def durations(values: np.ndarray) -> Percentiles:
+        if overloaded:
+            return Percentiles()
+        return Percentiles.from_dict({k: v * 1000 for k, v in metrics.latency_percentiles(values[answered]).items()})
+
     return PolicySummary(
         policy=label,
         kind=kind,
         requests=n,
         rejected=int(n - answered.sum()),  # type: ignore[arg-type]
-        cost_usd=float(outcome.cost_usd.sum()),
+        cost_usd=parts.total_usd if parts is not None else api_usd,
         quality=float(outcome.correct.mean()) if n else float("nan"),
         in_house_share=float(local.mean()) if n else 0.0,
         frontier_share=float(np.mean(final == inputs.frontier)) if n else 0.0,
-        latency=Percentiles.from_dict(
-            {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.latency_s[answered]).items()}
-        ),
-        ttft=Percentiles.from_dict(
-            {k: v * 1000 for k, v in metrics.latency_percentiles(outcome.ttft_s[answered]).items()}
-        ),
+        latency=durations(outcome.latency_s),
+        ttft=durations(outcome.ttft_s),
         queue_wait_p95_ms=float(np.percentile(outcome.queue_wait_s[answered], 95) * 1000) if rows.size else 0.0,
         slo_violations=int(outcome.slo_violation.sum()),
         escalation_rate=float(escalated.mean()) if n else 0.0,
@@ -213,12 +276,16 @@ def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = No
         residency_violations_by_class={k: v for k, v in by_class.items() if v},
         quality_source=metrics.counts_by_name(inputs.quality_source[rows, final[rows]], SOURCES),
         models=metrics.counts_by_name(final, inputs.model_names),
-        local_load=local_load(inputs, outcome.routing),
+        local_load={m: f.utilisation for m, f in outcome.fleets.items()}
+        if outcome.fleets
+        else local_load(inputs, outcome.routing),
         confidence_source=confidence,
         reasons=reasons,
         parameters=policy.describe() if policy is not None else {},
         notes=dict(outcome.routing.notes),
         off_premises_by_class=off_premises(inputs, outcome.routing),
+        cost_parts=parts,
+        fleet=fleets,
     )
 
 

@@ -78,6 +78,71 @@ class VsBaseline:
 
 
 @dataclass(frozen=True)
+class CostParts:
+    """A policy's cost over the replayed span in its parts: API spend plus its local fleet (amortised hardware,
+    energy, operations), the one definition every surface shows."""
+
+    api_usd: float
+    hardware_usd: float = 0.0
+    energy_usd: float = 0.0
+    operations_usd: float = 0.0
+
+    @property
+    def fleet_usd(self) -> float:
+        return self.hardware_usd + self.energy_usd + self.operations_usd
+
+    @property
+    def total_usd(self) -> float:
+        return self.api_usd + self.fleet_usd
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float] | None) -> CostParts | None:
+        if not values:
+            return None
+        return cls(*(float(values.get(k) or 0.0) for k in ("api", "hardware", "energy", "operations")))
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "api": self.api_usd,
+            "hardware": self.hardware_usd,
+            "energy": self.energy_usd,
+            "operations": self.operations_usd,
+        }
+
+
+@dataclass(frozen=True)
+class LocalFleet:
+    """One local model's servers in one policy: how many (sized to the SLO or fixed), what they gave, what they
+    cost; an overloaded fleet (fixed, too small) reports its backlog growth instead of a latency."""
+
+    model: str
+    profile: str
+    slots: int
+    servers: int
+    sized: bool
+    requests: int
+    ttft_p95_ms: float | None
+    latency_p95_ms: float | None
+    utilisation: float
+    overloaded: bool
+    backlog_growth_per_hour: float
+    cost_usd: float
+    slo: str | None = None
+    slo_attainable: bool | None = None
+    floor_ms: float | None = None  # the SLO percentile with no queueing at all (what no fleet can beat)
+    curve_source: str = ""
+    energy_source: str = ""
+
+    @classmethod
+    def from_dict(cls, model: str, v: dict[str, object]) -> LocalFleet:
+        known = {f for f in cls.__dataclass_fields__ if f != "model"}
+        return cls(model=model, **{k: x for k, x in v.items() if k in known})  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
+
+
+@dataclass(frozen=True)
 class PolicySummary:
     """The headline figures of one policy over one replay; units are in the names (usd, ms, share = 0..1)."""
 
@@ -110,6 +175,18 @@ class PolicySummary:
     pgr: float | None = None  # performance gap recovered between the small model and frontier-only
     sweep: dict[str, object] | None = None  # parameter, points, AIQ, APGR, CPT(50%/80%) of a swept policy
     extra: dict[str, object] = field(default_factory=dict)  # figures added by later modules (kept when stored)
+    cost_parts: CostParts | None = None  # cost_usd split: API spend + local fleet (None: no fleet was costed)
+    fleet: tuple[LocalFleet, ...] = ()  # each local model's servers (batched deployment)
+
+    @property
+    def servers_needed(self) -> int | None:
+        """Local servers the policy needs (all its local models; None when it uses none)."""
+        return sum(f.servers for f in self.fleet) if self.fleet else None
+
+    @property
+    def overloaded(self) -> bool:
+        """Some local fleet cannot keep up: its queue grows over the trace (latency figures are then withheld)."""
+        return any(f.overloaded for f in self.fleet)
 
     @property
     def cost_per_1k_usd(self) -> float:
@@ -176,6 +253,12 @@ class PolicySummary:
         if self.sweep is not None:
             out["sweep"] = self.sweep
         out.update(self.extra)
+        if self.cost_parts is not None:
+            out["cost_parts_usd"] = self.cost_parts.as_dict()
+        if self.fleet:
+            out["fleet"] = {f.model: f.as_dict() for f in self.fleet}
+            out["servers_needed"] = self.servers_needed
+            out["overloaded"] = self.overloaded
         return out
 
     @classmethod
@@ -209,6 +292,10 @@ class PolicySummary:
             "vs_baseline",
             "pgr",
             "sweep",
+            "cost_parts_usd",
+            "fleet",
+            "servers_needed",
+            "overloaded",
         }
         v = values
         return cls(
@@ -240,6 +327,8 @@ class PolicySummary:
             vs_baseline=VsBaseline.from_dict(v.get("vs_baseline")),  # type: ignore[arg-type]
             pgr=_number(v.get("pgr")),
             sweep=v.get("sweep"),  # type: ignore[arg-type]
+            cost_parts=CostParts.from_dict(v.get("cost_parts_usd")),  # type: ignore[arg-type]
+            fleet=tuple(LocalFleet.from_dict(m, f) for m, f in (v.get("fleet") or {}).items()),  # type: ignore[union-attr]
         )
 
 

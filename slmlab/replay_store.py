@@ -17,6 +17,8 @@ import duckdb
 import pyarrow as pa
 
 from slmlab import store
+from slmlab.service_curves import COLUMNS as CURVE_COLUMNS
+from slmlab.service_curves import ServiceCurve, _curve
 from slmlab.paths import resolve_db_path
 
 
@@ -178,6 +180,22 @@ class ReplayReader:
             [model_name],
         )
         return _bench_row(rows[0]) if rows else None
+
+    def service_curve(self, model: str, machine: str | None = None) -> ServiceCurve | None:
+        """The newest uncontended batched service curve of a model (on one machine when given), if one is stored."""
+        where, params = ["model = ?", "NOT contended"], [model]
+        if machine is not None:
+            where.append("machine = ?")
+            params.append(machine)
+        newest = self._rows(
+            f"SELECT curve_id FROM service_curves WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, curve_id DESC LIMIT 1",
+            params,
+        )
+        if not newest:
+            return None
+        rows = self._rows(f"SELECT {CURVE_COLUMNS} FROM service_curves WHERE curve_id = ? ORDER BY batch", [newest[0][0]])
+        return _curve(rows)
 
     def has_measured_runs(self) -> bool:
         """Whether any benchmark ran on this machine (reading GGUF names is only worth it then)."""

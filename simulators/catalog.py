@@ -92,6 +92,7 @@ class PortfolioModel:
     prefill_tok_s: Figure | None = None
     memory_bytes: Figure | None = None
     energy_j_per_token: Figure | None = None  # local: from a benchmark with a readable energy counter (or estimated)
+    usd_per_call: Figure | None = None  # a fixed fee per request on top of the per-token prices (override)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def accepts(self, data_class: str | None, residency: str | None) -> bool:
@@ -101,10 +102,11 @@ class PortfolioModel:
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
         """Price of one request at this model's per-token prices (local models: marginal API cost, 0)."""
+        per_call = self.usd_per_call.value if self.usd_per_call and self.usd_per_call.value else 0.0
         return (
             input_tokens * (self.input_usd_per_mtok.value or 0.0)
             + output_tokens * (self.output_usd_per_mtok.value or 0.0)
-        ) / 1e6
+        ) / 1e6 + per_call
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready, every figure with its source."""
@@ -274,6 +276,7 @@ OVERRIDABLE = (
     "context_window",
     "input_usd_per_mtok",
     "output_usd_per_mtok",
+    "usd_per_call",
     "ttft_ms",
     "output_tok_s",
 )
@@ -303,7 +306,7 @@ def apply_override(model: PortfolioModel, override: dict[str, object], origin: s
         changes["data_classes"] = tuple(classes)
     if "context_window" in override:
         changes["context_window"] = int(override["context_window"])  # type: ignore[arg-type]
-    for name in ("input_usd_per_mtok", "output_usd_per_mtok", "ttft_ms", "output_tok_s"):
+    for name in ("input_usd_per_mtok", "output_usd_per_mtok", "usd_per_call", "ttft_ms", "output_tok_s"):
         if name in override:
             value = override[name]
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
@@ -355,6 +358,57 @@ def named_api_model(name: str, catalogue: dict[str, dict]) -> PortfolioModel:
     return model if key == name else replace(model, name=name, notes=(*model.notes, f"priced as catalogue key '{key}'"))
 
 
+def recorded_model(name: str, detail: str) -> PortfolioModel:
+    """An API model known only from an outcome file that recorded its cost for every request: those costs are
+    its price (no per-token price is needed or invented); location and latency are the usual assumptions."""
+    recorded = Figure(None, "recorded", f"per-request cost as recorded in {detail}; no per-token price")
+    location, why = location_of(name, None)
+    return PortfolioModel(
+        name=name,
+        kind="api",
+        location=location,
+        data_classes=DEFAULT_DATA_CLASSES[location],
+        context_window=None,
+        input_usd_per_mtok=recorded,
+        output_usd_per_mtok=recorded,
+        ttft_ms=Figure(DEFAULT_API_TTFT_MS, "assumption", "default API time to first token"),
+        output_tok_s=Figure(DEFAULT_API_OUTPUT_TOK_S, "assumption", "default API output speed"),
+        notes=(f"location: {why}", "not in the price catalogue: priced from its recorded costs"),
+    )
+
+
+PRICE_FIELDS = ("input_usd_per_mtok", "output_usd_per_mtok")
+
+
+def _read_overrides(path: Path) -> list[dict]:
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CatalogueError(f"{path}: cannot read the overrides ({error})") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e for e in entries):
+        raise CatalogueError(f"{path}: expected a JSON list of objects, each with a 'name'")
+    return entries
+
+
+def _priced_api_model(
+    name: str, catalogue: dict[str, dict], override: dict | None, recorded: dict[str, str]
+) -> PortfolioModel:
+    """An API model priced, in this order, by an override giving both per-token prices (no catalogue look-up),
+    the catalogue, or the costs an outcome file recorded for every request; else an error saying how to add it."""
+    if override is not None and all(f in override for f in PRICE_FIELDS):
+        return replace(recorded_model(name, "no file"), input_usd_per_mtok=Figure(0.0, "override"),
+                       output_usd_per_mtok=Figure(0.0, "override"), notes=("priced by an override",))
+    try:
+        return named_api_model(name, catalogue)
+    except CatalogueError as error:
+        if name in recorded:
+            return recorded_model(name, recorded[name])
+        raise CatalogueError(
+            f"{error}. Price it with an overrides entry: {{\"name\": \"{name}\", \"input_usd_per_mtok\": ..., "
+            f"\"output_usd_per_mtok\": ..., \"usd_per_call\": ...}} (per-call fee optional)"
+        ) from None
+
+
 def build_portfolio(
     local: tuple[str, ...] = tuple(DEFAULT_LOCAL_PROFILES),
     api: tuple[str, ...] = DEFAULT_API_MODELS,
@@ -362,38 +416,39 @@ def build_portfolio(
     warehouse: Warehouse | None = None,
     overrides: Path | None = None,
     bench_runs: dict[str, tuple[int, ...]] | None = None,
+    recorded: dict[str, str] | None = None,
 ) -> Portfolio:
-    """Local models (measured or default profile, or the chosen benchmark runs) plus API models from the
-    catalogue, then the user's overrides.
+    """Local models (measured or default profile, or the chosen benchmark runs) plus API models, then the user's
+    overrides. The overrides are read first, so a model they price fully never needs the catalogue; an API model
+    neither the overrides nor the catalogue price is priced from its recorded costs (`recorded`: model -> file,
+    the models an outcome file recorded a cost for on every request).
 
     An API name that is not a catalogue key is priced from the cheapest provider key ending in '/<name>'."""
     catalogue = load_price_catalogue()
     bench_runs = bench_runs or {}
+    recorded = recorded or {}
     unknown = sorted(set(bench_runs) - set(local))
     if unknown:
         raise CatalogueError(
             f"benchmark profile for {', '.join(unknown)}, which is not a local model of the portfolio "
             f"({', '.join(local) or 'none'})"
         )
+    entries = _read_overrides(overrides) if overrides is not None else []
+    by_name = {str(e["name"]): e for e in entries}
     models = {
         m.name: m
         for m in [
             *(local_model(k, warehouse, bench_runs=bench_runs.get(k, ())) for k in local),
-            *(named_api_model(k, catalogue) for k in api),
+            *(_priced_api_model(k, catalogue, by_name.get(k), recorded) for k in api),
         ]
     }
-    if overrides is not None:
-        try:
-            entries = json.loads(Path(overrides).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise CatalogueError(f"{overrides}: cannot read the overrides ({error})") from None
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e for e in entries):
-            raise CatalogueError(f"{overrides}: expected a JSON list of objects, each with a 'name'")
-        for index, entry in enumerate(entries, start=1):
-            name = str(entry["name"])
-            if name not in models:
-                models[name] = (
-                    api_model(name, catalogue) if entry.get("kind", "api") == "api" else local_model(name, warehouse)
-                )
-            models[name] = apply_override(models[name], entry, f"{overrides} entry {index}")
+    for index, entry in enumerate(entries, start=1):
+        name = str(entry["name"])
+        if name not in models:
+            models[name] = (
+                _priced_api_model(name, catalogue, entry, recorded)
+                if entry.get("kind", "api") == "api"
+                else local_model(name, warehouse)
+            )
+        models[name] = apply_override(models[name], entry, f"{overrides} entry {index}")
     return Portfolio(tuple(models.values()))

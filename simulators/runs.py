@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from simulators.inputs import CONFIDENCE_SOURCES, ReplayConfig, ReplayInputs
+from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, ReplayConfig, ReplayInputs
 from simulators.metrics import counts_by_name
 from simulators.policies.base import Policy
 from simulators.quality import SOURCES
@@ -79,8 +79,11 @@ def input_provenance(inputs: ReplayInputs) -> dict[str, object]:
         for j, name in enumerate(names)
         if inputs.is_local[j] or j == inputs.small
     }
+    cost = {name: counts_by_name(inputs.cost_source[:, j], COST_SOURCES) for j, name in enumerate(names)}
     return {
+        "roles": dict(inputs.roles),
         "quality_source": quality,
+        "cost_source": cost,
         "confidence_source": confidence,
         "token_source": inputs.token_sources,
         "arrivals": "recorded"

@@ -46,6 +46,7 @@ class BenchRow:
     summary: dict
     census: dict
     peak_rss_bytes: int | None
+    selection: str = ""  # why this run was chosen (portfolio: best of the newest uncontended sweep)
 
 
 _REQUESTS = """
@@ -172,14 +173,23 @@ class ReplayReader:
         return [(m, t, bool(c), list(v)) for m, t, c, v in self._rows(_CONFIDENCES)]
 
     def latest_bench(self, model_name: str) -> BenchRow | None:
-        """The newest measured benchmark of a model that has a decode speed."""
-        rows = self._rows(
-            "SELECT run_id, source, model_name, summary, census, peak_rss_bytes FROM bench_runs "
-            "WHERE model_name = ? AND source = 'measured' "
-            "AND json_extract(summary, '$.decode_tok_s.mean') IS NOT NULL ORDER BY started_at DESC LIMIT 1",
-            [model_name],
+        """The best decode of the newest uncontended sweep of a model measured here (a lone run is a sweep of one).
+
+        A run marked contended is never chosen here: its speed is the machine's load (pick it by id with
+        `--profile MODEL=RUN` if it is wanted). Runs stored before contention was sampled count as uncontended.
+        """
+        rows = self._rows(_BEST_OF_NEWEST_SWEEP, [model_name])
+        if not rows:
+            return None
+        *fields, sweep_id, config = rows[0]
+        threads = json.loads(config or "{}").get("threads")
+        why = (
+            f"best decode of the newest uncontended sweep {sweep_id} (threads={threads})"
+            if sweep_id
+            else f"newest uncontended run (threads={threads})"
         )
-        return _bench_row(rows[0]) if rows else None
+        row = _bench_row(tuple(fields))
+        return BenchRow(row.run_id, row.source, row.model_name, row.summary, row.census, row.peak_rss_bytes, why)
 
     def service_curve(self, model: str, machine: str | None = None) -> ServiceCurve | None:
         """The newest uncontended batched service curve of a model (on one machine when given), if one is stored."""
@@ -223,6 +233,20 @@ class ReplayReader:
             JOIN requests r ON r.trace_id = u.trace_id AND r.request_id = s.request_id
             WHERE s.run_id = {int(run_id)} ORDER BY s.policy, s.seq""",
         )
+
+
+_BEST_OF_NEWEST_SWEEP = """
+WITH ok AS (
+    SELECT run_id, source, model_name, summary, census, peak_rss_bytes, sweep_id, config, started_at,
+           CAST(json_extract(summary, '$.decode_tok_s.mean') AS DOUBLE) AS decode
+    FROM bench_runs
+    WHERE model_name = ? AND source = 'measured' AND NOT coalesce(contended, false)
+      AND json_extract(summary, '$.decode_tok_s.mean') IS NOT NULL
+), newest AS (SELECT run_id, sweep_id FROM ok ORDER BY started_at DESC, run_id DESC LIMIT 1)
+SELECT ok.run_id, source, model_name, summary, census, peak_rss_bytes, ok.sweep_id, config FROM ok, newest
+WHERE (newest.sweep_id IS NULL AND ok.run_id = newest.run_id) OR ok.sweep_id = newest.sweep_id
+ORDER BY decode DESC, ok.run_id DESC LIMIT 1
+"""
 
 
 def _bench_row(row: tuple) -> BenchRow:

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from slmlab.traces.errors import TraceInputError
@@ -101,3 +102,78 @@ def test_the_long_layout_gives_the_same_outcomes_as_the_wide_one(tmp_path: Path)
     sql = ("SELECT request_id, model, score, cost_usd FROM outcomes WHERE request_id <> "
            f"'{long_rows[7][0]}' ORDER BY ALL")
     assert _query(long_db, sql) == _query(wide_db, sql)
+
+
+# ---- recorded figures win -------------------------------------------------------------------------------------
+
+def _recorded_sums() -> dict[str, float]:
+    header, rows = _rows()
+    models = [c[: -len("|total_cost")] for c in header if c.endswith("|total_cost")]
+    return {m: sum(float(r[header.index(f"{m}|total_cost")]) for r in rows) for m in models}
+
+
+def test_every_recorded_model_replays_at_its_recorded_cost(db: Path) -> None:
+    from app.workflows import build_inputs
+    from simulators.inputs import ReplayConfig
+    from simulators.policies.registry import parse_policies
+    from simulators.replay import run_policies
+
+    import_trace(ROUTERBENCH, db=db)
+    inputs = build_inputs(ReplayConfig("routerbench_head"), db=db)
+    sums = _recorded_sums()
+    assert set(inputs.model_names) == set(sums)  # all 11 recorded models
+    uncatalogued = [m for m in inputs.portfolio.models if m.input_usd_per_mtok.source == "recorded"]
+    assert len(uncatalogued) == 8  # no catalogue key, not even a provider key ending in the name
+    for j, name in enumerate(inputs.model_names):  # every single model costs exactly what was recorded
+        assert round(float(inputs.cost_usd[:, j].sum()), 2) == round(sums[name], 2)
+        assert inputs.cost_usd[:, j].sum() == pytest.approx(sums[name], rel=1e-12)
+    # roles by price: the frontier is the dearest model of the file, declared with the reason
+    dearest = max(sums, key=sums.get)
+    assert inputs.model_names[inputs.frontier] == dearest and "dearest" in inputs.roles["frontier"]
+    assert inputs.model_names[inputs.small] == min(sums, key=sums.get) and "cheapest" in inputs.roles["small"]
+    result = run_policies(inputs, parse_policies("frontier-only,oracle"))
+    base = result.summaries["frontier-only"]
+    assert round(base.cost_usd, 2) == round(sums[dearest], 2) and base.extra["cost_source"] == {"recorded": 23}
+    oracle = result.summaries["oracle"]  # the oracle over all 11 recorded models
+    assert oracle.quality >= base.quality and oracle.cost_usd <= base.cost_usd
+
+
+def test_roles_follow_price_not_a_quality_tie(db: Path, tmp_path: Path) -> None:
+    from app.workflows import build_inputs
+    from simulators.inputs import ReplayConfig
+
+    header, rows = _rows()
+    keep = ["sample_id", "prompt", "eval_name", "claude-v2", "claude-instant-v1",
+            "claude-v2|total_cost", "claude-instant-v1|total_cost"]
+    for row in rows:  # the same scores for both: a quality tie
+        row[header.index("claude-instant-v1")] = row[header.index("claude-v2")]
+    path = _write(tmp_path / "tie.csv", keep, [[r[header.index(c)] for c in keep] for r in rows])
+    import_trace(path, db=db)
+    inputs = build_inputs(ReplayConfig("tie"), db=db)
+    assert inputs.p_correct[:, 0].mean() == inputs.p_correct[:, 1].mean()
+    assert inputs.model_names[inputs.frontier] == "claude-v2"  # the dearer one, whatever the column order
+    assert inputs.model_names[inputs.small] == "claude-instant-v1"
+    assert inputs.cost_usd[:, inputs.small].sum() < inputs.cost_usd[:, inputs.frontier].sum()
+
+
+def test_an_override_prices_a_model_the_catalogue_lacks_with_a_per_call_fee(db: Path, tmp_path: Path) -> None:
+    import json
+
+    from app.workflows import build_inputs
+    from simulators.inputs import ReplayConfig
+
+    header, rows = _rows()
+    keep = ["sample_id", "prompt", "eval_name", "gpt-4-1106-preview", "mistralai/mistral-7b-chat",
+            "gpt-4-1106-preview|total_cost"]  # mistral's cost is not recorded here, nor in the catalogue
+    path = _write(tmp_path / "partial.csv", keep, [[r[header.index(c)] for c in keep] for r in rows])
+    import_trace(path, db=db)
+    with pytest.raises(Exception, match="usd_per_call"):  # the error says how to price it
+        build_inputs(ReplayConfig("partial"), db=db)
+    overrides = tmp_path / "overrides.json"
+    overrides.write_text(json.dumps([{"name": "mistralai/mistral-7b-chat", "input_usd_per_mtok": 0.2,
+                                      "output_usd_per_mtok": 0.2, "usd_per_call": 0.001}]))
+    inputs = build_inputs(ReplayConfig("partial", overrides=str(overrides)), db=db)
+    j = inputs.model_names.index("mistralai/mistral-7b-chat")
+    per_token = (inputs.input_tokens * 0.2 + inputs.output_tokens * 0.2) / 1e6
+    np.testing.assert_allclose(inputs.cost_usd[:, j], per_token + 0.001, rtol=1e-12)
+    assert set(inputs.cost_source[:, j].tolist()) == {2}  # 'override'

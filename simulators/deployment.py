@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators import serving
 from slmlab.paths import DATASETS_DIR
 
 PROFILES_FILE = DATASETS_DIR / "assumptions" / "serving_profiles.json"
@@ -261,6 +260,8 @@ def serve(
     if slo is not None:
         limit, on_ttft = slo.seconds, slo.metric == "ttft"
         allowed = math.floor((100.0 - slo.percentile) / 100.0 * n)
+    from simulators import serving  # numba compiles (or loads) the kernel only when a fleet is served
+
     start, first, finish, stats = serving.serve(
         ready,
         tokens_in,

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 
+from simulators.deployment import DEFAULT_PROFILE, DEFAULT_SLO
+
 
 def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
@@ -43,7 +45,26 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--speed", type=float, default=1.0, help="replay arrivals K times faster (default 1)")
     p.add_argument("--volume", type=float, default=1.0, help="replay V times as many requests (default 1)")
-    p.add_argument("--servers", type=int, default=1, help="replicas of each local model (default 1)")
+    p.add_argument(
+        "--servers",
+        type=int,
+        default=None,
+        help="a fixed fleet: N servers per local model (instead of sizing it to the SLO)",
+    )
+    p.add_argument(
+        "--size-to",
+        metavar="SLO",
+        default=None,
+        help="size each local model's fleet to this latency SLO, e.g. ttft_p95=2s or p95=5s (end to end); "
+        f"default {DEFAULT_SLO} unless --servers is given",
+    )
+    p.add_argument(
+        "--hardware",
+        default=DEFAULT_PROFILE,
+        help=f"hardware profile local models are served on (default {DEFAULT_PROFILE}; "
+        "datasets/assumptions/serving_profiles.json)",
+    )
+    p.add_argument("--slots", type=int, default=0, help="sequences a server batches at once (default: the profile's)")
     p.add_argument(
         "--profile",
         action="append",
@@ -114,12 +135,40 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _p95(s: dict) -> str:
+    """The p95 column: milliseconds, or 'overloaded' when a fixed local fleet's queue keeps growing."""
+    if s.get("overloaded"):
+        return "overloaded"
+    p95 = s["latency_ms"]["p95"]
+    return "-" if p95 is None else f"{p95:,.0f}"
+
+
+def _fleet_lines(label: str, s: dict) -> list[str]:
+    """Per local model: servers needed (or fixed), what they give and cost, and why an SLO cannot be met."""
+    lines = []
+    for model, f in (s.get("fleet") or {}).items():
+        how = f"sized to {f['slo']}" if f.get("sized") else "fixed"
+        if f.get("overloaded"):
+            figures = f"OVERLOADED: backlog grows {f['backlog_growth_per_hour']:,.0f} requests/hour"
+        else:
+            figures = f"TTFT p95 {f['ttft_p95_ms'] / 1000:.2f} s, latency p95 {f['latency_p95_ms'] / 1000:.2f} s"
+        if f.get("sized") and f.get("slo_attainable") is False:
+            figures += f" (SLO unattainable on {f['profile']}: {f['floor_ms'] / 1000:.2f} s with no queue at all)"
+        lines.append(
+            f"  {label}: {model} needs {f['servers']:,} x {f['profile']} ({f['slots']} slots, {how}), busy "
+            f"{f['utilisation']:.0%}; {figures}; fleet ${f['cost_usd']:,.2f}"
+        )
+    return lines
+
+
 def _row(label: str, s: dict, base: dict) -> str:
     sources = ", ".join(f"{k} {v:,}" for k, v in s["quality_source"].items()) or "-"
     ratio = s["vs_baseline"]["cost_ratio"]
+    servers = s.get("servers_needed")
     return (
         f"{label[:34]:34s} {s['cost_usd']:>11,.2f} {'' if ratio is None else f'{ratio:6.2f}x':>7s} "
-        f"{s['quality']:>7.3f} {s['vs_baseline']['quality_delta']:>+7.3f} {s['latency_ms']['p95']:>12,.0f} "
+        f"{'-' if servers is None else f'{servers:,}':>7s} "
+        f"{s['quality']:>7.3f} {s['vs_baseline']['quality_delta']:>+7.3f} {_p95(s):>12s} "
         f"{s['in_house_share']:>6.0%} {s['escalation_rate']:>6.0%} {s['residency_violations']:>8,} {s['rejected']:>7,}"
         f"  {sources}"
     )
@@ -149,7 +198,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         api_models=_names(args.api),
         overrides=args.overrides,
         assumptions=assumptions,
-        servers=args.servers,
+        servers=args.servers or 1,
+        size_to=args.size_to or (None if args.servers else DEFAULT_SLO),
+        profile=args.hardware,
+        slots=args.slots,
         profiles=tuple(args.profile),
         speed=args.speed,
         volume=args.volume,
@@ -179,7 +231,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     print(
         f"baseline frontier-only = {report['frontier_model']}; small model = {report['small_model']}; "
-        f"speed x{args.speed:g}, volume x{args.volume:g}, {args.servers} server(s) per local model"
+        f"speed x{args.speed:g}, volume x{args.volume:g}; local models on '{config.profile}', "
+        + (f"fleets sized to {config.size_to}" if config.size_to else f"{config.servers} server(s) each")
     )
     print(
         f"arrivals: {inputs['arrivals']}; tokens: "
@@ -189,7 +242,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     )
     print(
-        f"\n{'policy':34s} {'cost USD':>11s} {'vs base':>7s} {'quality':>7s} {'delta':>7s} {'p95 ms':>12s} "
+        f"\n{'policy':34s} {'cost USD':>11s} {'vs base':>7s} {'servers':>7s} {'quality':>7s} {'delta':>7s} "
+        f"{'p95 ms':>12s} "
         f"{'local':>6s} {'escal.':>6s} {'resid.!':>8s} {'reject':>7s}  quality source (final model)"
     )
     base = report["policies"]["frontier-only"]
@@ -201,10 +255,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f", {name} {sweep[k]:.3f}" for k, name in SWEEP_FIGURES.items() if sweep.get(k) is not None
             )
             print(f"{'':34s} sweep over {sweep['parameter']}{figures}")
+    fleets = [line for label, s in report["policies"].items() for line in _fleet_lines(label, s)]
+    if fleets:
+        print(
+            "\ncost = API spend + local fleet (amortised hardware, energy, operations) over the trace; servers needed "
+            "per local model:"
+        )
+        print("\n".join(fleets))
     loads = [
         f"{label} " + ", ".join(f"{m} {v:.2f}" for m, v in s["local_load"].items())
         for label, s in report["policies"].items()
-        if s.get("local_load")
+        if s.get("local_load") and not s.get("fleet")
     ]
     if loads:
         print(

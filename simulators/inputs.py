@@ -52,7 +52,8 @@ from slmlab.paths import DATASETS_DIR
 from slmlab.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
 
 DEFAULT_ASSUMPTIONS = DATASETS_DIR / "assumptions" / "quality.json"
-CONFIDENCE_SOURCES = ("measured", "measured-distribution", "assumption")
+CONFIDENCE_SOURCES = ("measured", "measured-distribution", "assumption", "recorded")
+COST_SOURCES = ("recorded", "catalogue", "override", "assumption", "measured", "imported")
 MONTH_S = 30.4375 * 86400.0  # a budget month: the mean calendar month, counted from the first arrival
 STREAMS = {"correct": 1, "confidence": 2, "volume": 3, "policy": 4}
 
@@ -183,6 +184,11 @@ class ReplayInputs:
     token_sources: dict[str, dict[str, int]]  # input / output: how many requests' token counts came from where
     ranking: tuple[int, ...] = ()  # model columns from the highest mean quality down (ties: cheaper first)
     deployments: dict[str, Deployment] = field(default_factory=dict)  # local model -> how it is served (batched)
+    # recorded figures win: (n, m) cost an outcome file recorded for the request on the model (NaN: none), and a
+    # per-call fee per model (overrides) added where the cost is priced, not recorded
+    recorded_cost: np.ndarray | None = None
+    per_call_usd: np.ndarray | None = None
+    roles: dict[str, str] = field(default_factory=dict)  # frontier / small: which model and why
 
     @property
     def n(self) -> int:
@@ -196,10 +202,38 @@ class ReplayInputs:
     def _priced(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return kernels.price_matrices(self.rates, self.input_tokens, self.output_tokens)
 
+    @cached_property
+    def _cost(self) -> np.ndarray:
+        priced = self._priced[0]
+        if self.per_call_usd is not None and self.per_call_usd.any():
+            priced = np.asfortranarray(priced + self.per_call_usd[None, :])
+        if self.recorded_cost is None:
+            return priced
+        return np.asfortranarray(np.where(np.isnan(self.recorded_cost), priced, self.recorded_cost))
+
     @property
     def cost_usd(self) -> np.ndarray:
-        """(n, m) price in USD of each request on each model (local models: their API price, usually 0)."""
-        return self._priced[0]
+        """(n, m) cost in USD of each request on each model: as recorded where an outcome file recorded it, else
+        priced from the model's per-token prices plus its per-call fee (local models: their API price, usually 0)."""
+        return self._cost
+
+    @cached_property
+    def cost_adjustment(self) -> np.ndarray | None:
+        """(n, m) what to add to the engine's per-token price of an attempt to charge the cost above (None: nothing)."""
+        if self.recorded_cost is None and (self.per_call_usd is None or not self.per_call_usd.any()):
+            return None
+        return np.asfortranarray(self._cost - self._priced[0])
+
+    @cached_property
+    def cost_source(self) -> np.ndarray:
+        """(n, m) int8 index into COST_SOURCES: recorded, or the source of the model's per-token prices."""
+        priced = np.array(
+            [COST_SOURCES.index(m.input_usd_per_mtok.source) if m.input_usd_per_mtok.source in COST_SOURCES else 1
+             for m in self.portfolio.models], dtype=np.int8)
+        source = np.broadcast_to(priced, (self.n, len(priced))).copy(order="F")
+        if self.recorded_cost is not None:
+            source[~np.isnan(self.recorded_cost)] = COST_SOURCES.index("recorded")
+        return source
 
     @property
     def first_token_s(self) -> np.ndarray:
@@ -330,6 +364,93 @@ def _pick_model(name: str | None, role: str, names: tuple[str, ...], candidates:
     return int(np.argmax(means))
 
 
+def _roles(
+    config: ReplayConfig, names: tuple[str, ...], is_local: np.ndarray, p: np.ndarray, mean_cost: np.ndarray,
+    *, by_price: bool,
+) -> tuple[int, int, dict[str, str]]:
+    """The frontier and small models and why, declared. On recorded outcomes (benchmark data) roles go by price:
+    the frontier is the dearest API model per request, the small one the cheapest other model (a local one
+    first), so a tie on quality never decides them. On workloads the frontier is the API model with the highest
+    mean quality; without a local model the cheapest other model plays the small one."""
+    roles: dict[str, str] = {}
+
+    def per_1k(j: int) -> str:
+        return f"${mean_cost[j] * 1000:,.4g} per 1,000 requests"
+
+    if config.frontier is not None:
+        frontier = _pick_model(config.frontier, "frontier", names, ~is_local, p)
+        roles["frontier"] = f"{names[frontier]}: chosen (--frontier)"
+    elif by_price:
+        api = [int(j) for j in np.flatnonzero(~is_local)]
+        if not api:
+            raise ReplayError(f"no frontier model: the portfolio ({', '.join(names)}) has no API model")
+        frontier = max(api, key=lambda j: (mean_cost[j], -j))
+        roles["frontier"] = f"{names[frontier]}: the dearest API model ({per_1k(frontier)}), by price"
+    else:
+        frontier = _pick_model(None, "frontier", names, ~is_local, p)
+        roles["frontier"] = f"{names[frontier]}: the API model with the highest mean quality"
+    if len(names) == 1:
+        return frontier, frontier, {**roles, "small": f"{names[frontier]}: the only model"}
+    if config.small is not None:
+        small = _pick_model(config.small, "small", names, np.ones(len(names), dtype=bool), p)
+        roles["small"] = f"{names[small]}: chosen (--small)"
+    elif is_local.any():
+        small = _pick_model(None, "small", names, is_local, p)
+        roles["small"] = f"{names[small]}: the local model with the highest mean quality"
+    else:
+        others = [j for j in range(len(names)) if j != frontier]
+        small = min(others, key=lambda j: (mean_cost[j], j))
+        roles["small"] = f"{names[small]}: the cheapest other model ({per_1k(small)}), by price"
+    return frontier, small, roles
+
+
+class RecordedFigures:
+    """Cost and confidence an outcome file recorded per (request, model), as read from the warehouse."""
+
+    def __init__(self, cells: dict[tuple[int, str], tuple[float | None, float | None]] | None = None,
+                 n: int = 0) -> None:
+        self.cells = cells or {}
+        self.n = n
+
+    @classmethod
+    def read(cls, warehouse: Warehouse, trace_id: int, request_ids: np.ndarray) -> RecordedFigures:
+        reader = getattr(warehouse, "recorded_figures", None)
+        if reader is None:
+            return cls()
+        row = {rid: i for i, rid in enumerate(request_ids.tolist())}
+        cells = {
+            (row[rid], model): (cost, confidence)
+            for rid, model, cost, _latency, confidence in reader(trace_id)
+            if rid in row
+        }
+        return cls(cells, len(row))
+
+    def fully_costed(self, detail: str) -> dict[str, str]:
+        """Models with a recorded cost on every request: priced from those costs if nothing else prices them."""
+        counts: dict[str, int] = {}
+        for (_, model), (cost, _) in self.cells.items():
+            if cost is not None:
+                counts[model] = counts.get(model, 0) + 1
+        return {model: detail for model, count in counts.items() if count == self.n and self.n}
+
+    def matrices(self, names: tuple[str, ...], keep: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(n, m) recorded cost and confidence, NaN where none (None when nothing was recorded), rows as `keep`."""
+        if not self.cells:
+            return None, None
+        column = {name: j for j, name in enumerate(names)}
+        cost, confidence = np.full((self.n, len(names)), np.nan), np.full((self.n, len(names)), np.nan)
+        for (i, model), (c, k) in self.cells.items():
+            j = column.get(model)
+            if j is not None:
+                cost[i, j] = np.nan if c is None else c
+                confidence[i, j] = np.nan if k is None else k
+        cost, confidence = cost[keep], confidence[keep]
+        return (
+            np.asfortranarray(cost) if not np.isnan(cost).all() else None,
+            np.asfortranarray(confidence) if not np.isnan(confidence).all() else None,
+        )
+
+
 def model_rates(model: PortfolioModel) -> np.ndarray:
     """A model's row of the rate table: prices per million tokens, prefill speed (0 for an API, whose time to
     first token is fixed), time to first token in seconds, output speed."""
@@ -386,6 +507,7 @@ def _deployments(config: ReplayConfig, portfolio: Portfolio, warehouse: Warehous
     except DeploymentError as error:
         raise ReplayError(str(error)) from None
 
+
 def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     """Load the trace, build the portfolio, realise quality and confidence, price and time every cell."""
     try:
@@ -395,6 +517,7 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     trace_id, trace_hash, kind = trace.trace_id, trace.content_hash, trace.kind
     recorded = list(warehouse.recorded_models(trace_id))
     requests = _load_requests(warehouse, trace_id, config)
+    figures = RecordedFigures.read(warehouse, trace_id, requests["request_ids"]) if recorded else RecordedFigures()
     local = (
         config.local_models if config.local_models is not None else (() if recorded else tuple(DEFAULT_LOCAL_PROFILES))
     )
@@ -405,6 +528,7 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
         warehouse=warehouse,
         overrides=Path(config.overrides) if config.overrides else None,
         bench_runs=parse_profiles(config.profiles),
+        recorded=figures.fully_costed(f"trace '{config.trace}'"),
     )
     names = tuple(m.name for m in portfolio.models)
     if not names:
@@ -432,6 +556,11 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     correct = np.asfortranarray(_stream(config.seed, "correct").random(n)[:, None] < p)
     pools = measured_confidences(warehouse)
     confidence, c_source = map(np.asfortranarray, _confidence(config, names, req["task"], correct, measured, pools))
+    recorded_cost, recorded_confidence = figures.matrices(names, keep)
+    if recorded_confidence is not None:  # a confidence recorded with the outcome is used as recorded
+        here = ~np.isnan(recorded_confidence)
+        confidence[here], c_source[here] = recorded_confidence[here], CONFIDENCE_SOURCES.index("recorded")
+    per_call = np.array([mdl.usd_per_call.value or 0.0 if mdl.usd_per_call else 0.0 for mdl in portfolio.models])
 
     is_local = np.array([mdl.kind == "local" for mdl in portfolio.models])
     # (request, model) matrices are stored model-major (Fortran order): policies and the engine read one model's
@@ -443,13 +572,11 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
         permitted[:, j] = permitted_for(model, req["data_class"], req["residency"])
     rates = np.stack([model_rates(model) for model in portfolio.models])
 
-    frontier = _pick_model(config.frontier, "frontier", names, ~is_local, p)
-    small_candidates = is_local.copy()
-    if not is_local.any() and m > 1:  # no local model: the cheapest other model plays the small one
-        others = [j for j in range(m) if j != frontier]
-        cost = kernels.price_matrices(rates, tokens_in, tokens_out)[0]
-        small_candidates[min(others, key=lambda j: cost[:, j].mean())] = True
-    small = _pick_model(config.small, "small", names, small_candidates, p) if m > 1 else frontier
+    cost = kernels.price_matrices(rates, tokens_in, tokens_out)[0] + per_call[None, :]
+    if recorded_cost is not None:
+        cost = np.where(np.isnan(recorded_cost), cost, recorded_cost)
+    mean_cost = cost.mean(axis=0) if n else np.zeros(m)
+    frontier, small, roles = _roles(config, names, is_local, p, mean_cost, by_price=bool(recorded))
     deployments = _deployments(config, portfolio, warehouse) if has_arrivals else {}
     return ReplayInputs(
         deployments=deployments,
@@ -481,6 +608,9 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
         is_local=is_local,
         permitted=permitted,
         token_sources={side: counts_by_name(req[f"{side}_source"], TOKEN_SOURCES) for side in ("input", "output")},
+        recorded_cost=recorded_cost,
+        per_call_usd=per_call,
+        roles=roles,
     )
 
 

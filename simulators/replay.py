@@ -21,7 +21,7 @@ import numpy as np
 from simulators import fleet, kernels, metrics
 from simulators.catalog import RESIDENCY_LOCATIONS
 from simulators.fleet import ModelFleet
-from simulators.inputs import CONFIDENCE_SOURCES, ReplayError, ReplayInputs
+from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, ReplayError, ReplayInputs
 from simulators.policies.base import NO_MODEL, Policy, Routing
 from simulators.policies.registry import BASELINE, sweep_of, with_value
 from simulators.quality import SOURCES
@@ -118,6 +118,21 @@ def _times_by_model(inputs: ReplayInputs, attempts: np.ndarray) -> list[tuple[np
     return [(ready[t], start[t]) for t in range(k)]
 
 
+def _charged(inputs: ReplayInputs, attempts: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Each request's cost with every attempt charged as recorded where the outcome file recorded it, plus the
+    model's per-call fee where not: the engine prices attempts per token, this adds the difference."""
+    adjust = inputs.cost_adjustment
+    if adjust is None:
+        return cost
+    cost = cost.copy()
+    rows = np.arange(attempts.shape[0])
+    for t in range(attempts.shape[1]):
+        j = attempts[:, t].astype(np.int64)
+        made = j >= 0
+        cost[made] += adjust[rows[made], j[made]]
+    return cost
+
+
 def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     """Charge every attempt, queue local attempts, and read off the answer of the last one."""
     attempts = routing.attempts
@@ -152,7 +167,7 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         policy=name,
         routing=routing,
         model=routing.final,
-        cost_usd=cost,
+        cost_usd=_charged(inputs, attempts, cost),
         queue_wait_s=wait,
         ttft_s=ttft,
         latency_s=latency,
@@ -192,7 +207,7 @@ def _execute_deployed(inputs: ReplayInputs, routing: Routing, attempts: np.ndarr
         policy=name,
         routing=routing,
         model=routing.final,
-        cost_usd=cost,
+        cost_usd=_charged(inputs, attempts, cost),
         queue_wait_s=wait,
         ttft_s=ttft,
         latency_s=latency,
@@ -286,7 +301,24 @@ def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = No
         off_premises_by_class=off_premises(inputs, outcome.routing),
         cost_parts=parts,
         fleet=fleets,
+        extra=recorded_notes(inputs, final, rows, confidence),
     )
+
+
+def recorded_notes(
+    inputs: ReplayInputs, final: np.ndarray, rows: np.ndarray, confidence: dict[str, int]
+) -> dict[str, object]:
+    """Where the answering attempt's cost came from (recorded or priced), and a note when drawn confidences (an
+    assumption) decided a cascade: its rank against the other policies then follows from that assumption."""
+    extra: dict[str, object] = {"cost_source": metrics.counts_by_name(inputs.cost_source[rows, final[rows]], COST_SOURCES)}
+    drawn = confidence.get("assumption", 0)
+    if drawn:
+        a, b = inputs.config.confidence_right, inputs.config.confidence_wrong
+        extra["confidence_note"] = (
+            f"assumption decides this result: {drawn:,} of {sum(confidence.values()):,} keep-or-escalate decisions "
+            f"rest on drawn confidences (Beta{a} when the answer is right, Beta{b} when wrong), not recorded ones"
+        )
+    return extra
 
 
 ON_PREMISES = RESIDENCY_LOCATIONS["on-premises-only"]

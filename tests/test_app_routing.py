@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -45,7 +46,7 @@ def test_a_stored_replay_is_tabled_and_charted(db: Path) -> None:
     at = open_page()
     assert not at.error
     assert [s for s in at.selectbox if s.label == "Stored run"][0].value.startswith(f"run {run.run_id}: {TRACE}")
-    headline = at.dataframe[0].value
+    headline = next(d.value for d in at.dataframe if "policy" in d.value.columns)  # the form's quality editor first
     assert {"frontier-only", "cascade", "oracle"} <= set(headline["policy"])
     assert headline.set_index("policy").loc["frontier-only", "cost_ratio"] == 1.0
     assert len(at.get("plotly_chart")) >= 3  # Pareto, latency CDF, cost by model
@@ -90,7 +91,31 @@ def test_run_replay_on_the_page_stores_a_new_run(db: Path) -> None:
     assert any("Stored replay run 1: 2 policies" in s.value for s in at.success)
     assert [r["policies"] for r in stored_runs(db)] == [["frontier-only", "small-only"]]
     assert [s for s in at.selectbox if s.label == "Stored run"][0].value.startswith(f"run 1: {TRACE}")
-    assert {"frontier-only", "small-only"} <= set(at.dataframe[0].value["policy"])
+    assert {"frontier-only", "small-only"} <= set(headline_of(at)["policy"])
+    assert [c.value for c in at.code] == [f"slmlab simulate --trace {TRACE} --policy frontier-only,small-only"]
+
+
+def headline_of(at: AppTest):  # type: ignore[no-untyped-def]
+    """The table of every policy (the form's quality editor is a dataframe too, and comes first)."""
+    return next(d.value for d in at.dataframe if "policy" in d.value.columns)
+
+
+def test_keep_confidential_data_local_sends_no_confidential_request_off_the_premises(db: Path) -> None:
+    at = open_page()
+    [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "cascade", "random"])
+    at.toggle(key="keep_confidential_local").set_value(True)
+    run_button(at).click().run()
+    wait_for_the_job(at)
+    assert not at.error, at.error[0].value
+    (run,) = stored_runs(db)
+    assert run["policies"] == ["frontier-only", "residency-aware+cascade", "residency-aware+random"]
+    table = headline_of(at).set_index("policy")
+    kept = table.loc[["residency-aware+cascade", "residency-aware+random"], "confidential_off_premises"]
+    assert kept.tolist() == [0, 0] and table.loc["frontier-only", "confidential_off_premises"] > 0  # today's baseline
+    (command,) = [c.value for c in at.code]
+    assert "--policy frontier-only,residency-aware+cascade,residency-aware+random --overrides " in command
+    overrides = json.loads((db.parent / command.split("--overrides ")[1].split()[0]).read_text())
+    assert all("confidential" not in o["data_classes"] and "regulated" not in o["data_classes"] for o in overrides)
 
 
 def test_a_running_replay_shows_progress_and_keeps_the_page_usable(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,5 +212,5 @@ def test_the_what_if_slider_re_simulates_without_storing(db: Path) -> None:
     at.slider(key="what_if_value").set_value(0.9).run()
     assert not at.exception
     moved = {m.label: m.value for m in at.metric}
-    assert moved["cost (USD)"] != costs["cost (USD)"]  # a higher threshold escalates more: dearer
+    assert moved["cost per 1,000 requests"] != costs["cost per 1,000 requests"]  # higher threshold: dearer
     assert len(stored_runs(db)) == 1  # nothing stored

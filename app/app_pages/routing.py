@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 import polars as pl
 import streamlit as st
 
 from app import charts, state
 from app.jobs import ReplayJob
+from app.replay_assumptions import ReplayAssumptions, shipped_quality
 from app.report import parquet_bytes
 from app.widgets import job_status
-from simulators.metrics import SWEEP_FIGURES
-from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
-from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators import formatting as fmt
+from simulators.inputs import ReplayConfig
+from simulators.metrics import SWEEP_FIGURES
+from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators.replay import resimulate
 from simulators.results import BASELINE, summaries_from_dicts
 from simulators.runs import replay_config_of
@@ -125,6 +127,47 @@ def _run_form(trace_names: list[str]) -> None:
             placeholder="cascade.threshold=0.7",
             help="one policy.key=value per line; 'What each policy does' lists them",
         )
+        st.markdown("**Assumptions** (each one the CLI accepts; the command that reproduces the run is shown below)")
+        a_left, a_middle, a_right = st.columns(3)
+        keep_local = a_left.toggle(
+            "Keep confidential data local",
+            value=False,
+            key="keep_confidential_local",
+            help="deployment rule: confidential and regulated requests may go to no API model (on-premises models "
+            "only), and every policy but the frontier-only baseline keeps to the rules (residency-aware in front)",
+        )
+        profiles = a_left.text_input(
+            "Benchmark runs (optional)",
+            placeholder="gemma3-270m=3",
+            help="MODEL=RUN[,RUN], comma-separated pairs: a local model's speeds from these stored benchmark runs "
+            "(Hardware & benchmarks page) instead of the newest; " + _help("profiles"),
+        )
+        ttft = a_middle.number_input(
+            "API time to first token (ms, 0 = catalogue assumption)",
+            min_value=0.0,
+            value=0.0,
+            step=100.0,
+            key="api_ttft_ms",
+            help="every API model's time to first token; 0 keeps the documented assumption (600 ms)",
+        )
+        speed_out = a_middle.number_input(
+            "API output speed (tokens/s, 0 = catalogue assumption)",
+            min_value=0.0,
+            value=0.0,
+            step=10.0,
+            key="api_output_tok_s",
+            help="every API model's generation speed; 0 keeps the documented assumption (80 tokens/s)",
+        )
+        a_right.caption(
+            "Quality per model and task (share answered acceptably), used where nothing recorded or measured covers "
+            "a request; edit a cell to change an assumption."
+        )
+        quality = a_right.data_editor(
+            pl.DataFrame([{"model": m, **tasks} for m, tasks in shipped_quality().items()]),
+            hide_index=True,
+            disabled=["model"],
+            key="quality_assumptions",
+        )
         job: ReplayJob | None = st.session_state.get(JOB)
         busy = job is not None and not job.finished
         submitted = st.form_submit_button(
@@ -138,22 +181,44 @@ def _run_form(trace_names: list[str]) -> None:
     if busy:  # a second press that got through (Enter in a field): one replay at a time
         st.warning("A replay is running: wait for it to finish or cancel it first.")
         return
-    spec = ",".join([*chosen, *(c.strip() for c in compositions.split(",") if c.strip())])
+    lines = [line.strip() for line in params.splitlines() if line.strip()]
+    folder = Path(db).parent / "replay-assumptions"  # the edited files live beside the database
     try:
-        config = ReplayConfig(
+        settings = ReplayAssumptions(
             trace=trace,
-            assumptions=str(DEFAULT_ASSUMPTIONS),
+            policies=(*chosen, *(c.strip() for c in compositions.split(",") if c.strip())),
+            keep_confidential_local=bool(keep_local),
             servers=int(servers),
-            speed=float(speed),
             volume=float(volume),
+            speed=float(speed),
             seed=int(seed),
+            profiles=tuple(p.strip() for p in profiles.replace(";", " ").split() if p.strip()),
+            api_ttft_ms=float(ttft) or None,
+            api_output_tok_s=float(speed_out) or None,
+            quality=_quality_of(quality),
+            params=tuple(lines),
         )
-        policies = parse_policies(spec, parse_params([line.strip() for line in params.splitlines() if line.strip()]))
-    except ValueError as error:
+        config = settings.config(folder)
+        policies = parse_policies(settings.policy_spec(), parse_params(lines))
+    except (ValueError, OSError) as error:
         st.error(f"Replay not started: {error}")
         return
+    st.session_state["replay_command"] = settings.command(folder) + (" --sweep" if sweep else "")
     st.session_state[JOB] = ReplayJob.of(config, policies, sweep=sweep, db=db).start()
     st.rerun()  # at once, so the form shows the button disabled while the replay runs
+
+
+def _quality_of(edited: object) -> dict[str, dict[str, float]]:
+    """The quality table as edited on the page, model -> task -> share (cells checked to lie in 0..1)."""
+    frame = edited if isinstance(edited, pl.DataFrame) else pl.from_pandas(edited)  # type: ignore[arg-type]
+    out: dict[str, dict[str, float]] = {}
+    for row in frame.to_dicts():
+        model = str(row.pop("model"))
+        for task, share in row.items():
+            if share is None or not 0 <= float(share) <= 1:
+                raise ValueError(f"quality of {model} on {task} must be a share from 0 to 1, not {share}")
+        out[model] = {task: float(share) for task, share in row.items()}
+    return out
 
 
 def _stored(job: ReplayJob) -> str:
@@ -216,30 +281,27 @@ def _sources_caption(run: dict) -> str:
     return "  \n".join(lines)
 
 
-def _rounded(value: float | None) -> int | None:
-    """Whole milliseconds for display."""
-    return None if value is None else round(value)
-
-
 def _headline(summaries: dict[str, dict]) -> pl.DataFrame:
-    """One row per policy with the stored summary figures beside frontier-only."""
+    """One row per policy with the stored summary figures beside frontier-only (durations scaled to h/min/s/ms)."""
     rows = []
-    for label, s in summaries.items():
-        base = s.get("vs_baseline") or {}
+    for s in summaries_from_dicts(summaries).values():
+        versus = s.vs_baseline
         rows.append(
             {
-                "policy": label,
-                "cost_usd": s.get("cost_usd"),
-                "cost_ratio": base.get("cost_ratio"),
-                "quality": s.get("quality"),
-                "quality_delta": base.get("quality_delta"),
-                "p95_latency_ms": _rounded((s.get("latency_ms") or {}).get("p95")),
-                "in_house_share": s.get("in_house_share"),
-                "escalation_rate": s.get("escalation_rate"),
-                "residency_violations": s.get("residency_violations"),
-                "rejected": s.get("rejected"),
-                "quality_source": _counts(s.get("quality_source")),
-                "local_load": ", ".join(f"{m} {v:.2f}" for m, v in (s.get("local_load") or {}).items()) or "-",
+                "policy": s.policy,
+                "cost_usd": s.cost_usd,
+                "cost_per_1k_usd": s.cost_per_1k_usd,
+                "cost_ratio": None if versus is None else versus.cost_ratio,
+                "quality": s.quality,
+                "quality_delta": None if versus is None else versus.quality_delta,
+                "p95_latency": fmt.duration_ms(s.p95_ms),
+                "in_house_share": s.in_house_share,
+                "escalation_rate": s.escalation_rate,
+                "residency_violations": s.residency_violations,
+                "confidential_off_premises": s.off_premises_by_class.get("confidential"),
+                "rejected": s.rejected,
+                "quality_source": fmt.counts(s.quality_source),
+                "local_load": ", ".join(f"{m} {v:.2f}" for m, v in s.local_load.items()) or "-",
             }
         )
     return pl.DataFrame(rows, infer_schema_length=None)
@@ -342,6 +404,9 @@ job_status(
     stored=_stored,
     failed=lambda job: job.error if job.cancelled else f"Replay failed; nothing was stored: {job.error}",
 )
+if command := st.session_state.get("replay_command"):
+    st.markdown("The same replay from the CLI, with every assumption set above (one command):")
+    st.code(command, language="bash")
 
 version = state.database_version(db)
 runs = state.replay_runs(str(db), version)
@@ -381,7 +446,13 @@ st.dataframe(
         "quality_delta": st.column_config.NumberColumn(
             "quality delta", format="%+.3f", help="quality minus frontier-only's"
         ),
-        "p95_latency_ms": st.column_config.NumberColumn("p95 latency (ms)", format="localized"),
+        "cost_per_1k_usd": st.column_config.NumberColumn("cost per 1,000 requests", format="dollar"),
+        "p95_latency": st.column_config.TextColumn("p95 latency"),
+        "confidential_off_premises": st.column_config.NumberColumn(
+            "confidential sent off premises",
+            format="localized",
+            help="confidential requests that some attempt sent to a model off the premises (an API)",
+        ),
         "in_house_share": st.column_config.NumberColumn("in-house share", format="percent"),
         "escalation_rate": st.column_config.NumberColumn("escalation rate", format="percent"),
         "residency_violations": st.column_config.NumberColumn("residency violations", format="localized"),
@@ -434,9 +505,7 @@ if not sweeps.is_empty():
         sweeps,
         hide_index=True,
         width="stretch",
-        column_config={
-            k: st.column_config.NumberColumn(SWEEP_FIGURES[k], format="%.3f") for k in SWEEP_FIGURES
-        },
+        column_config={k: st.column_config.NumberColumn(SWEEP_FIGURES[k], format="%.3f") for k in SWEEP_FIGURES},
     )
     st.caption(
         "Sweep figures as stored by the replay: AIQ (RouterBench code) = area under the non-decreasing convex hull, "

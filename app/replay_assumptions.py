@@ -1,0 +1,148 @@
+"""The replay's assumptions as a person sets them on the Routing replay page (quality per model and task, API
+latency, deployment rules by data class with one "keep confidential data local" switch, benchmark runs, volume,
+servers), turned into exactly what the CLI accepts: files for `--assumptions` and `--overrides`, flags, and the
+one `slmlab simulate` command that reproduces the run.
+
+Files are written under the results folder with a name from their content, so the same settings give the same
+file and a stored run's configuration keeps pointing at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulators.catalog import DEFAULT_API_MODELS, DEFAULT_DATA_CLASSES, load_price_catalogue, location_of
+from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
+from simulators.policies.registry import BASELINE, POLICIES
+from slmlab.paths import PROJECT_ROOT
+
+KEPT_LOCAL = ("confidential", "regulated")  # the classes the switch keeps on the premises
+WRAPPER = "residency-aware"
+SETTINGS_DIR = PROJECT_ROOT / "results" / "replay-assumptions"
+
+
+@dataclass(frozen=True)
+class ReplayAssumptions:
+    """Everything the page lets a person change about a replay, in the CLI's terms."""
+
+    trace: str
+    policies: tuple[str, ...]  # registry names or compositions, as `--policy` takes them
+    keep_confidential_local: bool = False
+    servers: int = 1
+    volume: float = 1.0
+    speed: float = 1.0
+    seed: int = 0
+    profiles: tuple[str, ...] = ()  # MODEL=RUN[,RUN]: the benchmark runs a local model's speed is read from
+    api_ttft_ms: float | None = None  # API latency for every API model; None: the catalogue's assumption
+    api_output_tok_s: float | None = None
+    quality: dict[str, dict[str, float]] | None = None  # model -> task -> share; None: the shipped file
+    params: tuple[str, ...] = ()  # policy.key=value
+    api_models: tuple[str, ...] = field(default=DEFAULT_API_MODELS)
+
+    def policy_spec(self) -> str:
+        """`--policy`: with the switch on, every deployable policy is kept to the rules (residency-aware in front)."""
+        if not self.keep_confidential_local:
+            return ",".join(self.policies)
+        wrapped = []
+        for spec in self.policies:
+            head = spec.split("+", 1)[0]
+            reference = head in POLICIES and POLICIES[head].kind == "reference"
+            keep = spec == BASELINE or reference or head == WRAPPER
+            wrapped.append(spec if keep else f"{WRAPPER}+{spec}")
+        return ",".join(wrapped)
+
+    def overrides(self) -> list[dict[str, object]]:
+        """Portfolio overrides: API latency, and each API model's data classes when confidential data stays local."""
+        if not (self.keep_confidential_local or self.api_ttft_ms is not None or self.api_output_tok_s is not None):
+            return []
+        catalogue = load_price_catalogue()
+        entries = []
+        for key in self.api_models:
+            entry: dict[str, object] = {"name": key}
+            if self.keep_confidential_local:
+                location = location_of(key, (catalogue.get(key) or {}).get("litellm_provider"))[0]
+                entry["data_classes"] = [c for c in DEFAULT_DATA_CLASSES[location] if c not in KEPT_LOCAL]
+            if self.api_ttft_ms is not None:
+                entry["ttft_ms"] = float(self.api_ttft_ms)
+            if self.api_output_tok_s is not None:
+                entry["output_tok_s"] = float(self.api_output_tok_s)
+            entries.append(entry)
+        return entries
+
+    def files(self, folder: Path = SETTINGS_DIR) -> tuple[Path | None, Path]:
+        """(overrides file or None, quality assumptions file), written once per content."""
+        overrides = self.overrides()
+        override_path = _write(folder, "overrides", overrides) if overrides else None
+        if self.quality is None:
+            return override_path, DEFAULT_ASSUMPTIONS
+        shipped = json.loads(Path(DEFAULT_ASSUMPTIONS).read_text(encoding="utf-8"))
+        if self.quality == shipped.get("models"):
+            return override_path, DEFAULT_ASSUMPTIONS
+        edited = {**shipped, "about": "quality assumptions edited on the Routing replay page", "models": self.quality}
+        return override_path, _write(folder, "quality", edited)
+
+    def config(self, folder: Path = SETTINGS_DIR) -> ReplayConfig:
+        """The replay configuration these settings stand for (files written as needed)."""
+        overrides, quality = self.files(folder)
+        return ReplayConfig(
+            trace=self.trace,
+            overrides=None if overrides is None else str(overrides),
+            assumptions=str(quality),
+            servers=self.servers,
+            profiles=self.profiles,
+            speed=self.speed,
+            volume=self.volume,
+            seed=self.seed,
+        )
+
+    def argv(self, folder: Path = SETTINGS_DIR) -> list[str]:
+        """The `slmlab simulate` arguments that reproduce the replay."""
+        config = self.config(folder)
+        args = ["simulate", "--trace", self.trace, "--policy", self.policy_spec()]
+        for flag, value, default in (
+            ("--servers", self.servers, 1),
+            ("--volume", self.volume, 1.0),
+            ("--speed", self.speed, 1.0),
+            ("--seed", self.seed, 0),
+        ):
+            if value != default:
+                args += [flag, f"{value:g}"]
+        if config.overrides:
+            args += ["--overrides", _relative(config.overrides)]
+        if config.assumptions and Path(config.assumptions) != Path(DEFAULT_ASSUMPTIONS):
+            args += ["--assumptions", _relative(config.assumptions)]
+        for profile in self.profiles:
+            args += ["--profile", profile]
+        for param in self.params:
+            args += ["--param", param]
+        return args
+
+    def command(self, folder: Path = SETTINGS_DIR) -> str:
+        """The one command line that reproduces the replay."""
+        return "slmlab " + shlex.join(self.argv(folder))
+
+
+def _write(folder: Path, kind: str, content: object) -> Path:
+    text = json.dumps(content, indent=1, sort_keys=True) + "\n"
+    path = Path(folder) / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _relative(path: str) -> str:
+    """A path under the project as the CLI run from the project root takes it."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def shipped_quality() -> dict[str, dict[str, float]]:
+    """The shipped quality assumptions, model -> task -> share (the page's editable starting point)."""
+    return json.loads(Path(DEFAULT_ASSUMPTIONS).read_text(encoding="utf-8"))["models"]

@@ -75,7 +75,7 @@ row = duckdb.sql(f\"\"\"SELECT count(*), min(request_id), min("startTime"), max(
     max(status), max(team_id), max("user"), max(request_tags)
     FROM read_csv('{sys.argv[1]}', header=true)\"\"\").fetchall()
 import resource
-print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("RESULT", time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 IMPORT = """
@@ -84,12 +84,12 @@ from slmlab.traces.importer import import_trace
 started = time.perf_counter()
 result = import_trace(sys.argv[1], db=sys.argv[2], fmt="litellm_spend")
 import resource
-print(time.perf_counter() - started, result.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("RESULT", time.perf_counter() - started, result.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def child(code: str, *args: str) -> list[str]:
-    """Run code in a fresh interpreter (its last printed word is its own peak RSS in kB); returns what it printed."""
+    """Run code in a fresh interpreter; returns the words it printed after RESULT (its last: own peak RSS, kB)."""
     out = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
@@ -99,7 +99,8 @@ def child(code: str, *args: str) -> list[str]:
     )
     if out.returncode:
         raise SystemExit(f"child failed:\n{out.stderr[-3000:]}")
-    return out.stdout.strip().splitlines()[-1].split()  # DuckDB may draw a progress bar before it
+    # DuckDB draws progress bars on stdout too: take the words after the child's RESULT marker
+    return out.stdout.rsplit("RESULT", 1)[1].split()[:3]
 
 
 def main() -> None:

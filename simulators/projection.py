@@ -3,7 +3,10 @@ with the break-even month against frontier-only.
 
 Per policy and month m (0-based), with traffic growth g per month and API price change p per year:
 * API: the replay's API cost x (monthly requests / replayed requests) x (1 + g)^m x (1 + p)^(m / 12);
-* local servers (only for policies that use a local model): the replay's busy server-time, grown by (1 + g)^m,
+* local servers of a fleet the replay sized to its SLO (`simulators.deployment`): the sized servers x (the
+  monthly request rate / the replay's rate) x (1 + g)^m, rounded up, bought as they are needed and never sold,
+  priced as the hardware profile they were sized on (unless the user sets the server figures);
+* local servers of older runs (no sized fleet): the replay's busy server-time, grown by (1 + g)^m,
   needs busy / target utilisation servers; the fleet is bought as that number grows and never sold (or fixed
   by the user, in which case a month whose utilisation passes 1 is flagged as short of capacity);
 * hardware: servers x capex / lifetime (straight-line amortisation, replaced at the same price at end of life);
@@ -111,6 +114,39 @@ class PolicyReplay:
     quality: float
     p95_ms: float
     residency_violations: int
+    fleet: dict[str, tuple[int, float]] = field(default_factory=dict)  # local model -> (servers sized, busy share)
+    fleet_profile: str | None = None  # the hardware profile the fleet was sized on
+
+
+# CostAssumptions field <- HardwareProfile field: a sized fleet is priced as the profile it was sized on, unless
+# the user set the assumption
+_PROFILE_FIGURES = {
+    "server_capex_usd": "capex_usd",
+    "server_lifetime_months": "lifetime_months",
+    "server_watts_busy": "watts_busy",
+    "server_watts_idle": "watts_idle",
+    "ops_usd_per_server_month": "ops_usd_per_month",
+    "tariff_usd_per_kwh": "tariff_usd_per_kwh",
+}
+
+
+def _priced_as(a: CostAssumptions, profile_name: str | None) -> CostAssumptions:
+    """The assumptions with the server figures of the fleet's hardware profile wherever the user left the default."""
+    if profile_name is None:
+        return a
+    from simulators.deployment import DeploymentError, profile
+
+    try:
+        prof = profile(profile_name)
+    except DeploymentError:
+        return a
+    defaults = {f.name: f.default for f in fields(CostAssumptions)}
+    changes = {
+        name: getattr(prof, figure)
+        for name, figure in _PROFILE_FIGURES.items()
+        if isinstance(getattr(a, name), (int, float)) and getattr(a, name) == defaults[name]
+    }
+    return replace(a, **changes)
 
 
 @dataclass(frozen=True)
@@ -142,8 +178,14 @@ def basis_from_run(run: dict[str, object]) -> ReplayBasis:
     policies = tuple(
         PolicyReplay(
             policy=label,
-            api_cost_usd=float(s["cost_usd"]),
+            api_cost_usd=float((s.get("cost_parts_usd") or {}).get("api", s["cost_usd"])),
             local_load=dict(s.get("local_load") or {}),
+            fleet={
+                m: (int(f["servers"]), float(f.get("utilisation") or 0.0))
+                for m, f in (s.get("fleet") or {}).items()
+                if f.get("sized")
+            },
+            fleet_profile=next((f.get("profile") for f in (s.get("fleet") or {}).values()), None),
             quality=float(s["quality"]),
             p95_ms=float((s.get("latency_ms") or {}).get("p95") or math.nan),
             residency_violations=int(s.get("residency_violations", 0)),
@@ -241,6 +283,8 @@ def components(
     prices = (1.0 + np.asarray(a.api_price_change_per_year)) ** (m / 12.0)
     scale = monthly_scale(basis, a)
     api = p.api_cost_usd * scale * growth * prices
+    if p.fleet and basis.span_s:
+        return _sized_components(basis, p, a, m, growth, api)
     used = [load for load in p.local_load.values() if np.any(np.asarray(load) > 0)]
     if not used:
         zero = np.zeros_like(api)
@@ -280,6 +324,35 @@ def components(
         "hardware": hardware,
         "energy": energy,
         "operations": operations,
+        "servers": servers,
+        "utilisation": utilisation,
+    }
+
+
+def _sized_components(
+    basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, m: np.ndarray, growth: np.ndarray, api: np.ndarray
+) -> dict[str, np.ndarray | int]:
+    """Components of a policy whose local fleet was sized to the SLO in the replay: the fleet scales with the
+    request rate (monthly requests / traffic hours over the replay's rate) and growth, and is bought as it grows,
+    never sold; each server priced as the hardware profile it was sized on unless the user set the figure. (A
+    linear re-sizing: batching and pooling make a larger fleet slightly more efficient, so this errs high.)"""
+    a = _priced_as(a, p.fleet_profile)
+    ratio = monthly_scale(basis, a) * float(basis.span_s or 0) / (np.asarray(a.traffic_hours_per_month) * 3600.0)
+    need = sum(n for n, _ in p.fleet.values()) * ratio * growth
+    busy = sum(n * u for n, u in p.fleet.values()) * ratio * growth
+    if a.servers:
+        servers = np.full_like(api, float(a.servers)) * np.ones_like(need)
+    else:
+        servers = np.maximum(np.maximum.accumulate(np.ceil(need - 1e-9), axis=-1), 1.0)
+    utilisation = busy / servers
+    watts = np.asarray(a.server_watts_idle) + (
+        np.asarray(a.server_watts_busy) - np.asarray(a.server_watts_idle)
+    ) * np.minimum(utilisation, 1.0)
+    return {
+        "api": api,
+        "hardware": servers * np.asarray(a.server_capex_usd) / np.asarray(a.server_lifetime_months),
+        "energy": servers * watts * HOURS_PER_MONTH / 1000.0 * np.asarray(a.tariff_usd_per_kwh),
+        "operations": servers * np.asarray(a.ops_usd_per_server_month),
         "servers": servers,
         "utilisation": utilisation,
     }

@@ -386,3 +386,33 @@ def test_monthly_table_round_trips_through_parquet() -> None:
     assert table.num_rows == 2 * 3 and table.column("cumulative_usd").to_pylist()[-1] == round(
         float(projection.get("hybrid").cumulative[-1]), 2
     )
+
+
+def test_a_sized_fleet_scales_with_monthly_requests_and_growth() -> None:
+    """Issue 16: the sized fleet (13 servers at the replay's rate) follows the request rate, so twice the monthly
+    requests needs twice the servers, and growth buys more; it is priced as the hardware profile it was sized on."""
+    sized = PolicyReplay("hybrid", 10.0, {"small": 0.7}, 0.8, 2000.0, 0, fleet={"small": (13, 0.7)},
+                         fleet_profile="this-machine")  # fmt: skip
+    b = ReplayBasis(0, "hand", 100, 3600.0, 1, (PolicyReplay("frontier-only", 20.0, {}, 0.9, 1000.0, 5), sized))
+    at_trace = CostAssumptions(months=3, growth_per_month=0.0)
+    same = components(b, sized, at_trace)
+    assert list(same["servers"]) == [13, 13, 13]
+    double = components(b, sized, at_trace.with_values(monthly_requests=2 * 100 * 730.5))
+    assert list(double["servers"]) == [26, 26, 26]
+    assert double["operations"][0] == pytest.approx(2 * same["operations"][0])
+    assert same["operations"][0] == pytest.approx(13 * 56.0)  # the profile's rent, not the $400 server default
+    grown = components(b, sized, CostAssumptions(months=3, growth_per_month=0.5))
+    assert list(grown["servers"]) == [13, 20, 30]  # ceil(13 x 1.5^m)
+
+
+def test_done_means_twice_the_monthly_requests_doubles_the_sized_fleet(db: Path, capsys) -> None:
+    assert main(["simulate", "--policy", "small-only", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    servers = run["policies"]["small-only"]["servers_needed"]
+    rate = run["requests"] / run["inputs"]["span_s"]
+    fleets = []
+    for requests in (rate * 730.5 * 3600, 2 * rate * 730.5 * 3600):
+        argv = ["project", "--run", str(run["run_id"]), "--json", "--set", f"monthly_requests={requests}"]
+        assert main([*argv, "--set", "growth_per_month=0"]) == 0
+        fleets.append(json.loads(capsys.readouterr().out)["policies"]["small-only"]["servers_first_last"][0])
+    assert fleets == [servers, 2 * servers]

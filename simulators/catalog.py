@@ -180,6 +180,7 @@ def _latest_bench(warehouse: Warehouse | None, model_name: str) -> dict[str, flo
         "ttft_ms": mean("ttft_ms"),
         "memory_bytes": row.peak_rss_bytes,
         "energy": row.summary.get("energy") or {},
+        "selection": getattr(row, "selection", "") or "newest run",
     }
 
 
@@ -243,7 +244,8 @@ def local_model(
         if name in chosen:
             return chosen[name]
         if measured and measured.get(name) is not None:
-            return Figure(float(measured[name]), "measured", f"bench run {measured['run_id']} on this machine")
+            where = f"bench run {measured['run_id']} on this machine: {measured['selection']}"
+            return Figure(float(measured[name]), "measured", where)
         return Figure(profile[name], "assumption", "default profile (slmlab build machine, 2-core CPU)")
 
     free = Figure(0.0, "assumption", "local: no per-token API price (hardware and power belong to the TCO)")

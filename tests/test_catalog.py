@@ -69,15 +69,22 @@ def test_unknown_api_model_suggests_close_keys() -> None:
 
 
 @pytest.mark.model
-def test_local_rates_are_the_default_profile_until_a_benchmark_runs_here(db: Path, capsys) -> None:
+def test_local_rates_are_the_default_profile_until_a_benchmark_runs_here(db: Path, capsys, monkeypatch) -> None:
     with replay_store.reader(db) as warehouse:
         before = local_model("smollm2-135m", warehouse)
     assert before.output_tok_s.source == "assumption" and before.output_tok_s.value == 113.0
+    # a run on a busy machine is stored flagged and never becomes the local speed (bench.contention decides)
+    monkeypatch.setattr("bench.contention.judge", lambda *args, **kwargs: ("test: busy",))
+    assert main(["bench", "--model", "smollm2-135m", "--test", "pp16+tg8", "--reps", "1", "--threads", "1"]) == 0
+    with replay_store.reader(db) as warehouse:
+        assert local_model("smollm2-135m", warehouse).output_tok_s.source == "assumption"
+    monkeypatch.setattr("bench.contention.judge", lambda *args, **kwargs: ())  # an idle machine
     assert main(["bench", "--model", "smollm2-135m", "--test", "pp16+tg8", "--reps", "1", "--threads", "1"]) == 0
     capsys.readouterr()
     with replay_store.reader(db) as warehouse:
         after = local_model("smollm2-135m", warehouse)
-    assert after.output_tok_s.source == "measured" and "bench run 1" in after.output_tok_s.detail
+    assert after.output_tok_s.source == "measured" and "bench run 2" in after.output_tok_s.detail
+    assert "newest uncontended run" in after.output_tok_s.detail
     assert after.output_tok_s.value != 113.0 and after.cost_usd(1000, 1000) == 0.0
 
 

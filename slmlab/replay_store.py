@@ -150,6 +150,16 @@ class ReplayReader:
             )
         )
 
+    def recorded_figures(self, trace_id: int) -> list[tuple[str, str, float | None, float | None, float | None]]:
+        """(request, model, cost USD, latency ms, confidence) an imported outcome file recorded, where it recorded
+        any of the three: these win over catalogue prices and assumed confidences in a replay."""
+        return self._rows(
+            "SELECT request_id, model, avg(cost_usd), avg(latency_ms), avg(confidence) FROM outcomes "
+            "WHERE trace_id = ? AND source = 'recorded' "
+            "AND (cost_usd IS NOT NULL OR latency_ms IS NOT NULL OR confidence IS NOT NULL) GROUP BY ALL",
+            [trace_id],
+        )
+
     def requests(self, trace_id: int, *, chars_per_token: float, input_tokens: int, output_tokens: int) -> pa.Table:
         """The trace's requests in arrival order, token counts filled from text length or the given assumptions,
         with a code per side saying which (0 recorded, 1 from text, 2 assumption)."""

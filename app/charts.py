@@ -126,6 +126,50 @@ def sweep_heatmap(runs: pl.DataFrame, x: str, y: str, metric: str) -> go.Figure:
     return figure
 
 
+def sweep_line(runs: pl.DataFrame, axis: str, metric: str) -> go.Figure:
+    """A one-axis sweep: the metric's mean and 95% interval at each value of the axis, as a line."""
+    frame = runs.sort(axis).to_pandas()
+    low, high = f"{metric}_low", f"{metric}_high"
+    figure = px.line(frame, x=axis, y=metric, markers=True, labels={metric: metric, axis: axis})
+    if low in frame and frame[low].notna().any():
+        figure.update_traces(
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": frame[high] - frame[metric],
+                "arrayminus": frame[metric] - frame[low],
+            }
+        )
+    figure.update_layout(title=f"{metric} across {axis} (bars: 95% interval)")
+    return figure
+
+
+def service_curve(
+    batch: Sequence[int], decode_tok_s: Sequence[float], itl_ms: Sequence[float], title: str
+) -> go.Figure:
+    """Batched serving: aggregate decode tok/s (left axis) and per-sequence inter-token latency (right) against B."""
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(x=list(batch), y=list(decode_tok_s), mode="lines+markers", name="aggregate decode tok/s")
+    )
+    figure.add_trace(
+        go.Scatter(x=list(batch), y=list(itl_ms), mode="lines+markers", name="per-sequence ITL (ms)", yaxis="y2")
+    )
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "sequences served together (B)", "type": "log", "tickvals": list(batch)},
+        yaxis={"title": "aggregate decode tok/s", "rangemode": "tozero"},
+        yaxis2={
+            "title": "inter-token latency per sequence (ms)",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+        },
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
+
+
 def capacity_curve(runs: pl.DataFrame) -> go.Figure:
     """Aggregate generation throughput against per-request latency, one point per run, labelled by concurrency."""
     frame = runs.filter(pl.col("aggregate_gen_tok_s").is_not_null() & pl.col("request_latency_ms").is_not_null())
@@ -139,7 +183,10 @@ def capacity_curve(runs: pl.DataFrame) -> go.Figure:
         labels={"request_latency_ms": "per-request latency (ms)", "aggregate_gen_tok_s": "aggregate tok/s"},
     )
     figure.update_traces(textposition="top center")
-    figure.update_layout(title="Capacity: throughput against latency (labels: concurrent workers)")
+    figure.update_layout(
+        title="Separate processes: throughput against latency (labels: concurrent worker processes, each with its "
+        "own context; batched serving is on the Batched serving tab)"
+    )
     return figure
 
 

@@ -90,6 +90,22 @@ def bench_runs(db: str, version: float) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False)
+def service_curves(db: str, version: float) -> list[dict[str, object]]:
+    """One line per stored batched service curve, newest first."""
+    from slmlab.service_curves import list_service_curves
+
+    return list_service_curves(db=db)
+
+
+@st.cache_data(show_spinner=False)
+def service_curve(db: str, version: float, curve_id: str):
+    """One stored service curve as arrays."""
+    from slmlab.service_curves import load_service_curve
+
+    return load_service_curve("", db=db, curve_id=curve_id)
+
+
+@st.cache_data(show_spinner=False)
 def bench_samples(db: str, version: float, run_id: int, metric: str) -> list[float]:
     """Raw samples of one metric of one run."""
     from bench.views import samples

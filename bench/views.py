@@ -19,13 +19,17 @@ def runs_frame(db: str | Path | None) -> pl.DataFrame:
         rows = con.execute(
             "SELECT run_id, started_at, source, coalesce(regexp_extract(model_path, '([^/]+?)(\\.gguf)?$', 1), "
             "model_name), "
-            "test, config, fingerprint, census, summary, roofline, sweep_id, peak_rss_bytes FROM bench_runs "
+            "test, config, fingerprint, census, summary, roofline, sweep_id, peak_rss_bytes, load_s, contended, "
+            "contention FROM bench_runs "
             "ORDER BY run_id"
         ).fetchall()
     records = []
-    for run_id, started, source, model, test, config, fingerprint, census, summary, roofline, sweep, rss in rows:
+    for row in rows:
+        run_id, started, source, model, test, config, fingerprint, census, summary, roofline, sweep, rss = row[:12]
+        load_s, contended, contention = row[12:]
         config, census, summary = json.loads(config), json.loads(census), json.loads(summary)
         roof = json.loads(roofline) if roofline else {}
+        itl = summary.get("inter_token_latency_ms") or {}
         record = {
             "run_id": run_id,
             "started_at": started,
@@ -36,7 +40,14 @@ def runs_frame(db: str | Path | None) -> pl.DataFrame:
             "fingerprint": fingerprint,
             "sweep_id": sweep,
             "peak_rss_mb": rss / 1e6 if rss else None,
+            "load_s": load_s,
+            "itl_p50_ms": itl.get("p50"),
+            "itl_p95_ms": itl.get("p95"),
+            "itl_p99_ms": itl.get("p99"),
+            "contended": contended,  # None: stored before contention was sampled
+            "contention_note": "; ".join(json.loads(contention).get("reasons") or []) if contention else None,
             "roofline_efficiency": roof.get("efficiency"),
+            "roofline_bound": roof.get("bound"),
             "ceiling_tok_s": roof.get("ceiling_tok_s"),
             **{axis: config.get(axis, config.get(f"n_{axis}")) for axis in CONFIG_AXES},
         }

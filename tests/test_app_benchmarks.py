@@ -89,3 +89,71 @@ def test_a_bad_model_path_on_the_page_is_an_error_not_a_crash(db: Path, tmp_path
         at.run()
     assert not at.exception
     assert "not a GGUF file" in at.error[0].value and "Nothing was stored" in at.error[0].value
+
+
+def test_batched_curve_latency_figures_and_contention_are_shown(db: Path) -> None:
+    """A stored service curve is drawn against B; a contended run is warned about, with TTFT/load/RSS/ITL shown."""
+    from bench.results import save_run
+    from bench.runner import BenchConfig, RawRun
+    from bench.stats import summarise
+    from slmlab.models import GGUFMetadata
+    from slmlab.service_curves import CurvePoint, CurveRun, save_service_curve
+
+    model = GGUFMetadata(
+        path="tiny.gguf",
+        file_bytes=1,
+        sha256="s",
+        architecture="llama",
+        name="tiny",
+        parameters=1,
+        tensor_bytes=1,
+        quantization="Q4_1",
+        context_length=8,
+        n_layer=1,
+        n_embd=8,
+        n_head=1,
+        n_head_kv=1,
+        head_dim_k=8,
+        head_dim_v=8,
+        chat_template=False,
+    )
+    samples = {"decode_tok_s": [20.0, 22.0], "ttft_ms": [400.0, 420.0]}
+    raw = RawRun(
+        load_s=0.25,
+        samples=samples,
+        inter_token_ms=[45.0, 50.0, 60.0],
+        perf=[],
+        peak_rss_bytes=180_000_000,
+        versions={},
+        summaries={k: summarise(v) for k, v in samples.items()},
+        itl_percentiles_ms={"p50": 50.0, "p95": 59.0, "p99": 59.8},
+        contention={"contended": True, "reasons": ["other processes used 1.50 cores"]},
+    )
+    save_run(db, model, BenchConfig(test="pp16+tg8", threads=1), {"cpu_model": "test CPU"}, "fp", raw, None)
+    run = CurveRun(
+        model="tiny",
+        machine="fp",
+        n_threads=1,
+        n_gpu_layers=0,
+        pp=128,
+        tg=128,
+        kv_bytes_per_token=23_040,
+        contended=False,
+    )
+    save_service_curve(
+        run,
+        [
+            CurvePoint(1, 256, True, 90.0, 40.0, 0.025, 0.03, 1.4),
+            CurvePoint(4, 1024, True, 100.0, 120.0, 0.033, 0.04, 5.1),
+            CurvePoint(512, 131072, False),
+        ],
+        db=db,
+    )
+    at = open_page(db)
+    assert any("1 run(s) were contended" in w.value for w in at.warning)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["TTFT"] == "410 ms" and metrics["Load time"] == "0.25 s" and metrics["Peak RSS"] == "180 MB"
+    assert (metrics["ITL p50"], metrics["ITL p95"], metrics["ITL p99"]) == ("50.00 ms", "59.00 ms", "59.80 ms")
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("aggregate decode and per-sequence latency against B" in t for t in titles)
+    assert any("KV cache ran out past B = 4" in c.value for c in at.caption)

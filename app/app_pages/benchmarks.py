@@ -72,8 +72,16 @@ if runs.is_empty():
     st.info("No benchmark runs yet. Run one above, or `slmlab bench --model smollm2-135m --quick`.")
     st.stop()
 
-speed, roofline, latency, sweeps, machines = st.tabs(
-    ["Throughput", "Roofline", "Latency", "Sweeps & capacity", "Machines"]
+contended = runs.filter(runs["contended"].fill_null(False)) if "contended" in runs.columns else runs.clear()
+if not contended.is_empty():
+    st.warning(
+        f"{contended.height} run(s) were contended (other processes took CPU the run needed, or steal time was "
+        f"high): {', '.join(f'#{r}' for r in contended['run_id'].to_list())}. They are stored flagged and never "
+        "used as a model's speed unless picked by id; rerun on an idle machine."
+    )
+
+speed, roofline, latency, sweeps, batched, machines = st.tabs(
+    ["Throughput", "Roofline", "Latency", "Sweeps & capacity", "Batched serving", "Machines"]
 )
 with speed:
     st.plotly_chart(charts.throughput_with_intervals(runs, "decode_tok_s", "Decode tok/s"), width="stretch")
@@ -86,6 +94,20 @@ with roofline:
 with latency:
     labels = dict(zip(runs["label"].to_list(), runs["run_id"].to_list()))
     picked = st.selectbox("Run", list(labels), index=len(labels) - 1)
+    row = runs.filter(runs["run_id"] == labels[picked]).row(0, named=True)
+    cells = st.columns(6)
+    figures = [
+        ("TTFT", row.get("ttft_ms"), "{:,.0f} ms"),
+        ("Load time", row.get("load_s"), "{:.2f} s"),
+        ("Peak RSS", row.get("peak_rss_mb"), "{:,.0f} MB"),
+        ("ITL p50", row.get("itl_p50_ms"), "{:.2f} ms"),
+        ("ITL p95", row.get("itl_p95_ms"), "{:.2f} ms"),
+        ("ITL p99", row.get("itl_p99_ms"), "{:.2f} ms"),
+    ]
+    for cell, (name, value, shape) in zip(cells, figures):
+        cell.metric(name, "-" if value is None else shape.format(value))
+    if row.get("contended"):
+        st.warning(f"Contended run: {row.get('contention_note')}")
     latencies = state.bench_samples(str(db), state.database_version(db), labels[picked], "inter_token_ms")
     if latencies:
         st.plotly_chart(charts.latency_distribution(latencies, f"Inter-token latency, {picked}"), width="stretch")
@@ -98,12 +120,44 @@ with sweeps:
         grid = runs.filter(runs["sweep_id"] == sweep)
         varied = [axis for axis in CONFIG_AXES if grid[axis].n_unique() > 1] or ["threads"]
         x = st.selectbox("Across", varied)
-        y = st.selectbox("Down", varied, index=min(1, len(varied) - 1))
-        st.plotly_chart(charts.sweep_heatmap(grid, x, y, "decode_tok_s"), width="stretch")
+        if len(varied) == 1:  # one axis: a line with intervals reads better than a one-row heat map
+            st.plotly_chart(charts.sweep_line(grid, x, "decode_tok_s"), width="stretch")
+        else:
+            y = st.selectbox("Down", varied, index=min(1, len(varied) - 1))
+            st.plotly_chart(charts.sweep_heatmap(grid, x, y, "decode_tok_s"), width="stretch")
     else:
         st.info("No sweeps yet: `slmlab bench --model smollm2-135m --quick --sweep threads=1,2`.")
     if runs["concurrency"].n_unique() > 1:
         st.plotly_chart(charts.capacity_curve(runs), width="stretch")
+with batched:
+    curves = state.service_curves(str(db), state.database_version(db))
+    if not curves:
+        st.info(
+            "No batched service curve yet: `slmlab bench --model smollm2-135m --parallel 1,2,4,8` measures B "
+            "sequences served together in one llama.cpp context (as llama.cpp's server with parallel slots does)."
+        )
+    else:
+        names = {
+            f"{c['curve_id']} {c['model']} PP{c['pp']} TG{c['tg']} t{c['n_threads']}"
+            + (" (contended)" if c["contended"] else ""): c["curve_id"]
+            for c in curves
+        }
+        chosen = st.selectbox("Curve", list(names))
+        curve = state.service_curve(str(db), state.database_version(db), names[chosen])
+        fits = curve.fits
+        st.plotly_chart(
+            charts.service_curve(
+                curve.batch[fits].tolist(),
+                curve.decode_tok_s[fits].tolist(),
+                (curve.itl_s[fits] * 1000).tolist(),
+                f"{curve.model}: aggregate decode and per-sequence latency against B",
+            ),
+            width="stretch",
+        )
+        if curve.contended:
+            st.warning("This curve was measured on a busy machine (contended); the replay skips it unless picked.")
+        if not fits.all():
+            st.caption(f"KV cache ran out past B = {curve.max_batch} ({curve.kv_bytes_per_token:,} bytes a token).")
 with machines:
     table = runs.select(
         [
@@ -120,6 +174,8 @@ with machines:
             "decode_tok_s_high",
             "prefill_tok_s",
             "roofline_efficiency",
+            "roofline_bound",
+            "contended",
         ]
     )
     st.dataframe(table, hide_index=True)

@@ -141,6 +141,23 @@ class LocalFleet:
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
 
+    def describe(self) -> str:
+        """This fleet in words, the same on the CLI and the pages: servers needed, what they give (or that the
+        queue keeps growing), why an SLO cannot be met, and what the fleet costs over the trace."""
+        how = f"sized to {self.slo}" if self.sized else "fixed"
+        if self.overloaded:
+            figures = f"OVERLOADED: the backlog grows by {self.backlog_growth_per_hour:,.0f} requests an hour"
+        else:
+            ttft, latency = (self.ttft_p95_ms or 0) / 1000, (self.latency_p95_ms or 0) / 1000
+            figures = f"TTFT p95 {ttft:.2f} s, latency p95 {latency:.2f} s"
+        if self.sized and self.slo_attainable is False:
+            floor = (self.floor_ms or 0) / 1000
+            figures += f" (SLO unattainable on {self.profile}: {floor:.2f} s with no queue at all)"
+        return (
+            f"{self.model} needs {self.servers:,} x {self.profile} ({self.slots} slots, {how}), busy "
+            f"{self.utilisation:.0%}; {figures}; fleet ${self.cost_usd:,.2f}"
+        )
+
 
 @dataclass(frozen=True)
 class PolicySummary:

@@ -165,3 +165,30 @@ def test_the_default_replay_sizes_every_local_fleet_and_costs_it(db: Path) -> No
     squeezed = summarise(fixed, replay_policy(fixed, small_only))
     assert squeezed.overloaded and squeezed.latency.p95_ms is None  # a growing queue, not a 49-hour p95
     assert squeezed.fleet[0].backlog_growth_per_hour > 0
+
+
+def test_home_and_the_stored_run_show_the_servers_each_local_policy_needs(db: Path) -> None:
+    """Done means: on the embedded default every p95 is finite and every policy using a local model shows its
+    servers needed for the default SLO, in the stored run every page reads and on Home."""
+    from streamlit.testing.v1 import AppTest
+
+    from simulators.results import PolicySummary
+    from slmlab.paths import PROJECT_ROOT
+    from slmlab.replay_store import load_run, stored_runs
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "app" / "main.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    (run,) = stored_runs(db)
+    stored = load_run(int(run["run_id"]), db)["policies"]
+    local_users = 0
+    for label, values in stored.items():
+        s = PolicySummary.from_dict(label, values)
+        assert s.p95_ms is not None and math.isfinite(s.p95_ms) and not s.overloaded
+        if s.in_house_share > 0:
+            local_users += 1
+            assert s.servers_needed and all(f.sized and f.slo == "ttft_p95=2s" for f in s.fleet)
+            assert s.cost_parts is not None and s.cost_usd == pytest.approx(s.cost_parts.total_usd)
+    assert local_users >= 5
+    home = [c.value for c in at.caption if "Local servers:" in c.value]
+    assert home and all(" needs " in c and "x this-machine" in c for c in home)

@@ -93,6 +93,8 @@ def _column(container, title: str, figures: Figures, base: Figures | None) -> No
         None if b is None or p95 is None or b.p95_ms is None else fmt.duration_ms(p95 - b.p95_ms, signed=True),
         "inverse",
     )
+    if s.fleet:  # every local model the policy uses: servers needed for the SLO, or overloaded
+        container.caption("  \n".join(f"Local servers: {f.describe()}" for f in s.fleet))
     metric(
         "residency violations",
         fmt.count(s.residency_violations),

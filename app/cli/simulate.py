@@ -99,6 +99,11 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--list", action="store_true", help="list the policies and their parameters")
     p.add_argument("--history", action="store_true", help="list stored replays")
+    p.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="replay a scenario saved on the Routing replay page (every assumption set there; see its command)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_simulate)
 
@@ -145,20 +150,9 @@ def _p95(s: dict) -> str:
 
 def _fleet_lines(label: str, s: dict) -> list[str]:
     """Per local model: servers needed (or fixed), what they give and cost, and why an SLO cannot be met."""
-    lines = []
-    for model, f in (s.get("fleet") or {}).items():
-        how = f"sized to {f['slo']}" if f.get("sized") else "fixed"
-        if f.get("overloaded"):
-            figures = f"OVERLOADED: backlog grows {f['backlog_growth_per_hour']:,.0f} requests/hour"
-        else:
-            figures = f"TTFT p95 {f['ttft_p95_ms'] / 1000:.2f} s, latency p95 {f['latency_p95_ms'] / 1000:.2f} s"
-        if f.get("sized") and f.get("slo_attainable") is False:
-            figures += f" (SLO unattainable on {f['profile']}: {f['floor_ms'] / 1000:.2f} s with no queue at all)"
-        lines.append(
-            f"  {label}: {model} needs {f['servers']:,} x {f['profile']} ({f['slots']} slots, {how}), busy "
-            f"{f['utilisation']:.0%}; {figures}; fleet ${f['cost_usd']:,.2f}"
-        )
-    return lines
+    from simulators.results import LocalFleet
+
+    return [f"  {label}: {LocalFleet.from_dict(m, f).describe()}" for m, f in (s.get("fleet") or {}).items()]
 
 
 def _row(label: str, s: dict, base: dict) -> str:
@@ -179,6 +173,15 @@ def _point(point: dict) -> str:
     return f"{point['policy']}{knob} ${point['cost_usd']:,.2f} q {point['quality']:.3f}"
 
 
+def _run_scenario(args: argparse.Namespace) -> int:
+    """`--scenario NAME`: the saved settings, run as the `slmlab simulate` command they stand for."""
+    from app.cli.main import main
+    from slmlab.replay_scenarios import load_replay_scenario
+
+    argv = load_replay_scenario(args.scenario, args.db)
+    return main([*(["--db", str(args.db)] if args.db else []), *argv, *(["--json"] if args.json else [])])
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from app.cli.common import progress as _progress
     from app.workflows import simulate
@@ -191,6 +194,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return _list_policies()
     if args.history:
         return _history(args)
+    if args.scenario:
+        return _run_scenario(args)
     assumptions = None if args.no_assumptions else (args.assumptions or str(DEFAULT_ASSUMPTIONS))
     config = ReplayConfig(
         trace=args.trace,

@@ -177,3 +177,15 @@ def test_an_override_prices_a_model_the_catalogue_lacks_with_a_per_call_fee(db: 
     per_token = (inputs.input_tokens * 0.2 + inputs.output_tokens * 0.2) / 1e6
     np.testing.assert_allclose(inputs.cost_usd[:, j], per_token + 0.001, rtol=1e-12)
     assert set(inputs.cost_source[:, j].tolist()) == {2}  # 'override'
+
+
+def test_benchmark_prompts_get_no_synthetic_labels_unless_asked(tmp_path: Path) -> None:
+    from slmlab.traces.labelling import load_label_mix
+
+    plain, asked = tmp_path / "plain.duckdb", tmp_path / "asked.duckdb"
+    result = import_trace(ROUTERBENCH, db=plain)
+    assert result.labelling.get("synthetic_fields") in ([], None)
+    assert _query(plain, "SELECT count(*) FROM requests WHERE residency IS NOT NULL OR data_class IS NOT NULL") == [(0,)]
+    result = import_trace(ROUTERBENCH, db=asked, label_mix=load_label_mix("enterprise-default"))
+    assert "residency" in result.labelling["synthetic_fields"]
+    assert _query(asked, "SELECT count(*) FROM requests WHERE residency IS NULL") == [(0,)]

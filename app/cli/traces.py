@@ -14,7 +14,7 @@ from slmlab.traces.labelling import PRESETS as LABEL_MIXES
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from slmlab.traces.importer import import_trace
+    from slmlab.traces.importer import AUTO_LABELS, import_trace
     from slmlab.traces.labelling import load_label_mix
     from slmlab.traces.staged import ImportOptions, parse_mapping
 
@@ -29,7 +29,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         db=args.db,
         fmt=args.format,
         name=args.name,
-        label_mix=load_label_mix(args.label_mix),
+        label_mix=load_label_mix(args.label_mix) if args.label_mix else AUTO_LABELS,
         options=options,
         progress=None if args.json else progress(time.perf_counter()),
     )
@@ -133,7 +133,9 @@ def add_parser(command: Command) -> None:
     p.add_argument("--format", default="auto", help=f"auto (default), {', '.join(FORMATS)}")
     p.add_argument("--name", help="trace name (default: the file name without extension)")
     p.add_argument(
-        "--label-mix", help=f"enterprise label mix: {', '.join(LABEL_MIXES)} (first: default), none, or a JSON file"
+        "--label-mix",
+        help=f"enterprise label mix: {', '.join(LABEL_MIXES)} (first: default for workloads), none, or a JSON file; "
+        "recorded outcome files (benchmarks) get no synthetic labels unless a mix is given",
     )
     p.add_argument(
         "--map",

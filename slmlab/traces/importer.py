@@ -54,6 +54,16 @@ Progress = Callable[[str], None]
 HASH_FIRST_BYTES = 64 << 20  # files up to this size are hashed before they are read (see import_trace)
 STAGING_MEMORY_SHARE = 50  # percent of physical memory DuckDB may use to validate one file (README: Limits on input)
 DEFAULT_LABEL_MIX = load_label_mix(None)
+# Labels unless told otherwise: the default mix for workloads (traffic without labels), none for recorded outcomes
+# (benchmark prompts are no enterprise traffic: synthetic residency on them would invent violations)
+AUTO_LABELS = "auto"
+
+
+def labels_for(label_mix: LabelMix | None | str, kind: str) -> LabelMix | None:
+    """The mix a trace of this kind is labelled with: an explicit mix (or None) as given, 'auto' by kind."""
+    if isinstance(label_mix, str):
+        return DEFAULT_LABEL_MIX if kind == "workload" else None
+    return label_mix
 
 
 @dataclass(frozen=True)
@@ -317,7 +327,7 @@ def _import_streamed(
     source_file: str,
     digest: str | None,
     root: Path | None,
-    label_mix: LabelMix | None,
+    label_mix: LabelMix | None | str,
     options: ImportOptions,
     started: float,
     say: Progress,
@@ -355,7 +365,7 @@ def _import_streamed(
                 report=report,
                 first_arrival_ns=staged.first_arrival_ns,
             )
-            labelling, recorded = write_staged(con, trace_id, staged, label_mix)
+            labelling, recorded = write_staged(con, trace_id, staged, labels_for(label_mix, "workload"))
             report.update(recorded)
             con.execute(
                 "UPDATE traces SET row_count = ?, labelling = ?, import_report = ? WHERE trace_id = ?",
@@ -375,7 +385,7 @@ def _import_dataset(
     db: str | Path | None,
     fmt: str,
     name: str | None,
-    label_mix: LabelMix | None,
+    label_mix: LabelMix | None | str,
     options: ImportOptions,
     started: float,
     say: Progress,
@@ -425,7 +435,7 @@ def import_trace(
     db: str | Path | None = None,
     fmt: str = "auto",
     name: str | None = None,
-    label_mix: LabelMix | None = DEFAULT_LABEL_MIX,
+    label_mix: LabelMix | None | str = AUTO_LABELS,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
     display_name: str | None = None,
@@ -484,7 +494,7 @@ def import_trace(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
         hashing = helper.submit(content_hash, files, root) if digest is None else None
         say("labelling")
-        requests, labelling = label_requests(staged.requests, label_mix)
+        requests, labelling = label_requests(staged.requests, labels_for(label_mix, staged.kind))
         stored = lay_out(requests)
         digest = hashing.result() if hashing is not None else digest
     trace_name = name or source.stem
@@ -551,7 +561,7 @@ def import_upload(
     db: str | Path | None = None,
     fmt: str = "auto",
     name: str | None = None,
-    label_mix: LabelMix | None = DEFAULT_LABEL_MIX,
+    label_mix: LabelMix | None | str = AUTO_LABELS,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:

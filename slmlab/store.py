@@ -440,6 +440,21 @@ def m013_service_curves(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE bench_runs ADD COLUMN contention JSON")
 
 
+def m015_replay_scenarios(con: duckdb.DuckDBPyConnection) -> None:
+    """Named replay scenarios: every assumption set on the Routing replay page, kept as the `slmlab simulate`
+    arguments that reproduce it (`slmlab simulate --scenario NAME`) beside the settings as the page shows them."""
+    con.execute(
+        """
+        CREATE TABLE replay_scenarios (
+            name      VARCHAR PRIMARY KEY,
+            saved_at  TIMESTAMP NOT NULL,
+            argv      JSON NOT NULL,
+            settings  JSON NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial,
     m002_prefix_hash_ids,
@@ -453,6 +468,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m010_hash_algorithm_prefix,
     m012_request_records,
     m013_service_curves,
+    m015_replay_scenarios,
 ]
 
 

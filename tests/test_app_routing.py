@@ -12,13 +12,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
+from app.cli.main import main as cli_main
 from app.jobs import ReplayJob
 from app.workflows import simulate
 from simulators.inputs import ReplayConfig
 from simulators.policies.registry import parse_policies
 from simulators.runs import SimRun
 from slmlab.paths import PROJECT_ROOT
-from slmlab.replay_store import stored_runs
+from slmlab.replay_store import load_run, stored_runs
 from slmlab.traces.defaults import ensure_default_workloads
 
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
@@ -100,10 +101,11 @@ def headline_of(at: AppTest):  # type: ignore[no-untyped-def]
     return next(d.value for d in at.dataframe if "policy" in d.value.columns)
 
 
-def test_keep_confidential_data_local_sends_no_confidential_request_off_the_premises(db: Path) -> None:
+def test_keep_confidential_data_local_sends_no_confidential_request_off_the_premises(db: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     at = open_page()
     [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "cascade", "random"])
     at.toggle(key="keep_confidential_local").set_value(True)
+    at.text_input(key="replay_scenario_name").set_value("local confidential")
     run_button(at).click().run()
     wait_for_the_job(at)
     assert not at.error, at.error[0].value
@@ -112,10 +114,17 @@ def test_keep_confidential_data_local_sends_no_confidential_request_off_the_prem
     table = headline_of(at).set_index("policy")
     kept = table.loc[["residency-aware+cascade", "residency-aware+random"], "confidential_off_premises"]
     assert kept.tolist() == [0, 0] and table.loc["frontier-only", "confidential_off_premises"] > 0  # today's baseline
-    (command,) = [c.value for c in at.code]
+    saved, command = at.code[0].value.splitlines()
+    assert saved == "slmlab simulate --scenario 'local confidential'"
     assert "--policy frontier-only,residency-aware+cascade,residency-aware+random --overrides " in command
     overrides = json.loads((db.parent / command.split("--overrides ")[1].split()[0]).read_text())
     assert all("confidential" not in o["data_classes"] and "regulated" not in o["data_classes"] for o in overrides)
+    # the one command the page shows replays the same thing from the CLI
+    assert cli_main(["--db", str(db), "simulate", "--scenario", "local confidential", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["policies"]
+    first = load_run(int(run["run_id"]), db)["policies"]
+    assert {p: s["cost_usd"] for p, s in again.items()} == {p: s["cost_usd"] for p, s in first.items()}
+    assert again["residency-aware+cascade"]["off_premises_by_class"]["confidential"] == 0
 
 
 def test_a_running_replay_shows_progress_and_keeps_the_page_usable(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

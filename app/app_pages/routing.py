@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import time
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import polars as pl
@@ -21,6 +22,7 @@ from simulators.policies.registry import POLICIES, parse_params, parse_policies,
 from simulators.replay import resimulate
 from simulators.results import BASELINE, summaries_from_dicts
 from simulators.runs import replay_config_of
+from slmlab.replay_scenarios import save_replay_scenario
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
 from slmlab.traces.labelling import DATA_CLASSES
@@ -168,6 +170,13 @@ def _run_form(trace_names: list[str]) -> None:
             disabled=["model"],
             key="quality_assumptions",
         )
+        scenario = st.text_input(
+            "Save these settings as scenario (optional)",
+            key="replay_scenario_name",
+            placeholder="e.g. confidential stays local, 2 servers",
+            help="kept in the database; `slmlab simulate --scenario NAME` replays it from the CLI (a name already "
+            "saved is replaced)",
+        )
         job: ReplayJob | None = st.session_state.get(JOB)
         busy = job is not None and not job.finished
         submitted = st.form_submit_button(
@@ -203,7 +212,16 @@ def _run_form(trace_names: list[str]) -> None:
     except (ValueError, OSError) as error:
         st.error(f"Replay not started: {error}")
         return
-    st.session_state["replay_command"] = settings.command(folder) + (" --sweep" if sweep else "")
+    argv = settings.argv(folder) + (["--sweep"] if sweep else [])
+    commands = ["slmlab " + shlex.join(argv)]
+    if scenario.strip():
+        try:
+            save_replay_scenario(scenario, argv, asdict(settings), db=db)
+        except ValueError as error:
+            st.error(f"Replay not started: {error}")
+            return
+        commands.insert(0, "slmlab " + shlex.join(["simulate", "--scenario", scenario.strip()]))
+    st.session_state["replay_command"] = "\n".join(commands)
     st.session_state[JOB] = ReplayJob.of(config, policies, sweep=sweep, db=db).start()
     st.rerun()  # at once, so the form shows the button disabled while the replay runs
 
@@ -406,7 +424,11 @@ job_status(
     failed=lambda job: job.error if job.cancelled else f"Replay failed; nothing was stored: {job.error}",
 )
 if command := st.session_state.get("replay_command"):
-    st.markdown("The same replay from the CLI, with every assumption set above (one command):")
+    st.markdown(
+        "The same replay from the CLI, with every assumption set above (one command"
+        + (": the saved scenario, or in full" if command.count("\n") else "")
+        + "):"
+    )
     st.code(command, language="bash")
 
 version = state.database_version(db)

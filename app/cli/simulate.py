@@ -99,6 +99,11 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--list", action="store_true", help="list the policies and their parameters")
     p.add_argument("--history", action="store_true", help="list stored replays")
+    p.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="replay a scenario saved on the Routing replay page (every assumption set there; see its command)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_simulate)
 
@@ -168,6 +173,15 @@ def _point(point: dict) -> str:
     return f"{point['policy']}{knob} ${point['cost_usd']:,.2f} q {point['quality']:.3f}"
 
 
+def _run_scenario(args: argparse.Namespace) -> int:
+    """`--scenario NAME`: the saved settings, run as the `slmlab simulate` command they stand for."""
+    from app.cli.main import main
+    from slmlab.replay_scenarios import load_replay_scenario
+
+    argv = load_replay_scenario(args.scenario, args.db)
+    return main([*(["--db", str(args.db)] if args.db else []), *argv, *(["--json"] if args.json else [])])
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from app.cli.common import progress as _progress
     from app.workflows import simulate
@@ -180,6 +194,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return _list_policies()
     if args.history:
         return _history(args)
+    if args.scenario:
+        return _run_scenario(args)
     assumptions = None if args.no_assumptions else (args.assumptions or str(DEFAULT_ASSUMPTIONS))
     config = ReplayConfig(
         trace=args.trace,

@@ -102,6 +102,7 @@ class BatchedServer:
                 wants.append(1)
                 owners.append(sequence)
         budget -= len(tokens)
+        advanced: list[tuple[Sequence, int]] = []
         for sequence in self.active:  # prefilling sequences: as much prompt as the batch has room for
             remaining = len(sequence.prompt) - sequence.prefilled
             if remaining == 0 or budget <= 0:
@@ -114,14 +115,16 @@ class BatchedServer:
             last = start + take == len(sequence.prompt)
             wants.extend([0] * (take - 1) + [int(last)])
             owners.extend([None] * (take - 1) + [sequence if last else None])
-            sequence.prefilled += take
+            advanced.append((sequence, take))
             budget -= take
-        engine.decode(
+        engine.decode(  # a full KV cache raises here, before any sequence's state moves
             np.asarray(tokens, dtype=np.int32),
             np.asarray(positions, dtype=np.int32),
             np.asarray(seqs, dtype=np.int32),
             np.asarray(wants, dtype=np.int8),
         )
+        for sequence, take in advanced:
+            sequence.prefilled += take
         outputs = [owner for owner, want in zip(owners, wants) if want]
         picked = engine.all_logits(len(outputs)).argmax(axis=1) if outputs else []
         now = time.perf_counter()

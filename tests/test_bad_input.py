@@ -172,7 +172,7 @@ def test_cli_exits_2_names_the_row_and_leaves_the_database(seeded: Path, tmp_pat
     )
     assert run.returncode == 2, run.stderr
     assert "row 101" in run.stderr and "GeneratedTokens" in run.stderr and "azure-one-negative.csv" in run.stderr
-    error = json.loads(run.stderr[: run.stderr.rindex("}") + 1])["error"]
+    error = json.loads(run.stdout)["error"]  # --json: the error as JSON on stdout, where a script reads
     assert error["offending_rows"] == [{"row": 101, "detail": "'-7' is negative"}]
     assert snapshot(seeded) == before
 

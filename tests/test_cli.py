@@ -237,3 +237,13 @@ def test_help_renders_for_the_command_and_every_subcommand(capsys) -> None:
             parser.parse_args(argv)
         assert exit_.value.code == 0
     assert "claim" in capsys.readouterr().out
+
+
+def test_json_errors_are_json_on_stdout_with_the_exit_code_unchanged(db: Path, capsys) -> None:
+    from app.cli.main import main as cli
+
+    assert cli(["simulate", "--trace", "nope", "--json"]) == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert "no trace named 'nope'" in error["message"] and error["exit_code"] == 2
+    assert "no trace named 'nope'" in captured.err  # people still read it on stderr

@@ -62,20 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except TraceInputError as error:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": error.as_dict()}, indent=2), file=sys.stderr)
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ModelError, WorkerFailed) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _failed(args, error, EXIT_BAD_INPUT, error.as_dict())
+    except (ValueError, ModelError, WorkerFailed) as error:
+        return _failed(args, error, EXIT_BAD_INPUT)
     except store.DatabaseUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_DATABASE
+        return _failed(args, error, EXIT_DATABASE)
 
+
+def _failed(args: argparse.Namespace, error: Exception, code: int, detail: dict | None = None) -> int:
+    """Say what went wrong on stderr; with `--json` also as a JSON object on stdout, where a script reads."""
+    if getattr(args, "json", False):
+        body = {"message": str(error), "kind": type(error).__name__, "exit_code": code, **(detail or {})}
+        print(json.dumps({"error": body}, indent=2, default=str))
+    print(f"error: {error}", file=sys.stderr)
+    return code
 
 if __name__ == "__main__":
     sys.exit(main())

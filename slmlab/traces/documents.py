@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from slmlab.traces.errors import TraceInputError
-from slmlab.traces.reading import ROW, sql_quote
+from slmlab.traces.reading import ROW, check_json_lines, sql_quote
 
 PEEK_BYTES = 64 << 20  # a document larger than this is detected from its first line only
 DOC = "__doc"
@@ -33,7 +33,7 @@ def document_keys(path: Path) -> tuple[str, ...] | None:
         return None
     try:
         value = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # too deep: load_documents names the limit
         return None
     record = _first_record(value)
     if record is None:
@@ -56,7 +56,7 @@ def load_documents(con: duckdb.DuckDBPyConnection, path: Path, table: str = "doc
         first = handle.readline(PEEK_BYTES)
     try:
         one_per_line = isinstance(json.loads(first.decode("utf-8-sig")), (dict, list))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         one_per_line = False
     quoted = sql_quote(str(path))
     try:
@@ -84,6 +84,7 @@ def load_documents(con: duckdb.DuckDBPyConnection, path: Path, table: str = "doc
             offenders=[(row, f"{text!r}") for row, text in bad],
             hint="expected one JSON document, or one JSON object per line",
         )
+    check_json_lines(con, path, table, row=DOC, text="raw")  # depth, repeated keys, numbers a double cannot hold
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {DOC}, CAST(raw AS JSON) AS doc FROM {table}")
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 

@@ -140,8 +140,13 @@ def _fast_value(name: str, unit: str) -> tuple[str, str, str]:
         bad = f"(@ IS NULL AND NOT {_blank(raw)})" + (f" OR {_blank(raw)}" if name == "start" else "")
         return parsed, bad, "@"
     if name in COUNT_FIELDS or name in NUMBER_FIELDS:
-        whole = " OR @ <> floor(@)" if name in COUNT_FIELDS else ""
-        bad = f"(@ IS NULL AND NOT {_blank(raw)}) OR NOT isfinite(@) OR @ < 0{whole}"
+        # DuckDB reads '1_000' as 1000 and '1e-400' as 0: such text, and counts above 2^53 - 1, go to the checks
+        exponent = f"contains({text}, 'e') OR contains({text}, 'E')"
+        if name in COUNT_FIELDS:
+            whole = f" OR @ <> floor(@) OR @ > {checks.MAX_COUNT} OR {exponent}"
+        else:
+            whole = f" OR (@ = 0 AND ({exponent} OR length({text}) > 30))"
+        bad = f"(@ IS NULL AND NOT {_blank(raw)}) OR NOT isfinite(@) OR @ < 0 OR contains({text}, '_'){whole}"
         return f"TRY_CAST({text} AS DOUBLE)", bad, "CAST(@ AS BIGINT)" if name in COUNT_FIELDS else "@"
     return f"NULLIF(trim({text}), '')", "false", "@"
 

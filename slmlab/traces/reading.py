@@ -386,7 +386,7 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
             if truncated
             else "expected one JSON object per line",
         )
-    _check_json_lines(con, path, f"{table}_lines")
+    check_json_lines(con, path, f"{table}_lines")
     keys = tuple(
         row[0]
         for row in con.execute(
@@ -447,52 +447,66 @@ def _json_number_problems(text: str) -> list[tuple[str, str]]:
             return marked
         return value
 
-    def unstorable(value: object) -> _Unstorable | None:
+    def unstorable(value: object, key: str | None) -> tuple[str | None, _Unstorable] | None:
         if isinstance(value, _Unstorable):
-            return value
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        return next((found for item in items if (found := unstorable(item)) is not None), None)
+            return key, value
+        if isinstance(value, dict):
+            items = value.items()
+        else:
+            items = ((key, item) for item in value) if isinstance(value, list) else ()
+        return next((found for inner, item in items if (found := unstorable(item, inner)) is not None), None)
 
     try:
         record = json.loads(text, parse_float=parse_float)
     except (ValueError, RecursionError):
         return []  # DuckDB judges validity; depth is checked before this
-    if not isinstance(record, dict):
-        return []
-    return [(key, f"{found.literal} {found.problem}") for key, value in record.items()
-            if (found := unstorable(value)) is not None]
-
-
-def _check_json_lines(con: duckdb.DuckDBPyConnection, path: Path, lines: str) -> None:
-    """Refuse lines nested too deeply, records that repeat a key, and numbers that would change when stored."""
-    candidates = con.execute(
-        f"SELECT {ROW}, {LINE} FROM {lines} WHERE length({LINE}) - length(translate({LINE}, '[{{', '')) > "
-        f"{MAX_JSON_DEPTH} ORDER BY {ROW}"
-    ).fetchall()
-    deep = [
-        (row, f"nested {depth:,} levels") for row, text in candidates if (depth := json_depth(text)) > MAX_JSON_DEPTH
+    # a record's problem is named by its top-level key (the column); a document's by the innermost key
+    found = [unstorable(value, key) for key, value in record.items()] if isinstance(record, dict) else [
+        unstorable(record, None)
     ]
+    top = isinstance(record, dict)
+    return [
+        (str(key if top else inner), f"{marked.literal} {marked.problem}")
+        for key, hit in zip(record if top else [None], found)
+        if hit is not None
+        for inner, marked in [hit]
+    ]
+
+
+def check_json_lines(
+    con: duckdb.DuckDBPyConnection, path: Path, lines: str, *, row: str = ROW, text: str = LINE, keys: bool = True
+) -> None:
+    """Refuse lines nested too deeply, records that repeat a key, and numbers that would change when stored.
+    `row` and `text` name the table's number and JSON columns; `keys` checks top-level keys for repeats."""
+    candidates = con.execute(
+        f"SELECT {row}, {text} FROM {lines} WHERE length({text}) - length(translate({text}, '[{{', '')) > "
+        f"{MAX_JSON_DEPTH} ORDER BY {row}"
+    ).fetchall()
+    depths = [(number, json_depth(line)) for number, line in candidates]
+    deep = [(number, f"nested {depth:,} levels") for number, depth in depths if depth > MAX_JSON_DEPTH]
     if deep:
         raise TraceInputError(path, f"lines nest JSON more than {MAX_JSON_DEPTH} levels deep", offenders=deep,
                               total=len(deep))
-    repeats = f"SELECT {ROW}, {LINE} FROM {lines} WHERE len(json_keys({LINE})) <> len(list_distinct(json_keys({LINE})))"
-    total = con.execute(f"SELECT count(*) FROM ({repeats})").fetchall()[0][0]
+    repeats = (
+        f"SELECT {row}, {text} FROM {lines} WHERE len(json_keys({text})) <> len(list_distinct(json_keys({text})))"
+    )
+    total = con.execute(f"SELECT count(*) FROM ({repeats})").fetchall()[0][0] if keys else 0
     if total:
         repeated = con.execute(
-            f"SELECT {ROW}, string_agg(DISTINCT key, ', ' ORDER BY key) FROM (SELECT {ROW}, key FROM (SELECT {ROW}, "
-            f"unnest(json_keys({LINE})) AS key FROM ({repeats} ORDER BY {ROW} LIMIT 5)) GROUP BY {ROW}, key "
-            f"HAVING count(*) > 1) GROUP BY {ROW} ORDER BY {ROW}"
+            f"SELECT {row}, string_agg(DISTINCT key, ', ' ORDER BY key) FROM (SELECT {row}, key FROM (SELECT {row}, "
+            f"unnest(json_keys({text})) AS key FROM ({repeats} ORDER BY {row} LIMIT 5)) GROUP BY {row}, key "
+            f"HAVING count(*) > 1) GROUP BY {row} ORDER BY {row}"
         ).fetchall()
         raise TraceInputError(path, "records repeat a key (which value counts would be a guess)",
-                              offenders=[(row, f"repeats {keys}") for row, keys in repeated], total=int(total))
+                              offenders=[(number, f"repeats {names}") for number, names in repeated], total=int(total))
     extreme = con.execute(
-        f"SELECT {ROW}, {LINE} FROM {lines} WHERE regexp_matches({LINE}, '{_EXTREME_NUMBER}') ORDER BY {ROW}"
+        f"SELECT {row}, {text} FROM {lines} WHERE regexp_matches({text}, '{_EXTREME_NUMBER}') ORDER BY {row}"
     ).fetchall()
-    bad = [(row, key, problem) for row, text in extreme for key, problem in _json_number_problems(text)]
+    bad = [(number, key, problem) for number, line in extreme for key, problem in _json_number_problems(line)]
     if bad:
         column = bad[0][1]
         raise TraceInputError(path, "numbers that cannot be stored as written", column=column,
-                              offenders=[(row, problem) for row, key, problem in bad if key == column],
+                              offenders=[(number, problem) for number, key, problem in bad if key == column],
                               total=sum(key == column for _, key, _ in bad))
 
 

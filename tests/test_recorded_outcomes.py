@@ -189,3 +189,20 @@ def test_benchmark_prompts_get_no_synthetic_labels_unless_asked(tmp_path: Path) 
     result = import_trace(ROUTERBENCH, db=asked, label_mix=load_label_mix("enterprise-default"))
     assert "residency" in result.labelling["synthetic_fields"]
     assert _query(asked, "SELECT count(*) FROM requests WHERE residency IS NULL") == [(0,)]
+
+
+def test_simulate_without_trace_replays_the_newest_import_and_says_so(db: Path, capsys) -> None:
+    import json
+
+    from app.cli.main import main
+
+    import_trace(ROUTERBENCH, db=db)
+    assert main(["simulate", "--policy", "cascade", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trace"] == "routerbench_head" and out["trace_choice"].startswith("the newest imported trace")
+    assert out["inputs"]["roles"]["frontier"].startswith("gpt-4-1106-preview: the dearest API model")
+    assert "assumption decides this result" in out["policies"]["cascade"]["confidence_note"]
+    assert main(["simulate", "--policy", "cascade"]) == 0
+    text = capsys.readouterr().out
+    assert "trace 'routerbench_head' (the newest imported trace" in text and "note: assumption decides" in text
+    assert "cost per request as recorded for:" in text

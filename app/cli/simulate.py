@@ -25,8 +25,9 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--trace",
-        default=default_trace,
-        help=f"stored trace to replay (default: the embedded '{default_trace}', imported on first use)",
+        default=None,
+        help=f"stored trace to replay (default: the newest imported trace, else the embedded '{default_trace}', "
+        "imported on first use; the output says which)",
     )
     p.add_argument(
         "--policy", default="all", help="'all', or comma-separated policies; compose with '+' (residency-aware+cascade)"
@@ -188,7 +189,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
     from simulators.metrics import SWEEP_FIGURES
     from simulators.policies.registry import parse_params, parse_policies
-    from slmlab.traces.defaults import ensure_default_trace
+    from slmlab.traces.defaults import choose_trace, ensure_default_trace
 
     if args.list:
         return _list_policies()
@@ -196,6 +197,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return _history(args)
     if args.scenario:
         return _run_scenario(args)
+    why = "named with --trace"
+    if args.trace is None:
+        args.trace, why = choose_trace(args.db)
     assumptions = None if args.no_assumptions else (args.assumptions or str(DEFAULT_ASSUMPTIONS))
     config = ReplayConfig(
         trace=args.trace,
@@ -226,14 +230,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         progress=None if args.json else _progress(time.perf_counter()),
     )
     if args.json:
-        print(json.dumps(run.as_dict(), indent=2, default=str))
+        print(json.dumps({**run.as_dict(), "trace_choice": why}, indent=2, default=str))
         return 0
     report = run.as_dict()
     inputs = report["inputs"]
     print(
-        f"replay run {run.run_id}: trace '{args.trace}' ({report['requests']:,} requests), seed {args.seed}, "
+        f"replay run {run.run_id}: trace '{args.trace}' ({why}; {report['requests']:,} requests), seed {args.seed}, "
         f"{run.seconds:.2f} s; prices {report['catalogue_version']}"
     )
+    for role, reason in (inputs.get("roles") or {}).items():
+        print(f"{role}: {reason}")
+    costs = {m: c for m, c in (inputs.get("cost_source") or {}).items() if "recorded" in c}
+    if costs:
+        print("cost per request as recorded for: " + ", ".join(f"{m} {c['recorded']:,}" for m, c in costs.items())
+              + "; other figures priced from the catalogue or overrides")
     print(
         f"baseline frontier-only = {report['frontier_model']}; small model = {report['small_model']}; "
         f"speed x{args.speed:g}, volume x{args.volume:g}; local models on '{config.profile}', "
@@ -254,6 +264,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     base = report["policies"]["frontier-only"]
     for label, summary in report["policies"].items():
         print(_row(label, summary, base))
+        if summary.get("confidence_note"):
+            print(f"{'':34s} note: {summary['confidence_note']}")
         sweep = summary.get("sweep")
         if sweep:
             figures = "".join(

@@ -27,3 +27,22 @@ def ensure_default_trace(name: str, db: str | Path | None = None) -> None:
     """Import the embedded default traces when `name` is one of them, so a fresh database needs no setup step."""
     if name in {path.stem for path in DEFAULT_TRACES}:
         ensure_default_workloads(db)
+
+
+def choose_trace(db: str | Path | None = None) -> tuple[str, str]:
+    """The trace a command replays when none is named, and why: the newest trace imported by the user (the one
+    just imported, usually), else the embedded default. Commands print the reason next to the name."""
+    from slmlab import store
+    from slmlab.paths import resolve_db_path
+
+    defaults = [path.stem for path in DEFAULT_TRACES]
+    if resolve_db_path(db).exists():
+        with store.connect(db, read_only=True) as con:
+            rows = con.execute(
+                "SELECT name FROM traces WHERE kind IN ('workload', 'outcomes') AND name NOT IN (SELECT unnest(?)) "
+                "ORDER BY trace_id DESC LIMIT 1",
+                [defaults],
+            ).fetchall()
+        if rows:
+            return str(rows[0][0]), "the newest imported trace (name one with --trace)"
+    return defaults[0], "the embedded default (no other trace imported; name one with --trace)"

@@ -7,7 +7,7 @@ layer (`simulators/`), which opens no database; a finished run comes back here t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +17,9 @@ import duckdb
 import pyarrow as pa
 
 from slmlab import store
+from slmlab.paths import resolve_db_path
 from slmlab.service_curves import COLUMNS as CURVE_COLUMNS
 from slmlab.service_curves import ServiceCurve, _curve
-from slmlab.paths import resolve_db_path
 
 
 class NotStored(ValueError):
@@ -126,8 +126,13 @@ class ReplayReader:
     def __init__(self, con: duckdb.DuckDBPyConnection | None) -> None:
         self._con = con
 
-    def _rows(self, sql: str, params: list[object] | None = None) -> list[tuple]:
-        return [] if self._con is None else self._con.execute(sql, params or []).fetchall()
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        return [] if self._con is None else self._con.execute(sql, list(params)).fetchall()
+
+    def _arrow(self, sql: str) -> pa.Table:
+        if self._con is None:
+            raise NotStored("no database yet: import a trace first (`slmlab defaults` imports the embedded ones)")
+        return store.query_arrow(self._con, sql)
 
     def trace(self, name: str) -> TraceRow:
         """The named trace; NotStored lists the stored names."""
@@ -169,14 +174,14 @@ class ReplayReader:
             .replace("$input", str(int(input_tokens)))
             .replace("$output", str(int(output_tokens)))
         )
-        return store.query_arrow(self._con, sql)
+        return self._arrow(sql)
 
     def quality(self, trace_id: int, models: list[str]) -> pa.Table:
         """Per (request, model) in arrival order: P(correct), measured confidence and the source code of each."""
         sql = _QUALITY.replace("$trace", str(int(trace_id))).replace(
             "$models", ", ".join(f"({_quote(m)}, {i})" for i, m in enumerate(models))
         )
-        return store.query_arrow(self._con, sql)
+        return self._arrow(sql)
 
     def confidences(self) -> list[tuple[str, str, bool, list[float]]]:
         """Measured confidences per (model, enterprise task, answer right?) of the evaluations quality uses."""
@@ -214,7 +219,9 @@ class ReplayReader:
         )
         if not newest:
             return None
-        rows = self._rows(f"SELECT {CURVE_COLUMNS} FROM service_curves WHERE curve_id = ? ORDER BY batch", [newest[0][0]])
+        rows = self._rows(
+            f"SELECT {CURVE_COLUMNS} FROM service_curves WHERE curve_id = ? ORDER BY batch", [newest[0][0]]
+        )
         return _curve(rows)
 
     def has_measured_runs(self) -> bool:
@@ -235,13 +242,12 @@ class ReplayReader:
 
     def run_costs(self, run_id: int) -> pa.Table:
         """A stored run's per-request cost with each request's arrival, per policy in arrival order (bootstrap)."""
-        return store.query_arrow(
-            self._con,
+        return self._arrow(
             f"""
             SELECT s.policy, r.arrival_s, s.cost_usd FROM sim_requests s
             JOIN sim_runs u ON u.run_id = s.run_id
             JOIN requests r ON r.trace_id = u.trace_id AND r.request_id = s.request_id
-            WHERE s.run_id = {int(run_id)} ORDER BY s.policy, s.seq""",
+            WHERE s.run_id = {int(run_id)} ORDER BY s.policy, s.seq"""
         )
 
 

@@ -1,4 +1,5 @@
-"""The house keeps its shape: four layers importing only downward, replay code without database access.
+"""The house keeps its shape: four layers importing only downward, replay code without database access, ruff and
+mypy clean.
 
 `lint-imports` reads the contracts in pyproject.toml; these tests run it on a copy of the packages, once as they are
 and once with a violation planted, so a contract that stopped checking anything would fail here.
@@ -78,3 +79,10 @@ def test_ruff_lint_and_format_find_nothing() -> None:
             [str(ruff), *command, "--no-cache", "."], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout}{result.stderr}"
+
+
+def test_the_library_packages_type_check() -> None:
+    """mypy over the warehouse, measurement and replay packages (settings in pyproject.toml) finds nothing."""
+    mypy = Path(sys.executable).with_name("mypy")
+    result = subprocess.run([str(mypy)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -286,10 +286,13 @@ def policy_colours(policies: list[str]) -> dict[str, str]:
     return {policy: palette[i % len(palette)] for i, policy in enumerate(policies)}
 
 
-def replay_pareto(points: pl.DataFrame, title: str, colours: dict[str, str] | None = None) -> go.Figure:
-    """Cost against quality: every point coloured by policy, the Pareto front joined, the oracle as a reference."""
+def replay_pareto(
+    points: pl.DataFrame, title: str, colours: dict[str, str] | None = None, references: Sequence[str] = ()
+) -> go.Figure:
+    """Cost against quality: every point coloured by policy, the Pareto front joined, reference policies (the
+    oracle: `PolicySummary.is_reference`) drawn as stars, never on the front."""
     figure, colours = go.Figure(), colours or {}
-    others = points.filter(pl.col("policy") != "oracle")
+    others = points.filter(~pl.col("policy").is_in(list(references)))
     for (policy,), part in others.group_by(["policy"], maintain_order=True):
         knob = [
             f"{p}={v:g}" if v is not None else "as configured"
@@ -313,13 +316,15 @@ def replay_pareto(points: pl.DataFrame, title: str, colours: dict[str, str] | No
             line={"color": "black", "dash": "dot"},
             hoverinfo="skip",
         )
-    oracle = points.filter(pl.col("policy") == "oracle")
-    if oracle.height:
+    for name in references:
+        oracle = points.filter(pl.col("policy") == name)
+        if not oracle.height:
+            continue
         figure.add_scatter(
             x=oracle["cost_usd"].to_list(),
             y=oracle["quality"].to_list(),
             mode="markers",
-            name="oracle (reference: knows every answer)",
+            name=f"{name} (reference: a bound, not deployable)",
             marker={"symbol": "star", "size": 16, "color": "gold", "line": {"color": "black", "width": 1}},
         )
     figure.update_layout(

@@ -8,6 +8,8 @@ The specs ask for SVG so tests (and screen readers) can see the drawn marks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 SVG = {"embedOptions": {"renderer": "svg"}}
@@ -30,14 +32,15 @@ def placeholder(title: str) -> dict[str, object]:
     }
 
 
-def policy_scatter(points: pl.DataFrame, title: str) -> dict[str, object]:
-    """Cost against quality, one point per policy (columns policy, cost_usd, quality); the oracle drawn as a star."""
+def policy_scatter(points: pl.DataFrame, title: str, references: Sequence[str] = ()) -> dict[str, object]:
+    """Cost against quality, one point per policy (columns policy, cost_usd, quality); reference policies (the
+    oracle) drawn as a star."""
     rows = [
         {
             "policy": r["policy"],
             "cost_usd": r["cost_usd"],
             "quality": r["quality"],
-            "kind": BOUND if r["policy"] == "oracle" else "policy",
+            "kind": BOUND if r["policy"] in references else "policy",
         }
         for r in points.iter_rows(named=True)
     ]

@@ -10,6 +10,7 @@ from app.pages import PAGES
 from app.widgets import resolve_replay
 from simulators import formatting as fmt
 from simulators.headline import Figures, headline
+from simulators.results import summaries_from_dicts
 from slmlab.replay_store import load_run
 from slmlab.traces.defaults import DEFAULT_TRACES
 
@@ -126,7 +127,11 @@ points = pl.DataFrame(
     schema={"policy": pl.String, "cost_usd": pl.Float64, "quality": pl.Float64},
 )
 chart.vega_lite_chart(
-    vega.policy_scatter(points, f"Every policy of replay run {top.run_id}: cost against quality"),
+    vega.policy_scatter(
+        points,
+        f"Every policy of replay run {top.run_id}: cost against quality",
+        [label for label, s in summaries_from_dicts(run["policies"]).items() if s.is_reference],  # type: ignore[arg-type]
+    ),
     width="stretch",
     height=460,
     key="home_chart",

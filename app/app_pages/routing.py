@@ -269,7 +269,17 @@ def _sources_caption(run: dict) -> str:
     api = [m for m in portfolio if m["kind"] != "local"]
     local = [m for m in portfolio if m["kind"] == "local"]
     tokens = "; ".join(f"{side} {_counts(c)}" for side, c in inputs.get("token_source", {}).items())
+    roles = inputs.get("roles") or {}
+    recorded = {m: c["recorded"] for m, c in (inputs.get("cost_source") or {}).items() if c.get("recorded")}
     lines = [
+        *(f"Roles: {'; '.join(f'{k} = {v}' for k, v in roles.items())}." for _ in [0] if roles),
+        *(
+            "**Cost as recorded** per request (the outcome file's own figures, not prices): "
+            + ", ".join(f"{m} {n:,}" for m, n in recorded.items())
+            + "."
+            for _ in [0]
+            if recorded
+        ),
         f"Baseline frontier-only = **{config.get('frontier_model')}**, small model = **{config.get('small_model')}**; "
         f"seed {run['seed']}, speed x{inputs.get('speed')}, volume x{inputs.get('volume')}, "
         f"{inputs.get('servers_per_local_model')} server(s) per local model.",
@@ -491,6 +501,9 @@ st.dataframe(
         ),
     },
 )
+for label, note in ((label, s.get("confidence_note")) for label, s in summaries.items()):
+    if note:  # next to the figure it qualifies: the assumption, not recorded data, decides this policy's rank
+        st.warning(f"**{label}**: {note}.")
 st.caption(_sources_caption(run))
 with st.expander("Portfolio as replayed (every figure with its source)"):
     st.dataframe(
@@ -545,9 +558,12 @@ st.subheader("Quick what-if")
 _what_if(run, summaries)
 
 st.subheader("Cost against quality")
+references = [label for label, s in summaries_from_dicts(summaries).items() if s.is_reference]
 if not points.is_empty():
     st.plotly_chart(
-        charts.replay_pareto(points, "Cost against quality: every sweep point, Pareto front joined", colours),
+        charts.replay_pareto(
+            points, "Cost against quality: every sweep point, Pareto front joined", colours, references
+        ),
         width="stretch",
     )
     st.caption(
@@ -575,7 +591,7 @@ else:
         },
     )
     st.plotly_chart(
-        charts.replay_pareto(single, "Cost against quality: one point per policy as configured", colours),
+        charts.replay_pareto(single, "Cost against quality: one point per policy as configured", colours, references),
         width="stretch",
     )
     st.info(
@@ -628,7 +644,7 @@ st.caption(
 
 if chosen_run.get("requests_stored"):
     st.subheader("Requests")
-    stored_policies = [label for label in summaries if label != "small-only (reference)"]
+    stored_policies = [str(p["policy"]) for p in run["config"]["policies"]]  # the replayed ones have request rows
     policy = st.selectbox("Policy", stored_policies)
     rows = state.replay_requests(str(db), version, run_id, policy=policy, limit=DRILL_DOWN_ROWS)
     st.dataframe(

@@ -558,9 +558,12 @@ st.subheader("Quick what-if")
 _what_if(run, summaries)
 
 st.subheader("Cost against quality")
+references = [label for label, s in summaries_from_dicts(summaries).items() if s.is_reference]
 if not points.is_empty():
     st.plotly_chart(
-        charts.replay_pareto(points, "Cost against quality: every sweep point, Pareto front joined", colours),
+        charts.replay_pareto(
+            points, "Cost against quality: every sweep point, Pareto front joined", colours, references
+        ),
         width="stretch",
     )
     st.caption(
@@ -588,7 +591,7 @@ else:
         },
     )
     st.plotly_chart(
-        charts.replay_pareto(single, "Cost against quality: one point per policy as configured", colours),
+        charts.replay_pareto(single, "Cost against quality: one point per policy as configured", colours, references),
         width="stretch",
     )
     st.info(
@@ -641,7 +644,7 @@ st.caption(
 
 if chosen_run.get("requests_stored"):
     st.subheader("Requests")
-    stored_policies = [label for label in summaries if label != "small-only (reference)"]
+    stored_policies = [str(p["policy"]) for p in run["config"]["policies"]]  # the replayed ones have request rows
     policy = st.selectbox("Policy", stored_policies)
     rows = state.replay_requests(str(db), version, run_id, policy=policy, limit=DRILL_DOWN_ROWS)
     st.dataframe(

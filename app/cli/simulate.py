@@ -142,11 +142,13 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _p95(s: dict) -> str:
-    """The p95 column: milliseconds, or 'overloaded' when a fixed local fleet's queue keeps growing."""
+    """The p95 column scaled to h / min / s / ms, or 'overloaded' when a fixed local fleet's queue keeps growing."""
+    from simulators.formatting import duration_ms
+
     if s.get("overloaded"):
         return "overloaded"
     p95 = s["latency_ms"]["p95"]
-    return "-" if p95 is None else f"{p95:,.0f}"
+    return "-" if p95 is None else duration_ms(p95)
 
 
 def _fleet_lines(label: str, s: dict) -> list[str]:
@@ -161,7 +163,8 @@ def _row(label: str, s: dict, base: dict) -> str:
     ratio = s["vs_baseline"]["cost_ratio"]
     servers = s.get("servers_needed")
     return (
-        f"{label[:34]:34s} {s['cost_usd']:>11,.2f} {'' if ratio is None else f'{ratio:6.2f}x':>7s} "
+        f"{label[:34]:34s} {s['cost_usd']:>11,.2f} {s['cost_per_1k_usd']:>9,.2f} "
+        f"{'' if ratio is None else f'{ratio:6.2f}x':>7s} "
         f"{'-' if servers is None else f'{servers:,}':>7s} "
         f"{s['quality']:>7.3f} {s['vs_baseline']['quality_delta']:>+7.3f} {_p95(s):>12s} "
         f"{s['in_house_share']:>6.0%} {s['escalation_rate']:>6.0%} {s['residency_violations']:>8,} {s['rejected']:>7,}"
@@ -257,8 +260,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     )
     print(
-        f"\n{'policy':34s} {'cost USD':>11s} {'vs base':>7s} {'servers':>7s} {'quality':>7s} {'delta':>7s} "
-        f"{'p95 ms':>12s} "
+        f"\n{'policy':34s} {'cost USD':>11s} {'USD / 1k':>9s} {'vs base':>7s} {'servers':>7s} {'quality':>7s} "
+        f"{'delta':>7s} {'p95':>12s} "
         f"{'local':>6s} {'escal.':>6s} {'resid.!':>8s} {'reject':>7s}  quality source (final model)"
     )
     base = report["policies"]["frontier-only"]

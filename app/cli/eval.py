@@ -24,8 +24,16 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--task", help=f"{', '.join(TASKS)}, or a CSV task stored earlier (see --list)")
     p.add_argument("--task-csv", type=Path, help="a labelled CSV file to use as a classification task")
-    p.add_argument("--text-column", default="text", help="--task-csv: the column with the text (default 'text')")
-    p.add_argument("--label-column", default="label", help="--task-csv: the column with the label (default 'label')")
+    p.add_argument(
+        "--text-column", help="--task-csv: the column with the text (default 'text'; with --no-header its position, 1)"
+    )
+    p.add_argument(
+        "--label-column",
+        help="--task-csv: the column with the label (default 'label'; with --no-header its position, 2)",
+    )
+    p.add_argument(
+        "--no-header", action="store_true", help="--task-csv: the file has no header row; columns are numbered from 1"
+    )
     p.add_argument("--task-name", help="--task-csv: the name to store the task under (default: from the file name)")
     p.add_argument("--split", default="test", help="task split (default test)")
     p.add_argument("--limit", type=int, default=200, help="requests to evaluate, a seeded sample (default 200; 0: all)")
@@ -71,7 +79,9 @@ def _task(args: argparse.Namespace):
     from bench.tasks.labelled_csv import load
 
     if args.task_csv:
-        return load(args.task_csv, args.text_column, args.label_column, args.task_name)
+        text = args.text_column or ("1" if args.no_header else "text")
+        label = args.label_column or ("2" if args.no_header else "label")
+        return load(args.task_csv, text, label, args.task_name, no_header=args.no_header)
     if not args.task:
         raise ValueError(f"name a task with --task ({', '.join(TASKS)}) or bring one with --task-csv FILE")
     return resolve_task(args.task, args.db)

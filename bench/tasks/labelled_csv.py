@@ -68,14 +68,26 @@ def header(path: str | Path) -> list[str]:
 
 
 def load(
-    path: str | Path, text_column: str, label_column: str, name: str | None = None, origin: str | None = None
+    path: str | Path,
+    text_column: str,
+    label_column: str,
+    name: str | None = None,
+    origin: str | None = None,
+    *,
+    no_header: bool = False,
 ) -> LabelledCsv:
-    """Read and check the file; errors name the file (or `origin`, for uploads), the column and the first rows."""
+    """Read and check the file; errors name the file (or `origin`, for uploads), the column and the first rows.
+    `no_header`: the first line is data, and the columns are named by their position, '1' first."""
     shown = origin or str(path)
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            if no_header:
+                width = len(next(csv.reader(handle), []))
+                handle.seek(0)
+                reader = csv.DictReader(handle, fieldnames=[str(i) for i in range(1, width + 1)])
+            else:
+                reader = csv.DictReader(handle)
             header = reader.fieldnames or []
             missing = [c for c in (text_column, label_column) if c not in header]
             if missing:

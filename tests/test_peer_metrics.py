@@ -232,3 +232,32 @@ def test_aiq_code_and_paper_formula_differ_and_both_are_named() -> None:
 
 def test_routerbench_code_needs_three_costs() -> None:
     assert np.isnan(metrics.aiq_routerbench(np.array([1.0, 2.0]), np.array([0.5, 0.6])))
+
+
+def test_a_replay_sweep_reports_what_the_peers_code_gives_on_its_own_points(db: Path) -> None:
+    """slmlab's own sweep on the imported GSM8K outcomes: the stored APGR/CPT/AIQ equal the peers' code run on the
+    points that sweep reached."""
+    from app.workflows import build_inputs
+    from simulators.inputs import ReplayConfig
+    from simulators.policies.registry import parse_policies
+    from simulators.replay import run_policies
+    from slmlab.traces.importer import import_trace
+
+    import_trace(ROUTELLM / "gsm8k_responses.csv", db=db)
+    inputs = build_inputs(ReplayConfig("gsm8k_responses"), db=db)
+    result = run_policies(inputs, parse_policies("small-only,random,budget"), sweep=True)
+    weak, strong = result.summaries["small-only"].quality, result.summaries["frontier-only"].quality
+    curves = {}
+    for label in ("random", "budget"):
+        points = [p for p in result.points if p["policy"] == label]
+        rows = [{"strong_percentage": p["frontier_share"] * 100, "accuracy": p["quality"] * 100} for p in points]
+        peer = routellm_metrics(rows, weak * 100, strong * 100)
+        sweep = result.summaries[label].sweep
+        assert sweep["apgr"] == pytest.approx(peer["apgr"], abs=1e-9)
+        assert sweep["cpt50"] * 100 == pytest.approx(peer["cpt50"], abs=1e-9)
+        assert sweep["cpt80"] * 100 == pytest.approx(peer["cpt80"], abs=1e-9)
+        curves[label] = np.array([[p["cost_usd"], p["quality"]] for p in points])
+    assert max(p["frontier_share"] for p in result.points if p["policy"] == "budget") < 1.0  # never reaches 100%
+    peer_aiq = routerbench_calc_aiq(list(curves.values()))
+    for (label, _), expected in zip(curves.items(), peer_aiq):
+        assert result.summaries[label].sweep["aiq_routerbench"] == pytest.approx(expected, abs=1e-9)

@@ -9,6 +9,7 @@ request the same labels whatever batch it is in. Memory stays near `MEMORY_LIMIT
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from slmlab.traces.reading import ident, sql_quote
 from slmlab.traces.staged import ImportOptions
 
 STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging file
-MEMORY_LIMIT = "3GB"  # DuckDB's share while staging; it spills to the staging folder beyond it
+MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and while writing; it spills to disk beyond it
 BATCH_ROWS = 1 << 21
 
 
@@ -320,6 +321,25 @@ def write_staged(
         finally:
             probe.close()
     labeller = _Labeller(mix, tenants)
+    # The warehouse's buffer pool holds the transaction's new rows: capped, so a 100M-row log spills them to disk
+    # instead of growing the process (restored at the end: other connections of this process share the setting).
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    try:
+        return _write(con, trace_id, staged, mix, labeller, tenants)
+    finally:
+        with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the connection closes after
+            con.execute(f"SET memory_limit = {sql_quote(str(limit))}")
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    trace_id: int,
+    staged: StagedLog,
+    mix: LabelMix | None,
+    labeller: _Labeller,
+    tenants: list[str] | None,
+) -> tuple[dict[str, object], dict[str, object]]:
     reader = pa.RecordBatchReader.from_batches(ROW_SCHEMA, _row_batches(staged, labeller))
     con.register("staged_rows", reader)
     try:

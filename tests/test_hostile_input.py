@@ -240,3 +240,68 @@ def test_bench_and_eval_refuse_a_hostile_header_with_exit_2(
     err = capsys.readouterr().err
     assert code == 2 and "not a readable GGUF file" in err and name in err, err
     assert snapshot(db) == before
+
+
+def test_the_dashboard_refuses_the_169_byte_header_and_stays_up(db: Path, hostile_folder: Path) -> None:
+    """The benchmarks page with the issue's 2^40-entry file: an error on the page, no exception, nothing stored."""
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from slmlab.paths import PROJECT_ROOT
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "app" / "main.py"), default_timeout=120)
+    at.switch_page("app_pages/benchmarks.py").run()
+    [s for s in at.selectbox if s.label == "Model"][0].select("Other .gguf file").run()
+    [t for t in at.text_input if t.label == "Path to a .gguf file"][0].input(str(hostile_folder / "array-2^40.gguf"))
+    [b for b in at.button if b.label == "Run benchmark"][0].click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not at.error:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    assert "not a readable GGUF file" in at.error[0].value and "Nothing was stored" in at.error[0].value
+    assert at.title[0].value == "Hardware & benchmarks"  # the page is still served
+
+
+POISON_STYLES = ("cycler_popen", "lipsum_popen", "attr_filter")  # attribute, item and |attr-filter escapes
+
+
+@pytest.fixture(scope="module")
+def poisoned_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """The shipped SmolLM2 with each poisoned chat template (tests/test_chat_template_sandbox.py's payloads)."""
+    import gguf
+
+    from slmlab.models import resolve_model
+    from tests.test_chat_template_sandbox import PAYLOADS, write_with_chat_template
+
+    original = gguf.GGUFReader(resolve_model("smollm2-135m"))
+    made = {}
+    for style in POISON_STYLES:
+        folder = tmp_path_factory.mktemp(f"poisoned-{style}")
+        marker = folder / "PWNED"
+        write_with_chat_template(original, folder / f"{style}.gguf", PAYLOADS[style](marker))
+        made[style] = (folder / f"{style}.gguf", marker)
+    return made
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.parametrize("style", POISON_STYLES)
+def test_poisoned_chat_templates_stay_inert_in_models_bench_and_eval(
+    capsys: pytest.CaptureFixture[str], db: Path, poisoned_models: dict[str, tuple[Path, Path]], style: str
+) -> None:
+    """models --metadata reports the template, bench and eval run (eval renders with llama.cpp's C template
+    matcher, no Jinja): nothing runs the payload, and nothing reaches the user as a traceback."""
+    path, marker = poisoned_models[style]
+    assert main(["models", "--folder", str(path.parent), "--metadata", "--json"]) == 0
+    entry = next(e for e in json.loads(capsys.readouterr().out) if e["path"] == str(path))
+    assert entry["metadata"]["chat_template"] is True
+    for command in (
+        ["bench", "--model", str(path), "--test", "pp16+tg8", "--reps", "1", "--threads", "1"],
+        ["eval", "--model", str(path), "--task", "banking77", "--limit", "2", "--threads", "1"],
+    ):
+        code = main(command)
+        err = capsys.readouterr().err
+        assert code in (0, 2) and "Traceback" not in err, (command[0], code, err)
+        assert not marker.exists(), f"{style}: the chat template ran a shell command during {command[0]}"

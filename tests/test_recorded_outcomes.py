@@ -206,3 +206,31 @@ def test_simulate_without_trace_replays_the_newest_import_and_says_so(db: Path, 
     text = capsys.readouterr().out
     assert "trace 'routerbench_head' (the newest imported trace" in text and "note: assumption decides" in text
     assert "cost per request as recorded for:" in text
+
+
+def test_every_frugalgpt_priced_api_enters_through_overrides(tmp_path: Path) -> None:
+    """FrugalGPT's own price list (51 APIs; per-token prices and a fixed fee per call) as overrides: every entry
+    is priced without a catalogue look-up, at FrugalGPT's cost formula (llmvanilla.py: input x price + fixed +
+    output x price; fixed_size is 0 throughout the file)."""
+    import json
+
+    from simulators.catalog import build_portfolio
+    from slmlab.paths import DATASETS_DIR
+
+    services = json.loads((DATASETS_DIR / "prices" / "frugalgpt-serviceinfo-2b23e6a.json").read_text())
+    entries = [(f"{provider}/{model}", spec) for provider, models in services.items() for model, spec in models.items()]
+    assert len(entries) == 51 and all(spec["fixed_size"] == 0 for _, spec in entries)
+    overrides = tmp_path / "frugalgpt.json"
+    overrides.write_text(json.dumps([
+        {"name": name, "input_usd_per_mtok": spec["cost_input"] * 1e6, "output_usd_per_mtok": spec["cost_output"] * 1e6,
+         "usd_per_call": spec["cost_fixed"]}
+        for name, spec in entries
+    ]))
+    portfolio = build_portfolio((), tuple(name for name, _ in entries), overrides=overrides)
+    assert len(portfolio.models) == 51
+    for name, spec in entries:
+        model = portfolio.get(name)
+        expected = spec["cost_input"] * 700 + spec["cost_fixed"] + spec["cost_output"] * 300
+        assert model.cost_usd(700, 300) == pytest.approx(expected, rel=1e-12)
+        assert model.input_usd_per_mtok.source == "override"
+    assert portfolio.get("ai21/j1-jumbo").usd_per_call.value == 0.005

@@ -89,3 +89,26 @@ def test_an_unreadable_database_gives_a_clear_error_not_a_crash(db: Path) -> Non
     at.run()
     assert not at.exception
     assert "cannot open the database" in at.error[0].value
+
+
+def test_upload_speaks_the_pages_words_ignores_columns_keeps_the_result_and_shows_the_new_trace(app: AppTest) -> None:
+    usage = b"ts,prompt_len,gen_len,user_id\n0.0,10,5,a\n1.5,20,7,b\n3.0,30,9,c\n"
+    app.file_uploader[0].set_value(("usage.csv", usage, "text/csv")).run()
+    [s for s in app.selectbox if s.label == "Format"][0].select("generic").run()
+    [t for t in app.text_input if t.label == "Column mapping"][0].set_value(
+        "arrival=ts,input_tokens=prompt_len,output_tokens=gen_len"
+    ).run()
+    [b for b in app.button if b.label == "Import"][0].click().run()
+    said = " ".join(e.value for e in app.error)
+    assert "unknown column(s) user_id" in said and "**Ignore columns**" in said and "--" not in said
+    [t for t in app.text_input if t.label == "Ignore columns"][0].set_value("user_id").run()
+    assert any("unknown column(s) user_id" in e.value for e in app.error)  # the failed import stays until the next
+    [b for b in app.button if b.label == "Import"][0].click().run()
+    assert not app.error, app.error[0].value
+    assert any("Imported 3 requests as trace 'usage'" in s.value for s in app.success)
+    assert [s for s in app.selectbox if s.label == "Trace"][0].value == "usage (3 requests, workload)"
+    assert _metrics(app)["Requests"] == "3"  # the page shows the trace just imported
+    [s for s in app.selectbox if s.label == "Trace"][0].select(
+        "azure-llm-inference-2023-code (8,819 requests, workload)"
+    ).run()
+    assert any("Imported 3 requests as trace 'usage'" in s.value for s in app.success)  # the result stays visible

@@ -305,3 +305,19 @@ def test_poisoned_chat_templates_stay_inert_in_models_bench_and_eval(
         err = capsys.readouterr().err
         assert code in (0, 2) and "Traceback" not in err, (command[0], code, err)
         assert not marker.exists(), f"{style}: the chat template ran a shell command during {command[0]}"
+
+
+def test_a_file_that_needs_more_memory_than_allowed_is_refused(
+    monkeypatch: pytest.MonkeyPatch, db: Path, tmp_path: Path
+) -> None:
+    """DuckDB's memory limit while validating (50% of RAM; 1 MiB here) ends in a clear error, not a swapping box."""
+    from slmlab.traces import importer
+    from slmlab.traces.errors import TraceInputError
+
+    source = tmp_path / "big-prompts.csv"
+    rows = "".join(f"{i},{i},{i}," + "x" * 3000 + "\n" for i in range(3000))
+    source.write_text("arrival,input_tokens,output_tokens,prompt\n" + rows)
+    monkeypatch.setattr(importer, "_staging_memory_bytes", lambda: 1 << 20)
+    with pytest.raises(TraceInputError, match="needs more than .* to validate"):
+        import_trace(source, db=db)
+    assert not db.exists()

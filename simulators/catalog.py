@@ -398,16 +398,20 @@ def _priced_api_model(
     """An API model priced, in this order, by an override giving both per-token prices (no catalogue look-up),
     the catalogue, or the costs an outcome file recorded for every request; else an error saying how to add it."""
     if override is not None and all(f in override for f in PRICE_FIELDS):
-        return replace(recorded_model(name, "no file"), input_usd_per_mtok=Figure(0.0, "override"),
-                       output_usd_per_mtok=Figure(0.0, "override"), notes=("priced by an override",))
+        return replace(
+            recorded_model(name, "no file"),
+            input_usd_per_mtok=Figure(0.0, "override"),
+            output_usd_per_mtok=Figure(0.0, "override"),
+            notes=("priced by an override",),
+        )
     try:
         return named_api_model(name, catalogue)
     except CatalogueError as error:
         if name in recorded:
             return recorded_model(name, recorded[name])
         raise CatalogueError(
-            f"{error}. Price it with an overrides entry: {{\"name\": \"{name}\", \"input_usd_per_mtok\": ..., "
-            f"\"output_usd_per_mtok\": ..., \"usd_per_call\": ...}} (per-call fee optional)"
+            f'{error}. Price it with an overrides entry: {{"name": "{name}", "input_usd_per_mtok": ..., '
+            f'"output_usd_per_mtok": ..., "usd_per_call": ...}} (per-call fee optional)'
         ) from None
 
 

@@ -228,8 +228,12 @@ class ReplayInputs:
     def cost_source(self) -> np.ndarray:
         """(n, m) int8 index into COST_SOURCES: recorded, or the source of the model's per-token prices."""
         priced = np.array(
-            [COST_SOURCES.index(m.input_usd_per_mtok.source) if m.input_usd_per_mtok.source in COST_SOURCES else 1
-             for m in self.portfolio.models], dtype=np.int8)
+            [
+                COST_SOURCES.index(m.input_usd_per_mtok.source) if m.input_usd_per_mtok.source in COST_SOURCES else 1
+                for m in self.portfolio.models
+            ],
+            dtype=np.int8,
+        )
         source = np.broadcast_to(priced, (self.n, len(priced))).copy(order="F")
         if self.recorded_cost is not None:
             source[~np.isnan(self.recorded_cost)] = COST_SOURCES.index("recorded")
@@ -365,8 +369,13 @@ def _pick_model(name: str | None, role: str, names: tuple[str, ...], candidates:
 
 
 def _roles(
-    config: ReplayConfig, names: tuple[str, ...], is_local: np.ndarray, p: np.ndarray, mean_cost: np.ndarray,
-    *, by_price: bool,
+    config: ReplayConfig,
+    names: tuple[str, ...],
+    is_local: np.ndarray,
+    p: np.ndarray,
+    mean_cost: np.ndarray,
+    *,
+    by_price: bool,
 ) -> tuple[int, int, dict[str, str]]:
     """The frontier and small models and why, declared. On recorded outcomes (benchmark data) roles go by price:
     the frontier is the dearest API model per request, the small one the cheapest other model (a local one
@@ -407,8 +416,9 @@ def _roles(
 class RecordedFigures:
     """Cost and confidence an outcome file recorded per (request, model), as read from the warehouse."""
 
-    def __init__(self, cells: dict[tuple[int, str], tuple[float | None, float | None]] | None = None,
-                 n: int = 0) -> None:
+    def __init__(
+        self, cells: dict[tuple[int, str], tuple[float | None, float | None]] | None = None, n: int = 0
+    ) -> None:
         self.cells = cells or {}
         self.n = n
 

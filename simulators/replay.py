@@ -310,7 +310,8 @@ def recorded_notes(
 ) -> dict[str, object]:
     """Where the answering attempt's cost came from (recorded or priced), and a note when drawn confidences (an
     assumption) decided a cascade: its rank against the other policies then follows from that assumption."""
-    extra: dict[str, object] = {"cost_source": metrics.counts_by_name(inputs.cost_source[rows, final[rows]], COST_SOURCES)}
+    sources = metrics.counts_by_name(inputs.cost_source[rows, final[rows]], COST_SOURCES)
+    extra: dict[str, object] = {"cost_source": sources}
     drawn = confidence.get("assumption", 0)
     if drawn:
         a, b = inputs.config.confidence_right, inputs.config.confidence_wrong

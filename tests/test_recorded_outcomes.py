@@ -77,14 +77,24 @@ def test_a_file_without_any_score_is_refused(db: Path, tmp_path: Path) -> None:
 
 
 def _long(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
-    models = [c for c in header if "|" not in c and c not in ("sample_id", "prompt", "eval_name",
-                                                                "oracle_model_to_route_to")]
+    models = [
+        c for c in header if "|" not in c and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
+    ]
     out = []
     for row in rows:
         cell = dict(zip(header, row))
         for model in models:
-            out.append([cell["sample_id"], cell["prompt"], cell["eval_name"], model, cell[f"{model}|model_response"],
-                        cell[model], cell[f"{model}|total_cost"]])
+            out.append(
+                [
+                    cell["sample_id"],
+                    cell["prompt"],
+                    cell["eval_name"],
+                    model,
+                    cell[f"{model}|model_response"],
+                    cell[model],
+                    cell[f"{model}|total_cost"],
+                ]
+            )
     return ["sample_id", "prompt", "eval_name", "model_name", "model_response", "performance", "cost"], out
 
 
@@ -99,12 +109,14 @@ def test_the_long_layout_gives_the_same_outcomes_as_the_wide_one(tmp_path: Path)
     assert result.report["unscored_rows_skipped"] == 1 and result.report["prompts_dropped_missing_a_model"] == 1
     assert (result.rows, result.outcomes) == (22, 22 * 11)
     import_trace(ROUTERBENCH, db=wide_db)
-    sql = ("SELECT request_id, model, score, cost_usd FROM outcomes WHERE request_id <> "
-           f"'{long_rows[7][0]}' ORDER BY ALL")
+    sql = (
+        f"SELECT request_id, model, score, cost_usd FROM outcomes WHERE request_id <> '{long_rows[7][0]}' ORDER BY ALL"
+    )
     assert _query(long_db, sql) == _query(wide_db, sql)
 
 
 # ---- recorded figures win -------------------------------------------------------------------------------------
+
 
 def _recorded_sums() -> dict[str, float]:
     header, rows = _rows()
@@ -143,8 +155,15 @@ def test_roles_follow_price_not_a_quality_tie(db: Path, tmp_path: Path) -> None:
     from simulators.inputs import ReplayConfig
 
     header, rows = _rows()
-    keep = ["sample_id", "prompt", "eval_name", "claude-v2", "claude-instant-v1",
-            "claude-v2|total_cost", "claude-instant-v1|total_cost"]
+    keep = [
+        "sample_id",
+        "prompt",
+        "eval_name",
+        "claude-v2",
+        "claude-instant-v1",
+        "claude-v2|total_cost",
+        "claude-instant-v1|total_cost",
+    ]
     for row in rows:  # the same scores for both: a quality tie
         row[header.index("claude-instant-v1")] = row[header.index("claude-v2")]
     path = _write(tmp_path / "tie.csv", keep, [[r[header.index(c)] for c in keep] for r in rows])
@@ -163,15 +182,31 @@ def test_an_override_prices_a_model_the_catalogue_lacks_with_a_per_call_fee(db: 
     from simulators.inputs import ReplayConfig
 
     header, rows = _rows()
-    keep = ["sample_id", "prompt", "eval_name", "gpt-4-1106-preview", "mistralai/mistral-7b-chat",
-            "gpt-4-1106-preview|total_cost"]  # mistral's cost is not recorded here, nor in the catalogue
+    keep = [
+        "sample_id",
+        "prompt",
+        "eval_name",
+        "gpt-4-1106-preview",
+        "mistralai/mistral-7b-chat",
+        "gpt-4-1106-preview|total_cost",
+    ]  # mistral's cost is not recorded here, nor in the catalogue
     path = _write(tmp_path / "partial.csv", keep, [[r[header.index(c)] for c in keep] for r in rows])
     import_trace(path, db=db)
     with pytest.raises(Exception, match="usd_per_call"):  # the error says how to price it
         build_inputs(ReplayConfig("partial"), db=db)
     overrides = tmp_path / "overrides.json"
-    overrides.write_text(json.dumps([{"name": "mistralai/mistral-7b-chat", "input_usd_per_mtok": 0.2,
-                                      "output_usd_per_mtok": 0.2, "usd_per_call": 0.001}]))
+    overrides.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "mistralai/mistral-7b-chat",
+                    "input_usd_per_mtok": 0.2,
+                    "output_usd_per_mtok": 0.2,
+                    "usd_per_call": 0.001,
+                }
+            ]
+        )
+    )
     inputs = build_inputs(ReplayConfig("partial", overrides=str(overrides)), db=db)
     j = inputs.model_names.index("mistralai/mistral-7b-chat")
     per_token = (inputs.input_tokens * 0.2 + inputs.output_tokens * 0.2) / 1e6
@@ -185,7 +220,8 @@ def test_benchmark_prompts_get_no_synthetic_labels_unless_asked(tmp_path: Path) 
     plain, asked = tmp_path / "plain.duckdb", tmp_path / "asked.duckdb"
     result = import_trace(ROUTERBENCH, db=plain)
     assert result.labelling.get("synthetic_fields") in ([], None)
-    assert _query(plain, "SELECT count(*) FROM requests WHERE residency IS NOT NULL OR data_class IS NOT NULL") == [(0,)]
+    labelled = "SELECT count(*) FROM requests WHERE residency IS NOT NULL OR data_class IS NOT NULL"
+    assert _query(plain, labelled) == [(0,)]
     result = import_trace(ROUTERBENCH, db=asked, label_mix=load_label_mix("enterprise-default"))
     assert "residency" in result.labelling["synthetic_fields"]
     assert _query(asked, "SELECT count(*) FROM requests WHERE residency IS NULL") == [(0,)]
@@ -221,11 +257,19 @@ def test_every_frugalgpt_priced_api_enters_through_overrides(tmp_path: Path) -> 
     entries = [(f"{provider}/{model}", spec) for provider, models in services.items() for model, spec in models.items()]
     assert len(entries) == 51 and all(spec["fixed_size"] == 0 for _, spec in entries)
     overrides = tmp_path / "frugalgpt.json"
-    overrides.write_text(json.dumps([
-        {"name": name, "input_usd_per_mtok": spec["cost_input"] * 1e6, "output_usd_per_mtok": spec["cost_output"] * 1e6,
-         "usd_per_call": spec["cost_fixed"]}
-        for name, spec in entries
-    ]))
+    overrides.write_text(
+        json.dumps(
+            [
+                {
+                    "name": name,
+                    "input_usd_per_mtok": spec["cost_input"] * 1e6,
+                    "output_usd_per_mtok": spec["cost_output"] * 1e6,
+                    "usd_per_call": spec["cost_fixed"],
+                }
+                for name, spec in entries
+            ]
+        )
+    )
     portfolio = build_portfolio((), tuple(name for name, _ in entries), overrides=overrides)
     assert len(portfolio.models) == 51
     for name, spec in entries:

@@ -245,8 +245,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"{role}: {reason}")
     costs = {m: c for m, c in (inputs.get("cost_source") or {}).items() if "recorded" in c}
     if costs:
-        print("cost per request as recorded for: " + ", ".join(f"{m} {c['recorded']:,}" for m, c in costs.items())
-              + "; other figures priced from the catalogue or overrides")
+        print(
+            "cost per request as recorded for: "
+            + ", ".join(f"{m} {c['recorded']:,}" for m, c in costs.items())
+            + "; other figures priced from the catalogue or overrides"
+        )
     print(
         f"baseline frontier-only = {report['frontier_model']}; small model = {report['small_model']}; "
         f"speed x{args.speed:g}, volume x{args.volume:g}; local models on '{config.profile}', "

@@ -59,7 +59,7 @@ DEFAULT_LABEL_MIX = load_label_mix(None)
 AUTO_LABELS = "auto"
 
 
-def labels_for(label_mix: LabelMix | None | str, kind: str) -> LabelMix | None:
+def labels_for(label_mix: LabelMix | str | None, kind: str) -> LabelMix | None:
     """The mix a trace of this kind is labelled with: an explicit mix (or None) as given, 'auto' by kind."""
     if isinstance(label_mix, str):
         return DEFAULT_LABEL_MIX if kind == "workload" else None
@@ -191,8 +191,10 @@ def _stage_all(fmt: TraceFormat, files: list[Path], options: ImportOptions) -> S
             staged.append(fmt.stage(con, path, options))
         except duckdb.OutOfMemoryException as error:
             raise TraceInputError(
-                path, f"needs more than {limit / 2**30:.1f} GiB ({STAGING_MEMORY_SHARE}% of this machine's memory) "
-                      "to validate", hint="split it into smaller files and import them as a folder",
+                path,
+                f"needs more than {limit / 2**30:.1f} GiB ({STAGING_MEMORY_SHARE}% of this machine's memory) "
+                "to validate",
+                hint="split it into smaller files and import them as a folder",
             ) from error
         finally:
             con.close()
@@ -327,7 +329,7 @@ def _import_streamed(
     source_file: str,
     digest: str | None,
     root: Path | None,
-    label_mix: LabelMix | None | str,
+    label_mix: LabelMix | str | None,
     options: ImportOptions,
     started: float,
     say: Progress,
@@ -385,7 +387,7 @@ def _import_dataset(
     db: str | Path | None,
     fmt: str,
     name: str | None,
-    label_mix: LabelMix | None | str,
+    label_mix: LabelMix | str | None,
     options: ImportOptions,
     started: float,
     say: Progress,
@@ -435,7 +437,7 @@ def import_trace(
     db: str | Path | None = None,
     fmt: str = "auto",
     name: str | None = None,
-    label_mix: LabelMix | None | str = AUTO_LABELS,
+    label_mix: LabelMix | str | None = AUTO_LABELS,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
     display_name: str | None = None,
@@ -561,7 +563,7 @@ def import_upload(
     db: str | Path | None = None,
     fmt: str = "auto",
     name: str | None = None,
-    label_mix: LabelMix | None | str = AUTO_LABELS,
+    label_mix: LabelMix | str | None = AUTO_LABELS,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:

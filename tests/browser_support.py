@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +102,11 @@ class Dashboard:
 
 
 @contextmanager
-def serve_dashboard(workdir: Path, startup_timeout_s: float = 120.0) -> Iterator[Dashboard]:
-    """Start `slmlab dashboard --port <free port>` with its own database and cache; stop it (and its children)."""
+def serve_dashboard(
+    workdir: Path, startup_timeout_s: float = 120.0, extra_args: Sequence[str] = ()
+) -> Iterator[Dashboard]:
+    """Start `slmlab dashboard --port <free port> [extra_args]` with its own database and cache; stop it (and its
+    children)."""
     port = free_port()
     log = workdir / "dashboard.log"
     env = {
@@ -119,7 +122,7 @@ def serve_dashboard(workdir: Path, startup_timeout_s: float = 120.0) -> Iterator
     with log.open("wb") as out:
         # its own session, so the Streamlit child and any benchmark worker are stopped with it
         process = subprocess.Popen(
-            [*command, "dashboard", "--port", str(port)],
+            [*command, "dashboard", "--port", str(port), *extra_args],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,

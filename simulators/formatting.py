@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Source = Literal["measured", "recorded", "catalogue", "assumption"]
 SOURCES: tuple[Source, ...] = ("measured", "recorded", "catalogue", "assumption")
@@ -124,16 +124,18 @@ def badge(source: str) -> str:
 # --- the one table builder -------------------------------------------------------------------------------------
 
 Kind = Literal["text", "money", "share", "points", "ratio", "count", "duration_ms", "duration_s", "number"]
-_FORMATS: dict[str, Callable[[object], str]] = {
+# Table cells are raw figures (object); each formatter takes the number its kind holds and prints None/NaN as
+# "n/a", so the value type is Any rather than a union every formatter would have to accept.
+_FORMATS: dict[str, Callable[[Any], str]] = {
     "text": text,
     "money": money,
     "share": share,
     "points": points,
     "ratio": ratio,
-    "count": count,  # type: ignore[dict-item]
+    "count": count,
     "duration_ms": duration_ms,
     "duration_s": duration,
-    "number": number,  # type: ignore[dict-item]
+    "number": number,
 }
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from simulators.projection import CostAssumptions, basis_from_run, project
 from simulators.provenance import Provenance, figure_sources, is_scaled, run_lines
-from simulators.results import BASELINE, QUALITY_FLOOR, PolicySummary, focus_policy, summaries_from_dicts
+from simulators.results import (
+    BASELINE,
+    QUALITY_FLOOR,
+    JsonRecord,
+    PolicySummary,
+    focus_policy,
+    summaries_from_dicts,
+)
 
 __all__ = ["QUALITY_FLOOR", "Figures", "Headline", "headline"]
 
@@ -54,9 +61,9 @@ class Headline:
         return [k for k in order if k in seen]
 
 
-def headline(run: dict[str, object]) -> Headline:
+def headline(run: JsonRecord) -> Headline:
     """The headline of a stored replay (`load_run`), with a default 36-month projection."""
-    summaries = summaries_from_dicts(run["policies"])  # type: ignore[arg-type]
+    summaries = summaries_from_dicts(run["policies"])
     focus = focus_policy(summaries)
     try:
         projection = project(basis_from_run(run), CostAssumptions())
@@ -70,14 +77,14 @@ def headline(run: dict[str, object]) -> Headline:
             summaries[name], None if math.isnan(total) else total, even, figure_sources(run, summaries[name])
         )
 
-    inputs: dict[str, object] = run.get("inputs") or {}  # type: ignore[assignment]
+    inputs: JsonRecord = run.get("inputs") or {}
     sources = [
         *run_lines(run),
         "36-month totals: the default projection (every input an assumption you can change on the Projection page).",
     ]
     return Headline(
         run_id=int(run["run_id"]),
-        trace=str(run["trace"]),  # type: ignore[call-overload]
+        trace=str(run["trace"]),
         requests=summaries[BASELINE].requests,
         scaled=is_scaled(inputs),
         baseline=figures(BASELINE),

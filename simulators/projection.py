@@ -27,16 +27,24 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from simulators.results import JsonRecord
 from slmlab.paths import DATASETS_DIR
 
 HOURS_PER_MONTH = 730.5  # 365.25 x 24 / 12
 PRICE_HISTORY_DIR = DATASETS_DIR / "prices" / "llm-prices-history"
 
+# A figure the Monte Carlo (`simulators.uncertainty`) replaces by an array of draws of shape (draws, 1); the math
+# below is numpy throughout, so a float and an array go through the same code.
+Drawn = float | np.ndarray
 
-def _assumption(default: object, help_text: str, low: float | None = None, high: float | None = None) -> object:
+_T = TypeVar("_T")
+
+
+def _assumption(default: _T, help_text: str, low: float | None = None, high: float | None = None) -> _T:
     """A projection input with its help text and the range the sensitivity and Monte Carlo analyses use."""
     return field(default=default, metadata={"help": help_text, "low": low, "high": high})
 
@@ -46,26 +54,26 @@ class CostAssumptions:
     """Everything a projection assumes beyond the replay; each has a default, a help text and a range."""
 
     months: int = _assumption(36, "horizon in months")
-    traffic_hours_per_month: float = _assumption(
+    traffic_hours_per_month: Drawn = _assumption(
         HOURS_PER_MONTH, "hours a month with traffic like the replayed trace (730.5: around the clock)", 300.0, 730.5
     )
     monthly_requests: float = _assumption(
         0.0, "requests a month; 0: the trace's request rate x traffic hours (needs recorded arrivals)"
     )
-    growth_per_month: float = _assumption(0.02, "traffic growth per month (0.02: +2%)", 0.0, 0.05)
-    api_price_change_per_year: float = _assumption(
+    growth_per_month: Drawn = _assumption(0.02, "traffic growth per month (0.02: +2%)", 0.0, 0.05)
+    api_price_change_per_year: Drawn = _assumption(
         -0.2, "API price change per year (-0.2: 20% cheaper each year); see `fitted_price_trend`", -0.5, 0.0
     )
-    server_capex_usd: float = _assumption(15000.0, "purchase price of one local inference server", 8000.0, 30000.0)
-    server_lifetime_months: float = _assumption(36.0, "months over which a server is amortised", 24.0, 60.0)
+    server_capex_usd: Drawn = _assumption(15000.0, "purchase price of one local inference server", 8000.0, 30000.0)
+    server_lifetime_months: Drawn = _assumption(36.0, "months over which a server is amortised", 24.0, 60.0)
     servers: int = _assumption(0, "local servers, fixed; 0: bought as traffic needs them (see target_utilisation)")
-    target_utilisation: float = _assumption(
+    target_utilisation: Drawn = _assumption(
         0.7, "busy share a sized fleet is bought for (servers are added when traffic would pass it)", 0.5, 0.9
     )
-    server_watts_busy: float = _assumption(450.0, "server power when serving (W)", 250.0, 800.0)
-    server_watts_idle: float = _assumption(120.0, "server power when idle (W)", 60.0, 200.0)
-    tariff_usd_per_kwh: float = _assumption(0.20, "electricity price (USD per kWh)", 0.10, 0.35)
-    ops_usd_per_server_month: float = _assumption(
+    server_watts_busy: Drawn = _assumption(450.0, "server power when serving (W)", 250.0, 800.0)
+    server_watts_idle: Drawn = _assumption(120.0, "server power when idle (W)", 60.0, 200.0)
+    tariff_usd_per_kwh: Drawn = _assumption(0.20, "electricity price (USD per kWh)", 0.10, 0.35)
+    ops_usd_per_server_month: Drawn = _assumption(
         400.0, "hosting, support and operations per server and month", 150.0, 1000.0
     )
 
@@ -80,8 +88,8 @@ class CostAssumptions:
             f.name: (f.metadata["low"], f.metadata["high"]) for f in fields(cls) if f.metadata.get("low") is not None
         }
 
-    def with_values(self, **values: object) -> CostAssumptions:
-        """A copy with some assumptions changed (names checked)."""
+    def with_values(self, **values: Any) -> CostAssumptions:
+        """A copy with some assumptions changed (names checked; a value is a number, or draws for the Monte Carlo)."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -109,8 +117,8 @@ class PolicyReplay:
     """What a projection needs of one policy in a stored replay."""
 
     policy: str
-    api_cost_usd: float  # over the replayed requests
-    local_load: dict[str, float]  # local model -> service time asked / capacity over the trace
+    api_cost_usd: Drawn  # over the replayed requests
+    local_load: dict[str, Drawn]  # local model -> service time asked / capacity over the trace
     quality: float
     p95_ms: float
     residency_violations: int
@@ -171,10 +179,10 @@ class ReplayBasis:
         )
 
 
-def basis_from_run(run: dict[str, object]) -> ReplayBasis:
+def basis_from_run(run: JsonRecord) -> ReplayBasis:
     """The projection basis of a stored run (`simulators.runs.load_run`)."""
-    inputs = run["inputs"]  # type: ignore[index]
-    summaries = run["policies"]  # type: ignore[index]
+    inputs = run["inputs"]
+    summaries = run["policies"]
     policies = tuple(
         PolicyReplay(
             policy=label,
@@ -192,10 +200,10 @@ def basis_from_run(run: dict[str, object]) -> ReplayBasis:
         )
         for label, s in summaries.items()
         if not label.endswith("(reference)")
-    )  # type: ignore[union-attr]
-    first = next(iter(summaries.values()))  # type: ignore[union-attr]
+    )
+    first = next(iter(summaries.values()))
     watts = {}
-    for model in run.get("portfolio") or []:  # type: ignore[union-attr]
+    for model in run.get("portfolio") or []:
         energy, speed = model.get("energy_j_per_token") or {}, model.get("output_tok_s") or {}
         if (
             model.get("kind") == "local"
@@ -262,7 +270,7 @@ class PolicyProjection:
         }
 
 
-def monthly_scale(basis: ReplayBasis, a: CostAssumptions) -> float:
+def monthly_scale(basis: ReplayBasis, a: CostAssumptions) -> Drawn:
     """Requests a month over requests replayed."""
     if a.monthly_requests > 0:
         return a.monthly_requests / basis.requests
@@ -276,7 +284,7 @@ def monthly_scale(basis: ReplayBasis, a: CostAssumptions) -> float:
 
 def components(
     basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, months: int | None = None
-) -> dict[str, np.ndarray | int]:
+) -> dict[str, np.ndarray]:
     """The monthly cost components of one policy; assumptions may be numpy arrays of shape (draws, 1)."""
     m = np.arange(months or a.months, dtype=np.float64)
     growth = (1.0 + np.asarray(a.growth_per_month)) ** m
@@ -331,7 +339,7 @@ def components(
 
 def _sized_components(
     basis: ReplayBasis, p: PolicyReplay, a: CostAssumptions, m: np.ndarray, growth: np.ndarray, api: np.ndarray
-) -> dict[str, np.ndarray | int]:
+) -> dict[str, np.ndarray]:
     """Components of a policy whose local fleet was sized to the SLO in the replay: the fleet scales with the
     request rate (monthly requests / traffic hours over the replay's rate) and growth, and is bought as it grows,
     never sold; each server priced as the hardware profile it was sized on unless the user set the figure. (A

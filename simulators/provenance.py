@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulators.formatting import Source, counts, source_of
-from simulators.results import PolicySummary
+from simulators.results import JsonRecord, PolicySummary
 
 _FIGURE_KIND = {
     "measured": "measured",
@@ -45,28 +45,24 @@ class Provenance:
     detail: str
 
 
-def _portfolio(run: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {str(m["name"]): m for m in run.get("portfolio") or []}  # type: ignore[union-attr, index]
+def _portfolio(run: JsonRecord) -> dict[str, JsonRecord]:
+    return {str(m["name"]): m for m in run.get("portfolio") or []}
 
 
-def _figure_kinds(models: dict[str, dict[str, object]], names: list[str], keys: tuple[str, ...]) -> list[str]:
+def _figure_kinds(models: dict[str, JsonRecord], names: list[str], keys: tuple[str, ...]) -> list[str]:
     return [
-        kind_of((models[n].get(k) or {}).get("source"))
-        for n in names
-        if n in models  # type: ignore[union-attr]
-        for k in keys
-        if models[n].get(k)
+        kind_of((models[n].get(k) or {}).get("source")) for n in names if n in models for k in keys if models[n].get(k)
     ]
 
 
-def _token_kind(inputs: dict[str, object]) -> Source:
+def _token_kind(inputs: JsonRecord) -> Source:
     sides = inputs.get("token_source") or {}
-    return weakest(*(kind_of(name) for side in sides.values() for name, n in side.items() if n))  # type: ignore[union-attr]
+    return weakest(*(kind_of(name) for side in sides.values() for name, n in side.items() if n))
 
 
-def figure_sources(run: dict[str, object], summary: PolicySummary) -> dict[str, Provenance]:
+def figure_sources(run: JsonRecord, summary: PolicySummary) -> dict[str, Provenance]:
     """The source of each headline figure of one policy in a stored run (`load_run`)."""
-    inputs: dict[str, object] = run.get("inputs") or {}  # type: ignore[assignment]
+    inputs: JsonRecord = run.get("inputs") or {}
     models = _portfolio(run)
     used = [m for m, n in summary.models.items() if n]
     tokens = _token_kind(inputs)
@@ -74,7 +70,7 @@ def figure_sources(run: dict[str, object], summary: PolicySummary) -> dict[str, 
     speed_kinds = _figure_kinds(models, used, ("ttft_ms", "output_tok_s", "prefill_tok_s"))
     arrivals = "recorded" if inputs.get("arrivals") == "recorded" else "assumption"
     labels = kind_of(str(inputs.get("label_source") or "assumption"))
-    token_text = "; ".join(f"{side} {counts(c)}" for side, c in (inputs.get("token_source") or {}).items())  # type: ignore[union-attr]
+    token_text = "; ".join(f"{side} {counts(c)}" for side, c in (inputs.get("token_source") or {}).items())
     scaled = _scaled(inputs)
     return {
         "cost": Provenance(
@@ -123,28 +119,28 @@ def figure_sources(run: dict[str, object], summary: PolicySummary) -> dict[str, 
     }
 
 
-def _scaled(inputs: dict[str, object]) -> str:
-    volume, speed = float(inputs.get("volume") or 1), float(inputs.get("speed") or 1)  # type: ignore[arg-type]
+def _scaled(inputs: JsonRecord) -> str:
+    volume, speed = float(inputs.get("volume") or 1), float(inputs.get("speed") or 1)
     parts = [f"volume x{volume:g}" for _ in [0] if volume != 1] + [f"speed x{speed:g}" for _ in [0] if speed != 1]
     return f"; scaled what-if: {', '.join(parts)}" if parts else ""
 
 
-def is_scaled(inputs: dict[str, object]) -> bool:
+def is_scaled(inputs: JsonRecord) -> bool:
     """A what-if replay (more volume or faster arrivals than recorded), to be named as such."""
-    return float(inputs.get("volume") or 1) != 1 or float(inputs.get("speed") or 1) != 1  # type: ignore[arg-type]
+    return float(inputs.get("volume") or 1) != 1 or float(inputs.get("speed") or 1) != 1
 
 
-def run_lines(run: dict[str, object]) -> list[str]:
+def run_lines(run: JsonRecord) -> list[str]:
     """The sources of a stored run, one sentence each: replay, prices, quality, speeds, arrivals, labels."""
-    inputs: dict[str, object] = run.get("inputs") or {}  # type: ignore[assignment]
+    inputs: JsonRecord = run.get("inputs") or {}
     models = _portfolio(run)
     by_kind: dict[str, list[str]] = {}
     for name, m in models.items():
         for key in ("output_tok_s",):
             figure = m.get(key) or {}
             if figure:
-                by_kind.setdefault(kind_of(figure.get("source")), []).append(name)  # type: ignore[union-attr]
-    quality = "; ".join(f"{m}: {counts(c)}" for m, c in (inputs.get("quality_source") or {}).items())  # type: ignore[union-attr]
+                by_kind.setdefault(kind_of(figure.get("source")), []).append(name)
+    quality = "; ".join(f"{m}: {counts(c)}" for m, c in (inputs.get("quality_source") or {}).items())
     return [
         f"Replay run {run.get('run_id')} of '{run.get('trace')}' (seed {run.get('seed')})"
         + (

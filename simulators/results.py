@@ -8,14 +8,19 @@ stored before policies carried a kind are recognised by their label, here and no
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, cast
 
 PolicyKind = Literal["baseline", "deployable", "reference"]
 BASELINE = "frontier-only"
 WEAK_REFERENCE = "small-only (reference)"  # small-only replayed for the PGR when it was not asked for
 QUALITY_FLOOR = 0.95  # share of frontier-only's quality the focus policy must reach
 _LEGACY_REFERENCES = ("oracle", WEAK_REFERENCE)
+
+# A JSON document read back from the warehouse (a stored run, one policy's summary, a fleet): its values are what
+# JSON held, converted and checked where they are read (float(...), int(...), dict(...)), hence Any.
+JsonRecord = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class VsBaseline:
         )
 
     @classmethod
-    def from_dict(cls, values: dict[str, object] | None) -> VsBaseline | None:
+    def from_dict(cls, values: JsonRecord | None) -> VsBaseline | None:
         if not values:
             return None
         return cls(
@@ -134,9 +139,9 @@ class LocalFleet:
     energy_source: str = ""
 
     @classmethod
-    def from_dict(cls, model: str, v: dict[str, object]) -> LocalFleet:
+    def from_dict(cls, model: str, v: JsonRecord) -> LocalFleet:
         known = {f for f in cls.__dataclass_fields__ if f != "model"}
-        return cls(model=model, **{k: x for k, x in v.items() if k in known})  # type: ignore[arg-type]
+        return cls(model=model, **{k: x for k, x in v.items() if k in known})
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
@@ -279,7 +284,7 @@ class PolicySummary:
         return out
 
     @classmethod
-    def from_dict(cls, label: str, values: dict[str, object]) -> PolicySummary:
+    def from_dict(cls, label: str, values: JsonRecord) -> PolicySummary:
         """A stored summary (`as_dict`) back; unknown keys are kept in `notes`."""
         known = {
             "parameters",
@@ -317,35 +322,36 @@ class PolicySummary:
         v = values
         return cls(
             policy=label,
-            kind=str(v.get("kind") or _legacy_kind(label)),  # type: ignore[arg-type]
+            # stored kinds were written by as_dict from a PolicyKind (older runs have none: _legacy_kind)
+            kind=cast(PolicyKind, str(v.get("kind") or _legacy_kind(label))),
             requests=int(v.get("requests") or 0),
-            rejected=int(v.get("rejected") or 0),  # type: ignore[call-overload]
+            rejected=int(v.get("rejected") or 0),
             cost_usd=float(v["cost_usd"]),
-            quality=_number(v.get("quality")) or 0.0,  # type: ignore[arg-type]
+            quality=_number(v.get("quality")) or 0.0,
             in_house_share=float(v.get("in_house_share") or 0),
-            frontier_share=float(v.get("frontier_share") or 0),  # type: ignore[arg-type]
+            frontier_share=float(v.get("frontier_share") or 0),
             latency=Percentiles.from_dict(v.get("latency_ms")),
-            ttft=Percentiles.from_dict(v.get("ttft_ms")),  # type: ignore[arg-type]
+            ttft=Percentiles.from_dict(v.get("ttft_ms")),
             queue_wait_p95_ms=float(v.get("queue_wait_ms_p95") or 0),
-            slo_violations=int(v.get("slo_violations") or 0),  # type: ignore[arg-type, call-overload]
-            escalation_rate=float(v.get("escalation_rate") or 0),  # type: ignore[arg-type]
-            escalation_added_ms_mean=float(v.get("escalation_added_ms_mean") or 0),  # type: ignore[arg-type]
+            slo_violations=int(v.get("slo_violations") or 0),
+            escalation_rate=float(v.get("escalation_rate") or 0),
+            escalation_added_ms_mean=float(v.get("escalation_added_ms_mean") or 0),
             wasted_tokens=int(v.get("wasted_tokens") or 0),
-            residency_violations=int(v.get("residency_violations") or 0),  # type: ignore[call-overload]
-            residency_violations_by_class=dict(v.get("residency_violations_by_class") or {}),  # type: ignore[call-overload]
+            residency_violations=int(v.get("residency_violations") or 0),
+            residency_violations_by_class=dict(v.get("residency_violations_by_class") or {}),
             quality_source=dict(v.get("quality_source") or {}),
-            models=dict(v.get("models") or {}),  # type: ignore[call-overload]
-            local_load=dict(v.get("local_load") or {}),  # type: ignore[call-overload]
-            off_premises_by_class=dict(v.get("off_premises_by_class") or {}),  # type: ignore[call-overload]
-            confidence_source=dict(v.get("confidence_source") or {}),  # type: ignore[call-overload]
+            models=dict(v.get("models") or {}),
+            local_load=dict(v.get("local_load") or {}),
+            off_premises_by_class=dict(v.get("off_premises_by_class") or {}),
+            confidence_source=dict(v.get("confidence_source") or {}),
             reasons=dict(v.get("reasons") or {}),
-            parameters=dict(v.get("parameters") or {}),  # type: ignore[call-overload]
+            parameters=dict(v.get("parameters") or {}),
             notes={k: x for k, x in v.items() if k not in known},
-            vs_baseline=VsBaseline.from_dict(v.get("vs_baseline")),  # type: ignore[arg-type]
+            vs_baseline=VsBaseline.from_dict(v.get("vs_baseline")),
             pgr=_number(v.get("pgr")),
-            sweep=v.get("sweep"),  # type: ignore[arg-type]
-            cost_parts=CostParts.from_dict(v.get("cost_parts_usd")),  # type: ignore[arg-type]
-            fleet=tuple(LocalFleet.from_dict(m, f) for m, f in (v.get("fleet") or {}).items()),  # type: ignore[union-attr]
+            sweep=v.get("sweep"),
+            cost_parts=CostParts.from_dict(v.get("cost_parts_usd")),
+            fleet=tuple(LocalFleet.from_dict(m, f) for m, f in (v.get("fleet") or {}).items()),
         )
 
 
@@ -364,7 +370,7 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def summaries_from_dicts(stored: dict[str, dict[str, object]]) -> dict[str, PolicySummary]:
+def summaries_from_dicts(stored: Mapping[str, JsonRecord]) -> dict[str, PolicySummary]:
     """Every policy of a stored run, typed."""
     return {label: PolicySummary.from_dict(label, values) for label, values in stored.items()}
 

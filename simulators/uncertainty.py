@@ -14,7 +14,6 @@ assumption ranges combined with a block bootstrap of the replayed trace.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +36,7 @@ def tornado(projection: Projection, policy: str) -> list[dict[str, float | str]]
         return float(p.get("frontier-only").cumulative[-1] - p.get(policy).cumulative[-1])
 
     base = saving(projection.assumptions)
-    bars = []
+    bars: list[dict[str, float | str]] = []
     for name, (low, high) in CostAssumptions.ranges().items():
         bars.append(
             {
@@ -74,7 +73,7 @@ def bootstrap_multipliers(
         [np.bincount(rng.integers(0, blocks, blocks), minlength=blocks) for _ in range(draws)]
     )  # (draws, blocks)
     multipliers: dict[str, np.ndarray] = {}
-    requests_ratio = None
+    requests_ratio: np.ndarray | None = None
     for name in dict.fromkeys(policy.tolist()):
         rows = policy == name
         per_block_cost = np.bincount(block[rows], weights=cost[rows], minlength=blocks)
@@ -83,6 +82,8 @@ def bootstrap_multipliers(
         multipliers[name] = (counts @ per_block_cost) / total if total > 0 else np.ones(draws)
         if requests_ratio is None:
             requests_ratio = (counts @ per_block_requests) / per_block_requests.sum()
+    if requests_ratio is None:  # no policy at all: cannot happen, the table has rows
+        return None
     return multipliers, requests_ratio, f"{blocks} {unit} of the trace, drawn with replacement"
 
 
@@ -107,7 +108,7 @@ def monte_carlo(
         value = float(getattr(projection.assumptions, name))
         low, high = min(low, value), max(high, value)
         drawn[name] = rng.triangular(low, value, high, size=(draws, 1)) if high > low else np.full((draws, 1), value)
-    assumptions = replace(projection.assumptions, **drawn)
+    assumptions = projection.assumptions.with_values(**drawn)
     boot = bootstrap_multipliers(costs, draws, seed)
     cumulative = {}
     for p in projection.basis.policies:
@@ -117,7 +118,7 @@ def monte_carlo(
         varied = PolicyReplay(
             policy=p.policy,
             api_cost_usd=p.api_cost_usd * api_factor,
-            local_load={m: v * busy_factor for m, v in p.local_load.items()},  # type: ignore[misc]
+            local_load={m: v * busy_factor for m, v in p.local_load.items()},
             quality=p.quality,
             p95_ms=p.p95_ms,
             residency_violations=p.residency_violations,

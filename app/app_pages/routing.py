@@ -130,7 +130,7 @@ def _run_form(trace_names: list[str]) -> None:
             help="one policy.key=value per line; 'What each policy does' lists them",
         )
         st.markdown("**Assumptions** (each one the CLI accepts; the command that reproduces the run is shown below)")
-        a_left, a_middle, a_right = st.columns(3)
+        a_left, a_middle = st.columns(2)
         keep_local = a_left.toggle(
             "Keep confidential data local",
             value=False,
@@ -160,11 +160,11 @@ def _run_form(trace_names: list[str]) -> None:
             key="api_output_tok_s",
             help="every API model's generation speed; 0 keeps the documented assumption (80 tokens/s)",
         )
-        a_right.caption(
+        st.caption(
             "Quality per model and task (share answered acceptably), used where nothing recorded or measured covers "
             "a request; edit a cell to change an assumption."
         )
-        quality = a_right.data_editor(
+        quality = st.data_editor(
             pl.DataFrame([{"model": m, **tasks} for m, tasks in shipped_quality().items()]),
             hide_index=True,
             disabled=["model"],

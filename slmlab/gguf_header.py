@@ -7,6 +7,7 @@ import io
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 MAGIC = b"GGUF"
 MAX_KEY_BYTES = 65_535  # the GGUF specification's limit on key length
@@ -58,7 +59,7 @@ class GGUFHeader:
 
 
 class _Cursor:
-    def __init__(self, handle: io.BufferedReader, size: int) -> None:
+    def __init__(self, handle: BinaryIO, size: int) -> None:
         self.handle, self.size, self.at = handle, size, 0
 
     def need(self, count: int, what: str) -> None:
@@ -84,13 +85,23 @@ class _Cursor:
     def unpack(self, fmt: str, size: int, what: str) -> object:
         return struct.unpack(fmt, self.read(size, what))[0]
 
-    def string(self, what: str, limit: int | None = None, keep: bool = True) -> str | None:
-        length = self.unpack("<Q", 8, f"the length of {what}")
+    def uint(self, fmt: str, size: int, what: str) -> int:
+        """An unsigned count, type or offset: typed as int so bounds checks on it are checked too."""
+        value = self.unpack(fmt, size, what)
+        assert isinstance(value, int), f"{fmt} is not an integer format"
+        return value
+
+    def _length(self, what: str, limit: int | None) -> int:
+        length = self.uint("<Q", 8, f"the length of {what}")
         if limit is not None and length > limit:
             raise HeaderError(f"{what} at byte {self.at:,} declares {length:,} bytes (at most {limit:,} allowed)")
-        if not keep:
-            self.skip(length, what)
-            return None
+        return length
+
+    def skip_string(self, what: str) -> None:
+        self.skip(self._length(what, None), what)
+
+    def string(self, what: str, limit: int | None = None) -> str:
+        length = self._length(what, limit)
         raw = self.read(length, what)
         try:
             return raw.decode("utf-8")
@@ -109,8 +120,8 @@ def _min_size(value_type: int) -> int:
 
 
 def _skip_array(cursor: _Cursor, key: str, depth: int) -> tuple[int, int]:
-    item_type = cursor.unpack("<I", 4, f"the item type of array '{key}'")
-    count = cursor.unpack("<Q", 8, f"the length of array '{key}'")
+    item_type = cursor.uint("<I", 4, f"the item type of array '{key}'")
+    count = cursor.uint("<Q", 8, f"the length of array '{key}'")
     if item_type not in _SCALARS and item_type not in (STRING, ARRAY):
         raise HeaderError(f"array '{key}' has unknown item type {item_type}")
     cursor.need(count * _min_size(item_type), f"array '{key}' of {count:,} items")
@@ -118,7 +129,7 @@ def _skip_array(cursor: _Cursor, key: str, depth: int) -> tuple[int, int]:
         cursor.skip(count * _SCALARS[item_type][1], f"array '{key}'")
     elif item_type == STRING:
         for _ in range(count):
-            cursor.string(f"an item of array '{key}'", keep=False)
+            cursor.skip_string(f"an item of array '{key}'")
     else:
         if depth >= MAX_ARRAY_NESTING:
             raise HeaderError(f"array '{key}' is nested more than {MAX_ARRAY_NESTING} levels deep")
@@ -135,11 +146,11 @@ def read_header(path: Path) -> GGUFHeader:
         magic = cursor.read(4, "the magic number") if size >= 4 else b""
         if magic != MAGIC:
             raise HeaderError(f"not a GGUF file (starts with {magic!r}, expected {MAGIC!r})")
-        version = cursor.unpack("<I", 4, "the version")
+        version = cursor.uint("<I", 4, "the version")
         if version not in (2, 3):
             raise HeaderError(f"GGUF version {version} is not supported (2 and 3 are)")
-        tensor_count = cursor.unpack("<Q", 8, "the tensor count")
-        kv_count = cursor.unpack("<Q", 8, "the metadata count")
+        tensor_count = cursor.uint("<Q", 8, "the tensor count")
+        kv_count = cursor.uint("<Q", 8, "the metadata count")
         if kv_count > MAX_KV_PAIRS or tensor_count > MAX_TENSORS:
             raise HeaderError(
                 f"declares {kv_count:,} metadata entries and {tensor_count:,} tensors "
@@ -152,7 +163,7 @@ def read_header(path: Path) -> GGUFHeader:
             key = cursor.string(f"metadata key {index}", limit=MAX_KEY_BYTES)
             if key in fields or key in arrays:
                 raise HeaderError(f"metadata key '{key}' appears twice")
-            value_type = cursor.unpack("<I", 4, f"the type of '{key}'")
+            value_type = cursor.uint("<I", 4, f"the type of '{key}'")
             if value_type in _SCALARS:
                 fmt, width = _SCALARS[value_type]
                 fields[key] = cursor.unpack(fmt, width, f"the value of '{key}'")
@@ -165,13 +176,13 @@ def read_header(path: Path) -> GGUFHeader:
         tensors = []
         for index in range(tensor_count):
             name = cursor.string(f"the name of tensor {index}", limit=MAX_KEY_BYTES)
-            dims = cursor.unpack("<I", 4, f"the dimension count of tensor '{name}'")
+            dims = cursor.uint("<I", 4, f"the dimension count of tensor '{name}'")
             if not 1 <= dims <= MAX_TENSOR_DIMS:
                 raise HeaderError(f"tensor '{name}' declares {dims} dimensions (1 to {MAX_TENSOR_DIMS} allowed)")
             shape = struct.unpack(f"<{dims}Q", cursor.read(8 * dims, f"the shape of tensor '{name}'"))
-            ggml_type = cursor.unpack("<I", 4, f"the type of tensor '{name}'")
-            offset = cursor.unpack("<Q", 8, f"the offset of tensor '{name}'")
-            tensors.append(TensorInfo(name, tuple(int(d) for d in shape), int(ggml_type), int(offset)))
+            ggml_type = cursor.uint("<I", 4, f"the type of tensor '{name}'")
+            offset = cursor.uint("<Q", 8, f"the offset of tensor '{name}'")
+            tensors.append(TensorInfo(name, tuple(int(d) for d in shape), ggml_type, offset))
         alignment = fields.get("general.alignment", 32)
         if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
             raise HeaderError(f"general.alignment is {alignment!r}, not a power of two")

@@ -124,7 +124,10 @@ def _stage(
         con.execute(f"CREATE TABLE calls AS {typed_select(select, found, fields.time_unit)}")
         validation = "typed read"
     except duckdb.Error:
-        check_rows(con, path, select, found)  # names the field and its first bad rows
+        try:
+            check_rows(con, path, select, found)  # names the field and its first bad rows
+        except duckdb.Error as error:  # the file itself cannot be read (a line over the limit, broken quoting)
+            raise TraceInputError(path, f"cannot be read: {str(error).splitlines()[0]}") from error
         columns = ", ".join(f"{c.typed} AS {ident(c.column)}" for c in found)  # values the fast read was strict about
         con.execute(f"CREATE TABLE calls AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")

@@ -14,6 +14,7 @@ from slmlab.traces.reading import FileSample, container_of, csv_header, csv_opti
 from slmlab.traces.staged import ImportOptions, StagedTrace
 
 SIGNATURE = {"request_id", "spend", "startTime"}
+MAX_LINE_BYTES = 8 << 20
 
 
 def _fields(value, metadata: str, has) -> tuple[dict[str, str], dict[str, str]]:
@@ -115,7 +116,9 @@ class LiteLLMSpendFormat:
         if container_of(path) in ("csv", "parquet"):
             if container_of(path) == "csv":
                 columns = csv_header(path)
-                source = f"read_csv({sql_quote(str(path))}, {csv_options(columns)})"
+                # DuckDB's CSV buffers are 16 lines long at most: 8 MB lines keep them at 128 MB, so a large log
+                # streams in bounded memory (a longer line, a whole conversation in one cell, is refused clearly)
+                source = f"read_csv({sql_quote(str(path))}, {csv_options(columns, max_line_bytes=MAX_LINE_BYTES)})"
             else:  # a Parquet file, or a hive-partitioned dataset (`datasets.py`)
                 source = parquet_source(path)
                 columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall())

@@ -77,6 +77,7 @@ def test_saving_and_comparing_scenarios(db: Path) -> None:
     at = open_page("projection")
     assert [b.label for b in at.get("download_button")] == [  # type: ignore[attr-defined]
         "Download HTML report",
+        "Download PDF report",
         "Download monthly costs (CSV)",
         "Download monthly costs (Parquet)",
     ]

@@ -14,7 +14,15 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, state
-from app.report import monthly_rows, parquet_bytes, projection_focus, write_csv, write_html
+from app.report import (
+    monthly_rows,
+    parquet_bytes,
+    pdf_bytes,
+    projection_focus,
+    projection_html,
+    write_csv,
+    write_html,
+)
 from app.widgets import replay_choice, resolve_replay
 from app.workflows import compare_scenarios, monte_carlo, save_scenario
 from simulators.projection import CostAssumptions, Projection, basis_from_run, project
@@ -429,14 +437,32 @@ with right:
                 )
 
 st.subheader("Export")
-left, right, third = st.columns(3)
+left, pdf_column, right, third = st.columns(4)
 left.download_button(
     "Download HTML report",
     _download_html(projection, run, uncertainty, sensitivity),
     file_name=f"projection-run{run_id}.html",
     mime="text/html",
     on_click="ignore",
-    help="one self-contained file: charts, tables, sources and assumptions",
+    help="the answer and key figures first, what was assumed, charts, per-policy and yearly tables, sources",
+)
+
+
+def _download_pdf() -> bytes:
+    """The same report printed to PDF by headless Chromium when the button is pressed."""
+    try:
+        return pdf_bytes(projection_html(projection, run, uncertainty=uncertainty, sensitivity=sensitivity))
+    except ValueError as error:  # no Chromium here: the HTML report is the same
+        return str(error).encode()
+
+
+pdf_column.download_button(
+    "Download PDF report",
+    _download_pdf,
+    file_name=f"projection-run{run_id}.pdf",
+    mime="application/pdf",
+    on_click="ignore",
+    help="the same report as PDF, a few pages (printed by headless Chromium; takes a few seconds)",
 )
 right.download_button(
     "Download monthly costs (CSV)",

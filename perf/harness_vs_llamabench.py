@@ -18,7 +18,9 @@ What is compared (each side: its own fresh process, one warm-up, `--reps` measur
                 (and prefill tok/s); the harness picks greedy tokens (argmax of B logits rows) where
                 llama-batched-bench feeds random ones, so its figure includes the sampling a server does
                 (`--random-tokens` drops it for a like-for-like engine comparison).
-Sides alternate (who goes first flips every round), so drift on a shared machine hits both alike.
+Sides alternate (who goes first flips every round), so drift on a shared machine hits both alike; each side runs
+under bench.contention's monitor and its line says how many cores other processes used meanwhile (CONTENDED past
+the rule), so a ratio measured on a busy machine is seen as such.
 
     .venv/bin/python perf/harness_vs_llamabench.py [--models smollm2-135m,gemma3-270m] [--threads 1,2]
         [--tests pp512,tg128,pp512+tg128] [--rounds 3] [--reps 3] [--batched 1,2,4] [--pp 128 --tg 128]
@@ -173,6 +175,21 @@ def harness_batched(model: Path, batches: list[int], pp: int, tg: int, threads: 
     return {p.batch: {"prefill_tok_s": p.prefill_tok_s, "decode_tok_s": p.decode_tok_s} for p in points if p.fits}
 
 
+def timed_sides(sides: list, threads: int) -> tuple[dict, str]:
+    """Run both sides in order, each under a contention monitor; returns the figures and who else was busy."""
+    from bench.contention import ContentionMonitor
+
+    got, notes = {}, []
+    for side, run in sides:
+        monitor = ContentionMonitor(threads).start()
+        got[side] = run()
+        report = monitor.stop()
+        notes.append(
+            f"{side}: others {report.others_cores_mean:.2f} cores" + (" CONTENDED" if report.contended else "")
+        )
+    return got, "; ".join(notes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="smollm2-135m,gemma3-270m")
@@ -217,12 +234,12 @@ def main() -> None:
                         ]
                         if index % 2:
                             sides.reverse()
-                        got = {side: run() for side, run in sides}
+                        got, busy = timed_sides(sides, thread_count)
                         ratios.append(got["harness"] / got["llama-bench"])
                         print(
                             f"  {name} t={thread_count} {test:12s} round {index + 1} ({sides[0][0]} first): "
                             f"harness {got['harness']:9.1f} tok/s, llama-bench {got['llama-bench']:9.1f} tok/s, "
-                            f"ratio {ratios[-1]:.3f}",
+                            f"ratio {ratios[-1]:.3f}  [{busy}]",
                             flush=True,
                         )
                     median = statistics.median(ratios)
@@ -261,7 +278,8 @@ def main() -> None:
                     ]
                     if index % 2:
                         sides.reverse()
-                    got = {side: run() for side, run in sides}
+                    got, busy = timed_sides(sides, thread_count)
+                    print(f"  round {index + 1} ({sides[0][0]} first) [{busy}]", flush=True)
                     for b in batches:
                         ours, theirs = got["harness"].get(b), got["llama-batched-bench"].get(b)
                         if ours and theirs:

@@ -25,7 +25,7 @@ from slmlab.paths import resolve_db_path
 from slmlab.traces.datasets import parquet_dataset
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.formats import FORMATS
-from slmlab.traces.formats.base import TraceFormat
+from slmlab.traces.formats.base import LogFormat, TraceFormat, is_log_format
 from slmlab.traces.labelling import (
     DATA_CLASSES,
     DRAW,
@@ -321,7 +321,7 @@ def _stored_earlier(
 
 
 def _import_streamed(
-    chosen: TraceFormat,
+    chosen: LogFormat,
     path: Path,
     *,
     db: str | Path | None,
@@ -344,6 +344,7 @@ def _import_streamed(
         say(f"reading and validating as {chosen.name} (streamed through a staging file)")
         staged = stage_log(path, lambda con: chosen.call_fields(con, path, options), options)
         digest = hashing.result() if hashing is not None else digest
+    assert digest is not None  # either given or hashed just above
     try:
         say("labelling and writing")
         with store.transaction(db) as con:
@@ -403,16 +404,16 @@ def _import_dataset(
     finally:
         con.close()
     peek = FileSample(pattern, "parquet", columns)
-    readers = [f for f in FORMATS.values() if hasattr(f, "call_fields") and "parquet" in getattr(f, "containers", ())]
+    readers = [f for f in FORMATS.values() if is_log_format(f) and "parquet" in getattr(f, "containers", ())]
     chosen = FORMATS.get(fmt) if fmt != "auto" else next((f for f in readers if f.matches(peek)), None)
-    if chosen is None or chosen not in readers:
+    if chosen is None or chosen not in readers or not is_log_format(chosen):
         raise TraceInputError(
             pattern,
             f"a Parquet dataset is read as a gateway log; its columns ({', '.join(columns)}) match none",
             hint=f"formats that read Parquet datasets: {', '.join(f.name for f in readers)}",
         )
-    root = Path(str(pattern).split("*")[0].rstrip("/")) if "*" in str(pattern) else pattern.parent.parent
-    root = root if root.is_dir() else None
+    top = Path(str(pattern).split("*")[0].rstrip("/")) if "*" in str(pattern) else pattern.parent.parent
+    root = top if top.is_dir() else None
     digest = content_hash(files, root)
     legacy = partial(legacy_content_hash, files, root)
     return _import_streamed(
@@ -472,7 +473,7 @@ def import_trace(
         return found
     try:
         chosen = _resolve_format(files, fmt, options)
-        if hasattr(chosen, "call_fields") and len(files) == 1 and files[0].stat().st_size > STREAM_BYTES:
+        if is_log_format(chosen) and len(files) == 1 and files[0].stat().st_size > STREAM_BYTES:
             return _import_streamed(
                 chosen,
                 files[0],
@@ -499,6 +500,7 @@ def import_trace(
         requests, labelling = label_requests(staged.requests, labels_for(label_mix, staged.kind))
         stored = lay_out(requests)
         digest = hashing.result() if hashing is not None else digest
+    assert digest is not None  # either looked up before or hashed just above
     trace_name = name or source.stem
     report = {**staged.report, "slmlab_version": __version__, "files": [f.name for f in files]}
     say("writing")

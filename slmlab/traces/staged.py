@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -63,7 +63,7 @@ class StagedTrace:
     kind: Literal["workload", "outcomes"]
     requests: pa.Table
     outcomes: pa.Table | None
-    report: dict[str, object]
+    report: Mapping[str, object]
     first_arrival_ns: int | None = None  # ns since the epoch, where the source records absolute times
     recorded: pa.Table | None = None  # per request what a gateway log recorded (`gateway.py`), by `seq`
 

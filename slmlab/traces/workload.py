@@ -61,7 +61,7 @@ def _field_check(field: str, column: str) -> checks.Check:
     return checks.text_check(column, what)
 
 
-def _arrival_check(column: str, unit: ArrivalUnit) -> tuple[checks.Check, str]:
+def _arrival_check(column: str, unit: ArrivalUnit) -> tuple[checks.Check, ArrivalUnit]:
     if unit == "timestamp":
         return checks.timestamp_check(column, "arrival time"), "timestamp"
     check = checks.number_check(column, f"arrival time (number of {'milliseconds' if unit == 'ms' else 'seconds'})")
@@ -183,7 +183,7 @@ def _fast_csv(
 _MAX_SPAN_NS = 2**62  # arrivals are stored as int64 nanoseconds after the first one
 
 
-def _arrival_text(value: object, unit: ArrivalUnit) -> str:
+def _arrival_text(value: float | np.integer | np.floating, unit: ArrivalUnit) -> str:
     if unit == "timestamp":
         return str(np.datetime64(int(value), "ns"))
     return f"{float(value)!r} s"

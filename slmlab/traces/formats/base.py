@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import duckdb
 
+from slmlab.traces.gateway import CallFields
 from slmlab.traces.reading import FileSample
 from slmlab.traces.staged import ImportOptions, StagedTrace
 
@@ -24,3 +25,16 @@ class TraceFormat(Protocol):
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> StagedTrace:
         """Read, validate and convert the file; raise TraceInputError on anything wrong."""
         ...
+
+
+class LogFormat(TraceFormat, Protocol):
+    """A gateway or observability log format: its call fields can be resolved alone (preview, streamed import)."""
+
+    def call_fields(self, con: duckdb.DuckDBPyConnection, path: Path, options: ImportOptions) -> CallFields:
+        """Where this log keeps each call field, as SQL over the file."""
+        ...
+
+
+def is_log_format(fmt: TraceFormat) -> TypeGuard[LogFormat]:
+    """True for formats that read gateway logs (they resolve call fields), so they can be streamed."""
+    return hasattr(fmt, "call_fields")

@@ -9,10 +9,11 @@ The serving model of one local model (Vidur's replica scheduler reduced to what 
 * KV memory bounds the slots: a sequence reserves (input + output tokens) x the model's KV bytes per token (GGUF
   metadata) when admitted; the budget is the profile's memory less the model's weights. A request larger than
   the whole budget runs alone.
-* prefill policy: the whole prompt, first (not chunked): an admitted prompt is processed before the next decode
-  iteration while the running sequences wait (llama.cpp's server puts a new slot's prompt into its next batch;
-  the costs add up). Prompts admitted at one boundary are processed one after another. The first token comes at
-  the end of the prompt (TTFT), then one decode iteration per output token.
+* prefill policy: whole prompts, not chunked, in the next step: the prompts admitted at an iteration boundary are
+  processed in one step together with one decode token of every running sequence (as llama.cpp's server and the
+  batched benchmark's engine batch them), so that step takes the prompts' time plus one decode iteration. The
+  first token of each new request comes at the end of that step (TTFT), then one decode iteration per output
+  token.
 * iteration time with b sequences running = b / (aggregate decode tok/s at batch b) from the batched service curve
   (stored `service_curves`, else the profile's documented default), linear in b between measured batch sizes and
   flat above the largest; prompts at the curve's prefill tok/s. Context length does not slow an iteration here.

@@ -134,19 +134,25 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, prefill_s, kv_need,
         if prev > 0 and b == 0:
             busy += boundary - since[s]
         was = b
+        admitted, prompts = head, 0.0
+        step = 1.0 if was > 0 else 0.0  # the running sequences decode one token in the prompts' step
         while head < i and b < slots and (b == 0 or kv[s] + kv_need[head] <= kv_budget):  # FIFO admission
             r = head
             head += 1
             start[r] = t[s]
-            t[s] += tokens_in[r] * prefill_s  # prefill first: the running sequences wait for the prompt
-            first[r] = t[s]
-            late += on_ttft and t[s] - ready[r] > limit
+            prompts += tokens_in[r] * prefill_s
             if tokens_out[r] > 0:
-                _push(hk, hr, s, b, done[s] + tokens_out[r], r)
+                _push(hk, hr, s, b, done[s] + step + tokens_out[r], r)
                 b += 1
                 kv[s] += kv_need[r]
-            else:
-                finish[r] = t[s]
+        if head > admitted:  # one step: every new prompt beside one decode token of each running sequence
+            t[s] += prompts + (itl[was] if was > 0 else 0.0)
+            done[s] += step
+            for r in range(admitted, head):
+                first[r] = t[s]
+                late += on_ttft and t[s] - ready[r] > limit
+                if tokens_out[r] <= 0:
+                    finish[r] = t[s]
         if was == 0 and b > 0:
             since[s] = boundary
         if b != run[s]:

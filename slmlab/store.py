@@ -440,6 +440,28 @@ def m013_service_curves(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE bench_runs ADD COLUMN contention JSON")
 
 
+def m014_validations(con: duckdb.DuckDBPyConnection) -> None:
+    """Replays checked against a real batched engine (`slmlab validate`): a slice of a trace played in real time
+    through llama.cpp and through the simulator with the same curve, slots and arrivals; p50/p95 errors and the
+    per-request times of both (for the CDF overlay)."""
+    con.execute(
+        """
+        CREATE TABLE validations (
+            validation_id  INTEGER PRIMARY KEY,
+            created_at     TIMESTAMP NOT NULL,
+            trace          VARCHAR NOT NULL,
+            model          VARCHAR NOT NULL,
+            load           DOUBLE NOT NULL,
+            requests       INTEGER NOT NULL,
+            config         JSON NOT NULL,   -- slice, slots, threads, token caps, speed factor
+            curve          JSON NOT NULL,   -- the service curve the simulator used (measured just before)
+            errors         JSON NOT NULL,   -- {ttft|latency: {p50|p95: {simulated_ms, real_ms, error}}}
+            per_request    JSON NOT NULL    -- arrival, tokens, real and simulated TTFT and latency of each request
+        )
+        """
+    )
+
+
 def m015_replay_scenarios(con: duckdb.DuckDBPyConnection) -> None:
     """Named replay scenarios: every assumption set on the Routing replay page, kept as the `slmlab simulate`
     arguments that reproduce it (`slmlab simulate --scenario NAME`) beside the settings as the page shows them."""
@@ -468,6 +490,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m010_hash_algorithm_prefix,
     m012_request_records,
     m013_service_curves,
+    m014_validations,
     m015_replay_scenarios,
 ]
 

@@ -67,13 +67,16 @@ def test_one_slot_is_exactly_the_fifo_queue(servers: int) -> None:
 
 
 def test_batching_runs_sequences_together_at_the_curves_speed() -> None:
-    """Four prompts at once on one 4-slot server: all start together, decode at 2x aggregate (the curve)."""
+    """Four prompts at once on one 4-slot server: each later prompt is processed in the next step beside one decode
+    token of each running sequence (prompt time + one iteration at the curve's speed), and all four run together."""
     dep = _deployment(4)
     served = serve(dep, 1, np.zeros(4), np.full(4, 57.0), np.full(4, 100.0))
-    assert np.all(served.start[1:] > served.start[0])  # the prompts are processed one after another
-    np.testing.assert_allclose(served.first, 57.0 / PREFILL * np.arange(1, 5))
-    itl4 = 4 / (2.0 * DECODE)
-    assert served.finish.max() == pytest.approx(4 * 57.0 / PREFILL + 100 * itl4)
+    itl = dep.curve.iteration_s(4)
+    assert itl[4] == pytest.approx(4 / (2.0 * DECODE))  # the curve: 2x aggregate at batch 4
+    assert served.first[0] == pytest.approx(57.0 / PREFILL)
+    np.testing.assert_allclose(np.diff(served.first), 57.0 / PREFILL + itl[1:4])
+    assert np.all(served.start[1:] == served.first[:-1])  # admitted at the end of the previous step
+    assert np.all(served.first < served.finish.min())  # all four decode together
     alone = serve(_deployment(1), 1, np.zeros(4), np.full(4, 57.0), np.full(4, 100.0))
     assert served.finish.max() < alone.finish.max()  # batching serves the four sooner than one at a time
 

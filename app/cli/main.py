@@ -14,7 +14,7 @@ from slmlab.allocator import keep_freed_memory
 from slmlab.paths import DB_ENV_VAR
 
 # each file registers its own subcommands; imported when the parser is built (their registries load DuckDB)
-SUBCOMMANDS = ("traces", "recorded", "models", "bench", "eval", "simulate", "project", "admin")
+SUBCOMMANDS = ("traces", "recorded", "models", "bench", "eval", "simulate", "project", "validate", "admin")
 
 
 def build_parser(only: Sequence[str] = SUBCOMMANDS) -> argparse.ArgumentParser:
@@ -76,6 +76,7 @@ def _failed(args: argparse.Namespace, error: Exception, code: int, detail: dict 
         print(json.dumps({"error": body}, indent=2, default=str))
     print(f"error: {error}", file=sys.stderr)
     return code
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,82 @@
+"""`slmlab validate`: play a slice of a stored trace in real time through llama.cpp with several sequences in one
+context, and through the replay's serving model, and say how far apart their TTFT and latency percentiles are."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+
+def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    p = command("validate", "check the simulator against a real batched engine on a slice of a trace")
+    p.add_argument("--trace", default=None, help="stored trace (default: the embedded Azure conversation trace)")
+    p.add_argument("--slice", type=int, default=24, help="requests to play (default 24)")
+    p.add_argument("--start", type=int, default=0, help="first request of the slice, in arrival order (default 0)")
+    p.add_argument(
+        "--load", type=float, default=0.5, help="arrival rate as a share of the server's capacity (default 0.5)"
+    )
+    p.add_argument("--model", default="smollm2-135m", help="shipped model or GGUF path (default smollm2-135m)")
+    p.add_argument("--slots", type=int, default=4, help="sequences served at once (default 4)")
+    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
+    p.add_argument("--max-input", type=int, default=32, help="cap on prompt tokens (default 32: keeps a run short)")
+    p.add_argument("--max-output", type=int, default=16, help="cap on output tokens (default 16)")
+    p.add_argument("--list", action="store_true", help="list stored validations")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_validate)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from slmlab.validations import load_validations
+
+    stored = load_validations(db=args.db)
+    if args.json:
+        print(json.dumps([{k: v for k, v in s.items() if k != "per_request"} for s in stored], indent=2, default=str))
+        return 0
+    for s in stored:
+        errors = s["errors"]
+        print(
+            f"validation {s['validation_id']}  {s['created_at']:%Y-%m-%d %H:%M}  {s['trace']}  {s['model']}  "
+            f"load {s['load']:g}, {s['requests']} requests: "
+            + ", ".join(f"{m} {q} {errors[m][q]['error']:+.0%}" for m in errors for q in errors[m])
+        )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.validation import ValidationConfig, validate
+    from slmlab.models import resolve_model
+    from slmlab.traces.defaults import DEFAULT_TRACES, ensure_default_trace
+    from slmlab.validations import save_validation, trace_slice
+
+    if args.list:
+        return _list(args)
+    trace = args.trace or DEFAULT_TRACES[0].stem
+    ensure_default_trace(trace, args.db)
+    config = ValidationConfig(
+        trace=trace,
+        start=args.start,
+        count=args.slice,
+        load=args.load,
+        model=args.model,
+        slots=args.slots,
+        threads=args.threads,
+        max_input=args.max_input,
+        max_output=args.max_output,
+    )
+    result = validate(config, trace_slice(trace, args.start, args.slice, db=args.db), resolve_model(args.model))
+    record = result.as_dict()
+    record["validation_id"] = save_validation(record, db=args.db)
+    if args.json:
+        print(json.dumps(record, indent=2, default=str))
+        return 0
+    print(
+        f"validation {record['validation_id']}: {record['requests']} requests of '{trace}' from {args.start}, "
+        f"{args.model}, {args.slots} slots, load {args.load:g} (arrivals x{result.speed:.3g} faster than recorded)"
+    )
+    print(f"curve: {result.curve.source}; decode tok/s by batch {result.curve.decode_tok_s}")
+    print(f"{'':8s} {'simulated':>10s} {'real':>10s} {'error':>7s}")
+    for metric, by_q in result.errors.items():
+        for q, e in by_q.items():
+            print(f"{metric} {q:4s} {e['simulated_ms']:>8,.0f} ms {e['real_ms']:>7,.0f} ms {e['error']:>+7.1%}")
+    return 0

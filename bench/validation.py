@@ -1,0 +1,195 @@
+"""Check the replay's serving model against a real one: a slice of a stored trace played in real time (time-scaled
+to a chosen load) through llama.cpp with several sequences in one context (`bench.batched.BatchedServer`, the
+engine of the batched benchmark), and through the simulator (`simulators.deployment.serve`) with the same
+arrivals, token counts, slots and the service curve measured on the same engine just before and after (their
+mean); the errors of p50 and p95 TTFT and latency say how far the simulator is from the real thing.
+
+To keep a run short the token counts are capped (`max_input`, `max_output`; prompts are random tokens, answers
+greedy with end-of-text ignored, as llama-batched-bench does), and `load` sets the arrival rate as a share of the
+server's capacity at full batch (from the measured curve): 0.3 is light, 0.9 near saturation. The real engine
+takes a request into a free slot at its next step and processes its prompt in that step beside the others'
+decode tokens; the first token comes from the prompt, then `output tokens` more (the simulator's convention).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.batched import BatchedServer, CurveConfig, measure_point
+from bench.engine import Engine, EngineConfig
+from simulators.deployment import Deployment, HardwareProfile, ServiceCurve, serve
+
+METRICS = ("ttft", "latency")
+PERCENTILES = (50, 95)
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """A validation run: which requests, how fast they come, and the server they meet."""
+
+    trace: str
+    start: int = 0  # first request of the slice (arrival order)
+    count: int = 24  # requests in the slice
+    load: float = 0.5  # arrival rate / the server's capacity at full batch
+    model: str = "smollm2-135m"
+    slots: int = 4
+    threads: int = 1
+    max_input: int = 32
+    max_output: int = 16
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.load < 2:
+            raise ValueError("load must be a share of the server's capacity, between 0 and 2")
+        if self.count < 2 or self.slots < 1 or self.threads < 1 or self.max_input < 1 or self.max_output < 1:
+            raise ValueError("count must be at least 2; slots, threads and token caps at least 1")
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The real and simulated times of every request of the slice, and the errors of their percentiles."""
+
+    config: ValidationConfig
+    speed: float  # arrivals replayed this many times faster than recorded
+    curve: ServiceCurve
+    arrival_s: np.ndarray
+    tokens_in: np.ndarray
+    tokens_out: np.ndarray
+    real_ttft_s: np.ndarray
+    real_latency_s: np.ndarray
+    sim_ttft_s: np.ndarray
+    sim_latency_s: np.ndarray
+    errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: what `slmlab validate --json` prints and the warehouse keeps."""
+        c = self.config
+        return {
+            "trace": c.trace,
+            "model": c.model,
+            "load": c.load,
+            "requests": int(self.arrival_s.size),
+            "config": {**asdict(c), "speed": self.speed},
+            "curve": self.curve.as_dict(),
+            "errors": self.errors,
+            "per_request": [
+                {
+                    "arrival_s": a,
+                    "input_tokens": i,
+                    "output_tokens": o,
+                    "real_ttft_s": rt,
+                    "real_latency_s": rl,
+                    "sim_ttft_s": st,
+                    "sim_latency_s": sl,
+                }
+                for a, i, o, rt, rl, st, sl in zip(
+                    *(
+                        x.tolist()
+                        for x in (
+                            self.arrival_s,
+                            self.tokens_in,
+                            self.tokens_out,
+                            self.real_ttft_s,
+                            self.real_latency_s,
+                            self.sim_ttft_s,
+                            self.sim_latency_s,
+                        )
+                    )
+                )
+            ],
+        }
+
+
+def percentile_errors(real: dict[str, np.ndarray], simulated: dict[str, np.ndarray]) -> dict[str, dict]:
+    """{metric: {p50/p95: {simulated_ms, real_ms, error}}}, error = simulated / real - 1."""
+    out: dict[str, dict] = {}
+    for metric in METRICS:
+        out[metric] = {}
+        for q in PERCENTILES:
+            r, s = float(np.percentile(real[metric], q)), float(np.percentile(simulated[metric], q))
+            out[metric][f"p{q}"] = {"simulated_ms": s * 1000, "real_ms": r * 1000, "error": s / r - 1 if r else 0.0}
+    return out
+
+
+def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int) -> ServiceCurve:
+    """The engine's service curve right now (batch 1, 2, 4 ... slots), as the batched benchmark measures it."""
+    batches = sorted({*(b for b in (1, 2, 4, 8, 16, 32, 64) if b < slots), slots})
+    config = CurveConfig(batches=tuple(batches), pp=pp, tg=tg, threads=engine.config.threads, seed=seed)
+    rng = np.random.default_rng(seed)
+    points = [measure_point(engine, config, b, rng) for b in batches]
+    return ServiceCurve(
+        batch=tuple(batches),
+        decode_tok_s=tuple(float(p.decode_tok_s) for p in points),
+        prefill_tok_s=float(points[0].prefill_tok_s),
+        kv_bytes_per_token=0.0,
+        weights_bytes=0.0,
+        source=f"measured just before on this engine (pp {pp}, tg {tg}, {engine.config.threads} threads)",
+    )
+
+
+def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndarray], outputs: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Submit each request when its (scaled) arrival time comes and step the server; TTFT and latency of each."""
+    server = BatchedServer(engine, slots)
+    engine.clear()
+    sequences = []
+    started = time.perf_counter()
+    i = 0
+    while i < len(prompts) or server.waiting or server.active:
+        now = time.perf_counter() - started
+        while i < len(prompts) and arrival[i] <= now:
+            sequences.append(server.submit(prompts[i], int(outputs[i]) + 1))  # first token + `output` more
+            i += 1
+        if not server.waiting and not server.active:
+            time.sleep(max(0.0, arrival[i] - (time.perf_counter() - started)))
+            continue
+        server.step()
+    first = np.array([s.token_times[0] - started for s in sequences])
+    last = np.array([s.token_times[-1] - started for s in sequences])
+    return first - arrival, last - arrival
+
+
+def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], model_path: str | Path) -> Validation:
+    """Measure the curve, play the slice for real at the chosen load, simulate it, compare."""
+    recorded = np.array([r[0] for r in requests])
+    tokens_in = np.clip(np.array([r[1] for r in requests], dtype=np.float64), 1, config.max_input)
+    tokens_out = np.clip(np.array([r[2] for r in requests], dtype=np.float64), 1, config.max_output)
+    cells = config.max_input + config.max_output + 2
+    engine_config = EngineConfig(n_ctx=config.slots * cells, threads=config.threads, n_seq_max=config.slots)
+    rng = np.random.default_rng(config.seed)
+    with Engine(model_path, engine_config) as engine:
+        pp = round(float(np.mean(tokens_in)))
+        curve = measured_curve(engine, config.slots, pp, min(config.max_output + 1, cells - pp), config.seed)
+        itl = curve.iteration_s(config.slots)
+        per_request = float(np.mean(tokens_in / curve.prefill_tok_s + tokens_out * itl[config.slots] / config.slots))
+        span = float(recorded[-1] - recorded[0]) or 1.0
+        speed = config.load / per_request / ((recorded.size - 1) / span)  # recorded rate -> load x capacity
+        arrival = (recorded - recorded[0]) / speed
+        prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
+        real_ttft, real_latency = _play(engine, config.slots, arrival, prompts, tokens_out)
+        after = measured_curve(engine, config.slots, pp, min(config.max_output + 1, cells - pp), config.seed + 1)
+    curve = ServiceCurve(  # a shared machine drifts: the mean of the curves measured before and after the run
+        batch=curve.batch,
+        decode_tok_s=tuple((a + b) / 2 for a, b in zip(curve.decode_tok_s, after.decode_tok_s)),
+        prefill_tok_s=(curve.prefill_tok_s + after.prefill_tok_s) / 2,
+        kv_bytes_per_token=0.0,
+        weights_bytes=0.0,
+        source=curve.source.replace("measured just before", "measured just before and after the run (mean)"),
+    )
+    machine = HardwareProfile(
+        name="validation", description="this machine, as measured just before", memory_bytes=float("inf"),
+        slots=config.slots, capex_usd=0.0, lifetime_months=1.0, watts_busy=0.0, watts_idle=0.0,
+        ops_usd_per_month=0.0, tariff_usd_per_kwh=0.0, batch_speedup=((1, 1.0),), source="measured",
+    )  # fmt: skip
+    served = serve(Deployment(config.model, machine, curve, config.slots, 1), 1, arrival, tokens_in, tokens_out)
+    simulated = {"ttft": served.first - arrival, "latency": served.finish - arrival}
+    errors = percentile_errors({"ttft": real_ttft, "latency": real_latency}, simulated)
+    return Validation(
+        config=config, speed=speed, curve=curve, arrival_s=arrival, tokens_in=tokens_in, tokens_out=tokens_out,
+        real_ttft_s=real_ttft, real_latency_s=real_latency, sim_ttft_s=simulated["ttft"],
+        sim_latency_s=simulated["latency"], errors=errors,
+    )  # fmt: skip

@@ -1,0 +1,67 @@
+"""Replays checked against a real batched engine, in the warehouse: `bench/validation.py` saves one row per
+`slmlab validate`; the CLI and the Routing replay page read them back."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from slmlab import store
+
+
+def save_validation(record: dict[str, object], *, db: str | Path | None = None) -> int:
+    """Store one validation (the `as_dict()` of a `bench.validation.Validation`); returns its id."""
+    with store.transaction(db) as con:
+        next_id = con.execute("SELECT coalesce(max(validation_id), 0) + 1 FROM validations").fetchall()[0][0]
+        con.execute(
+            "INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                next_id,
+                datetime.now(UTC).replace(tzinfo=None),
+                record["trace"],
+                record["model"],
+                record["load"],
+                record["requests"],
+                json.dumps(record["config"]),
+                json.dumps(record["curve"]),
+                json.dumps(record["errors"]),
+                json.dumps(record["per_request"]),
+            ],
+        )
+    return int(next_id)
+
+
+def load_validations(*, db: str | Path | None = None, trace: str | None = None) -> list[dict[str, object]]:
+    """Stored validations, newest first (optionally of one trace), with their JSON parsed."""
+    where = "WHERE trace = ?" if trace else ""
+    with store.connect(db, read_only=True) as con:
+        rows = con.execute(
+            f"SELECT validation_id, created_at, trace, model, load, requests, config, curve, errors, per_request "
+            f"FROM validations {where} ORDER BY validation_id DESC",
+            [trace] if trace else [],
+        ).fetchall()
+    keys = ("validation_id", "created_at", "trace", "model", "load", "requests")
+    return [
+        {
+            **dict(zip(keys, row[:6])),
+            **{k: json.loads(v) for k, v in zip(("config", "curve", "errors", "per_request"), row[6:])},
+        }
+        for row in rows
+    ]
+
+
+def trace_slice(trace: str, start: int, count: int, *, db: str | Path | None = None) -> list[tuple[float, int, int]]:
+    """(arrival s, input tokens, output tokens) of `count` requests of a stored trace from position `start`, in
+    arrival order; a ValueError names the trace when it has no such requests or records no arrivals/tokens."""
+    with store.connect(db, read_only=True) as con:
+        rows = con.execute(
+            "SELECT r.arrival_s, r.input_tokens, r.output_tokens FROM requests r JOIN traces t USING (trace_id) "
+            "WHERE t.name = ? ORDER BY r.seq LIMIT ? OFFSET ?",
+            [trace, int(count), int(start)],
+        ).fetchall()
+    if not rows:
+        raise ValueError(f"trace '{trace}' has no requests from position {start} (see `slmlab traces`)")
+    if any(r[0] is None or r[1] is None or r[2] is None for r in rows):
+        raise ValueError(f"trace '{trace}': a validation needs recorded arrival times and token counts")
+    return [(float(a), int(i), int(o)) for a, i, o in rows]

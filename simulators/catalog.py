@@ -13,8 +13,10 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from simulators.data import Warehouse
+from simulators.results import JsonRecord
 from slmlab.paths import DATASETS_DIR
 from slmlab.traces.labelling import DATA_CLASSES
 
@@ -164,7 +166,24 @@ def api_model(key: str, catalogue: dict[str, dict] | None = None) -> PortfolioMo
     )
 
 
-def _latest_bench(warehouse: Warehouse | None, model_name: str) -> dict[str, float] | None:
+@dataclass(frozen=True)
+class _MeasuredBench:
+    """What a local model's profile takes from its newest measured benchmark run (None: not measured there)."""
+
+    run_id: int
+    output_tok_s: float | None
+    prefill_tok_s: float | None
+    ttft_ms: float | None
+    memory_bytes: float | None
+    energy: JsonRecord  # the run's energy summary ({} without an energy counter)
+    selection: str
+
+    def figure(self, name: str) -> float | None:
+        """One speed or memory figure by its profile name."""
+        return getattr(self, name, None)
+
+
+def _latest_bench(warehouse: Warehouse | None, model_name: str) -> _MeasuredBench | None:
     """Mean prefill/decode/TTFT and peak memory of the newest measured benchmark run of a model, if any."""
     row = warehouse.latest_bench(model_name) if warehouse is not None else None
     if row is None:
@@ -173,15 +192,15 @@ def _latest_bench(warehouse: Warehouse | None, model_name: str) -> dict[str, flo
     def mean(metric: str) -> float | None:
         return (row.summary.get(metric) or {}).get("mean")
 
-    return {
-        "run_id": row.run_id,
-        "output_tok_s": mean("decode_tok_s"),
-        "prefill_tok_s": mean("prefill_tok_s"),
-        "ttft_ms": mean("ttft_ms"),
-        "memory_bytes": row.peak_rss_bytes,
-        "energy": row.summary.get("energy") or {},
-        "selection": getattr(row, "selection", "") or "newest run",
-    }
+    return _MeasuredBench(
+        run_id=row.run_id,
+        output_tok_s=mean("decode_tok_s"),
+        prefill_tok_s=mean("prefill_tok_s"),
+        ttft_ms=mean("ttft_ms"),
+        memory_bytes=row.peak_rss_bytes,
+        energy=row.summary.get("energy") or {},
+        selection=getattr(row, "selection", "") or "newest run",
+    )
 
 
 def bench_profile(run_ids: tuple[int, ...], warehouse: Warehouse) -> dict[str, Figure]:
@@ -243,18 +262,19 @@ def local_model(
     def pick(name: str) -> Figure:
         if name in chosen:
             return chosen[name]
-        if measured and measured.get(name) is not None:
-            where = f"bench run {measured['run_id']} on this machine: {measured['selection']}"
-            return Figure(float(measured[name]), "measured", where)
+        value = measured.figure(name) if measured else None
+        if measured and value is not None:
+            where = f"bench run {measured.run_id} on this machine: {measured.selection}"
+            return Figure(float(value), "measured", where)
         return Figure(profile[name], "assumption", "default profile (slmlab build machine, 2-core CPU)")
 
     free = Figure(0.0, "assumption", "local: no per-token API price (hardware and power belong to the TCO)")
     energy = chosen.get("energy_j_per_token")
-    if energy is None and measured and (measured.get("energy") or {}).get("joules_per_token") is not None:
+    if energy is None and measured and measured.energy.get("joules_per_token") is not None:
         energy = Figure(
-            float(measured["energy"]["joules_per_token"]),
-            str(measured["energy"].get("source")),
-            f"bench run {measured['run_id']} on this machine",
+            float(measured.energy["joules_per_token"]),
+            str(measured.energy.get("source")),
+            f"bench run {measured.run_id} on this machine",
         )
     return PortfolioModel(
         name=key,
@@ -284,7 +304,7 @@ OVERRIDABLE = (
 )
 
 
-def apply_override(model: PortfolioModel, override: dict[str, object], origin: str) -> PortfolioModel:
+def apply_override(model: PortfolioModel, override: JsonRecord, origin: str) -> PortfolioModel:
     """Replace fields of one model with a user's values, each marked 'override' with where it came from."""
     unknown = sorted(set(override) - set(OVERRIDABLE) - {"name", "kind"})
     if unknown:
@@ -292,7 +312,7 @@ def apply_override(model: PortfolioModel, override: dict[str, object], origin: s
             f"{origin}: model '{model.name}': cannot override {', '.join(unknown)}; "
             f"overridable: {', '.join(OVERRIDABLE)}"
         )
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # field -> value, each checked below against what the field holds
     location = str(override.get("location", model.location))
     if location not in LOCATIONS:
         raise CatalogueError(f"{origin}: model '{model.name}': location must be one of {', '.join(LOCATIONS)}")
@@ -307,7 +327,7 @@ def apply_override(model: PortfolioModel, override: dict[str, object], origin: s
             )
         changes["data_classes"] = tuple(classes)
     if "context_window" in override:
-        changes["context_window"] = int(override["context_window"])  # type: ignore[arg-type]
+        changes["context_window"] = int(override["context_window"])
     for name in ("input_usd_per_mtok", "output_usd_per_mtok", "usd_per_call", "ttft_ms", "output_tok_s"):
         if name in override:
             value = override[name]

@@ -16,10 +16,11 @@ frontier-only's quality, seconds of p95.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from simulators.formatting import duration
-from simulators.results import BASELINE, summaries_from_dicts
+from simulators.results import BASELINE, JsonRecord, summaries_from_dicts
 
 MET = 1e-12
 CRITERIA = ("cheaper", "quality", "p95")
@@ -139,19 +140,21 @@ def _assumed_confidence(sources: dict[str, int]) -> bool:
     return bool(sources) and not any(k != "assumption" for k in sources)
 
 
-def _candidates(run: dict[str, object], points: list[dict[str, object]]) -> list[Candidate]:
-    summaries = summaries_from_dicts(run["policies"])  # type: ignore[arg-type]
+def _candidates(run: JsonRecord, points: Sequence[JsonRecord]) -> list[Candidate]:
+    summaries = summaries_from_dicts(run["policies"])
     base = summaries[BASELINE]
-    rows = [(s.policy, None, None, s.cost_usd, s.quality, s.p95_ms) for s in summaries.values() if not s.is_reference]
+    rows: list[tuple[str, str | None, float | None, float, float, float | None]] = [
+        (s.policy, None, None, s.cost_usd, s.quality, s.p95_ms) for s in summaries.values() if not s.is_reference
+    ]
     rows += [
         (
             str(p["policy"]),
             str(p["parameter"]),
             float(p["value"]),
-            float(p["cost_usd"]),  # type: ignore[arg-type]
+            float(p["cost_usd"]),
             float(p["quality"]),
             None if p.get("p95_ms") is None else float(p["p95_ms"]),
-        )  # type: ignore[arg-type]
+        )
         for p in points
         if p["policy"] in summaries and not summaries[str(p["policy"])].is_reference and p.get("parameter") is not None
     ]
@@ -169,8 +172,8 @@ def _candidates(run: dict[str, object], points: list[dict[str, object]]) -> list
     ]
 
 
-def _quality_testable(run: dict[str, object]) -> tuple[bool, str]:
-    counts = run["inputs"]["quality_source"]  # type: ignore[index]
+def _quality_testable(run: JsonRecord) -> tuple[bool, str]:
+    counts = run["inputs"]["quality_source"]
     measured = {m: sum(v for k, v in c.items() if k != "assumption") for m, c in counts.items()}
     total = {m: sum(c.values()) for m, c in counts.items()}
     if not any(measured.values()):
@@ -235,9 +238,9 @@ def _shortfall(claim: Claim, margins: tuple[Margin, ...]) -> tuple[float, float]
     return (max(gaps, default=0.0), sum(max(g, 0.0) for g in gaps))
 
 
-def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, object]]) -> Verdict:
+def check_claim(claim: Claim, run: JsonRecord, points: Sequence[JsonRecord]) -> Verdict:
     """Test a claim on a stored replay (`load_run`) and its sweep points."""
-    inputs = run["inputs"]  # type: ignore[index]
+    inputs = run["inputs"]
     reasons: list[str] = []
     testable = {"cheaper": True, "quality": False, "p95": False}
     if claim.quality_pct is not None:
@@ -257,7 +260,7 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
         "arrivals": inputs.get("arrivals"),
         "prices": run.get("catalogue_version"),
         "baseline_model": run["config"].get("frontier_model"),
-    }  # type: ignore[union-attr]
+    }
     scored = []
     for c in _candidates(run, points):
         margins = _margins(claim, c, testable)
@@ -273,7 +276,7 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
             int(run["run_id"]),
             str(run["trace"]),
             None,
-            (),  # type: ignore[call-overload]
+            (),
             tuple(reasons),
             sources,
             len(scored),
@@ -318,7 +321,7 @@ def check_claim(claim: Claim, run: dict[str, object], points: list[dict[str, obj
         int(run["run_id"]),
         str(run["trace"]),
         best,
-        margins,  # type: ignore[call-overload]
+        margins,
         tuple(reasons),
         sources,
         len(scored),

@@ -305,6 +305,15 @@ def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = No
     )
 
 
+def _fractional_scores(inputs: ReplayInputs) -> bool:
+    """Recorded outcomes with scores between 0 and 1: quality (answers realised right or wrong) then differs from
+    the mean recorded score the peers report, so that score is reported too and their metrics use it."""
+    if inputs.trace_kind != "outcomes":
+        return False
+    p = inputs.p_correct
+    return bool(np.any((p > 0) & (p < 1)))
+
+
 def recorded_notes(
     inputs: ReplayInputs, final: np.ndarray, rows: np.ndarray, confidence: dict[str, int]
 ) -> dict[str, object]:
@@ -312,6 +321,8 @@ def recorded_notes(
     assumption) decided a cascade: its rank against the other policies then follows from that assumption."""
     sources = metrics.counts_by_name(inputs.cost_source[rows, final[rows]], COST_SOURCES)
     extra: dict[str, object] = {"cost_source": sources}
+    if _fractional_scores(inputs):  # the peers average recorded scores (MT-Bench ratings, RouterBench partial credit)
+        extra["score"] = float(inputs.p_correct[rows, final[rows]].sum() / inputs.n) if inputs.n else float("nan")
     drawn = confidence.get("assumption", 0)
     if drawn:
         a, b = inputs.config.confidence_right, inputs.config.confidence_wrong
@@ -443,7 +454,8 @@ def sweep_points(
             if step:
                 step()
         cost = np.array([c.cost_usd for c in curve])
-        quality = np.array([c.quality for c in curve])
+        scored = all("score" in c.extra for c in curve)  # fractional recorded scores: the peers average them
+        quality = np.array([c.extra["score"] if scored else c.quality for c in curve], dtype=np.float64)
         share = np.array([c.frontier_share for c in curve])
         sweep: dict[str, object] = {
             "parameter": key,
@@ -451,9 +463,15 @@ def sweep_points(
             "aiq_paper": metrics.aiq_paper(cost, quality),
             "aiq_routerbench_max_cost_usd": metrics.routerbench_hull_max_cost(cost, quality),
         }
+        if scored:
+            sweep["quality_figure"] = "mean recorded score"
         swept.append((policy.label, cost, quality))
         if weak is not None:
-            low, high = summaries[weak].quality, summaries[BASELINE].quality
+            low, high = (
+                (float(summaries[weak].extra["score"]), float(summaries[BASELINE].extra["score"]))  # type: ignore[arg-type]
+                if scored and "score" in summaries[weak].extra and "score" in summaries[BASELINE].extra
+                else (summaries[weak].quality, summaries[BASELINE].quality)
+            )
             if low != high:
                 sweep |= {
                     "apgr": metrics.apgr(share, quality, low, high),

@@ -261,3 +261,32 @@ def test_a_replay_sweep_reports_what_the_peers_code_gives_on_its_own_points(db: 
     peer_aiq = routerbench_calc_aiq(list(curves.values()))
     for (label, _), expected in zip(curves.items(), peer_aiq):
         assert result.summaries[label].sweep["aiq_routerbench"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_mt_bench_sweeps_use_the_mean_judge_score_as_routellm_does(db: Path) -> None:
+    """MT-Bench records ratings, not right/wrong: RouteLLM averages them, so the sweep's figures use the mean
+    recorded score of the answering model (and say so), and equal evaluate.py's on those points."""
+    from app.workflows import build_inputs
+    from simulators.inputs import ReplayConfig
+    from simulators.policies.registry import parse_policies
+    from simulators.replay import run_policies
+    from slmlab.traces.importer import import_trace
+
+    import_trace(ROUTELLM / "mt_bench_judgements.jsonl", db=db)
+    inputs = build_inputs(ReplayConfig("mt_bench_judgements"), db=db)
+    result = run_policies(inputs, parse_policies("small-only,random"), sweep=True)
+    weak, strong = (result.summaries[k].extra["score"] for k in ("small-only", "frontier-only"))
+    sweep = result.summaries["random"].sweep
+    assert sweep["quality_figure"] == "mean recorded score"
+    scores = []
+    for value in (p["value"] for p in result.points if p["policy"] == "random"):
+        from simulators.policies.registry import with_value
+        from simulators.replay import replay_policy, summarise
+
+        random_policy = next(p for p in parse_policies("random") if p.label == "random")
+        policy = with_value(random_policy, "strong_share", value)
+        s = summarise(inputs, replay_policy(inputs, policy), policy)
+        scores.append({"strong_percentage": s.frontier_share * 100, "accuracy": s.extra["score"] * 10})
+    peer = routellm_metrics(scores, weak * 10, strong * 10)  # RouteLLM's MT-Bench scale: ratings 1-10
+    assert sweep["apgr"] == pytest.approx(peer["apgr"], abs=1e-9)
+    assert sweep["cpt50"] * 100 == pytest.approx(peer["cpt50"], abs=1e-9)

@@ -23,6 +23,7 @@ from slmlab.traces import checks
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.reading import ROW, ident
 from slmlab.traces.staged import ImportOptions, StagedTrace, one_chunk
+from slmlab.traces.workload import MAX_SPAN_NS, arrival_offsets_ns
 
 TIME_FIELDS = ("start", "end", "first_token")
 COUNT_FIELDS = ("input_tokens", "output_tokens", "cached_tokens")
@@ -188,17 +189,26 @@ def _checked_read(con: duckdb.DuckDBPyConnection, path: Path, select: str, found
     return store.query_arrow(con, f"SELECT {columns} FROM calls_raw ORDER BY {ROW}")
 
 
+def _column_array(table: pa.Table, name: str, dtype: type = np.float64) -> np.ndarray:
+    return one_chunk(table.column(name)).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+
+
 def _array(table: pa.Table, name: str, dtype: type = np.float64) -> np.ndarray | None:
     if name not in table.column_names:
         return None
-    return one_chunk(table.column(name)).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    return _column_array(table, name, dtype)
 
 
 def _ms_after_start(table: pa.Table, name: str) -> np.ndarray | None:
     """Milliseconds from the start to a recorded time (NaN where the log has none), in exact integer ns first."""
     if name not in table.column_names:
         return None
-    span = pc.subtract(one_chunk(table.column(name)), one_chunk(table.column("start")))
+    end, start = one_chunk(table.column(name)), one_chunk(table.column("start"))
+    try:
+        span = pc.subtract_checked(end, start)
+    except pa.ArrowInvalid:  # more than 292 years apart: as doubles, for _require_order to refuse
+        as_ms = [array.to_numpy(zero_copy_only=False).astype(np.float64) for array in (end, start)]
+        return (as_ms[0] - as_ms[1]) / 1e6
     return span.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
 
 
@@ -214,6 +224,15 @@ def _require_order(path: Path, fields: CallFields, name: str, span_ms: np.ndarra
             column=fields.names.get(name, name),
             offenders=[(int(i) + 1, f"{span_ms[i]:.1f} ms before the start") for i in bad[:5]],
             total=len(bad),
+        )
+    far = np.flatnonzero(span_ms >= MAX_SPAN_NS / 1e6)
+    if len(far):
+        raise TraceInputError(
+            path,
+            f"'{fields.names.get(name, name)}' is more than 146 years after the request start",
+            column=fields.names.get(name, name),
+            offenders=[(int(i) + 1, f"{span_ms[i]:.3g} ms after the start") for i in far[:5]],
+            total=len(far),
         )
 
 
@@ -243,7 +262,7 @@ def stage_calls(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, 
         validation = "row-by-row checks"
     if typed.num_rows == 0:
         raise TraceInputError(path, "holds no LLM calls", hint="the README lists what each log format must contain")
-    start = _array(typed, "start", np.int64)
+    start = _column_array(typed, "start", np.int64)  # always selected: checked above
     latency = _array(typed, "duration_ms")
     from_end = _ms_after_start(typed, "end")
     _require_order(path, fields, "end", from_end)
@@ -275,7 +294,7 @@ def stage_calls(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, 
     requests = {
         "seq": pa.array(seq),
         "source_row": pa.array(np.arange(1, count + 1, dtype=np.int64)),
-        "arrival_ns": pa.array(start - first_ns),
+        "arrival_ns": pa.array(arrival_offsets_ns(path, start, np.arange(1, count + 1), fields.names.get("start", ""))),
         "input_tokens": tokens("input_tokens"),
         "output_tokens": tokens("output_tokens"),
     }

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,8 +126,8 @@ def csv_header(path: Path) -> tuple[str, ...]:
     first = _require_content(path)
     if not first.strip():
         raise TraceInputError(path, "the first line (the header) is blank")
-    if first.count(",") >= MAX_COLUMNS and len(columns := _csv_fields(first)) > MAX_COLUMNS:
-        raise TraceInputError(path, f"the header has {len(columns):,} columns; slmlab reads at most {MAX_COLUMNS:,}")
+    if first.count(",") >= MAX_COLUMNS and len(fields := _csv_fields(first)) > MAX_COLUMNS:
+        raise TraceInputError(path, f"the header has {len(fields):,} columns; slmlab reads at most {MAX_COLUMNS:,}")
     try:
         columns = tuple(next(csv.reader(io.StringIO(first))))
     except csv.Error as error:
@@ -174,8 +175,11 @@ def json_depth(text: str) -> int:
 def _too_deep(path: Path, line: int, text: str) -> TraceInputError | None:
     if text.count("[") + text.count("{") <= MAX_JSON_DEPTH or (depth := json_depth(text)) <= MAX_JSON_DEPTH:
         return None
-    return TraceInputError(path, f"line {line} nests JSON {depth:,} levels deep; slmlab reads at most {MAX_JSON_DEPTH}",
-                           offenders=[(line, f"nested {depth:,} levels")])
+    return TraceInputError(
+        path,
+        f"line {line} nests JSON {depth:,} levels deep; slmlab reads at most {MAX_JSON_DEPTH}",
+        offenders=[(line, f"nested {depth:,} levels")],
+    )
 
 
 def jsonl_keys(path: Path) -> tuple[str, ...]:
@@ -209,7 +213,9 @@ def sample(path: Path) -> FileSample:
     if not path.exists():
         raise TraceInputError(path, "file not found")
     try:
-        names = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_quote(str(path))})").fetchall()
+        described = f"DESCRIBE SELECT * FROM read_parquet({sql_quote(str(path))})"
+        # duckdb's stubs type sql() as Optional (None for statements without a result); DESCRIBE has one
+        names = duckdb.sql(described).fetchall()  # type: ignore[union-attr]
     except duckdb.Error as error:
         raise TraceInputError(path, f"not a readable Parquet file ({error.__class__.__name__}: {error})") from error
     if len(names) > MAX_COLUMNS:
@@ -275,8 +281,13 @@ def _field_count_offenders(path: Path, expected: int) -> tuple[list[tuple[int, s
         except csv.Error as error:
             total += 1
             if len(offenders) < 5:
-                offenders.append((line - 1, f"line {line}: {error} (a quote that never closes, or a field longer than "
-                                            f"{MAX_LINE_BYTES // 2**20} MiB)"))
+                offenders.append(
+                    (
+                        line - 1,
+                        f"line {line}: {error} (a quote that never closes, or a field longer than "
+                        f"{MAX_LINE_BYTES // 2**20} MiB)",
+                    )
+                )
     return offenders, total
 
 
@@ -295,8 +306,9 @@ def _raise_malformed_csv(path: Path, options: str, cause: Exception) -> None:
         last_line = offenders[-1][0] + 1
         truncated = total == 1 and _is_last_line(path, last_line)
         hint = "the file looks truncated: its last line is incomplete" if truncated else None
-        raise TraceInputError(path, "malformed rows (wrong number of fields)", offenders=offenders, total=total,
-                              hint=hint) from cause
+        raise TraceInputError(
+            path, "malformed rows (wrong number of fields)", offenders=offenders, total=total, hint=hint
+        ) from cause
     scan = duckdb.connect()  # a fresh connection: the failed read may have left `con` mid-result
     try:
         scan.execute(
@@ -366,8 +378,11 @@ def read_jsonl_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw
         too_long = re.search(r"CSV Error on Line: (\d+).*Maximum line size", str(error), re.S)
         if too_long:
             line = int(too_long.group(1))
-            raise TraceInputError(path, f"line {line} is longer than {MAX_LINE_BYTES // 2**20} MiB, the longest line "
-                                        "slmlab reads", offenders=[(line, "too long")]) from error
+            raise TraceInputError(
+                path,
+                f"line {line} is longer than {MAX_LINE_BYTES // 2**20} MiB, the longest line slmlab reads",
+                offenders=[(line, "too long")],
+            ) from error
         raise TraceInputError(path, f"cannot be read as JSON Lines: {str(error).splitlines()[0]}") from error
     con.execute(f"DELETE FROM {table}_lines WHERE trim({LINE}) = ''")
     bad = con.execute(
@@ -450,6 +465,7 @@ def _json_number_problems(text: str) -> list[tuple[str, str]]:
     def unstorable(value: object, key: str | None) -> tuple[str | None, _Unstorable] | None:
         if isinstance(value, _Unstorable):
             return key, value
+        items: Iterable[tuple[str | None, object]]
         if isinstance(value, dict):
             items = value.items()
         else:
@@ -461,9 +477,11 @@ def _json_number_problems(text: str) -> list[tuple[str, str]]:
     except (ValueError, RecursionError):
         return []  # DuckDB judges validity; depth is checked before this
     # a record's problem is named by its top-level key (the column); a document's by the innermost key
-    found = [unstorable(value, key) for key, value in record.items()] if isinstance(record, dict) else [
-        unstorable(record, None)
-    ]
+    found = (
+        [unstorable(value, key) for key, value in record.items()]
+        if isinstance(record, dict)
+        else [unstorable(record, None)]
+    )
     top = isinstance(record, dict)
     return [
         (str(key if top else inner), f"{marked.literal} {marked.problem}")
@@ -485,11 +503,10 @@ def check_json_lines(
     depths = [(number, json_depth(line)) for number, line in candidates]
     deep = [(number, f"nested {depth:,} levels") for number, depth in depths if depth > MAX_JSON_DEPTH]
     if deep:
-        raise TraceInputError(path, f"lines nest JSON more than {MAX_JSON_DEPTH} levels deep", offenders=deep,
-                              total=len(deep))
-    repeats = (
-        f"SELECT {row}, {text} FROM {lines} WHERE len(json_keys({text})) <> len(list_distinct(json_keys({text})))"
-    )
+        raise TraceInputError(
+            path, f"lines nest JSON more than {MAX_JSON_DEPTH} levels deep", offenders=deep, total=len(deep)
+        )
+    repeats = f"SELECT {row}, {text} FROM {lines} WHERE len(json_keys({text})) <> len(list_distinct(json_keys({text})))"
     total = con.execute(f"SELECT count(*) FROM ({repeats})").fetchall()[0][0] if keys else 0
     if total:
         repeated = con.execute(
@@ -497,17 +514,25 @@ def check_json_lines(
             f"unnest(json_keys({text})) AS key FROM ({repeats} ORDER BY {row} LIMIT 5)) GROUP BY {row}, key "
             f"HAVING count(*) > 1) GROUP BY {row} ORDER BY {row}"
         ).fetchall()
-        raise TraceInputError(path, "records repeat a key (which value counts would be a guess)",
-                              offenders=[(number, f"repeats {names}") for number, names in repeated], total=int(total))
+        raise TraceInputError(
+            path,
+            "records repeat a key (which value counts would be a guess)",
+            offenders=[(number, f"repeats {names}") for number, names in repeated],
+            total=int(total),
+        )
     extreme = con.execute(
         f"SELECT {row}, {text} FROM {lines} WHERE regexp_matches({text}, '{_EXTREME_NUMBER}') ORDER BY {row}"
     ).fetchall()
     bad = [(number, key, problem) for number, line in extreme for key, problem in _json_number_problems(line)]
     if bad:
         column = bad[0][1]
-        raise TraceInputError(path, "numbers that cannot be stored as written", column=column,
-                              offenders=[(number, problem) for number, key, problem in bad if key == column],
-                              total=sum(key == column for _, key, _ in bad))
+        raise TraceInputError(
+            path,
+            "numbers that cannot be stored as written",
+            column=column,
+            offenders=[(number, problem) for number, key, problem in bad if key == column],
+            total=sum(key == column for _, key, _ in bad),
+        )
 
 
 def read_parquet_raw(con: duckdb.DuckDBPyConnection, path: Path, table: str = "raw") -> tuple[str, ...]:

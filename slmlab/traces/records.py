@@ -108,9 +108,12 @@ def label_sources(labelling: dict[str, object], report: dict[str, object]) -> di
     synthetic (drawn from the label mix), or absent."""
     from slmlab.traces.labelling import LABEL_FIELDS
 
-    log_fields = report.get("label_fields") or {}
-    recorded = labelling.get("recorded_fields") or []
-    synthetic = labelling.get("synthetic_fields") or []
+    log_fields = report.get("label_fields")
+    log_fields = log_fields if isinstance(log_fields, dict) else {}  # {label field: log field}, parsed JSON
+    recorded = labelling.get("recorded_fields")
+    recorded = recorded if isinstance(recorded, list) else []
+    synthetic = labelling.get("synthetic_fields")
+    synthetic = synthetic if isinstance(synthetic, list) else []
     sources = {}
     for name in LABEL_FIELDS:
         if name in recorded:

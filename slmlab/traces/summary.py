@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -78,9 +79,12 @@ def _mix(con, column: str) -> dict[int, dict[str, float]]:
     return mixes
 
 
-def _stats(mean, p50, p95, top) -> TokenStats:
-    rounded = [None if v is None else round(float(v), 1) for v in (mean, p50, p95)]
-    return TokenStats(*rounded, None if top is None else int(top))
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _stats(mean: float | None, p50: float | None, p95: float | None, top: float | None) -> TokenStats:
+    return TokenStats(_rounded(mean), _rounded(p50), _rounded(p95), None if top is None else int(top))
 
 
 def list_traces(db: str | Path | None = None, name: str | None = None) -> list[TraceSummary]:
@@ -128,13 +132,15 @@ def requests_frame(db: str | Path | None, trace_id: int) -> pl.DataFrame:
             "SELECT seq, arrival_s, arrived_at, input_tokens, output_tokens, task, data_class, residency, tenant, "
             f"latency_slo_ms, category FROM requests WHERE trace_id = {int(trace_id)} ORDER BY seq",
         )
-    return pl.from_arrow(table)
+    return cast(pl.DataFrame, pl.from_arrow(table))  # a Table always converts to a DataFrame (no overload says so)
 
 
 def labelling_note(labelling: dict[str, object]) -> str:
     """One sentence on where the labels came from, shown next to every label chart."""
-    synthetic = labelling.get("synthetic_fields") or []
-    recorded = labelling.get("recorded_fields") or []
+    synthetic = labelling.get("synthetic_fields")
+    synthetic = synthetic if isinstance(synthetic, list) else []  # parsed JSON: a list of field names
+    recorded = labelling.get("recorded_fields")
+    recorded = recorded if isinstance(recorded, list) else []
     parts = []
     if synthetic:
         parts.append(

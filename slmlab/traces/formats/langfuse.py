@@ -91,8 +91,8 @@ class LangfuseFormat:
                 f"FROM read_csv({sql_quote(str(path))}, {csv_options(columns)})"
             )
 
-            def value(column: str) -> str:
-                return ident(column) if column in columns else "CAST(NULL AS VARCHAR)"
+            def value(key: str) -> str:
+                return ident(key) if key in columns else "CAST(NULL AS VARCHAR)"
 
             def parsed(column: str, key: str) -> str:
                 return (

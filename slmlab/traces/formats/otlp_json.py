@@ -94,10 +94,10 @@ class OtlpJsonFormat:
         """)
         total, kept = con.execute("SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM calls)").fetchall()[0]
         if not kept:
-            names = [r[0] for r in con.execute("SELECT DISTINCT span->>'name' FROM spans LIMIT 5").fetchall()]
+            span_names = [r[0] for r in con.execute("SELECT DISTINCT span->>'name' FROM spans LIMIT 5").fetchall()]
             raise TraceInputError(
                 path,
-                f"none of its {total} span(s) is a GenAI model call (spans: {', '.join(map(str, names))})",
+                f"none of its {total} span(s) is a GenAI model call (spans: {', '.join(map(str, span_names))})",
                 hint="slmlab reads spans with gen_ai.request.model or gen_ai.usage.* attributes "
                 "(OpenTelemetry GenAI semantic conventions)",
             )

@@ -1,7 +1,9 @@
 """Speed check for the routing replay: the embedded Azure conversation trace volume-scaled to about 1 million
 requests, replayed through every registered policy, against a straightforward per-request Python loop that
 implements the cascade policy (small model through a FIFO queue, escalate below the threshold), in the same run.
-Goals: all policies over 1M requests in at most 10 s; the vectorised cascade at least 50x the loop.
+Goals: all policies over 1M requests in at most 10 s; the vectorised cascade at least 50x the loop; with local
+models served by batched deployments (issue 16), one sizing search in at most 30 s and every policy on the sized
+fleet in at most 10 s, printed beside the FIFO engine.
 
     .venv/bin/python perf/replay_speed.py [--requests 1000000] [--servers 1]
 
@@ -16,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.workflows import build_inputs
 from simulators.catalog import PortfolioModel
+from simulators.deployment import DEFAULT_SLO, Slo, size_fleet
 from simulators.inputs import ReplayConfig, ReplayInputs
 from simulators.policies.cascade import Cascade
 from simulators.policies.registry import parse_policies
@@ -189,6 +193,32 @@ def agree(outcome: Outcome, results: list[dict[str, object]]) -> bool:
     )
 
 
+def batched_checks(inputs: ReplayInputs, policies: list, fifo_s: float) -> None:
+    """Issue 16's goals beside the FIFO engine: one sizing search (small-only's local model, every request, to the
+    default SLO) in <= 30 s, then every policy with batched deployments of that many servers in <= 10 s."""
+    small = inputs.model_names[inputs.small]
+    slo = Slo.parse(DEFAULT_SLO)
+    deployment = replace(inputs.deployments[small], servers=None, slo=slo)
+    started = time.perf_counter()
+    sizing, _ = size_fleet(deployment, slo, inputs.arrival_s, inputs.input_tokens, inputs.output_tokens)
+    sizing_s = time.perf_counter() - started
+    print(
+        f"  sizing search, {small} on all {inputs.n:,} requests to {slo}: {sizing_s:.2f} s, {sizing.probes} fleets "
+        f"simulated -> {sizing.servers:,} servers of {deployment.slots} slots (goal <= 30 s: "
+        f"{'PASS' if sizing_s <= 30 else 'FAIL'})"
+    )
+    fleets = {m: replace(d, servers=sizing.servers, slo=None) for m, d in inputs.deployments.items()}
+    started = time.perf_counter()
+    result = run_policies(replace(inputs, deployments=fleets), policies)
+    batched_s = time.perf_counter() - started
+    overloaded = [label for label, s in result.summaries.items() if s.overloaded]
+    print(
+        f"  replay of every policy, batched deployments ({sizing.servers:,} servers a local model): {batched_s:.2f} s "
+        f"= {batched_s / fifo_s:.1f}x the FIFO engine (goal <= 10 s: {'PASS' if batched_s <= 10 else 'FAIL'}; "
+        f"overloaded: {', '.join(overloaded) or 'none'})"
+    )
+
+
 def main() -> int:
     keep_freed_memory()  # as the CLI and the dashboard do at their start
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -202,8 +232,10 @@ def main() -> int:
         trace = DEFAULT_TRACES[0].stem
         base_rows = build_inputs(ReplayConfig(trace), db=db).n
         started = time.perf_counter()
-        inputs = build_inputs(ReplayConfig(trace, volume=args.requests / base_rows, servers=args.servers), db=db)
+        config = ReplayConfig(trace, volume=args.requests / base_rows, servers=args.servers, size_to=None)
+        deployed = build_inputs(config, db=db)
         load_s = time.perf_counter() - started
+        inputs = replace(deployed, deployments={})  # the FIFO engine: one request at a time per server
         policies = parse_policies("all")
         started = time.perf_counter()
         result = run_policies(inputs, policies)
@@ -212,10 +244,11 @@ def main() -> int:
         print(f"trace '{trace}' x{args.requests / base_rows:.2f} volume = {n:,} requests, {len(policies)} policies")
         print(f"  inputs (load from DuckDB, quality, realise, price): {load_s:.2f} s")
         print(
-            f"  replay of every policy with metrics:                 {replay_s:.2f} s  "
+            f"  replay of every policy with metrics, FIFO servers:   {replay_s:.2f} s  "
             f"= {n * len(policies) / replay_s:,.0f} request-policies/s  (goal <= 10 s: "
             f"{'PASS' if replay_s <= 10 else 'FAIL'}; with loading {load_s + replay_s:.2f} s)"
         )
+        batched_checks(deployed, policies, replay_s)
 
         cascade = Cascade()
         records = request_records(inputs)

@@ -19,9 +19,9 @@ The serving model of one local model (Vidur's replica scheduler reduced to what 
   flat above the largest; prompts at the curve's prefill tok/s. Context length does not slow an iteration here.
 With one slot this is exactly the FIFO queue of `simulators.queueing.fifo` on the same servers (a test).
 
-Sizing: the smallest number of servers whose p95 (TTFT or end-to-end, on the requests the model serves) meets
-the SLO. When even an unqueued fleet misses it (the prompt alone takes longer), the fleet is sized to within 10%
-of that floor and the result says the SLO is unattainable on this profile.
+Sizing: the smallest number of servers (to within 1% above 100 servers) whose p95 (TTFT or end-to-end, on the
+requests the model serves) meets the SLO. When even an unqueued fleet misses it (the prompt alone takes longer),
+the fleet is sized to within 10% of that floor and the result says the SLO is unattainable on this profile.
 """
 
 from __future__ import annotations
@@ -341,7 +341,7 @@ def size_fleet(
             good = max(n, 1)
             meets(good)
             break
-    while good - bad > 1:
+    while good - bad > max(1, good // 100):  # the smallest fleet, to within 1% when it is large
         middle = (bad + good) // 2
         if meets(middle):
             good = middle

@@ -162,7 +162,8 @@ def settle(
         rows = np.concatenate([r for _, r in tiers])
         when = np.concatenate([ready[t, r] for t, r in tiers])
         if names[j] in deployments:
-            sort = np.argsort(when, kind="stable")
+            ordered = when.size < 2 or bool(np.all(when[1:] >= when[:-1]))  # first tier: already in arrival order
+            sort = np.arange(when.size) if ordered else np.argsort(when, kind="stable")
             served, fleets[names[j]] = _fleet_of(
                 deployments[names[j]],
                 when[sort],

@@ -321,3 +321,32 @@ def test_a_file_that_needs_more_memory_than_allowed_is_refused(
     with pytest.raises(TraceInputError, match="needs more than .* to validate"):
         import_trace(source, db=db)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "streamed"])
+def test_a_gateway_log_spanning_centuries_is_refused_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch, seeded: Path, tmp_path: Path, streamed: bool
+) -> None:
+    """The same span check as trace files: a LiteLLM spend log starting in 1700 and 2260 stores nothing."""
+    import slmlab.traces.importer as importer
+    from slmlab.traces.errors import TraceInputError
+
+    source = tmp_path / "spend.csv"
+    source.write_text(
+        "request_id,startTime,endTime,model,prompt_tokens,completion_tokens,spend\n"
+        "a,1700-01-01 00:00:00,1700-01-01 00:00:01,gpt-4o,10,2,0.001\n"
+        "b,2260-01-01 00:00:00,2260-01-01 00:00:01,gpt-4o,10,2,0.001\n"
+    )
+    if streamed:
+        monkeypatch.setattr(importer, "STREAM_BYTES", 0)  # any file is "too large for memory"
+    before = snapshot(seeded)
+    with pytest.raises(TraceInputError, match=r"column 'startTime': arrival times span more than 146 years"):
+        import_trace(source, db=seeded)
+    assert snapshot(seeded) == before
+    source.write_text(  # an end 560 years after its start: refused, not a negative latency from an int64 wrap
+        "request_id,startTime,endTime,model,prompt_tokens,completion_tokens,spend\n"
+        "a,1700-01-01 00:00:00,2260-01-01 00:00:01,gpt-4o,10,2,0.001\n"
+    )
+    with pytest.raises(TraceInputError, match=r"'endTime' is more than 146 years after the request start"):
+        import_trace(source, db=seeded)
+    assert snapshot(seeded) == before

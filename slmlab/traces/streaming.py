@@ -34,6 +34,7 @@ from slmlab.traces.gateway import (
 from slmlab.traces.labelling import DATA_CLASSES, DRAW, RESIDENCIES, TASKS, LabelMix, draw_labels
 from slmlab.traces.reading import ident, sql_quote
 from slmlab.traces.staged import ImportOptions
+from slmlab.traces.workload import MAX_SPAN_NS
 
 STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging file
 MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and while writing; it spills to disk beyond it
@@ -132,13 +133,25 @@ def _stage(
         con.execute(f"CREATE TABLE calls AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")
         validation = "row-by-row checks"
-    rows, first, backwards = con.execute(
-        'SELECT count(*), min(start), count_if("end" < start) FROM calls'
+    rows, first, last, backwards = con.execute(
+        'SELECT count(*), min(start), max(start), count_if("end" < start) FROM calls'
         if "end" in present
-        else "SELECT count(*), min(start), 0 FROM calls"
+        else "SELECT count(*), min(start), max(start), 0 FROM calls"
     ).fetchall()[0]
     if not rows:
         raise TraceInputError(path, "holds no LLM calls")
+    if int(last) - int(first) >= MAX_SPAN_NS:  # the in-memory path's check (workload.arrival_offsets_ns)
+        far = con.execute(
+            f"SELECT rowid + 1, start FROM calls WHERE start - {int(first)}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
+        ).fetchall()
+        raise TraceInputError(
+            path,
+            f"arrival times span more than 146 years (nanoseconds after the first arrival are stored as 64-bit "
+            f"integers); the first arrival is {np.datetime64(int(first), 'ns')}",
+            column=fields.names.get("start", "start"),
+            offenders=[(int(r), str(np.datetime64(int(v), "ns"))) for r, v in far[:5]],
+            total=len(far),
+        )
     if backwards:
         bad = con.execute('SELECT rowid + 1 FROM calls WHERE "end" < start ORDER BY rowid LIMIT 5').fetchall()
         raise TraceInputError(
@@ -148,6 +161,19 @@ def _stage(
             offenders=[(int(r), "ends before it starts") for (r,) in bad],
             total=int(backwards),
         )
+    for name in ("end", "first_token"):  # a recorded time more than 146 years after the start: refused, not wrapped
+        if name in present:
+            far = con.execute(
+                f"SELECT rowid + 1 FROM calls WHERE {ident(name)}::HUGEINT - start >= {MAX_SPAN_NS} ORDER BY rowid"
+            ).fetchall()
+            if far:
+                raise TraceInputError(
+                    path,
+                    f"'{fields.names.get(name, name)}' is more than 146 years after the request start",
+                    column=fields.names.get(name, name),
+                    offenders=[(int(r), "more than 146 years after the start") for (r,) in far[:5]],
+                    total=len(far),
+                )
     out_of_order = _out_of_order(con)
     if out_of_order:  # each row's rank in arrival order, in file order (a sort that DuckDB spills to disk)
         con.execute(

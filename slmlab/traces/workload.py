@@ -180,13 +180,38 @@ def _fast_csv(
         return None
 
 
-_MAX_SPAN_NS = 2**62  # arrivals are stored as int64 nanoseconds after the first one
+MAX_SPAN_NS = _MAX_SPAN_NS = 2**62  # arrivals are stored as int64 nanoseconds after the first one
 
 
 def _arrival_text(value: float | np.integer | np.floating, unit: ArrivalUnit) -> str:
     if unit == "timestamp":
         return str(np.datetime64(int(value), "ns"))
     return f"{float(value)!r} s"
+
+
+def _refuse_span(
+    path: Path, key: np.ndarray, too_far: np.ndarray, file_rows: np.ndarray, column: str, unit: ArrivalUnit
+) -> None:
+    if len(too_far):
+        raise TraceInputError(
+            path,
+            f"arrival times span more than {_MAX_SPAN_NS / 1e9 / 86_400 / 365.25:.0f} years (nanoseconds after the "
+            f"first arrival are stored as 64-bit integers); the first arrival is {_arrival_text(key.min(), unit)}",
+            column=column,
+            offenders=[(int(file_rows[i]), _arrival_text(key[i], unit)) for i in too_far[:5]],
+            total=len(too_far),
+        )
+
+
+def arrival_offsets_ns(path: Path, key_ns: np.ndarray, file_rows: np.ndarray, column: str) -> np.ndarray:
+    """Nanoseconds after the first arrival, exactly (the difference of two int64 fits a uint64, which wraps where
+    int64 would not); a span over 2^62 ns is refused: the one check every import path (CSV, JSON, Parquet, logs)
+    makes before arrivals are stored."""
+    if not len(key_ns):
+        return np.zeros(0, np.int64)
+    offset = key_ns.view(np.uint64) - np.uint64(int(key_ns.min()) % 2**64)
+    _refuse_span(path, key_ns, np.flatnonzero(offset >= np.uint64(_MAX_SPAN_NS)), file_rows, column, "timestamp")
+    return offset.astype(np.int64)
 
 
 def _in_arrival_order(
@@ -210,24 +235,12 @@ def _in_arrival_order(
         arrival_order = np.argsort(key, kind="stable")
         seq[arrival_order] = np.arange(len(key), dtype=np.int64)
     first = key.min() if len(key) else 0
-    if unit == "timestamp":  # exact: the difference of two int64 fits a uint64, which wraps where int64 would not
-        offset = key.view(np.uint64) - np.uint64(int(first) % 2**64) if len(key) else np.zeros(0, np.uint64)
-        too_far = np.flatnonzero(offset >= np.uint64(_MAX_SPAN_NS))
+    if unit == "timestamp":
+        arrival_ns = arrival_offsets_ns(path, key, file_rows, column)
+        first_ns = int(first) if len(key) else None
     else:
         offset = (key - first) * 1e9
-        too_far = np.flatnonzero(~(offset < _MAX_SPAN_NS))  # NaN too
-    if len(too_far):
-        raise TraceInputError(
-            path,
-            f"arrival times span more than {_MAX_SPAN_NS / 1e9 / 86_400 / 365.25:.0f} years (nanoseconds after the "
-            f"first arrival are stored as 64-bit integers); the first arrival is {_arrival_text(first, unit)}",
-            column=column,
-            offenders=[(int(file_rows[i]), _arrival_text(key[i], unit)) for i in too_far[:5]],
-            total=len(too_far),
-        )
-    if unit == "timestamp":
-        arrival_ns, first_ns = offset.astype(np.int64), int(first) if len(key) else None
-    else:
+        _refuse_span(path, key, np.flatnonzero(~(offset < _MAX_SPAN_NS)), file_rows, column, unit)  # NaN too
         arrival_ns, first_ns = np.rint(offset).astype(np.int64), None
     table = pa.table({name: one_chunk(table.column(name)) for name in table.column_names})  # read once, not per use
     table = table.append_column("source_row", pa.array(file_rows, type=pa.int64()))

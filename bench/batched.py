@@ -93,7 +93,8 @@ class BatchedServer:
         if not self.active:
             return 0
         engine, budget = self.engine, self.engine.capacity
-        tokens, positions, seqs, wants, owners = [], [], [], [], []
+        tokens, positions, seqs, wants = [], [], [], []
+        owners: list[Sequence | None] = []  # the sequence whose logits a batch row yields (None: prompt rows)
         for sequence in self.active:  # decoding sequences: one token each
             if sequence.prefilled == len(sequence.prompt) and sequence.generated:
                 tokens.append(sequence.generated[-1])
@@ -125,7 +126,7 @@ class BatchedServer:
         )
         for sequence, take in advanced:
             sequence.prefilled += take
-        outputs = [owner for owner, want in zip(owners, wants) if want]
+        outputs = [owner for owner, want in zip(owners, wants) if want and owner is not None]  # want => owner
         picked = engine.all_logits(len(outputs)).argmax(axis=1) if outputs else []
         now = time.perf_counter()
         for sequence, token in zip(outputs, picked):

@@ -213,10 +213,11 @@ class EnergyMeter:
 def per_token(reading: EnergyReading, tokens: int) -> dict[str, Any]:
     """Joules per token and its inverse, carrying the source so an estimate stays labelled as one."""
     joules = reading.joules
-    usable = joules is not None and tokens > 0
+    if joules is None or tokens <= 0:
+        return {"joules_per_token": None, "tokens_per_joule": None, "source": reading.source}
     return {
-        "joules_per_token": joules / tokens if usable else None,
-        "tokens_per_joule": tokens / joules if usable and joules > 0 else None,
+        "joules_per_token": joules / tokens,
+        "tokens_per_joule": tokens / joules if joules > 0 else None,
         "source": reading.source,
     }
 

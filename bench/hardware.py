@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+D = TypeVar("D")  # a fallback may be narrower than what the probe returns, e.g. () for a tuple of GPUs
 ROOT = Path("/")
 INTERESTING_FLAGS = (
     "avx",
@@ -104,7 +105,7 @@ class Census:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _safe(probe: Callable[[], T], default: T) -> T:
+def _safe(probe: Callable[[], T], default: D) -> T | D:
     """Run one probe; a missing source must cost one field, not the whole census."""
     try:
         return probe()

@@ -259,7 +259,8 @@ def split_ceiling(
     _require(fraction_on_gpu == 0.0 or gpu is not None, "weights on a GPU need the GPU's bandwidth")
     gpu_bytes = round(bytes_per_token * fraction_on_gpu)
     cpu_bytes = bytes_per_token - gpu_bytes
-    seconds = cpu_bytes / (cpu.gb_s * GB) + (gpu_bytes / (gpu.gb_s * GB) if gpu_bytes else 0.0)
+    # gpu_bytes > 0 only when fraction_on_gpu > 0, which _require above allows only with a GPU bandwidth
+    seconds = cpu_bytes / (cpu.gb_s * GB) + (gpu_bytes / (gpu.gb_s * GB) if gpu is not None and gpu_bytes else 0.0)
     return SplitCeiling(bytes_per_token, cpu_bytes, gpu_bytes, cpu, gpu, 1.0 / seconds, seconds)
 
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -343,7 +343,8 @@ def sweep_configs(base: BenchConfig, axes: dict[str, list[str]]) -> list[BenchCo
     names = list(axes)
     configs = []
     for values in itertools.product(*(axes[name] for name in names)):
-        changes = {name: typed(name, value) for name, value in zip(names, values)}
+        # Any: typed() converts each value to its own field's type (bool, int or str), which no one static type says
+        changes: dict[str, Any] = {name: typed(name, value) for name, value in zip(names, values)}
         if "type_k" in changes:
             changes["type_v"] = changes["type_k"]
         configs.append(replace(base, **changes))

@@ -88,7 +88,7 @@ def resolve_model(spec: str) -> Path:
     shipped = {m.key: m for m in shipped_models()}
     if spec in shipped:
         model = shipped[spec]
-        if not model.installed:
+        if model.path is None or not model.installed:
             raise ModelError(f"shipped model '{spec}' is not installed ({model.note}); run scripts/setup.sh")
         return model.path
     path = Path(spec).expanduser()

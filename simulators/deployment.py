@@ -31,10 +31,14 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from slmlab.paths import DATASETS_DIR
+
+if TYPE_CHECKING:  # the warehouse's curve, read through `simulators.data.Warehouse`
+    from slmlab.service_curves import ServiceCurve as StoredCurve
 
 PROFILES_FILE = DATASETS_DIR / "assumptions" / "serving_profiles.json"
 DEFAULT_PROFILE = "this-machine"
@@ -425,25 +429,25 @@ def model_memory(key: str) -> tuple[float, float, str]:
     raise DeploymentError(f"model '{key}': no GGUF metadata to size its KV cache (install it or name a shipped model)")
 
 
-def stored_curve(stored: object, weights_bytes: float) -> ServiceCurve | None:
+def stored_curve(stored: StoredCurve, weights_bytes: float) -> ServiceCurve | None:
     """A measured curve from the warehouse (`slmlab.service_curves.ServiceCurve`: arrays by batch size) in the
     form the replay uses; None when it has no usable batch-1 point."""
-    batch = np.asarray(stored.batch)  # type: ignore[attr-defined]
-    fits = np.asarray(stored.fits, dtype=bool) & np.isfinite(np.asarray(stored.decode_tok_s, dtype=np.float64))  # type: ignore[attr-defined]
+    batch = np.asarray(stored.batch)
+    fits = np.asarray(stored.fits, dtype=np.bool_) & np.isfinite(np.asarray(stored.decode_tok_s, dtype=np.float64))
     if not fits.any() or int(batch[fits][0]) != 1:
         return None
-    prefill = np.asarray(stored.prefill_tok_s, dtype=np.float64)[fits]  # type: ignore[attr-defined]
+    prefill = np.asarray(stored.prefill_tok_s, dtype=np.float64)[fits]
     prefill = prefill[np.isfinite(prefill)]
     if not prefill.size:
         return None
     return ServiceCurve(
         batch=tuple(int(b) for b in batch[fits]),
-        decode_tok_s=tuple(float(x) for x in np.asarray(stored.decode_tok_s)[fits]),  # type: ignore[attr-defined]
+        decode_tok_s=tuple(float(x) for x in np.asarray(stored.decode_tok_s)[fits]),
         prefill_tok_s=float(prefill[0]),
-        kv_bytes_per_token=float(stored.kv_bytes_per_token),  # type: ignore[attr-defined]
+        kv_bytes_per_token=float(stored.kv_bytes_per_token),
         weights_bytes=weights_bytes,
-        source=f"measured: service curve {stored.curve_id} on {stored.machine} "  # type: ignore[attr-defined]
-        f"({stored.n_threads} threads, pp {stored.pp}, tg {stored.tg})",  # type: ignore[attr-defined]
+        source=f"measured: service curve {stored.curve_id} on {stored.machine} "
+        f"({stored.n_threads} threads, pp {stored.pp}, tg {stored.tg})",
     )
 
 
@@ -457,7 +461,7 @@ def build_deployment(
     slots: int = 0,
     servers: int | None = None,
     slo: Slo | None = None,
-    stored: object | None = None,
+    stored: StoredCurve | None = None,
 ) -> Deployment:
     """One local model's deployment on a profile: the stored batched curve when there is one, else its
     single-sequence speeds x the profile's assumed batch speed-up."""

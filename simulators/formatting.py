@@ -109,7 +109,7 @@ def source_of(counts_by_source: dict[str, int] | None) -> Source:
     present = {k for k, v in (counts_by_source or {}).items() if v}
     for kind in ("assumption", "catalogue", "recorded", "measured"):
         if kind in present:
-            return kind  # type: ignore[return-value]
+            return kind
     return "assumption"
 
 

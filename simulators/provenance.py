@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from simulators.formatting import Source, counts, source_of
 from simulators.results import JsonRecord, PolicySummary
 
-_FIGURE_KIND = {
+_FIGURE_KIND: dict[str, Source] = {
     "measured": "measured",
     "imported": "measured",
     "recorded": "recorded",
@@ -22,18 +22,18 @@ _FIGURE_KIND = {
     "override": "assumption",
     "estimated from text length": "assumption",
 }
-_ORDER = ("measured", "recorded", "catalogue", "assumption")
+_ORDER: tuple[Source, ...] = ("measured", "recorded", "catalogue", "assumption")
 
 
 def kind_of(source: str | None) -> Source:
     """A stored source name as one of the four kinds (unknown names count as assumptions)."""
-    return _FIGURE_KIND.get(str(source), "assumption")  # type: ignore[return-value]
+    return _FIGURE_KIND.get(str(source), "assumption")
 
 
 def weakest(*kinds: str) -> Source:
     """The weakest of several kinds (assumption beats catalogue beats recorded beats measured)."""
     present = [kind_of(k) for k in kinds if k]
-    return max(present, key=_ORDER.index) if present else "assumption"  # type: ignore[return-value]
+    return max(present, key=_ORDER.index) if present else "assumption"
 
 
 @dataclass(frozen=True)

@@ -233,9 +233,9 @@ class PolicySummary:
         """A policy you could run: frontier-only or any other non-reference policy."""
         return self.kind != "reference"
 
-    def with_(self, **changes: object) -> PolicySummary:
+    def with_(self, **changes: Any) -> PolicySummary:
         """A copy with some fields changed (frozen)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
 
     def as_dict(self) -> dict[str, object]:
         """The stored and `--json` layout (the keys slmlab has always stored, plus the kind)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +14,7 @@ from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, ReplayConfig, Re
 from simulators.metrics import counts_by_name
 from simulators.policies.base import Policy
 from simulators.quality import SOURCES
+from simulators.results import JsonRecord
 from slmlab import __version__
 from slmlab.traces.labelling import DATA_CLASSES, TASKS
 
@@ -35,7 +36,7 @@ class SimRun:
     def as_dict(self) -> dict[str, object]:
         """What `slmlab simulate --json` prints."""
         inputs = self.result.inputs
-        return clean(
+        document = clean(
             {
                 "run_id": self.run_id,
                 "trace": inputs.config.trace,
@@ -51,14 +52,16 @@ class SimRun:
                 "policies": self.result.summaries,
                 "points": self.result.points,
             }
-        )  # type: ignore[return-value]
+        )
+        return cast(dict[str, object], document)  # clean() keeps a dict a dict
 
 
 def clean(value: object) -> object:
     """JSON-safe: NaN and infinities become null, numpy scalars plain numbers, tuples lists, typed results
     (anything with `as_dict`, such as a `PolicySummary`) their stored layout."""
-    if callable(getattr(value, "as_dict", None)) and not isinstance(value, type):
-        value = value.as_dict()  # type: ignore[union-attr]
+    as_dict = getattr(value, "as_dict", None)
+    if callable(as_dict) and not isinstance(value, type):
+        value = as_dict()
     if isinstance(value, dict):
         return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -177,10 +180,12 @@ def request_tables(result: ReplayResult) -> list[pa.Table]:
     return [_request_table(-1, result.inputs, outcome) for outcome in result.outcomes.values()]
 
 
-def replay_config_of(run: dict[str, object]) -> ReplayConfig:
+def replay_config_of(run: JsonRecord) -> ReplayConfig:
     """The replay configuration a stored run was made with (JSON lists back to tuples)."""
     from simulators.inputs import ReplayConfig
 
-    stored = dict(run["config"]["replay"])  # type: ignore[index]
+    stored = dict(run["config"]["replay"])
     known = set(ReplayConfig.__dataclass_fields__)
-    return ReplayConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in known})
+    # written by ReplayConfig.as_dict, so each known key holds its field's value (JSON lists back to tuples)
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in known}
+    return ReplayConfig(**values)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
-def compare_scenarios(results: Mapping[str, Mapping[str, object]]) -> list[dict[str, object]]:
+def compare_scenarios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, object]]:
     """One row per (scenario, policy) of saved results by name: total cost over the horizon, break-even month,
     servers at the end."""
     rows = []
     for name, result in results.items():
-        for policy, p in result["policies"].items():  # type: ignore[attr-defined]
+        for policy, p in result["policies"].items():
             rows.append(
                 {
                     "scenario": name,

@@ -17,6 +17,7 @@ import numpy as np
 
 from simulators import kernels
 from simulators.inputs import ReplayError, ReplayInputs
+from simulators.results import PolicyKind
 
 NO_MODEL = -1
 
@@ -54,7 +55,7 @@ class Policy(ABC):
     """A routing policy: one file per policy under simulators/policies/, one line in registry.py."""
 
     name: ClassVar[str]
-    kind: ClassVar[str] = "deployable"  # 'reference': a bound to compare with, never deployed (the oracle)
+    kind: ClassVar[PolicyKind] = "deployable"  # 'reference': a bound to compare with, never deployed (the oracle)
     summary: ClassVar[str]  # one line for `slmlab simulate --list` and the README
     sweep: ClassVar[tuple[str, tuple[float, ...]] | None] = None  # the parameter a sweep varies, and its grid
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -121,10 +122,11 @@ def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int) -> S
     config = CurveConfig(batches=tuple(batches), pp=pp, tg=tg, threads=engine.config.threads, seed=seed)
     rng = np.random.default_rng(seed)
     points = [measure_point(engine, config, b, rng) for b in batches]
+    # cast: measure_point returns a point that fits, with every figure set (only measure_curve makes unfitted ones)
     return ServiceCurve(
         batch=tuple(batches),
-        decode_tok_s=tuple(float(p.decode_tok_s) for p in points),
-        prefill_tok_s=float(points[0].prefill_tok_s),
+        decode_tok_s=tuple(float(cast(float, p.decode_tok_s)) for p in points),
+        prefill_tok_s=float(cast(float, points[0].prefill_tok_s)),
         kv_bytes_per_token=0.0,
         weights_bytes=0.0,
         source=f"measured just before on this engine (pp {pp}, tg {tg}, {engine.config.threads} threads)",

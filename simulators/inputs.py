@@ -270,7 +270,7 @@ def parse_profiles(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return profiles
 
 
-def load_assumptions(path: str | Path | None) -> dict[str, object]:
+def load_assumptions(path: str | Path | None) -> dict[str, float | dict[str, float]]:
     """The `models` mapping of a quality assumptions file; an error names the file and what is wrong."""
     if path is None:
         return {}
@@ -287,9 +287,9 @@ def load_assumptions(path: str | Path | None) -> dict[str, object]:
     return models
 
 
-def _codes(values: list[object], vocabulary: tuple[str, ...]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(vocabulary)}
-    return np.array([index.get(v, -1) for v in values], dtype=np.int8)  # type: ignore[arg-type]
+def _codes(values: list[str | None], vocabulary: tuple[str, ...]) -> np.ndarray:
+    index: dict[str | None, int] = {name: i for i, name in enumerate(vocabulary)}
+    return np.array([index.get(v, -1) for v in values], dtype=np.int8)
 
 
 TOKEN_SOURCES = ("recorded", "estimated from text length", "assumption")
@@ -558,6 +558,8 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
         copy = (np.arange(len(keep)) - np.repeat(starts, counts)).astype(np.int32)
     req = {name: values[keep] for name, values in requests.items()}
     p, q_source, measured = quality.p_correct[keep], quality.source[keep], quality.confidence[keep]
+    n: int  # numpy types shape entries Any, which picks Generator.random's scalar overload below
+    m: int
     n, m = p.shape
 
     has_arrivals = bool(n) and not np.isnan(req["arrival_s"]).any()

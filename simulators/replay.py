@@ -141,7 +141,8 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     if gap:  # skipped tiers: close the gaps
         attempts = np.take_along_axis(attempts, np.argsort(attempts < 0, axis=1, kind="stable"), axis=1)
         used, _ = kernels.attempt_layout(attempts, len(inputs.model_names))
-    tier_local = used[:, inputs.is_local].any(axis=1)
+    # numpy's stubs type any(axis=1) as scalar-or-array; of a 2-D array it is a 1-D array
+    tier_local: np.ndarray = used[:, inputs.is_local].any(axis=1)  # type: ignore[assignment]
     if inputs.deployments and inputs.has_arrivals and tier_local.any():
         return _execute_deployed(inputs, routing, attempts, name)
     given = np.empty((0, n))
@@ -275,7 +276,7 @@ def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = No
         policy=label,
         kind=kind,
         requests=n,
-        rejected=int(n - answered.sum()),  # type: ignore[arg-type]
+        rejected=int(n - answered.sum()),
         cost_usd=parts.total_usd if parts is not None else api_usd,
         quality=float(outcome.correct.mean()) if n else float("nan"),
         in_house_share=float(local.mean()) if n else 0.0,

@@ -1,0 +1,57 @@
+"""`slmlab validate`: errors of simulated against real percentiles, the stored record, and (with the real model)
+a short run through llama.cpp's batched engine and the serving model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.cli.main import main
+from bench.validation import percentile_errors
+from slmlab.traces.defaults import ensure_default_workloads
+from slmlab.validations import load_validations, save_validation, trace_slice
+
+CONV = "azure-llm-inference-2023-conv"
+
+
+def test_errors_are_simulated_over_real_percentiles_minus_one() -> None:
+    real = {"ttft": np.array([1.0, 2.0, 3.0]), "latency": np.array([2.0, 4.0, 6.0])}
+    simulated = {"ttft": real["ttft"] * 1.1, "latency": real["latency"] * 0.8}
+    errors = percentile_errors(real, simulated)
+    assert errors["ttft"]["p50"] == pytest.approx({"simulated_ms": 2200.0, "real_ms": 2000.0, "error": 0.1})
+    assert errors["latency"]["p95"]["error"] == pytest.approx(-0.2)
+
+
+def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path) -> None:
+    ensure_default_workloads(db)
+    rows = trace_slice(CONV, 5, 3, db=db)
+    assert len(rows) == 3 and rows[0][0] <= rows[1][0] <= rows[2][0] and all(i > 0 and o > 0 for _, i, o in rows)
+    with pytest.raises(ValueError, match="no requests from position"):
+        trace_slice(CONV, 10**9, 3, db=db)
+    record = {"trace": CONV, "model": "m", "load": 0.5, "requests": 3, "config": {"slots": 4}, "curve": {},
+              "errors": {"ttft": {"p50": {"error": 0.1}}}, "per_request": [{"real_ttft_s": 1.0}]}  # fmt: skip
+    first = save_validation(record, db=db)
+    assert save_validation(record, db=db) == first + 1
+    stored = load_validations(db=db)
+    assert [s["validation_id"] for s in stored] == [first + 1, first]
+    assert stored[0]["errors"] == record["errors"] and stored[0]["per_request"] == record["per_request"]
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys) -> None:
+    argv = ["validate", "--slice", "4", "--load", "0.5", "--slots", "2", "--max-input", "8", "--max-output", "4"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["requests"] == 4 and report["validation_id"] == 1
+    for metric in ("ttft", "latency"):
+        for q in ("p50", "p95"):
+            e = report["errors"][metric][q]
+            assert e["real_ms"] > 0 and e["simulated_ms"] > 0
+            assert e["error"] == pytest.approx(e["simulated_ms"] / e["real_ms"] - 1)
+    rows = report["per_request"]
+    assert all(r["real_latency_s"] >= r["real_ttft_s"] > 0 and r["sim_latency_s"] >= r["sim_ttft_s"] > 0 for r in rows)
+    assert "measured just before and after" in report["curve"]["source"]

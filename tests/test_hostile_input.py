@@ -350,3 +350,38 @@ def test_a_gateway_log_spanning_centuries_is_refused_on_both_paths(
     with pytest.raises(TraceInputError, match=r"'endTime' is more than 146 years after the request start"):
         import_trace(source, db=seeded)
     assert snapshot(seeded) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "token", "fragment"),
+    [
+        ("start_time", "-1e300", "'-1e300' is below"),  # was a ConversionException casting to int64 ns
+        ("start_time", "9223372037", "'9223372037' is above"),
+        ("num_model_requests", "1000000000000", "at most 100,000,000 per bucket"),  # was a 2^32-element list error
+    ],
+)
+def test_an_openai_usage_export_with_hostile_numbers_is_refused(
+    db: Path, tmp_path: Path, key: str, token: str, fragment: str
+) -> None:
+    import re
+
+    from slmlab.traces.errors import TraceInputError
+
+    sample = (SAMPLES / "openai_usage_completions_example.json").read_text()
+    source = tmp_path / "usage.json"
+    source.write_text(re.sub(f'"{key}": *[0-9]+', f'"{key}": {token}', sample, count=1))
+    with pytest.raises(TraceInputError, match=f"column '{key}'") as caught:
+        import_trace(source, db=db)
+    assert fragment in str(caught.value)
+
+
+def test_a_gateway_time_with_a_line_break_is_refused(db: Path, tmp_path: Path) -> None:
+    from slmlab.traces.errors import TraceInputError
+
+    source = tmp_path / "spend.csv"
+    source.write_text(
+        "request_id,startTime,endTime,model,prompt_tokens,completion_tokens,spend\n"
+        'a,"2025-01-24\n09:20:46",2025-01-24 09:20:47,gpt-4o,10,2,0.001\n'
+    )
+    with pytest.raises(TraceInputError, match="row 1: .* line break"):
+        import_trace(source, db=db)

@@ -82,7 +82,10 @@ def _time_check(name: str, unit: str, *, optional: bool) -> checks.Check:
         scale = {"ns": "", "ms": " * 1e6", "s": " * 1e9"}[unit]
         typed = f"CAST(round(TRY_CAST({text} AS DOUBLE){scale}) AS BIGINT)" if scale else f"TRY_CAST({text} AS BIGINT)"
         what = f"a number of {dict(ns='nanoseconds', ms='milliseconds', s='seconds')[unit]} since 1970"
-    bad = f"WHEN {typed} IS NULL THEN 'not {what}'"
+    bad = (
+        f"WHEN regexp_matches({text}, '[[:cntrl:]]') THEN 'not {what} (it holds a line break or control character)' "
+        f"WHEN {typed} IS NULL THEN 'not {what}'"
+    )
     reason = f"CASE WHEN {missing} THEN NULL {bad} END" if optional else f"CASE WHEN {missing} THEN 'missing' {bad} END"
     return checks.Check(name, WHAT[name], reason, typed)
 
@@ -138,7 +141,8 @@ def _fast_value(name: str, unit: str) -> tuple[str, str, str]:
             )
         else:
             parsed = _time_check(name, unit, optional=True).typed.replace(ident(name), raw)
-        bad = f"(@ IS NULL AND NOT {_blank(raw)})" + (f" OR {_blank(raw)}" if name == "start" else "")
+        bad = f"(@ IS NULL AND NOT {_blank(raw)}) OR contains({text}, chr(10)) OR contains({text}, chr(13))"
+        bad += f" OR {_blank(raw)}" if name == "start" else ""
         return parsed, bad, "@"
     if name in COUNT_FIELDS or name in NUMBER_FIELDS:
         # DuckDB reads '1_000' as 1000 and '1e-400' as 0: such text, and counts above 2^53 - 1, go to the checks

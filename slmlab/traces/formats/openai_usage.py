@@ -21,6 +21,8 @@ from slmlab.traces.gateway import CallFields, stage_calls
 from slmlab.traces.reading import ROW, FileSample
 from slmlab.traces.staged import ImportOptions, StagedTrace
 
+MAX_BUCKET_REQUESTS = 100_000_000  # requests one usage bucket may reconstruct (README: Limits on input)
+
 ASSUMPTION = (
     "arrival times reconstructed: the export counts requests per time bucket, so the n requests of each "
     "result are spread evenly over the bucket (request i at start + (i + 0.5) x width / n) and its tokens "
@@ -70,11 +72,19 @@ class OpenAIUsageFormat:
         """)
         if not con.execute("SELECT count(*) FROM results").fetchall()[0][0]:
             raise TraceInputError(path, "holds no usage results", hint="expected pages with data[].results[]")
+        seconds = {"minimum": -(2**63) / 1e9, "maximum": (2**63 - 1) / 1e9}  # 1677..2262: nanoseconds in int64
         start, end = (
-            checks.number_check("start_time", "bucket start (Unix seconds)"),
-            checks.number_check("end_time", "bucket end (Unix seconds)"),
+            checks.number_check("start_time", "bucket start (Unix seconds)", **seconds),
+            checks.number_check("end_time", "bucket end (Unix seconds)", **seconds),
         )
-        counts = [checks.count_check("num_model_requests", "number of requests")]
+        counts = [
+            checks.count_check("num_model_requests", "number of requests"),
+            checks.number_check(  # each request of a bucket becomes a row: a bound before any row is made
+                "num_model_requests",
+                f"number of requests (at most {MAX_BUCKET_REQUESTS:,} per bucket)",
+                maximum=MAX_BUCKET_REQUESTS,
+            ),
+        ]
         counts += [
             checks.Check(c.column, c.what, f"CASE WHEN {c.column} IS NULL THEN NULL ELSE {c.reason} END", c.typed)
             for c in (

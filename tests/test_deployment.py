@@ -195,3 +195,21 @@ def test_home_and_the_stored_run_show_the_servers_each_local_policy_needs(db: Pa
     assert local_users >= 5
     home = [c.value for c in at.caption if "Local servers:" in c.value]
     assert home and all(" needs " in c and "x this-machine" in c for c in home)
+
+
+def test_one_cost_per_1000_requests_on_the_replay_and_the_projections_first_month(db: Path, capsys) -> None:
+    """The same run, the same cost per 1,000 requests: the replay's (API + fleet over the trace) and the
+    projection's first month at the trace's own rate (no growth or price change yet)."""
+    import json as _json
+
+    from app.cli.main import main
+
+    assert main(["simulate", "--policy", "small-only,cascade", "--json"]) == 0
+    run = _json.loads(capsys.readouterr().out)
+    assert main(["project", "--run", str(run["run_id"]), "--json"]) == 0
+    projection = _json.loads(capsys.readouterr().out)
+    per_month = projection["monthly_scale"] * run["requests"]
+    for label in ("frontier-only", "small-only", "cascade"):
+        replayed = run["policies"][label]["cost_per_1k_usd"]
+        projected = projection["policies"][label]["monthly_usd"][0] / per_month * 1000
+        assert projected == pytest.approx(replayed, rel=1e-6)

@@ -40,13 +40,13 @@ def test_the_runs_own_workers_count_as_the_run() -> None:
     from bench.contention import _tree_cpu_seconds
 
     before = _tree_cpu_seconds(psutil.Process())
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nend = time.time() + 1.2\nwhile time.time() < end: pass\ntime.sleep(2)"]
-    )
+    burn = "import time\nwhile time.process_time() < 0.5: pass\nprint('done', flush=True)\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)
-        during = _tree_cpu_seconds(psutil.Process())
+        assert child.stdout.readline().strip() == "done"  # it has used 0.5 s of CPU, however busy the machine
+        alive = _tree_cpu_seconds(psutil.Process())
     finally:
         child.kill()
         child.wait()
-    assert during - before > 0.3
+    reaped = _tree_cpu_seconds(psutil.Process())  # an exited, waited-for worker still counts
+    assert alive - before >= 0.45 and reaped - before >= 0.45  # clock ticks round the 0.5 s down a little

@@ -80,7 +80,8 @@ def _time_check(name: str, unit: str, *, optional: bool) -> checks.Check:
         what = "a date-time"
     else:
         scale = {"ns": "", "ms": " * 1e6", "s": " * 1e9"}[unit]
-        typed = f"CAST(round(TRY_CAST({text} AS DOUBLE){scale}) AS BIGINT)" if scale else f"TRY_CAST({text} AS BIGINT)"
+        number = f"round(TRY_CAST({text} AS DOUBLE){scale})" if scale else text
+        typed = f"TRY_CAST({number} AS BIGINT)"  # out of the int64 ns range: NULL, then named as not a time
         what = f"a number of {dict(ns='nanoseconds', ms='milliseconds', s='seconds')[unit]} since 1970"
     bad = (
         f"WHEN regexp_matches({text}, '[[:cntrl:]]') THEN 'not {what} (it holds a line break or control character)' "

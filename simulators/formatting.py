@@ -21,11 +21,16 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
+def _figure(value: float | None) -> float | None:
+    """The value as a float; None when it is missing (None, NaN or infinite)."""
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else float(value)
+
+
 def money(value: float | None, cents: bool | None = None) -> str:
     """'$1,234' (cents below $100 or when asked: '$5.30'); negative as '-$12'."""
-    if _missing(value):
+    amount = _figure(value)
+    if amount is None:
         return MISSING
-    amount = float(value)  # type: ignore[arg-type]
     show_cents = abs(amount) < 100 if cents is None else cents
     text = f"${abs(amount):,.2f}" if show_cents else f"${abs(amount):,.0f}"
     return ("-" if amount < 0 and text.strip("$0.,") else "") + text
@@ -33,29 +38,33 @@ def money(value: float | None, cents: bool | None = None) -> str:
 
 def share(value: float | None, digits: int = 1) -> str:
     """A share of 1 as a percentage: 0.8979 -> '89.8%'."""
-    return MISSING if _missing(value) else f"{float(value) * 100:,.{digits}f}%"  # type: ignore[arg-type]
+    v = _figure(value)
+    return MISSING if v is None else f"{v * 100:,.{digits}f}%"
 
 
 def points(value: float | None, digits: int = 1) -> str:
     """A difference of two shares in percentage points: -0.0399 -> '-4.0 points'."""
-    return MISSING if _missing(value) else f"{float(value) * 100:+,.{digits}f} points"  # type: ignore[arg-type]
+    v = _figure(value)
+    return MISSING if v is None else f"{v * 100:+,.{digits}f} points"
 
 
 def ratio(value: float | None) -> str:
     """A multiple: 0.6361 -> '0.64x'."""
-    return MISSING if _missing(value) else f"{float(value):,.2f}x"  # type: ignore[arg-type]
+    v = _figure(value)
+    return MISSING if v is None else f"{v:,.2f}x"
 
 
 def count(value: float | None) -> str:
     """A whole number with thousands separators."""
-    return MISSING if _missing(value) else f"{round(float(value)):,}"  # type: ignore[arg-type]
+    v = _figure(value)
+    return MISSING if v is None else f"{round(v):,}"
 
 
 def duration(seconds: float | None, signed: bool = False) -> str:
     """Seconds scaled to the unit a person reads: '850 ms', '4.24 s', '12.5 min', '26.7 h'."""
-    if _missing(seconds):
+    s = _figure(seconds)
+    if s is None:
         return MISSING
-    s = float(seconds)  # type: ignore[arg-type]
     sign = ("+" if s > 0 else "-" if s < 0 else "") if signed else ("-" if s < 0 else "")
     a = abs(s)
     if a < 1:
@@ -71,7 +80,8 @@ def duration(seconds: float | None, signed: bool = False) -> str:
 
 def duration_ms(milliseconds: float | None, signed: bool = False) -> str:
     """`duration` of a figure stored in milliseconds."""
-    return MISSING if _missing(milliseconds) else duration(float(milliseconds) / 1000, signed)  # type: ignore[arg-type]
+    ms = _figure(milliseconds)
+    return MISSING if ms is None else duration(ms / 1000, signed)
 
 
 def counts(values: dict[str, int] | None) -> str:
@@ -81,9 +91,9 @@ def counts(values: dict[str, int] | None) -> str:
 
 def number(value: float | None, digits: int = 2) -> str:
     """A plain figure rounded for reading (never a long float)."""
-    if _missing(value):
+    v = _figure(value)
+    if v is None:
         return MISSING
-    v = float(value)  # type: ignore[arg-type]
     return f"{v:,.0f}" if v == round(v) and abs(v) >= 1 else f"{v:,.{digits}f}" if abs(v) >= 0.01 else f"{v:.3g}"
 
 

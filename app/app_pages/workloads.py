@@ -19,6 +19,8 @@ st.caption(f"Database: `{db}`. Every figure below is computed from the requests 
 
 # The page's own field names for the CLI flags the importer's messages name (the same checks serve both).
 PAGE_WORDS = (
+    ("pass --format", "choose a **Format**"),
+    ("or --map FIELD=COLUMN", "or fill **Column mapping** (FIELD=COLUMN pairs)"),
     ("--map FIELD=COLUMN", "**Column mapping** (FIELD=COLUMN pairs)"),
     ("--ignore COLUMN", "**Ignore columns**"),
     ("--arrival-unit", "**Arrival unit**"),
@@ -129,17 +131,16 @@ with st.expander("Import a trace", expanded=OUTCOME in st.session_state):
         options = None
     if upload is not None and options is not None:
         try:
-            preview = preview_upload(upload.name, upload.getvalue(), fmt, options)
+            # a mapping reads the file as generic, as the import does with 'auto'
+            shown = "generic" if fmt == "auto" and options.mapping else fmt
+            preview = preview_upload(upload.name, upload.getvalue(), shown, options)
         except (TraceInputError, ValueError) as error:
             st.error(in_page_words(str(error)))
         else:
             st.caption(f"Format: **{preview.format}**: {in_page_words(preview.summary)}")
             if preview.mapping:
                 st.dataframe(
-                    [
-                        {"slmlab field": field, "read from the log": source}
-                        for field, source in preview.mapping.items()
-                    ],
+                    [{"slmlab field": field, "read from the log": source} for field, source in preview.mapping.items()],
                     hide_index=True,
                 )
             for assumption in preview.assumptions:

@@ -11,7 +11,8 @@ The serving model of one local model (Vidur's replica scheduler reduced to what 
   the whole budget runs alone.
 * prefill policy: whole prompts, not chunked, in the next step: the prompts admitted at an iteration boundary are
   processed in one step together with one decode token of every running sequence (as llama.cpp's server and the
-  batched benchmark's engine batch them), so that step takes the prompts' time plus one decode iteration. The
+  batched benchmark's engine batch them), so that step takes the prompts' time (at the curve's prefill speed
+  for that many prompts at once) plus one decode iteration. The
   first token of each new request comes at the end of that step (TTFT), then one decode iteration per output
   token.
 * iteration time with b sequences running = b / (aggregate decode tok/s at batch b) from the batched service curve
@@ -128,6 +129,7 @@ class ServiceCurve:
     kv_bytes_per_token: float
     weights_bytes: float
     source: str
+    prefill_by_batch: tuple[float, ...] = ()  # aggregate prompt tok/s with b prompts in one step (empty: constant)
 
     def __post_init__(self) -> None:
         if not self.batch or self.batch[0] != 1 or list(self.batch) != sorted(set(self.batch)):
@@ -144,6 +146,14 @@ class ServiceCurve:
         times = np.zeros(slots + 1)
         times[1:] = b[1:] / aggregate[1:]
         return times
+
+    def prompt_s(self, slots: int) -> np.ndarray:
+        """Seconds per prompt token when k = 0..slots prompts share one step (index 0 unused): the curve's
+        prefill speed at batch k (linear in between, flat above), or its single prefill speed."""
+        k = np.maximum(np.arange(slots + 1, dtype=np.float64), 1.0)
+        if len(self.prefill_by_batch) != len(self.batch):
+            return np.full(slots + 1, 1.0 / self.prefill_tok_s)
+        return 1.0 / np.interp(k, np.array(self.batch, dtype=np.float64), np.array(self.prefill_by_batch))
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -274,7 +284,7 @@ def serve(
         int(servers),
         int(slots),
         itl,
-        1.0 / deployment.curve.prefill_tok_s,
+        deployment.curve.prompt_s(slots),
         (tokens_in + tokens_out) * deployment.curve.kv_bytes_per_token,
         deployment.kv_budget_bytes,
         limit,
@@ -437,13 +447,13 @@ def stored_curve(stored: StoredCurve, weights_bytes: float) -> ServiceCurve | No
     if not fits.any() or int(batch[fits][0]) != 1:
         return None
     prefill = np.asarray(stored.prefill_tok_s, dtype=np.float64)[fits]
-    prefill = prefill[np.isfinite(prefill)]
-    if not prefill.size:
+    if not np.isfinite(prefill).all():
         return None
     return ServiceCurve(
         batch=tuple(int(b) for b in batch[fits]),
         decode_tok_s=tuple(float(x) for x in np.asarray(stored.decode_tok_s)[fits]),
         prefill_tok_s=float(prefill[0]),
+        prefill_by_batch=tuple(float(x) for x in prefill),
         kv_bytes_per_token=float(stored.kv_bytes_per_token),
         weights_bytes=weights_bytes,
         source=f"measured: service curve {stored.curve_id} on {stored.machine} "

@@ -362,11 +362,11 @@ def _legacy_kind(label: str) -> PolicyKind:
     return "reference" if label in _LEGACY_REFERENCES else "deployable"
 
 
-def _number(value: object) -> float | None:
+def _number(value: float | None) -> float | None:
     """A float, or None for missing / NaN (stored JSON turns NaN into null)."""
     if value is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     return None if math.isnan(number) else number
 
 

@@ -45,9 +45,15 @@ class Routing:
         return kernels.last_attempt(self.attempts)
 
 
-def single(choice: np.ndarray, **extra: object) -> Routing:
+def single(
+    choice: np.ndarray,
+    reason: np.ndarray | None = None,
+    reasons: tuple[str, ...] = (),
+    notes: dict[str, object] | None = None,
+) -> Routing:
     """A routing with one attempt per request."""
-    return Routing(attempts=np.asarray(choice, dtype=np.int16)[:, None], **extra)  # type: ignore[arg-type]
+    attempts = np.asarray(choice, dtype=np.int16)[:, None]
+    return Routing(attempts=attempts, reason=reason, reasons=reasons, notes=notes if notes is not None else {})
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class ReplayAssumptions:
     api_output_tok_s: float | None = None
     quality: dict[str, dict[str, float]] | None = None  # model -> task -> share; None: the shipped file
     params: tuple[str, ...] = ()  # policy.key=value
+    extra_overrides: tuple[dict[str, object], ...] = ()  # portfolio overrides as `slmlab portfolio` documents them
     api_models: tuple[str, ...] = field(default=DEFAULT_API_MODELS)
 
     def policy_spec(self) -> str:
@@ -58,7 +59,7 @@ class ReplayAssumptions:
     def overrides(self) -> list[dict[str, object]]:
         """Portfolio overrides: API latency, and each API model's data classes when confidential data stays local."""
         if not (self.keep_confidential_local or self.api_ttft_ms is not None or self.api_output_tok_s is not None):
-            return []
+            return [dict(e) for e in self.extra_overrides]
         catalogue = load_price_catalogue()
         entries = []
         for key in self.api_models:
@@ -71,6 +72,13 @@ class ReplayAssumptions:
             if self.api_output_tok_s is not None:
                 entry["output_tok_s"] = float(self.api_output_tok_s)
             entries.append(entry)
+        by_name = {str(e["name"]): e for e in entries}
+        for extra in self.extra_overrides:  # the user's own entries win, field by field
+            name = str(extra["name"])
+            if name in by_name:
+                by_name[name].update(extra)
+            else:
+                entries.append(dict(extra))
         return entries
 
     def files(self, folder: Path = SETTINGS_DIR) -> tuple[Path | None, Path]:
@@ -141,6 +149,19 @@ def _relative(path: str) -> str:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+def parse_overrides(text: str) -> tuple[dict[str, object], ...]:
+    """Portfolio overrides typed on the page: a JSON list of objects, each with a 'name' (as `--overrides` takes)."""
+    if not text.strip():
+        return ()
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Portfolio overrides: not valid JSON ({error})") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e for e in entries):
+        raise ValueError("Portfolio overrides: expected a JSON list of objects, each with a 'name'")
+    return tuple(entries)
 
 
 def shipped_quality() -> dict[str, dict[str, float]]:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app import charts, state
 from app.jobs import ReplayJob
-from app.replay_assumptions import ReplayAssumptions, shipped_quality
+from app.replay_assumptions import ReplayAssumptions, parse_overrides, shipped_quality
 from app.report import parquet_bytes
 from app.widgets import job_status
 from simulators import formatting as fmt
@@ -160,6 +160,13 @@ def _run_form(trace_names: list[str]) -> None:
             key="api_output_tok_s",
             help="every API model's generation speed; 0 keeps the documented assumption (80 tokens/s)",
         )
+        extra = a_middle.text_area(
+            "Portfolio overrides (optional JSON)",
+            placeholder='[{"name": "gpt-4o", "input_usd_per_mtok": 2.0, "location": "cloud-eu"}]',
+            help="a JSON list of portfolio entries, each with a 'name' (prices, latency, location, data_classes, ...: "
+            "`slmlab portfolio` lists what can be overridden); entries here win over the fields above",
+            key="portfolio_overrides",
+        )
         st.caption(
             "Quality per model and task (share answered acceptably), used where nothing recorded or measured covers "
             "a request; edit a cell to change an assumption."
@@ -206,6 +213,7 @@ def _run_form(trace_names: list[str]) -> None:
             api_output_tok_s=float(speed_out) or None,
             quality=_quality_of(quality),
             params=tuple(lines),
+            extra_overrides=parse_overrides(extra),
         )
         config = settings.config(folder)
         policies = parse_policies(settings.policy_spec(), parse_params(lines))

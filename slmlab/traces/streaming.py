@@ -39,6 +39,7 @@ from slmlab.traces.workload import MAX_SPAN_NS
 STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging file
 MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and while writing; it spills to disk beyond it
 BATCH_ROWS = 1 << 21
+READER_MEMORY = "512MB"  # the staging file's reader while it is copied: it only streams
 
 
 @dataclass(frozen=True)
@@ -288,9 +289,17 @@ class _Labeller:
         )
 
 
+def _reader(staged: StagedLog) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the staging file that only streams it, with a small buffer pool of its own."""
+    con = duckdb.connect(str(staged.file), read_only=True)
+    con.execute(f"SET memory_limit = '{READER_MEMORY}'")
+    con.execute(f"SET temp_directory = {sql_quote(str(staged.folder / 'spill'))}")
+    return con
+
+
 def _row_batches(staged: StagedLog, labeller: _Labeller) -> Iterator[pa.RecordBatch]:
     """request_rows in file order, one batch at a time, with each request's label combination."""
-    con = duckdb.connect(str(staged.file), read_only=True)
+    con = _reader(staged)
     try:
         seq = "calls.rowid" if staged.ordered else "seq"
         source = "calls" if staged.ordered else "calls POSITIONAL JOIN ranks"
@@ -339,7 +348,7 @@ def write_staged(
     recorded-field counts."""
     tenants = None
     if "tenant" in staged.present:
-        probe = duckdb.connect(str(staged.file), read_only=True)
+        probe = _reader(staged)
         try:
             tenants = [
                 r[0]

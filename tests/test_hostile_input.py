@@ -385,3 +385,17 @@ def test_a_gateway_time_with_a_line_break_is_refused(db: Path, tmp_path: Path) -
     )
     with pytest.raises(TraceInputError, match="row 1: .* line break"):
         import_trace(source, db=db)
+
+
+def test_a_routerbench_long_file_whose_prompts_all_lack_a_model_is_refused(db: Path, tmp_path: Path) -> None:
+    """Found by the fuzz suite: one row's model renamed left no prompt with every model, and an empty trace was
+    stored; now refused, naming the column."""
+    from slmlab.traces.errors import TraceInputError
+
+    source = tmp_path / "long.csv"
+    source.write_text(
+        "sample_id,model_name,performance\ns1,a,1\ns1,b,0\ns2,a,0\ns2,c,1\n"  # c replaced b on s2's second row
+    )
+    with pytest.raises(TraceInputError, match="column 'model_name': no prompt has a score for every one of the 3"):
+        import_trace(source, db=db, fmt="routerbench-long")
+    assert not db.exists()

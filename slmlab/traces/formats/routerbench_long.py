@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from slmlab.traces import checks
+from slmlab.traces.errors import TraceInputError
 from slmlab.traces.formats.routerbench import skip_unscored
 from slmlab.traces.outcome_sets import stage_outcome_set
 from slmlab.traces.reading import INDEX, ROW, FileSample, ident, read_csv_raw
@@ -52,6 +53,14 @@ class RouterBenchLongFormat:
         incomplete = con.execute(
             f"SELECT count(*) FROM (SELECT sample_id FROM raw GROUP BY sample_id HAVING count(*) < {len(models)})"
         ).fetchall()[0][0]
+        if incomplete and incomplete == con.execute("SELECT count(DISTINCT sample_id) FROM raw").fetchall()[0][0]:
+            raise TraceInputError(  # dropping every prompt would store an empty trace
+                path,
+                f"no prompt has a score for every one of the {len(models)} models "
+                f"({', '.join(models[:5])}{', ...' if len(models) > 5 else ''})",
+                column="model_name",
+                hint="a replay needs every model's score on each prompt; check the model_name column",
+            )
         if incomplete:
             con.execute(
                 f"DELETE FROM raw WHERE sample_id IN "

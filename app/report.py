@@ -23,7 +23,7 @@ from simulators import formatting as fmt
 from simulators.claims import Claim, Verdict
 from simulators.formatting import Column, table
 from simulators.projection import CostAssumptions, Projection
-from simulators.provenance import run_lines
+from simulators.provenance import figure_sources, run_lines
 from simulators.results import BASELINE, focus_policy, summaries_from_dicts
 
 CHROMIUM = Path(os.environ.get("SLMLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -178,6 +178,14 @@ def projection_html(
             else "Every assumption is at its default."
         ),
     ]
+    summaries = summaries_from_dicts(run["policies"])  # type: ignore[arg-type]
+    if focus and str(focus) in summaries:
+        kinds = figure_sources(run, summaries[str(focus)])
+        assumed.append(
+            f"The replay's figures for {focus}: "
+            + ", ".join(f"{kinds[k].figure} {kinds[k].kind}" for k in ("cost", "quality", "latency", "residency"))
+            + " (measured > recorded > catalogue > assumption; each figure carries its weakest source)."
+        )
     chart = svg.line_chart(
         f"Cumulative cost per policy over {months} months",
         [

@@ -72,10 +72,10 @@ class OpenAIUsageFormat:
         """)
         if not con.execute("SELECT count(*) FROM results").fetchall()[0][0]:
             raise TraceInputError(path, "holds no usage results", hint="expected pages with data[].results[]")
-        seconds = {"minimum": -(2**63) / 1e9, "maximum": (2**63 - 1) / 1e9}  # 1677..2262: nanoseconds in int64
+        earliest, latest = -(2**63) / 1e9, (2**63 - 1) / 1e9  # 1677..2262: nanoseconds in int64
         start, end = (
-            checks.number_check("start_time", "bucket start (Unix seconds)", **seconds),
-            checks.number_check("end_time", "bucket end (Unix seconds)", **seconds),
+            checks.number_check("start_time", "bucket start (Unix seconds)", minimum=earliest, maximum=latest),
+            checks.number_check("end_time", "bucket end (Unix seconds)", minimum=earliest, maximum=latest),
         )
         counts = [
             checks.count_check("num_model_requests", "number of requests"),

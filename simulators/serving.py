@@ -95,7 +95,13 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, prefill_s, kv_need,
     hk = np.empty((servers, slots))  # per server: min-heap of the iteration count at which each sequence ends
     hr = np.empty((servers, slots), np.int64)
     ckey, csrv, cpos = np.full(servers, inf), np.arange(servers), np.arange(servers)  # next completion
-    lkey, lsrv, lpos = np.zeros(servers), np.arange(servers), np.arange(servers)  # running sequences
+    # servers by how many sequences they run: a stack per count, each server's place in its stack, the lowest count
+    level = np.empty((slots + 1, servers), np.int64)
+    level[0] = np.arange(servers)[::-1]  # popped from the top: server 0 first
+    count = np.zeros(slots + 1, np.int64)
+    count[0] = servers
+    place = np.arange(servers)[::-1].copy()
+    lowest = 0
     i = head = backlog_last = backlog_max = late = 0
     busy = 0.0
     while head < n or ckey[0] < inf:
@@ -113,7 +119,7 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, prefill_s, kv_need,
                 backlog_last = waiting
             if waiting > 1:
                 continue
-            s = lsrv[0]
+            s = level[lowest, count[lowest] - 1]  # the least-loaded server (the most recent of equals)
             b = run[s]
             if b >= slots or (b > 0 and kv[s] + kv_need[head] > kv_budget):
                 continue
@@ -156,8 +162,16 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, prefill_s, kv_need,
                     finish[r] = t[s]
         if was == 0 and b > 0:
             since[s] = boundary
-        if b != run[s]:
-            _set_key(lkey, lsrv, lpos, s, float(b))
+        if b != run[s]:  # move the server to the stack of its new count
+            old = run[s]
+            at, last = place[s], level[old, count[old] - 1]
+            level[old, at], place[last] = last, at
+            count[old] -= 1
+            level[b, count[b]], place[s] = s, count[b]
+            count[b] += 1
+            lowest = min(lowest, b)
+            while count[lowest] == 0:
+                lowest += 1
         run[s] = b
         _set_key(ckey, csrv, cpos, s, t[s] + (hk[s, 0] - done[s]) * itl[b] if b > 0 else inf)
         if late > allowed:

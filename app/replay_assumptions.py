@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulators.catalog import DEFAULT_API_MODELS, DEFAULT_DATA_CLASSES, load_price_catalogue, location_of
+from simulators.deployment import DEFAULT_SLO
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
 from simulators.policies.registry import BASELINE, POLICIES
 from slmlab.paths import PROJECT_ROOT
@@ -32,7 +33,8 @@ class ReplayAssumptions:
     trace: str
     policies: tuple[str, ...]  # registry names or compositions, as `--policy` takes them
     keep_confidential_local: bool = False
-    servers: int = 1
+    servers: int = 1  # a fixed fleet per local model, used when size_to is empty
+    size_to: str = DEFAULT_SLO  # the SLO each local fleet is sized to ('' : the fixed fleet above)
     volume: float = 1.0
     speed: float = 1.0
     seed: int = 0
@@ -101,6 +103,7 @@ class ReplayAssumptions:
             overrides=None if overrides is None else str(overrides),
             assumptions=str(quality),
             servers=self.servers,
+            size_to=self.size_to or None,
             profiles=self.profiles,
             speed=self.speed,
             volume=self.volume,
@@ -111,8 +114,11 @@ class ReplayAssumptions:
         """The `slmlab simulate` arguments that reproduce the replay."""
         config = self.config(folder)
         args = ["simulate", "--trace", self.trace, "--policy", self.policy_spec()]
+        if not self.size_to:  # a fixed fleet
+            args += ["--servers", str(self.servers)]
+        elif self.size_to != DEFAULT_SLO:
+            args += ["--size-to", self.size_to]
         for flag, value, default in (
-            ("--servers", self.servers, 1),
             ("--volume", self.volume, 1.0),
             ("--speed", self.speed, 1.0),
             ("--seed", self.seed, 0),

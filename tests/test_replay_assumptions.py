@@ -50,6 +50,7 @@ def test_the_command_is_one_the_cli_parses_back_to_the_same_settings(tmp_path: P
         policies=("frontier-only", "cascade"),
         keep_confidential_local=True,
         servers=2,
+        size_to="",
         volume=2.0,
         profiles=("gemma3-270m=3",),
         quality=quality,
@@ -64,3 +65,10 @@ def test_the_command_is_one_the_cli_parses_back_to_the_same_settings(tmp_path: P
     assert settings.argv(tmp_path) == argv  # the same settings name the same files
     unchanged = ReplayAssumptions(trace="t", policies=("cascade",), quality=shipped_quality())
     assert "--assumptions" not in unchanged.argv(tmp_path)  # the shipped quality is not copied
+    # local fleets: sized to the default SLO unless the page asks for another SLO or a fixed fleet
+    assert "--servers" not in unchanged.argv(tmp_path) and "--size-to" not in unchanged.argv(tmp_path)
+    fixed = ReplayAssumptions(trace="t", policies=("cascade",), servers=3, size_to="", quality=shipped_quality())
+    parsed = build_parser().parse_args(fixed.argv(tmp_path))
+    assert parsed.servers == 3 and parsed.size_to is None and fixed.config(tmp_path).size_to is None
+    slower = ReplayAssumptions(trace="t", policies=("cascade",), size_to="p95=9s", quality=shipped_quality())
+    assert build_parser().parse_args(slower.argv(tmp_path)).size_to == "p95=9s" == slower.config(tmp_path).size_to

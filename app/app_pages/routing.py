@@ -16,6 +16,7 @@ from app.replay_assumptions import ReplayAssumptions, parse_overrides, shipped_q
 from app.report import parquet_bytes
 from app.widgets import job_status
 from simulators import formatting as fmt
+from simulators.deployment import DEFAULT_SLO
 from simulators.inputs import ReplayConfig
 from simulators.metrics import SWEEP_FIGURES
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
@@ -117,6 +118,7 @@ def _run_form(trace_names: list[str]) -> None:
         )
         speed = middle.number_input("Speed", min_value=0.01, value=1.0, step=0.5, help=_help("speed"))
         volume = middle.number_input("Volume", min_value=0.01, value=1.0, step=0.5, help=_help("volume"))
+        size_to = middle.text_input("Size local fleets to (SLO)", value=DEFAULT_SLO, help=_help("size_to"))
         servers = middle.number_input("Servers per local model", min_value=1, value=1, step=1, help=_help("servers"))
         seed = right.number_input("Seed", min_value=0, value=0, step=1, help=_help("seed"))
         sweep = right.checkbox(
@@ -205,6 +207,7 @@ def _run_form(trace_names: list[str]) -> None:
             policies=(*chosen, *(c.strip() for c in compositions.split(",") if c.strip())),
             keep_confidential_local=bool(keep_local),
             servers=int(servers),
+            size_to=size_to.strip(),
             volume=float(volume),
             speed=float(speed),
             seed=int(seed),

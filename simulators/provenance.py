@@ -151,6 +151,15 @@ def run_lines(run: JsonRecord) -> list[str]:
         + f"; prices from catalogue {run.get('catalogue_version')}.",
         f"Quality per model (requests by source): {quality or 'none stored'}.",
         "Model speeds: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in by_kind.items()) + ".",
-        f"Arrivals: {inputs.get('arrivals', 'unknown')}; {inputs.get('servers_per_local_model', 1)} server(s) per "
-        "local model.",
+        f"Arrivals: {inputs.get('arrivals', 'unknown')}; "
+        + (
+            "local models served with continuous batching: "
+            + "; ".join(
+                f"{m} on {d['profile']} ({d['slots']} slots, {d['fleet']}; speeds: {d['curve']})"
+                for m, d in inputs["local_serving"].items()
+            )
+            if inputs.get("local_serving")
+            else f"{inputs.get('servers_per_local_model', 1)} server(s) per local model"
+        )
+        + ".",
     ]

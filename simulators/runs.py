@@ -96,6 +96,15 @@ def input_provenance(inputs: ReplayInputs) -> dict[str, object]:
         "speed": inputs.config.speed,
         "volume": inputs.config.volume,
         "servers_per_local_model": inputs.config.servers,
+        "local_serving": {  # how local models were served (each policy's fleet is in its summary)
+            model: {
+                "profile": d.profile.name,
+                "slots": d.slots,
+                "fleet": f"sized to {d.slo}" if d.servers is None else f"{d.servers} fixed",
+                "curve": d.curve.source,
+            }
+            for model, d in inputs.deployments.items()
+        },
         "assumptions_file": inputs.config.assumptions,
     }
 

@@ -195,6 +195,7 @@ def test_home_and_the_stored_run_show_the_servers_each_local_policy_needs(db: Pa
     assert local_users >= 5
     home = [c.value for c in at.caption if "Local servers:" in c.value]
     assert home and all(" needs " in c and "x this-machine" in c for c in home)
+    assert any("served with continuous batching" in c.value and "sized to ttft_p95=2s" in c.value for c in at.caption)
 
 
 def test_one_cost_per_1000_requests_on_the_replay_and_the_projections_first_month(db: Path, capsys) -> None:

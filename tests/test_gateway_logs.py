@@ -361,3 +361,16 @@ def test_cli_bill_latency_and_traces_json(db: Path, tmp_path: Path, capsys: pyte
     capsys.readouterr()
     assert main(["bill", "mooncake_trace_head"]) == 2  # an arrival trace records no model or cost
     assert "has no recorded calls" in capsys.readouterr().err
+
+
+def test_streamed_hash_is_the_import_key(tmp_path: Path) -> None:
+    from slmlab.traces.reading import content_hash
+    from slmlab.traces.streaming import HASH_BLOCK, streamed_hash
+
+    big = tmp_path / "day=1" / "part.parquet"
+    big.parent.mkdir()
+    big.write_bytes(bytes(range(256)) * (HASH_BLOCK // 256 + 3))  # more than one block
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    for paths, root in (([LITELLM], None), ([big, empty], tmp_path)):
+        assert streamed_hash(paths, root) == content_hash(paths, root)

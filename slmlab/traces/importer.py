@@ -336,11 +336,11 @@ def _import_streamed(
     legacy: Callable[[], str],
 ) -> ImportResult:
     """A gateway log too large for memory: staged on disk, labelled in batches, copied by DuckDB (`streaming.py`)."""
-    from slmlab.traces.streaming import stage_log, write_staged
+    from slmlab.traces.streaming import stage_log, streamed_hash, write_staged
     from slmlab.traces.writing import StoredRequests
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
-        hashing = helper.submit(content_hash, [path], root) if digest is None else None
+        hashing = helper.submit(streamed_hash, [path], root) if digest is None else None
         say(f"reading and validating as {chosen.name} (streamed through a staging file)")
         staged = stage_log(path, lambda con: chosen.call_fields(con, path, options), options)
         digest = hashing.result() if hashing is not None else digest
@@ -395,6 +395,7 @@ def _import_dataset(
 ) -> ImportResult:
     """A hive-partitioned Parquet dataset (a folder of `key=value/` folders, or a glob) as one gateway-log trace."""
     from slmlab.traces.datasets import parquet_source
+    from slmlab.traces.streaming import streamed_hash
 
     con = duckdb.connect()
     try:
@@ -414,7 +415,7 @@ def _import_dataset(
         )
     top = Path(str(pattern).split("*")[0].rstrip("/")) if "*" in str(pattern) else pattern.parent.parent
     root = top if top.is_dir() else None
-    digest = content_hash(files, root)
+    digest = streamed_hash(files, root)
     legacy = partial(legacy_content_hash, files, root)
     return _import_streamed(
         chosen,

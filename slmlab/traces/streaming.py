@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -32,13 +33,14 @@ from slmlab.traces.gateway import (
     typed_select,
 )
 from slmlab.traces.labelling import DATA_CLASSES, DRAW, RESIDENCIES, TASKS, LabelMix, draw_labels
-from slmlab.traces.reading import ident, sql_quote
+from slmlab.traces.reading import HASH_PREFIX, ident, sql_quote
 from slmlab.traces.staged import ImportOptions
 from slmlab.traces.workload import MAX_SPAN_NS
 
 STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging file
 MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and while writing; it spills to disk beyond it
 BATCH_ROWS = 1 << 21
+HASH_BLOCK = 16 << 20
 READER_MEMORY = "512MB"  # the staging file's reader while it is copied: it only streams
 
 
@@ -464,3 +466,16 @@ def _write(
         "recorded": {n: "recorded" for n, c in recorded_rows.items() if c},
         "recorded_rows": recorded_rows,
     }
+
+
+def streamed_hash(paths: list[Path], root: Path | None = None) -> str:
+    """`reading.content_hash` (the same BLAKE3 key) read in blocks instead of memory-mapped: a mapped 100 GB log
+    would count its pages in the process's resident memory while the streamed import keeps its own bounded."""
+    digest = blake3.blake3()
+    for path in paths:
+        if root is not None:
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with path.open("rb") as handle:
+            while block := handle.read(HASH_BLOCK):
+                digest.update(block)
+    return HASH_PREFIX + digest.hexdigest()

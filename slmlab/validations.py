@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 from slmlab import store
 
 
@@ -36,11 +38,14 @@ def load_validations(*, db: str | Path | None = None, trace: str | None = None) 
     """Stored validations, newest first (optionally of one trace), with their JSON parsed."""
     where = "WHERE trace = ?" if trace else ""
     with store.connect(db, read_only=True) as con:
-        rows = con.execute(
-            f"SELECT validation_id, created_at, trace, model, load, requests, config, curve, errors, per_request "
-            f"FROM validations {where} ORDER BY validation_id DESC",
-            [trace] if trace else [],
-        ).fetchall()
+        try:
+            rows = con.execute(
+                f"SELECT validation_id, created_at, trace, model, load, requests, config, curve, errors, per_request "
+                f"FROM validations {where} ORDER BY validation_id DESC",
+                [trace] if trace else [],
+            ).fetchall()
+        except duckdb.CatalogException:  # a database not yet upgraded to m014 holds none
+            return []
     keys = ("validation_id", "created_at", "trace", "model", "load", "requests")
     return [
         {
@@ -65,3 +70,18 @@ def trace_slice(trace: str, start: int, count: int, *, db: str | Path | None = N
     if any(r[0] is None or r[1] is None or r[2] is None for r in rows):
         raise ValueError(f"trace '{trace}': a validation needs recorded arrival times and token counts")
     return [(float(a), int(i), int(o)) for a, i, o in rows]
+
+
+def cdf_points(record: dict[str, object]) -> list[dict[str, object]]:
+    """Empirical CDFs of a stored validation, for the overlay: one row per (metric, real or simulated, request):
+    seconds and the share of requests at or under it."""
+    rows: list[dict[str, object]] = []
+    requests = record["per_request"]
+    for metric in ("ttft", "latency"):
+        for side, key in (("real", f"real_{metric}_s"), ("simulated", f"sim_{metric}_s")):
+            values = sorted(float(r[key]) for r in requests)  # type: ignore[union-attr, index]
+            rows += [
+                {"metric": metric, "series": f"{metric} {side}", "seconds": v, "share": (i + 1) / len(values)}
+                for i, v in enumerate(values)
+            ]
+    return rows

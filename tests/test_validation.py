@@ -55,3 +55,30 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     rows = report["per_request"]
     assert all(r["real_latency_s"] >= r["real_ttft_s"] > 0 and r["sim_latency_s"] >= r["sim_ttft_s"] > 0 for r in rows)
     assert "measured just before and after" in report["curve"]["source"]
+
+
+def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from app.workflows import simulate
+    from simulators.inputs import ReplayConfig
+    from simulators.policies.registry import parse_policies
+    from slmlab.paths import PROJECT_ROOT
+    from slmlab.validations import cdf_points
+
+    ensure_default_workloads(db)
+    simulate(ReplayConfig(CONV), parse_policies("frontier-only"), db=db)
+    per_request = [{"real_ttft_s": t, "sim_ttft_s": t * 1.1, "real_latency_s": 2 * t, "sim_latency_s": 1.9 * t}
+                   for t in (0.5, 1.0, 2.0)]  # fmt: skip
+    errors = {m: {q: {"error": e} for q in ("p50", "p95")} for m, e in (("ttft", 0.1), ("latency", -0.05))}
+    record = {"trace": CONV, "model": "smollm2-135m", "load": 0.9, "requests": 3, "config": {"slots": 4},
+              "curve": {}, "errors": errors, "per_request": per_request}  # fmt: skip
+    rows = cdf_points(record)
+    assert len(rows) == 12 and [r["share"] for r in rows[:3]] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert {r["series"] for r in rows} == {"ttft real", "ttft simulated", "latency real", "latency simulated"}
+    save_validation(record, db=db)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app" / "main.py"), default_timeout=120)
+    at.switch_page("app_pages/routing.py").run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Simulator against a real batched engine" for h in at.subheader)
+    assert any("ttft p50 +10%" in c.value and "latency p95 -5%" in c.value for c in at.caption)

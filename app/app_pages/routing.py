@@ -27,6 +27,7 @@ from slmlab.replay_scenarios import save_replay_scenario
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
 from slmlab.traces.labelling import DATA_CLASSES
+from slmlab.validations import cdf_points, load_validations
 
 db = state.database_path()
 st.title("Routing replay")
@@ -652,6 +653,25 @@ st.caption(
     "request's data class or residency requirement (labels from the trace: see the Workloads page for whether "
     "they are synthetic). Reasons are recorded by the policies, e.g. kept-local or moved-region."
 )
+
+validations = load_validations(db=db, trace=str(run["trace"]))
+if validations:  # `slmlab validate`: the serving model against a real batched engine on a slice of this trace
+    checked = validations[0]
+    st.subheader("Simulator against a real batched engine")
+    cdf = pl.DataFrame(cdf_points(checked))
+    left, right = st.columns(2)
+    for column, metric in ((left, "ttft"), (right, "latency")):
+        part = cdf.filter(pl.col("metric") == metric)
+        column.line_chart(part, x="seconds", y="share", color="series")
+    errors = checked["errors"]
+    st.caption(
+        f"Validation {checked['validation_id']}: {checked['requests']} requests of this trace played in real time at "
+        f"load {checked['load']:g} through llama.cpp ({checked['model']}, {checked['config']['slots']} slots) and "
+        "through the simulator with the same arrivals and the curve measured on the same engine; error of the "
+        "simulated percentile: "
+        + ", ".join(f"{m} {q} {e['error']:+.0%}" for m, by_q in errors.items() for q, e in by_q.items())
+        + " (`slmlab validate --list`)."
+    )
 
 if chosen_run.get("requests_stored"):
     st.subheader("Requests")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import duckdb
 
@@ -76,10 +77,10 @@ def cdf_points(record: dict[str, object]) -> list[dict[str, object]]:
     """Empirical CDFs of a stored validation, for the overlay: one row per (metric, real or simulated, request):
     seconds and the share of requests at or under it."""
     rows: list[dict[str, object]] = []
-    requests = record["per_request"]
+    requests = cast(list[dict[str, float]], record["per_request"])
     for metric in ("ttft", "latency"):
         for side, key in (("real", f"real_{metric}_s"), ("simulated", f"sim_{metric}_s")):
-            values = sorted(float(r[key]) for r in requests)  # type: ignore[union-attr, index]
+            values = sorted(float(r[key]) for r in requests)
             rows += [
                 {"metric": metric, "series": f"{metric} {side}", "seconds": v, "share": (i + 1) / len(values)}
                 for i, v in enumerate(values)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from typing import cast
 
 
 def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -34,7 +35,7 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps([{k: v for k, v in s.items() if k != "per_request"} for s in stored], indent=2, default=str))
         return 0
     for s in stored:
-        errors = s["errors"]
+        errors = cast(dict[str, dict[str, dict[str, float]]], s["errors"])
         print(
             f"validation {s['validation_id']}  {s['created_at']:%Y-%m-%d %H:%M}  {s['trace']}  {s['model']}  "
             f"load {s['load']:g}, {s['requests']} requests: "

@@ -351,7 +351,10 @@ def test_energy_per_token_of_a_benchmark_reaches_the_portfolio_and_the_projectio
                 ),
             ],
         )
-    model = local_model("smollm2-135m", db, bench_runs=(1,))
+    from slmlab import replay_store
+
+    with replay_store.reader(db) as warehouse:
+        model = local_model("smollm2-135m", warehouse, bench_runs=(1,))
     assert model.energy_j_per_token.value == 0.5 and model.energy_j_per_token.source == "measured"
     run = {
         "run_id": 1,

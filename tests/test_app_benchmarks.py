@@ -32,6 +32,7 @@ def test_census_card_and_empty_state(db: Path) -> None:
     assert any("No benchmark runs yet" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_stored_runs_are_charted(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (

@@ -30,6 +30,7 @@ def test_empty_state_says_how_to_start(db: Path) -> None:
     assert any("No evaluations yet" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_stored_evaluations_are_charted_and_browsable(db: Path, capsys) -> None:
     evaluate("smollm2-135m", EvalConfig(task="banking77", limit=12, threads=1), db=db)
@@ -55,6 +56,7 @@ def test_an_assumption_set_on_the_page_is_stored_as_such(db: Path) -> None:
     con.close()
 
 
+@pytest.mark.slow
 def test_an_evaluation_started_on_the_page_runs_in_the_background_and_is_stored(db: Path) -> None:
     at = open_page()
     [n for n in at.number_input if n.label == "Requests (seeded sample)"][0].set_value(3)

@@ -40,6 +40,7 @@ def smollm2_file() -> str:
     return str(resolve_model("smollm2-135m"))
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_continuous_batching_admits_into_freed_slots_and_matches_one_at_a_time(smollm2_file: str) -> None:
     with Engine(smollm2_file, EngineConfig(n_ctx=512, threads=2, n_seq_max=2)) as engine:

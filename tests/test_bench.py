@@ -204,6 +204,7 @@ def test_concurrent_workers_give_per_request_samples_and_aggregate_throughput(sm
     assert len(raw.inter_token_ms) == 2 * 2 * 8
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_cli_sweep_stores_every_point_under_one_sweep_id(capsys, db: Path) -> None:
     code = main(["bench", "--model", SMOLLM2, "--test", "tg8", "--reps", "1", "--sweep", "threads=1,2", "--json"])

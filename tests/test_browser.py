@@ -183,6 +183,7 @@ def page(dashboard: Dashboard) -> Iterator[object]:
             browser.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PAGES, ids=[c.name for c in PAGES])
 def test_page_in_browser(case: PageCase, page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect

@@ -41,6 +41,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         yield served
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_a_claim_the_data_refutes_says_not_supported_with_the_p95_margin_and_downloads_its_report(
     dashboard: Dashboard, tmp_path: Path

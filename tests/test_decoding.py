@@ -59,6 +59,7 @@ def test_label_confidence_is_a_probability_over_the_label_set(session: ModelSess
     assert answer.logprob < 0 and answer.prompt_tokens == len(tokens)
 
 
+@pytest.mark.slow
 def test_prefix_cache_changes_speed_not_answers(session: ModelSession) -> None:
     task = get_task("banking77")
     trie = session.label_trie(task.display_labels("words"))
@@ -73,6 +74,7 @@ def test_prefix_cache_changes_speed_not_answers(session: ModelSession) -> None:
     assert [w.confidence for w in warm] == pytest.approx([c.confidence for c in cold], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_json_schema_constrained_extraction_always_parses(session: ModelSession) -> None:
     task = get_task("invoices")
     grammar = LlamaGrammar.from_json_schema(json.dumps(SCHEMA), verbose=False)
@@ -114,6 +116,7 @@ def test_field_spans(text: str, spans: dict[str, tuple[int, int]]) -> None:
     assert field_spans(text) == spans
 
 
+@pytest.mark.slow
 def test_lazy_grammar_check_picks_what_filtering_every_step_picks(session: ModelSession) -> None:
     from llama_cpp._internals import LlamaSampler
 

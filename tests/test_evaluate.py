@@ -27,6 +27,7 @@ def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_done_means_200_banking77_outcomes_with_accuracy_calibration_and_validity(db: Path, capsys) -> None:
     """The issue's acceptance command."""
@@ -58,6 +59,7 @@ def test_done_means_200_banking77_outcomes_with_accuracy_calibration_and_validit
     assert requests == [(200,)]
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_a_larger_limit_extends_the_same_run_and_nothing_is_stored_twice(db: Path) -> None:
     first = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=3, threads=1), db=db)
@@ -70,6 +72,7 @@ def test_a_larger_limit_extends_the_same_run_and_nothing_is_stored_twice(db: Pat
     assert other.run_id != first.run_id  # a different prompt is a different evaluation
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_an_evaluation_killed_midway_resumes_where_it_stopped(db: Path, tmp_path: Path) -> None:
     command = [
@@ -119,6 +122,7 @@ def test_free_decoding_measures_how_often_answers_are_valid(db: Path) -> None:
     assert all(response == text for text, valid, response in raw if not valid)  # invalid answers kept verbatim
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_invoice_extraction_is_schema_valid_with_per_field_confidence(db: Path) -> None:
     result = evaluate("smollm2-135m", EvalConfig(task="invoices", limit=2, threads=1), db=db)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.cli.main import main
@@ -16,6 +17,7 @@ from slmlab.replay_store import stored_runs
 MAIN = str(PROJECT_ROOT / "app" / "main.py")
 
 
+@pytest.mark.slow
 def test_cost_per_1000_requests_is_the_same_in_the_cli_and_on_every_page(db: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["simulate", "--sweep", "--json"]) == 0  # every policy on the embedded default, stored
     report = json.loads(capsys.readouterr().out)

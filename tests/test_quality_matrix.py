@@ -61,6 +61,7 @@ def test_measured_outcomes_then_task_accuracy_then_assumptions(db: Path, capsys)
     assert counts == {"measured-task": tickets, "assumption": 8819 - tickets}
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_of_several_variants_the_most_accurate_one_is_used(db: Path) -> None:
     better = evaluate("smollm2-135m", EvalConfig(task="banking77", limit=6, threads=1), db=db)

@@ -266,6 +266,7 @@ print(json.dumps({"seen": sorted(seen), "errors": errors, "reads": reads}))
 """
 
 
+@pytest.mark.slow
 def test_dashboard_reads_while_the_cli_imports(db: Path, tmp_path: Path) -> None:
     """A reader process (the dashboard's code path) polls while CLI processes write; nobody fails."""
     import json

@@ -20,8 +20,22 @@ def test_rule_flags_others_past_the_free_cores_and_steal() -> None:
     assert "GPU" in judge(0.0, 0.0, cpus=2, run_threads=2, gpu_other_processes=1)[0]
 
 
+def _detached_burner() -> psutil.Process:
+    """A CPU-burning process outside our process tree (its shell parent exits at once), as another user's job is:
+    a child of ours would count as the run's own work."""
+    shell = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -c "while True: pass" >/dev/null 2>&1 & echo $!'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    burner = psutil.Process(int(shell.stdout.strip()))
+    assert burner.pid not in {p.pid for p in psutil.Process().children(recursive=True)}
+    return burner
+
+
 def test_a_busy_process_marks_the_run_contended() -> None:
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    burner = _detached_burner()
     try:
         time.sleep(0.3)
         monitor = ContentionMonitor(run_threads=psutil.cpu_count() or 1, interval_s=0.2).start()
@@ -29,7 +43,6 @@ def test_a_busy_process_marks_the_run_contended() -> None:
         report = monitor.stop()
     finally:
         burner.kill()
-        burner.wait()
     assert report.others_cores_mean > 0.5  # the burner alone keeps a core busy
     assert report.contended and report.warning() and "other processes used" in report.warning()
     assert report.samples >= 3

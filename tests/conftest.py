@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from slmlab.models import GGUFMetadata
 from slmlab.paths import DATASETS_DIR
 
 AZURE_CONV = DATASETS_DIR / "traces" / "azure-llm-inference-2023-conv.csv"
@@ -51,4 +52,26 @@ def smollm2_llama():
 
     return Llama(
         model_path=str(resolve_model("smollm2-135m")), n_ctx=4096, n_threads=2, n_threads_batch=2, verbose=False
+    )
+
+
+def tiny_gguf_metadata() -> GGUFMetadata:
+    """GGUF metadata of a made-up one-layer model, for tests that store benchmark runs without running one."""
+    return GGUFMetadata(
+        path="tiny.gguf",
+        file_bytes=1,
+        sha256="s",
+        architecture="llama",
+        name="tiny",
+        parameters=1,
+        tensor_bytes=1,
+        quantization="Q4_1",
+        context_length=8,
+        n_layer=1,
+        n_embd=8,
+        n_head=1,
+        n_head_kv=1,
+        head_dim_k=8,
+        head_dim_v=8,
+        chat_template=False,
     )

@@ -97,27 +97,10 @@ def test_batched_curve_latency_figures_and_contention_are_shown(db: Path) -> Non
     from bench.results import save_run
     from bench.runner import BenchConfig, RawRun
     from bench.stats import summarise
-    from slmlab.models import GGUFMetadata
     from slmlab.service_curves import CurvePoint, CurveRun, save_service_curve
+    from tests.conftest import tiny_gguf_metadata
 
-    model = GGUFMetadata(
-        path="tiny.gguf",
-        file_bytes=1,
-        sha256="s",
-        architecture="llama",
-        name="tiny",
-        parameters=1,
-        tensor_bytes=1,
-        quantization="Q4_1",
-        context_length=8,
-        n_layer=1,
-        n_embd=8,
-        n_head=1,
-        n_head_kv=1,
-        head_dim_k=8,
-        head_dim_v=8,
-        chat_template=False,
-    )
+    model = tiny_gguf_metadata()
     samples = {"decode_tok_s": [20.0, 22.0], "ttft_ms": [400.0, 420.0]}
     raw = RawRun(
         load_s=0.25,

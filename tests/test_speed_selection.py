@@ -6,27 +6,10 @@ from __future__ import annotations
 from bench.results import save_run
 from bench.runner import BenchConfig, RawRun
 from bench.stats import summarise
-from slmlab.models import GGUFMetadata
 from slmlab.replay_store import reader
+from tests.conftest import tiny_gguf_metadata
 
-MODEL = GGUFMetadata(
-    path="m.gguf",
-    file_bytes=1,
-    sha256="s",
-    architecture="llama",
-    name="tiny",
-    parameters=1,
-    tensor_bytes=1,
-    quantization="Q4_1",
-    context_length=8,
-    n_layer=1,
-    n_embd=8,
-    n_head=1,
-    n_head_kv=1,
-    head_dim_k=8,
-    head_dim_v=8,
-    chat_template=False,
-)
+MODEL = tiny_gguf_metadata()
 
 
 def _store(db, decode: float, threads: int, contended: bool, sweep: str | None) -> int:

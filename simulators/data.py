@@ -13,13 +13,16 @@ if TYPE_CHECKING:
 
 
 class Warehouse(Protocol):
-    """The reads a replay needs: a trace and its requests, quality, confidences, benchmark runs, stored costs."""
+    """The reads a replay needs: a trace and its requests, quality, confidences, recorded latencies, benchmark runs,
+    stored costs."""
 
     def trace(self, name: str) -> TraceRow: ...
 
     def recorded_models(self, trace_id: int) -> tuple[str, ...]: ...
 
     def recorded_figures(self, trace_id: int) -> list[tuple[str, str, float | None, float | None, float | None]]: ...
+
+    def recorded_latencies(self, trace_id: int) -> list[tuple[str, str, float]]: ...
 
     def requests(self, trace_id: int, *, chars_per_token: float, input_tokens: int, output_tokens: int) -> pa.Table: ...
 

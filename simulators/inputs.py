@@ -33,6 +33,8 @@ from simulators.catalog import (
     Portfolio,
     PortfolioModel,
     build_portfolio,
+    catalogue_key_for,
+    load_price_catalogue,
 )
 from simulators.data import Warehouse
 from simulators.deployment import (
@@ -54,6 +56,9 @@ from slmlab.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
 DEFAULT_ASSUMPTIONS = DATASETS_DIR / "assumptions" / "quality.json"
 CONFIDENCE_SOURCES = ("measured", "measured-distribution", "assumption", "recorded")
 COST_SOURCES = ("recorded", "catalogue", "override", "assumption", "measured", "imported")
+# where an attempt's time came from: recorded (an API call's own end-to-end latency), else the source of the model's
+# speed figures (an API's time to first token, a local model's output speed)
+LATENCY_SOURCES = ("recorded", "catalogue", "override", "assumption", "measured", "imported")
 MONTH_S = 30.4375 * 86400.0  # a budget month: the mean calendar month, counted from the first arrival
 STREAMS = {"correct": 1, "confidence": 2, "volume": 3, "policy": 4}
 
@@ -189,6 +194,9 @@ class ReplayInputs:
     recorded_cost: np.ndarray | None = None
     per_call_usd: np.ndarray | None = None
     roles: dict[str, str] = field(default_factory=dict)  # frontier / small: which model and why
+    # (n, m) end-to-end seconds an outcome file or a gateway log recorded for the request on an API model (NaN: none;
+    # local columns always NaN: a local model's time is this machine's serving model, not a recorded call)
+    recorded_latency: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -248,6 +256,47 @@ class ReplayInputs:
     def service_s(self) -> np.ndarray:
         """(n, m) API end-to-end latency, local service time (queueing excluded)."""
         return self._priced[2]
+
+    @cached_property
+    def _as_recorded(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.recorded_latency is None:
+            return self.first_token_s, self.service_s
+        here = ~np.isnan(self.recorded_latency)
+        first = np.where(here, np.minimum(self.first_token_s, self.recorded_latency), self.first_token_s)
+        service = np.where(here, self.recorded_latency, self.service_s)
+        return np.asfortranarray(first), np.asfortranarray(service)
+
+    @property
+    def first_token_as_recorded_s(self) -> np.ndarray:
+        """(n, m) `first_token_s`, but no later than an API call's recorded end-to-end latency where one was recorded
+        (a call cannot give its first token after it finished)."""
+        return self._as_recorded[0]
+
+    @property
+    def service_as_recorded_s(self) -> np.ndarray:
+        """(n, m) `service_s` with an API call's recorded end-to-end latency where one was recorded."""
+        return self._as_recorded[1]
+
+    @cached_property
+    def model_latency_source(self) -> np.ndarray:
+        """(m,) int8 index into LATENCY_SOURCES of each model's own timing: an API's time to first token, a local
+        model's output speed (what times an attempt where nothing was recorded)."""
+        figures = [m.ttft_ms if m.kind != "local" else m.output_tok_s for m in self.portfolio.models]
+        return np.array(
+            [
+                LATENCY_SOURCES.index(f.source) if f.source in LATENCY_SOURCES else LATENCY_SOURCES.index("assumption")
+                for f in figures
+            ],
+            dtype=np.int8,
+        )
+
+    @cached_property
+    def latency_source(self) -> np.ndarray:
+        """(n, m) int8 index into LATENCY_SOURCES: recorded where a latency was recorded, else the model's own."""
+        source = np.broadcast_to(self.model_latency_source, (self.n, len(self.model_latency_source))).copy(order="F")
+        if self.recorded_latency is not None:
+            source[~np.isnan(self.recorded_latency)] = LATENCY_SOURCES.index("recorded")
+        return source
 
     def __post_init__(self) -> None:
         if not self.ranking:  # the fallback order every policy uses when its first choice is barred
@@ -414,13 +463,17 @@ def _roles(
 
 
 class RecordedFigures:
-    """Cost and confidence an outcome file recorded per (request, model), as read from the warehouse."""
+    """Cost, confidence and latency (ms) an outcome file recorded per (request, model), as read from the warehouse."""
 
     def __init__(
-        self, cells: dict[tuple[int, str], tuple[float | None, float | None]] | None = None, n: int = 0
+        self,
+        cells: dict[tuple[int, str], tuple[float | None, float | None]] | None = None,
+        n: int = 0,
+        latency_ms: dict[tuple[int, str], float] | None = None,
     ) -> None:
         self.cells = cells or {}
         self.n = n
+        self.latency_ms = latency_ms or {}
 
     @classmethod
     def read(cls, warehouse: Warehouse, trace_id: int, request_ids: np.ndarray) -> RecordedFigures:
@@ -428,12 +481,10 @@ class RecordedFigures:
         if reader is None:
             return cls()
         row = {rid: i for i, rid in enumerate(request_ids.tolist())}
-        cells = {
-            (row[rid], model): (cost, confidence)
-            for rid, model, cost, _latency, confidence in reader(trace_id)
-            if rid in row
-        }
-        return cls(cells, len(row))
+        rows = [r for r in reader(trace_id) if r[0] in row]
+        cells = {(row[rid], model): (cost, confidence) for rid, model, cost, _, confidence in rows}
+        latency = {(row[rid], model): float(ms) for rid, model, _, ms, _ in rows if ms is not None}
+        return cls(cells, len(row), latency)
 
     def fully_costed(self, detail: str) -> dict[str, str]:
         """Models with a recorded cost on every request: priced from those costs if nothing else prices them."""
@@ -459,6 +510,51 @@ class RecordedFigures:
             np.asfortranarray(cost) if not np.isnan(cost).all() else None,
             np.asfortranarray(confidence) if not np.isnan(confidence).all() else None,
         )
+
+
+def _logged_columns(logged: list[str], portfolio: Portfolio) -> dict[str, list[int]]:
+    """The API columns each model named in a gateway log was recorded on: the column of that very name, else those
+    priced as the same catalogue key, matched as the bill check matches a logged model (`catalogue_key_for`)."""
+    names = [m.name for m in portfolio.models]
+    api = [j for j, m in enumerate(portfolio.models) if m.kind != "local"]
+    catalogue = load_price_catalogue()
+    keys = {j: catalogue_key_for(names[j], catalogue) for j in api}
+    columns = {}
+    for model in logged:
+        key = catalogue_key_for(model, catalogue)
+        columns[model] = [j for j in api if names[j] == model] or [j for j in api if keys[j] == key]
+    return columns
+
+
+def recorded_latency_matrix(
+    figures: RecordedFigures,
+    calls: list[tuple[str, str, float]],
+    request_ids: np.ndarray,
+    portfolio: Portfolio,
+    keep: np.ndarray,
+) -> np.ndarray | None:
+    """(n, m) end-to-end seconds recorded for a request on an API model, rows as `keep`, NaN where none (None: nothing
+    recorded). An outcome file's latency goes to the model it names; a gateway log's (`calls`: request, logged model,
+    ms of its successful calls) to the API model the log's model is priced as. Local columns stay NaN: a local
+    model's time is this machine's serving model (benchmarks, batched service curves), not someone else's call."""
+    column = {m.name: j for j, m in enumerate(portfolio.models) if m.kind != "local"}
+    seconds = np.full((len(request_ids), len(portfolio.models)), np.nan)
+    for (i, model), ms in figures.latency_ms.items():
+        if model in column:
+            seconds[i, column[model]] = ms / 1000.0
+    if calls:
+        row = {rid: i for i, rid in enumerate(request_ids.tolist())}
+        found = [(row[rid], model, ms) for rid, model, ms in calls if rid in row and ms is not None]
+        for model, columns in _logged_columns(sorted({model for _, model, _ in found}), portfolio).items():
+            rows = np.array([i for i, name, _ in found if name == model], dtype=np.int64)
+            logged = np.array([ms for _, name, ms in found if name == model], dtype=np.float64)
+            for j in columns:
+                free = np.isnan(seconds[rows, j])  # an outcome file's own figure is kept
+                seconds[rows[free], j] = logged[free] / 1000.0
+    seconds = seconds[keep]
+    if np.isnan(seconds).all():
+        return None
+    return np.asfortranarray(seconds)
 
 
 def model_rates(model: PortfolioModel) -> np.ndarray:
@@ -569,6 +665,10 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     pools = measured_confidences(warehouse)
     confidence, c_source = map(np.asfortranarray, _confidence(config, names, req["task"], correct, measured, pools))
     recorded_cost, recorded_confidence = figures.matrices(names, keep)
+    calls = getattr(warehouse, "recorded_latencies", None)
+    recorded_latency = recorded_latency_matrix(
+        figures, calls(trace_id) if calls is not None else [], requests["request_ids"], portfolio, keep
+    )
     if recorded_confidence is not None:  # a confidence recorded with the outcome is used as recorded
         here = ~np.isnan(recorded_confidence)
         confidence[here], c_source[here] = recorded_confidence[here], CONFIDENCE_SOURCES.index("recorded")
@@ -623,12 +723,14 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
         recorded_cost=recorded_cost,
         per_call_usd=per_call,
         roles=roles,
+        recorded_latency=recorded_latency,
     )
 
 
 __all__ = [
     "CONFIDENCE_SOURCES",
     "DEFAULT_ASSUMPTIONS",
+    "LATENCY_SOURCES",
     "SOURCES",
     "ReplayConfig",
     "ReplayError",

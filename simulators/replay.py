@@ -8,6 +8,8 @@ Vectorised over requests. Latency model (seconds):
   one server, Kiefer-Wolfowitz for several (see `simulators.queueing`). Service time = input tokens / prefill
   speed + output tokens / decode speed, from this machine's benchmark or the default profile.
 * a cascade's later attempt starts when the earlier one finishes, so the first attempt's latency is added.
+* an API attempt whose latency an outcome file or gateway log recorded takes exactly that long (its first token no
+  later than that); the catalogue's assumption times only what was not recorded (`_retimed`).
 Without recorded arrival times (outcome files) there is no queueing: every request is served on arrival.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 from simulators import fleet, kernels, metrics
 from simulators.catalog import RESIDENCY_LOCATIONS
 from simulators.fleet import ModelFleet
-from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, ReplayError, ReplayInputs
+from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, LATENCY_SOURCES, ReplayError, ReplayInputs
 from simulators.policies.base import NO_MODEL, Policy, Routing
 from simulators.policies.registry import BASELINE, sweep_of, with_value
 from simulators.quality import SOURCES
@@ -47,6 +49,10 @@ class Outcome:
     residency_violation: np.ndarray  # bool: some attempt went where the request's data may not go
     slo_violation: np.ndarray  # bool: latency over the request's SLO
     fleets: dict[str, ModelFleet] = field(default_factory=dict)  # local model -> its batched fleet (if deployed)
+    # recorded latencies: whether the answering attempt took its recorded time (None: nothing recorded), and how many
+    # attempts with a recorded latency were timed by the catalogue instead (a local queue after them; see `_retimed`)
+    latency_recorded: np.ndarray | None = None
+    latency_fallback_attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,90 @@ def _charged(inputs: ReplayInputs, attempts: np.ndarray, cost: np.ndarray) -> np
     return cost
 
 
+@dataclass(frozen=True)
+class Retimed:
+    """A request's TTFT, latency, time before the answering attempt and SLO miss with recorded API latencies."""
+
+    ttft_s: np.ndarray
+    latency_s: np.ndarray
+    first_attempt_s: np.ndarray
+    slo_violation: np.ndarray
+    answered_recorded: np.ndarray  # bool: the answering attempt took its recorded time
+    fallback_attempts: int
+
+
+def _answering_tier(attempts: np.ndarray) -> np.ndarray:
+    """Each request's tier of its last attempt (-1: none), attempts without gaps."""
+    return (attempts >= 0).sum(axis=1) - 1
+
+
+def _retimed(
+    inputs: ReplayInputs,
+    attempts: np.ndarray,
+    ttft: np.ndarray,
+    latency: np.ndarray,
+    first_attempt: np.ndarray,
+    late: np.ndarray,
+) -> Retimed | None:
+    """The engine's times (every attempt timed from the models' rates) shifted to the recorded API latencies, exactly:
+    an API attempt never queues, so taking its recorded time instead moves every later attempt of the request by the
+    difference, and the answering attempt's first token by the shifts before it plus its own first-token change.
+    That is exact unless a local attempt comes later in the request on a trace with arrivals (its queue, and so other
+    requests, would move): such attempts keep the catalogue's time and are counted (`fallback_attempts`).
+    None: nothing recorded. Attempts have no gaps."""
+    recorded = inputs.recorded_latency
+    if recorded is None:
+        return None
+    n, k = attempts.shape
+    rows = np.arange(n)
+    service_change = inputs.service_as_recorded_s - inputs.service_s  # 0 where nothing was recorded
+    first_change = inputs.first_token_as_recorded_s - inputs.first_token_s
+    last_local = np.full(n, -1)  # the tier of each request's last local attempt
+    if inputs.has_arrivals:
+        for t in range(k):
+            j = attempts[:, t].astype(np.int64)
+            last_local[(j >= 0) & inputs.is_local[np.maximum(j, 0)]] = t
+    answering = _answering_tier(attempts)
+    before, total, own = np.zeros(n), np.zeros(n), np.zeros(n)
+    answered_recorded = np.zeros(n, dtype=bool)
+    fallbacks = 0
+    for t in range(k):
+        j = np.maximum(attempts[:, t].astype(np.int64), 0)
+        has = (attempts[:, t] >= 0) & ~np.isnan(recorded[rows, j])
+        fell = has & (t < last_local)
+        fallbacks += int(fell.sum())
+        used = has & ~fell
+        change = np.where(used, service_change[rows, j], 0.0)
+        total += change
+        last = t == answering
+        before += np.where(last, 0.0, change)
+        own += np.where(used & last, first_change[rows, j], 0.0)
+        answered_recorded |= used & last
+    latency = latency + total
+    with np.errstate(invalid="ignore"):  # rejected requests: NaN latency, not late; no SLO (NaN): not late
+        slo_violation = np.where(np.isnan(latency), late, latency > inputs.slo_ms / 1000.0)
+    return Retimed(
+        ttft_s=ttft + before + own,
+        latency_s=latency,
+        first_attempt_s=first_attempt + before,
+        slo_violation=slo_violation,
+        answered_recorded=answered_recorded,
+        fallback_attempts=fallbacks,
+    )
+
+
+def _recorded_of(inputs: ReplayInputs, attempts: np.ndarray) -> np.ndarray | None:
+    """Whether each request's answering attempt took its recorded latency (the batched path applies every one)."""
+    if inputs.recorded_latency is None:
+        return None
+    answering = _answering_tier(attempts)
+    rows = np.flatnonzero(answering >= 0)
+    j = attempts[rows, answering[rows]].astype(np.int64)
+    found = np.zeros(attempts.shape[0], dtype=bool)
+    found[rows] = ~np.isnan(inputs.recorded_latency[rows, j])
+    return found
+
+
 def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
     """Charge every attempt, queue local attempts, and read off the answer of the last one."""
     attempts = routing.attempts
@@ -164,6 +254,14 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         inputs.has_arrivals,
         given,
     )
+    retimed = _retimed(inputs, attempts, ttft, latency, first_attempt, late)
+    if retimed is not None:
+        ttft, latency, first_attempt, late = (
+            retimed.ttft_s,
+            retimed.latency_s,
+            retimed.first_attempt_s,
+            retimed.slo_violation,
+        )
     return Outcome(
         policy=name,
         routing=routing,
@@ -177,11 +275,15 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         correct=correct,
         residency_violation=violation,
         slo_violation=late,
+        latency_recorded=None if retimed is None else retimed.answered_recorded,
+        latency_fallback_attempts=0 if retimed is None else retimed.fallback_attempts,
     )
 
 
 def _execute_deployed(inputs: ReplayInputs, routing: Routing, attempts: np.ndarray, name: str) -> Outcome:
-    """`execute` with local models served by their deployments (continuous batching, fleets sized to the SLO)."""
+    """`execute` with local models served by their deployments (continuous batching, fleets sized to the SLO). Recorded
+    API latencies go into the walk itself (models in dependency order), so a local fleet after a recorded API attempt
+    sees the request when it really arrives there: exact, nothing falls back."""
     joules = {
         m.name: float(m.energy_j_per_token.value)
         for m in inputs.portfolio.models
@@ -191,8 +293,8 @@ def _execute_deployed(inputs: ReplayInputs, routing: Routing, attempts: np.ndarr
         _topological(attempts, len(inputs.model_names)),
         attempts,
         inputs.arrival_s,
-        inputs.first_token_s,
-        inputs.service_s,
+        inputs.first_token_as_recorded_s,
+        inputs.service_as_recorded_s,
         inputs.rates,
         inputs.input_tokens,
         inputs.output_tokens,
@@ -218,6 +320,7 @@ def _execute_deployed(inputs: ReplayInputs, routing: Routing, attempts: np.ndarr
         residency_violation=violation,
         slo_violation=late,
         fleets=fleets,
+        latency_recorded=_recorded_of(inputs, attempts),
     )
 
 
@@ -296,14 +399,41 @@ def summarise(inputs: ReplayInputs, outcome: Outcome, policy: Policy | None = No
         if outcome.fleets
         else local_load(inputs, outcome.routing),
         confidence_source=confidence,
+        latency_source=latency_sources(inputs, outcome, final, rows),
         reasons=reasons,
         parameters=policy.describe() if policy is not None else {},
         notes=dict(outcome.routing.notes),
         off_premises_by_class=off_premises(inputs, outcome.routing),
         cost_parts=parts,
         fleet=fleets,
-        extra=recorded_notes(inputs, final, rows, confidence),
+        extra={**recorded_notes(inputs, final, rows, confidence), **latency_notes(outcome)},
     )
+
+
+def latency_sources(inputs: ReplayInputs, outcome: Outcome, final: np.ndarray, rows: np.ndarray) -> dict[str, int]:
+    """Answered requests by where their answering attempt's time came from: recorded (the API call's own latency),
+    else the model's timing source (an API's assumed or overridden speeds, a local model's measured or assumed
+    ones). Empty when the trace recorded no latency, so runs without one keep their stored layout."""
+    if inputs.recorded_latency is None or outcome.latency_recorded is None:
+        return {}
+    source = np.where(
+        outcome.latency_recorded[rows], LATENCY_SOURCES.index("recorded"), inputs.model_latency_source[final[rows]]
+    )
+    return metrics.counts_by_name(source, LATENCY_SOURCES)
+
+
+def latency_notes(outcome: Outcome) -> dict[str, object]:
+    """How many attempts with a recorded latency were timed from the catalogue instead, and why (none: nothing)."""
+    count = outcome.latency_fallback_attempts
+    if not count:
+        return {}
+    return {
+        "latency_fallback_attempts": count,
+        "latency_note": (
+            f"{count:,} API attempts with a recorded latency were timed from the catalogue instead: a local attempt "
+            "of the same request queues after them, and moving it would move that queue"
+        ),
+    }
 
 
 def _fractional_scores(inputs: ReplayInputs) -> bool:

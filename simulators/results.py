@@ -190,6 +190,9 @@ class PolicySummary:
     local_load: dict[str, float] = field(default_factory=dict)  # local model -> service time asked / capacity
     off_premises_by_class: dict[str, int] = field(default_factory=dict)  # requests some attempt sent off premises
     confidence_source: dict[str, int] = field(default_factory=dict)  # what a cascade's decisions rested on
+    # answered requests by where their answering attempt's time came from (recorded or the model's timing source);
+    # empty when the trace recorded no latency
+    latency_source: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)  # routing reasons the policy recorded
     parameters: dict[str, object] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)  # figures a policy adds (e.g. a budget's monthly cap)
@@ -265,6 +268,8 @@ class PolicySummary:
         }
         if self.confidence_source:
             out["confidence_source"] = self.confidence_source
+        if self.latency_source:
+            out["latency_source"] = self.latency_source
         if self.reasons:
             out["reasons"] = self.reasons
         out.update(self.notes)
@@ -309,6 +314,7 @@ class PolicySummary:
             "models",
             "local_load",
             "confidence_source",
+            "latency_source",
             "reasons",
             "off_premises_by_class",
             "vs_baseline",
@@ -344,6 +350,7 @@ class PolicySummary:
             local_load=dict(v.get("local_load") or {}),
             off_premises_by_class=dict(v.get("off_premises_by_class") or {}),
             confidence_source=dict(v.get("confidence_source") or {}),
+            latency_source=dict(v.get("latency_source") or {}),
             reasons=dict(v.get("reasons") or {}),
             parameters=dict(v.get("parameters") or {}),
             notes={k: x for k, x in v.items() if k not in known},

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pyarrow as pa
 
-from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, ReplayConfig, ReplayInputs
+from simulators.inputs import CONFIDENCE_SOURCES, COST_SOURCES, LATENCY_SOURCES, ReplayConfig, ReplayInputs
 from simulators.metrics import counts_by_name
 from simulators.policies.base import Policy
 from simulators.quality import SOURCES
@@ -83,11 +83,21 @@ def input_provenance(inputs: ReplayInputs) -> dict[str, object]:
         if inputs.is_local[j] or j == inputs.small
     }
     cost = {name: counts_by_name(inputs.cost_source[:, j], COST_SOURCES) for j, name in enumerate(names)}
+    latency = (  # only where some latency was recorded (API models), so other runs keep their stored layout
+        {}
+        if inputs.recorded_latency is None
+        else {
+            name: counts_by_name(inputs.latency_source[:, j], LATENCY_SOURCES)
+            for j, name in enumerate(names)
+            if not inputs.is_local[j]
+        }
+    )
     return {
         "roles": dict(inputs.roles),
         "quality_source": quality,
         "cost_source": cost,
         "confidence_source": confidence,
+        **({"latency_source": latency} if latency else {}),
         "token_source": inputs.token_sources,
         "arrivals": "recorded"
         if inputs.has_arrivals

@@ -165,6 +165,16 @@ class ReplayReader:
             [trace_id],
         )
 
+    def recorded_latencies(self, trace_id: int) -> list[tuple[str, str, float]]:
+        """(request, model as logged, end-to-end latency ms) of each call a gateway or observability log recorded a
+        latency for, failed calls left out (as the latency check leaves them out): these win over the catalogue's
+        assumed API latency in a replay."""
+        return self._rows(
+            "SELECT request_id, model, avg(latency_ms) FROM recorded_calls WHERE trace_id = ? AND model IS NOT NULL "
+            "AND latency_ms IS NOT NULL AND status IS DISTINCT FROM 'failure' GROUP BY ALL",
+            [trace_id],
+        )
+
     def requests(self, trace_id: int, *, chars_per_token: float, input_tokens: int, output_tokens: int) -> pa.Table:
         """The trace's requests in arrival order, token counts filled from text length or the given assumptions,
         with a code per side saying which (0 recorded, 1 from text, 2 assumption)."""

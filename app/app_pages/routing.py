@@ -283,6 +283,7 @@ def _sources_caption(run: dict) -> str:
     tokens = "; ".join(f"{side} {_counts(c)}" for side, c in inputs.get("token_source", {}).items())
     roles = inputs.get("roles") or {}
     recorded = {m: c["recorded"] for m, c in (inputs.get("cost_source") or {}).items() if c.get("recorded")}
+    timed = {m: c["recorded"] for m, c in (inputs.get("latency_source") or {}).items() if c.get("recorded")}
     lines = [
         *(f"Roles: {'; '.join(f'{k} = {v}' for k, v in roles.items())}." for _ in [0] if roles),
         *(
@@ -311,6 +312,12 @@ def _sources_caption(run: dict) -> str:
             else ""
         )
         + ".",
+        *(
+            "**Latency as recorded** per request (the log's or outcome file's own end-to-end time of the API call; "
+            "the speeds above time the rest): " + ", ".join(f"{m} {n:,}" for m, n in timed.items()) + "."
+            for _ in [0]
+            if timed
+        ),
     ]
     if any(inputs.get("confidence_source", {}).values()):
         lines.append(

@@ -250,6 +250,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             + ", ".join(f"{m} {c['recorded']:,}" for m, c in costs.items())
             + "; other figures priced from the catalogue or overrides"
         )
+    latencies = {m: c for m, c in (inputs.get("latency_source") or {}).items() if "recorded" in c}
+    if latencies:
+        print(
+            "latency per request as recorded for: "
+            + ", ".join(f"{m} {c['recorded']:,}" for m, c in latencies.items())
+            + "; other attempts timed from the models' assumed, overridden or measured speeds"
+        )
     print(
         f"baseline frontier-only = {report['frontier_model']}; small model = {report['small_model']}; "
         f"speed x{args.speed:g}, volume x{args.volume:g}; local models on '{config.profile}', "
@@ -272,12 +279,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(_row(label, summary, base))
         if summary.get("confidence_note"):
             print(f"{'':34s} note: {summary['confidence_note']}")
+        if summary.get("latency_note"):
+            print(f"{'':34s} note: {summary['latency_note']}")
         sweep = summary.get("sweep")
         if sweep:
             figures = "".join(
                 f", {name} {sweep[k]:.3f}" for k, name in SWEEP_FIGURES.items() if sweep.get(k) is not None
             )
             print(f"{'':34s} sweep over {sweep['parameter']}{figures}")
+    timed = [
+        f"{label} {s['latency_source'].get('recorded', 0):,} of {sum(s['latency_source'].values()):,}"
+        for label, s in report["policies"].items()
+        if s.get("latency_source")
+    ]
+    if timed:
+        print("answers timed as recorded: " + "; ".join(timed))
     fleets = [line for label, s in report["policies"].items() for line in _fleet_lines(label, s)]
     if fleets:
         print(

@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,6 +53,9 @@ from simulators.metrics import counts_by_name
 from simulators.quality import SOURCES, measured_confidences, quality_matrix
 from slmlab.paths import DATASETS_DIR
 from slmlab.traces.labelling import DATA_CLASSES, RESIDENCIES, TASKS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_ASSUMPTIONS = DATASETS_DIR / "assumptions" / "quality.json"
 CONFIDENCE_SOURCES = ("measured", "measured-distribution", "assumption", "recorded")
@@ -528,29 +532,31 @@ def _logged_columns(logged: list[str], portfolio: Portfolio) -> dict[str, list[i
 
 def recorded_latency_matrix(
     figures: RecordedFigures,
-    calls: list[tuple[str, str, float]],
+    calls: pa.Table | None,
     request_ids: np.ndarray,
     portfolio: Portfolio,
     keep: np.ndarray,
 ) -> np.ndarray | None:
     """(n, m) end-to-end seconds recorded for a request on an API model, rows as `keep`, NaN where none (None: nothing
-    recorded). An outcome file's latency goes to the model it names; a gateway log's (`calls`: request, logged model,
-    ms of its successful calls) to the API model the log's model is priced as. Local columns stay NaN: a local
-    model's time is this machine's serving model (benchmarks, batched service curves), not someone else's call."""
+    recorded). An outcome file's latency goes to the model it names; a gateway log's (`calls`: request_id, model as
+    logged, latency_ms of its successful calls) to the API model the log's model is priced as. Local columns stay
+    NaN: a local model's time is this machine's serving model, not a call in a log."""
     column = {m.name: j for j, m in enumerate(portfolio.models) if m.kind != "local"}
     seconds = np.full((len(request_ids), len(portfolio.models)), np.nan)
     for (i, model), ms in figures.latency_ms.items():
         if model in column:
             seconds[i, column[model]] = ms / 1000.0
-    if calls:
+    if calls is not None and calls.num_rows:
         row = {rid: i for i, rid in enumerate(request_ids.tolist())}
-        found = [(row[rid], model, ms) for rid, model, ms in calls if rid in row and ms is not None]
-        for model, columns in _logged_columns(sorted({model for _, model, _ in found}), portfolio).items():
-            rows = np.array([i for i, name, _ in found if name == model], dtype=np.int64)
-            logged = np.array([ms for _, name, ms in found if name == model], dtype=np.float64)
+        index = np.array([row.get(rid, -1) for rid in calls.column("request_id").to_pylist()], dtype=np.int64)
+        logged = np.array(calls.column("model").to_pylist(), dtype=object)
+        ms = calls.column("latency_ms").to_numpy(zero_copy_only=False).astype(np.float64)
+        found = (index >= 0) & ~np.isnan(ms)
+        for model, columns in _logged_columns(sorted(set(logged[found].tolist())), portfolio).items():
+            pick = np.flatnonzero(found & (logged == model))
             for j in columns:
-                free = np.isnan(seconds[rows, j])  # an outcome file's own figure is kept
-                seconds[rows[free], j] = logged[free] / 1000.0
+                free = pick[np.isnan(seconds[index[pick], j])]  # an outcome file's own figure is kept
+                seconds[index[free], j] = ms[free] / 1000.0
     seconds = seconds[keep]
     if np.isnan(seconds).all():
         return None
@@ -667,7 +673,7 @@ def build_inputs(config: ReplayConfig, *, warehouse: Warehouse) -> ReplayInputs:
     recorded_cost, recorded_confidence = figures.matrices(names, keep)
     calls = getattr(warehouse, "recorded_latencies", None)
     recorded_latency = recorded_latency_matrix(
-        figures, calls(trace_id) if calls is not None else [], requests["request_ids"], portfolio, keep
+        figures, calls(trace_id) if calls is not None else None, requests["request_ids"], portfolio, keep
     )
     if recorded_confidence is not None:  # a confidence recorded with the outcome is used as recorded
         here = ~np.isnan(recorded_confidence)

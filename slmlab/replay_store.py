@@ -165,14 +165,22 @@ class ReplayReader:
             [trace_id],
         )
 
-    def recorded_latencies(self, trace_id: int) -> list[tuple[str, str, float]]:
-        """(request, model as logged, end-to-end latency ms) of each call a gateway or observability log recorded a
-        latency for, failed calls left out (as the latency check leaves them out): these win over the catalogue's
-        assumed API latency in a replay."""
-        return self._rows(
-            "SELECT request_id, model, avg(latency_ms) FROM recorded_calls WHERE trace_id = ? AND model IS NOT NULL "
-            "AND latency_ms IS NOT NULL AND status IS DISTINCT FROM 'failure' GROUP BY ALL",
-            [trace_id],
+    def recorded_latencies(self, trace_id: int) -> pa.Table:
+        """(request_id, model as logged, latency_ms end to end) of each call a gateway or observability log recorded
+        a latency for, failed calls left out (as the latency check leaves them out): these win over the catalogue's
+        assumed API latency in a replay. Arrow, as a log may hold millions of calls."""
+        if self._con is None:
+            return pa.table(
+                {
+                    "request_id": pa.array([], pa.string()),
+                    "model": pa.array([], pa.string()),
+                    "latency_ms": pa.array([], pa.float64()),
+                }
+            )
+        return self._arrow(
+            "SELECT request_id, model, avg(latency_ms) AS latency_ms FROM recorded_calls "
+            f"WHERE trace_id = {int(trace_id)} AND model IS NOT NULL AND latency_ms IS NOT NULL "
+            "AND status IS DISTINCT FROM 'failure' GROUP BY ALL"
         )
 
     def requests(self, trace_id: int, *, chars_per_token: float, input_tokens: int, output_tokens: int) -> pa.Table:

@@ -25,6 +25,7 @@ from simulators.formatting import Column, table
 from simulators.projection import CostAssumptions, Projection
 from simulators.provenance import figure_sources, run_lines
 from simulators.results import BASELINE, focus_policy, summaries_from_dicts
+from simulators.tables import REFERENCE_SUFFIX, projection_table
 
 CHROMIUM = Path(os.environ.get("SLMLAB_CHROMIUM", "/usr/bin/chromium"))
 _STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:900px;color:#222;line-height:1.4}
@@ -82,44 +83,6 @@ def write_csv(projection: Projection, path: str | Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return Path(path)
-
-
-PROJECTION_COLUMNS = (
-    Column("policy", "policy"),
-    Column("total_usd", "total over the horizon", "money"),
-    Column("saving_usd", "saving against frontier-only", "money"),
-    Column("month_1_usd", "month 1", "money"),
-    Column("last_month_usd", "last month", "money"),
-    Column("break_even", "break-even"),
-    Column("servers", "servers (first-last month)"),
-    Column("quality", "quality (replay)", "share"),
-    Column("residency_violations", "residency violations (replay)", "count"),
-)
-
-
-def projection_rows(projection: Projection, run: dict[str, object]) -> list[dict[str, object]]:
-    """One row per policy: the projection's totals beside the replay's quality and residency (the shared table)."""
-    summaries = summaries_from_dicts(run["policies"])  # type: ignore[arg-type]
-    base_total = float(projection.get(BASELINE).cumulative[-1])
-    rows = []
-    for p in projection.policies:
-        s = summaries.get(p.policy)
-        rows.append(
-            {
-                "policy": p.policy + (" (reference: knows every answer)" if s is not None and s.is_reference else ""),
-                "total_usd": float(p.cumulative[-1]),
-                "saving_usd": base_total - float(p.cumulative[-1]),
-                "month_1_usd": float(p.monthly[0]),
-                "last_month_usd": float(p.monthly[-1]),
-                "break_even": "baseline"
-                if p.policy == BASELINE
-                else ("never" if p.break_even_month is None else f"month {p.break_even_month}"),
-                "servers": "-" if not p.servers[-1] else f"{int(p.servers[0])}-{int(p.servers[-1])}",
-                "quality": None if s is None else s.quality,
-                "residency_violations": None if s is None else s.residency_violations,
-            }
-        )
-    return rows
 
 
 def projection_focus(projection: Projection, run: dict[str, object]) -> str | None:
@@ -233,7 +196,7 @@ def projection_html(
     body = (
         f"<h1>Cost projection: {html.escape(str(run['trace']))}, {months} months</h1>"
         f'<div class="answer {"good" if good else "bad"}">{answer}</div>'
-        f"<h2>Key figures</h2>{table(projection_rows(projection, run), PROJECTION_COLUMNS).html()}"
+        f"<h2>Key figures</h2>{projection_table(projection, summaries, months, uncertainty).html()}"
         f"<h2>What was assumed</h2>{_list(assumed)}"
         f"<h2>Cost over time</h2>{chart}{tornado}"
         f"<h2>Cost per year</h2>{yearly}"
@@ -260,7 +223,7 @@ def _yearly(projection: Projection, run: dict[str, object]) -> str:
     years = (projection.assumptions.months + 11) // 12
     rows = []
     for p in projection.policies:
-        row: dict[str, object] = {"policy": p.policy + (" (reference)" if _is_reference(run, p.policy) else "")}
+        row: dict[str, object] = {"policy": p.policy + (REFERENCE_SUFFIX if _is_reference(run, p.policy) else "")}
         for y in range(years):
             row[f"y{y + 1}"] = float(p.monthly[12 * y : 12 * (y + 1)].sum())
         rows.append(row)

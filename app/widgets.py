@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import state
 from app.jobs import ReplayJob
+from simulators.formatting import Table
 from slmlab.jobs import BackgroundJob
 from slmlab.replay_store import latest_run_id
 from slmlab.traces.defaults import DEFAULT_TRACES
@@ -131,3 +132,8 @@ def resolve_replay(db: Path, kind: str, value: object) -> int:
         st.button("Replay again", key=f"{key}_again", on_click=st.session_state.pop, args=(key,))
         raise ValueError(f"The first replay of '{trace}' stopped: {job.error}")
     return job.result.run_id
+
+
+def column_help(table: Table) -> dict[str, object]:
+    """A formatted table's column tooltips for `st.dataframe` (its headings are the keys of `Table.formatted`)."""
+    return {c.heading: st.column_config.TextColumn(c.heading, help=c.help) for c in table.columns if c.help}

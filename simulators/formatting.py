@@ -6,7 +6,9 @@ Every function takes a plain number (None or NaN print as "n/a"), so the same fi
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,6 +190,14 @@ class Table:
             )
             for row in cells
         )
+
+    def csv(self) -> str:
+        """The raw figures as CSV under the column keys (a download that a spreadsheet can sum)."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=[c.key for c in self.columns], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if _missing(v) else v) for k, v in row.items()} for row in self.raw())
+        return out.getvalue()
 
     def html(self) -> str:
         """An HTML table (escaped), numbers right-aligned."""

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from simulators.results import JsonRecord
+from simulators.results import JsonRecord, summaries_from_dicts
 from slmlab.paths import DATASETS_DIR
 
 HOURS_PER_MONTH = 730.5  # 365.25 x 24 / 12
@@ -183,6 +183,10 @@ def basis_from_run(run: JsonRecord) -> ReplayBasis:
     """The projection basis of a stored run (`simulators.runs.load_run`)."""
     inputs = run["inputs"]
     summaries = run["policies"]
+    # Projected: every policy the user asked to replay (the oracle too, shown as a bound) and every deployable one;
+    # not a reference the replay added on its own (small-only, replayed only for the PGR).
+    asked = {str(p.get("policy")) for p in (run.get("config") or {}).get("policies") or []}
+    projected = {label for label, s in summaries_from_dicts(summaries).items() if s.deployable or label in asked}
     policies = tuple(
         PolicyReplay(
             policy=label,
@@ -199,7 +203,7 @@ def basis_from_run(run: JsonRecord) -> ReplayBasis:
             residency_violations=int(s.get("residency_violations", 0)),
         )
         for label, s in summaries.items()
-        if not label.endswith("(reference)")
+        if label in projected
     )
     first = next(iter(summaries.values()))
     watts = {}

@@ -23,8 +23,10 @@ def open_page(page: str) -> AppTest:
 
 
 def totals(at: AppTest) -> dict[str, float]:
+    """Each policy's total over the horizon, read back from the formatted table ('$1,234' or '-$12')."""
     table = at.dataframe[0].value
-    return dict(zip(table["policy"], table["total_usd"]))
+    column = next(c for c in table.columns if c.startswith("total over"))
+    return {p: float(v.replace("$", "").replace(",", "")) for p, v in zip(table["policy"], table[column])}
 
 
 def check(at: AppTest, **criteria: float | None) -> AppTest:
@@ -50,7 +52,7 @@ def test_projection_tables_every_policy_charts_it_and_follows_the_assumptions(db
     policies = set(load_run(int(run["run_id"]), db)["policies"])  # type: ignore[arg-type]
     before = totals(at)
     assert {p.split(" (reference")[0] for p in before} == policies
-    assert at.dataframe[0].value.set_index("policy").loc["frontier-only", "break_even"] == "baseline"
+    assert at.dataframe[0].value.set_index("policy").loc["frontier-only", "break-even"] == "baseline"
     assert len(at.get("plotly_chart")) >= 3  # cumulative cost, components, tornado
     sources = " ".join(c.value for c in at.caption)
     assert f"run {run['run_id']} of '{TRACE}'" in sources and "catalogue version litellm" in sources
@@ -66,7 +68,9 @@ def test_projection_tables_every_policy_charts_it_and_follows_the_assumptions(db
     assert any("cannot be fitted" in w.value and "no start date" in w.value for w in at.warning)
     at.number_input(key="draws").set_value(100).run()
     assert not at.exception and not at.error
-    assert {"total_p5", "total_p95", "break_even_share"} <= set(at.dataframe[0].value.columns)
+    assert {"total, 5th percentile", "total, 95th percentile", "draws that break even"} <= set(
+        at.dataframe[0].value.columns
+    )
     assert any("100 Monte Carlo draws" in c.value for c in at.caption)
     at.number_input(key="draws").set_value(5).run()
     assert not at.exception
@@ -95,7 +99,7 @@ def test_saving_and_comparing_scenarios(db: Path) -> None:
     assert not at.exception
     compared = at.dataframe[-1].value
     assert set(compared["scenario"]) == {"base", "four servers"}
-    assert set(compared[compared["scenario"] == "four servers"]["servers_at_end"]) <= {0, 4}
+    assert set(compared[compared["scenario"] == "four servers"]["servers at the end"]) <= {"0", "4"}
 
     at.radio(key="projection_source").set_value("a stored run").run()
     assert not at.exception and not at.error

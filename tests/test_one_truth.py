@@ -1,5 +1,6 @@
 """One run, one figure: the cost per 1,000 requests of a stored replay reads the same in the CLI's JSON, on Home, on
-Routing replay and on Projection (every one renders the typed summary through the same formatting)."""
+Routing replay, on Projection and in the projection report (every one renders the typed summary through the same
+formatting)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ MAIN = str(PROJECT_ROOT / "app" / "main.py")
 
 
 @pytest.mark.slow
-def test_cost_per_1000_requests_is_the_same_in_the_cli_and_on_every_page(db: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cost_per_1000_requests_is_the_same_in_the_cli_and_on_every_page(db: Path, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert main(["simulate", "--sweep", "--json"]) == 0  # every policy on the embedded default, stored
     report = json.loads(capsys.readouterr().out)
     (run,) = stored_runs(db)
@@ -39,13 +40,17 @@ def test_cost_per_1000_requests_is_the_same_in_the_cli_and_on_every_page(db: Pat
     routing = AppTest.from_file(MAIN, default_timeout=120)
     routing.switch_page("app_pages/routing.py").run()
     assert not routing.exception, routing.exception
-    table = next(d.value for d in routing.dataframe if "cost_per_1k_usd" in d.value.columns)
-    assert {p: fmt.money(v) for p, v in zip(table["policy"], table["cost_per_1k_usd"])} == cli
+    table = next(d.value for d in routing.dataframe if "cost per 1,000 requests" in d.value.columns)
+    assert dict(zip(table["policy"], table["cost per 1,000 requests"])) == cli
 
     projection = AppTest.from_file(MAIN, default_timeout=120)
     projection.switch_page("app_pages/projection.py").run()
     assert not projection.exception, projection.exception
-    table = projection.dataframe[0].value
-    shown = {p.split(" (reference")[0]: fmt.money(v) for p, v in zip(table["policy"], table["cost_per_1k_usd"])}
+    table = next(d.value for d in projection.dataframe if "cost per 1,000 requests (replay)" in d.value.columns)
+    shown = {p.split(" (reference")[0]: v for p, v in zip(table["policy"], table["cost per 1,000 requests (replay)"])}
     assert shown == {p: c for p, c in cli.items() if p in shown} and {"frontier-only", chosen} <= set(shown)
-    assert len(stored_runs(db)) == 1  # every page read the same stored run
+    report_file = tmp_path / "projection.html"
+    assert main(["project", "--html", str(report_file)]) == 0  # the CFO's report of the same run
+    key_figures = report_file.read_text().split("<h2>Key figures</h2>")[1].split("</table>")[0]
+    assert all(f">{cli[p]}<" in key_figures for p in ("frontier-only", chosen))
+    assert len(stored_runs(db)) == 1  # every page and the report read the same stored run

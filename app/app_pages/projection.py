@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import Field, fields
 from pathlib import Path
 
-import polars as pl
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -23,10 +22,12 @@ from app.report import (
     write_csv,
     write_html,
 )
-from app.widgets import replay_choice, resolve_replay
+from app.widgets import column_help, replay_choice, resolve_replay
 from app.workflows import compare_scenarios, monte_carlo, save_scenario
+from simulators import formatting as fmt
 from simulators.projection import CostAssumptions, Projection, basis_from_run, project
 from simulators.results import summaries_from_dicts
+from simulators.tables import projection_table, scenario_table
 from simulators.uncertainty import tornado
 
 db = state.database_path()
@@ -156,49 +157,6 @@ def _assumption_inputs() -> tuple[dict[str, object], dict[str, object] | None, i
     return values, trend, draws, seed
 
 
-def _break_even(policy: str, month: int | None) -> str:
-    if policy == BASELINE:
-        return "baseline"
-    return "never" if month is None else f"month {month}"
-
-
-def _servers(first: float, last: float) -> str:
-    return "-" if not last else f"{int(first)}-{int(last)}"
-
-
-def _policy_table(projection: Projection, run: dict, uncertainty: dict | None) -> pl.DataFrame:
-    """One row per policy: the projection's totals beside the replay's stored quality and residency figures."""
-    rows = []
-    summaries = summaries_from_dicts(run["policies"])
-    for p in projection.policies:
-        stored = summaries[p.policy]
-        band = (uncertainty or {}).get("policies", {}).get(p.policy) or {}
-        row = {
-            "policy": p.policy + (" (reference: knows every answer)" if stored.is_reference else ""),
-            "cost_per_1k_usd": stored.cost_per_1k_usd,
-            "total_usd": float(p.cumulative[-1]),
-            "month_1_usd": float(p.monthly[0]),
-            "last_month_usd": float(p.monthly[-1]),
-            "break_even": _break_even(p.policy, p.break_even_month),
-            "servers": _servers(p.servers[0], p.servers[-1]),
-            "short_of_capacity_from": p.short_of_capacity_from,
-            "quality": stored.quality,
-            "residency_violations": stored.residency_violations,
-        }
-        if uncertainty:
-            row |= {
-                "total_p5": band.get("total_p5"),
-                "total_p95": band.get("total_p95"),
-                "break_even_share": band.get("break_even_share"),
-            }
-        rows.append(row)
-    return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def _counts(counts: dict[str, int] | None) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in (counts or {}).items()) or "-"
-
-
 def _sources(projection: Projection, run: dict, trend: dict | None, uncertainty: dict | None) -> str:
     """Where every number on this page comes from."""
     a = projection.as_dict()
@@ -232,7 +190,7 @@ def _sources(projection: Projection, run: dict, trend: dict | None, uncertainty:
         "violations per policy are the run's stored figures.",
         f"**Scale**: x{a['monthly_scale']:,.1f} a month = {scale}. **API price trend**: {price}.",
         "**Quality** (per model, requests by source): "
-        + "; ".join(f"{m} {_counts(c)}" for m, c in inputs.get("quality_source", {}).items())
+        + "; ".join(f"{m} {fmt.counts(c)}" for m, c in inputs.get("quality_source", {}).items())
         + ".",
         "**Assumptions**: " + ", ".join(f"{k} = {v:g} ({sources[k]})" for k, v in a["assumptions"].items()) + ".",
     ]
@@ -269,21 +227,6 @@ def _download_csv(projection: Projection) -> Callable[[], bytes]:
     return build
 
 
-def _compare_table(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {
-                **r,
-                "break_even_month": _break_even(
-                    str(r["policy"]), None if r["break_even_month"] in (None, "never") else int(r["break_even_month"])
-                ),
-            }
-            for r in rows
-        ],
-        infer_schema_length=None,
-    )
-
-
 try:
     run_id = resolve_replay(
         db,
@@ -308,37 +251,8 @@ except ValueError as error:
 
 months = assumptions.months
 st.subheader(f"Every policy over {months} months")
-st.dataframe(
-    _policy_table(projection, run, uncertainty),
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "cost_per_1k_usd": st.column_config.NumberColumn(
-            "cost per 1,000 requests (replay)",
-            format="dollar",
-            help="the replayed API spend per 1,000 requests, as on Home and Routing replay (servers come on top here)",
-        ),
-        "total_usd": st.column_config.NumberColumn(f"total over {months} months (USD)", format="dollar"),
-        "month_1_usd": st.column_config.NumberColumn("month 1 (USD)", format="dollar"),
-        "last_month_usd": st.column_config.NumberColumn(f"month {months} (USD)", format="dollar"),
-        "break_even": st.column_config.TextColumn(
-            "break-even", help="first month from which its cumulative cost stays at or below frontier-only's"
-        ),
-        "servers": st.column_config.TextColumn(
-            "servers (first-last month)", help="local servers owned; '-' for policies that use no local model"
-        ),
-        "short_of_capacity_from": st.column_config.NumberColumn(
-            "short of capacity from month", help="a fixed fleet whose utilisation passes 1 from this month"
-        ),
-        "quality": st.column_config.NumberColumn(
-            "quality (replay)", format="percent", help="share of requests answered right, as stored with the replay"
-        ),
-        "residency_violations": st.column_config.NumberColumn("residency violations (replay)", format="localized"),
-        "total_p5": st.column_config.NumberColumn("total p5 (USD)", format="dollar"),
-        "total_p95": st.column_config.NumberColumn("total p95 (USD)", format="dollar"),
-        "break_even_share": st.column_config.NumberColumn("breaks even in (share of draws)", format="percent"),
-    },
-)
+overview = projection_table(projection, summaries_from_dicts(run["policies"]), months, uncertainty)
+st.dataframe(overview.formatted(), hide_index=True, width="stretch", column_config=column_help(overview))
 st.caption(_sources(projection, run, trend, uncertainty))
 
 st.plotly_chart(charts.cumulative_cost(projection, uncertainty), width="stretch")
@@ -419,12 +333,8 @@ with right:
                 st.error(str(error))
                 rows = []
             if rows:
-                st.dataframe(
-                    _compare_table(rows),
-                    hide_index=True,
-                    width="stretch",
-                    column_config={"total_usd": st.column_config.NumberColumn("total (USD)", format="dollar")},
-                )
+                compared = scenario_table(rows)
+                st.dataframe(compared.formatted(), hide_index=True, width="stretch")
                 st.caption(
                     "Read back from the saved scenarios: "
                     + "; ".join(

@@ -14,15 +14,15 @@ from app import charts, state
 from app.jobs import ReplayJob
 from app.replay_assumptions import ReplayAssumptions, parse_overrides, shipped_quality
 from app.report import parquet_bytes
-from app.widgets import job_status
+from app.widgets import column_help, job_status
 from simulators import formatting as fmt
 from simulators.deployment import DEFAULT_SLO
 from simulators.inputs import ReplayConfig
-from simulators.metrics import SWEEP_FIGURES
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators.replay import resimulate
 from simulators.results import BASELINE, summaries_from_dicts
 from simulators.runs import replay_config_of
+from simulators.tables import policy_table, residency_table, sweep_table
 from slmlab.replay_scenarios import save_replay_scenario
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
@@ -63,11 +63,6 @@ JOB = "replay_job"  # the running or last replay started here, in the session
 def _help(name: str) -> str:
     """The library's help text of one ReplayConfig field."""
     return str(next(f.metadata.get("help", "") for f in fields(ReplayConfig) if f.name == name))
-
-
-def _counts(counts: dict[str, int] | None) -> str:
-    """'assumption 19,366, measured 12' from a {name: count} dict."""
-    return ", ".join(f"{k} {v:,}" for k, v in (counts or {}).items()) or "-"
 
 
 def _default(field: object) -> object:
@@ -280,7 +275,7 @@ def _sources_caption(run: dict) -> str:
     inputs, portfolio, config = run["inputs"], run["portfolio"], run["config"]
     api = [m for m in portfolio if m["kind"] != "local"]
     local = [m for m in portfolio if m["kind"] == "local"]
-    tokens = "; ".join(f"{side} {_counts(c)}" for side, c in inputs.get("token_source", {}).items())
+    tokens = "; ".join(f"{side} {fmt.counts(c)}" for side, c in inputs.get("token_source", {}).items())
     roles = inputs.get("roles") or {}
     recorded = {m: c["recorded"] for m, c in (inputs.get("cost_source") or {}).items() if c.get("recorded")}
     timed = {m: c["recorded"] for m, c in (inputs.get("latency_source") or {}).items() if c.get("recorded")}
@@ -301,7 +296,7 @@ def _sources_caption(run: dict) -> str:
         + ".",
         "**Quality**: each request counts its final model's source (recorded outcome, measured here, or assumption "
         f"from `{inputs.get('assumptions_file')}`); per model: "
-        + "; ".join(f"{m} {_counts(c)}" for m, c in inputs.get("quality_source", {}).items())
+        + "; ".join(f"{m} {fmt.counts(c)}" for m, c in inputs.get("quality_source", {}).items())
         + ".",
         f"**Latency**: API time to first token: {_grouped(api, 'ttft_ms')}; API output speed: "
         f"{_grouped(api, 'output_tok_s')}"
@@ -322,69 +317,10 @@ def _sources_caption(run: dict) -> str:
     if any(inputs.get("confidence_source", {}).values()):
         lines.append(
             "**Cascade confidence**: "
-            + "; ".join(f"{m} {_counts(c)}" for m, c in inputs["confidence_source"].items())
+            + "; ".join(f"{m} {fmt.counts(c)}" for m, c in inputs["confidence_source"].items())
             + "."
         )
     return "  \n".join(lines)
-
-
-def _headline(summaries: dict[str, dict]) -> pl.DataFrame:
-    """One row per policy with the stored summary figures beside frontier-only (durations scaled to h/min/s/ms)."""
-    rows = []
-    for s in summaries_from_dicts(summaries).values():
-        versus = s.vs_baseline
-        rows.append(
-            {
-                "policy": s.policy,
-                "cost_usd": s.cost_usd,
-                "cost_per_1k_usd": s.cost_per_1k_usd,
-                "cost_ratio": None if versus is None else versus.cost_ratio,
-                "quality": s.quality,
-                "quality_delta": None if versus is None else versus.quality_delta,
-                "p95_latency": "overloaded" if s.overloaded else fmt.duration_ms(s.p95_ms),
-                "servers_needed": s.servers_needed,
-                "in_house_share": s.in_house_share,
-                "escalation_rate": s.escalation_rate,
-                "residency_violations": s.residency_violations,
-                "confidential_off_premises": s.off_premises_by_class.get("confidential"),
-                "rejected": s.rejected,
-                "quality_source": fmt.counts(s.quality_source),
-                "local_load": ", ".join(f"{m} {v:.2f}" for m, v in s.local_load.items()) or "-",
-            }
-        )
-    return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def _sweeps(summaries: dict[str, dict]) -> pl.DataFrame:
-    """The stored sweep figures of every swept policy."""
-    rows = [
-        {
-            "policy": label,
-            "parameter": s["sweep"].get("parameter"),
-            "points": s["sweep"].get("points"),
-            **{k: s["sweep"].get(k) for k in SWEEP_FIGURES},
-        }
-        for label, s in summaries.items()
-        if s.get("sweep")
-    ]
-    return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def _residency(summaries: dict[str, dict]) -> pl.DataFrame:
-    """Residency violations by data class per policy, with the routing reasons the policy recorded."""
-    seen = {c for s in summaries.values() for c in (s.get("residency_violations_by_class") or {})}
-    classes = [c for c in DATA_CLASSES if c in seen] + sorted(seen - set(DATA_CLASSES))
-    rows = [
-        {
-            "policy": label,
-            "violations": s.get("residency_violations"),
-            **{c: (s.get("residency_violations_by_class") or {}).get(c, 0) for c in classes},
-            "rejected": s.get("rejected"),
-            "reasons": _counts(s.get("reasons")),
-        }
-        for label, s in summaries.items()
-    ]
-    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 @st.fragment
@@ -487,39 +423,9 @@ swept = bool(run["config"].get("sweep"))
 colours = charts.policy_colours(list(summaries))
 
 st.subheader("Every policy beside frontier-only")
-st.dataframe(
-    _headline(summaries),
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.2f"),
-        "cost_ratio": st.column_config.NumberColumn("cost vs frontier-only", format="%.2fx"),
-        "quality": st.column_config.NumberColumn("quality", format="percent", help="share of requests answered right"),
-        "quality_delta": st.column_config.NumberColumn(
-            "quality delta", format="%+.3f", help="quality minus frontier-only's"
-        ),
-        "cost_per_1k_usd": st.column_config.NumberColumn("cost per 1,000 requests", format="dollar"),
-        "p95_latency": st.column_config.TextColumn("p95 latency"),
-        "servers_needed": st.column_config.NumberColumn(
-            "servers needed", format="localized", help="local servers the policy needs for the SLO (sized per model)"
-        ),
-        "confidential_off_premises": st.column_config.NumberColumn(
-            "confidential sent off premises",
-            format="localized",
-            help="confidential requests that some attempt sent to a model off the premises (an API)",
-        ),
-        "in_house_share": st.column_config.NumberColumn("in-house share", format="percent"),
-        "escalation_rate": st.column_config.NumberColumn("escalation rate", format="percent"),
-        "residency_violations": st.column_config.NumberColumn("residency violations", format="localized"),
-        "rejected": st.column_config.NumberColumn("rejected", format="localized"),
-        "quality_source": st.column_config.TextColumn("quality source (requests)"),
-        "local_load": st.column_config.TextColumn(
-            "local load",
-            help="service time asked of each local model / its capacity over the trace; above 1 its "
-            "queue grows for the whole trace",
-        ),
-    },
-)
+typed = summaries_from_dicts(summaries)
+headline = policy_table(typed)
+st.dataframe(headline.formatted(), hide_index=True, width="stretch", column_config=column_help(headline))
 for label, note in ((label, s.get("confidence_note")) for label, s in summaries.items()):
     if note:  # next to the figure it qualifies: the assumption, not recorded data, decides this policy's rank
         st.warning(f"**{label}**: {note}.")
@@ -557,14 +463,9 @@ with st.expander("Portfolio as replayed (every figure with its source)"):
         hide_index=True,
         width="stretch",
     )  # type: ignore[union-attr]
-sweeps = _sweeps(summaries)
-if not sweeps.is_empty():
-    st.dataframe(
-        sweeps,
-        hide_index=True,
-        width="stretch",
-        column_config={k: st.column_config.NumberColumn(SWEEP_FIGURES[k], format="%.3f") for k in SWEEP_FIGURES},
-    )
+sweeps = sweep_table(typed)
+if sweeps.rows:
+    st.dataframe(sweeps.formatted(), hide_index=True, width="stretch", column_config=column_help(sweeps))
     st.caption(
         "Sweep figures as stored by the replay: AIQ (RouterBench code) = area under the non-decreasing convex hull, "
         "extended flat to the largest cost of the policies swept together, divided by that cost; AIQ (paper "
@@ -577,7 +478,7 @@ st.subheader("Quick what-if")
 _what_if(run, summaries)
 
 st.subheader("Cost against quality")
-references = [label for label, s in summaries_from_dicts(summaries).items() if s.is_reference]
+references = [label for label, s in typed.items() if s.is_reference]
 if not points.is_empty():
     st.plotly_chart(
         charts.replay_pareto(
@@ -646,15 +547,8 @@ else:
             )
 
 st.subheader("Data residency")
-st.dataframe(
-    _residency(summaries),
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "reasons": st.column_config.TextColumn("routing reasons (requests)"),
-        **{c: st.column_config.NumberColumn(format="localized") for c in ("violations", "rejected", *DATA_CLASSES)},
-    },
-)
+residency = residency_table(typed, DATA_CLASSES)
+st.dataframe(residency.formatted(), hide_index=True, width="stretch", column_config=column_help(residency))
 st.caption(
     "Violations: requests with an attempt sent to a model whose location or permitted data classes do not allow the "
     "request's data class or residency requirement (labels from the trace: see the Workloads page for whether "
@@ -711,7 +605,7 @@ if chosen_run.get("requests_stored"):
     )
     right.download_button(
         "Download the policy table (CSV)",
-        _headline(summaries).write_csv().encode(),
+        headline.csv().encode(),
         file_name=f"replay-run{run_id}-policies.csv",
         mime="text/csv",
         on_click="ignore",

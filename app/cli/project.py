@@ -179,18 +179,10 @@ def cmd_project(args: argparse.Namespace) -> int:
         f"{a.months} months; x{report['monthly_scale']:,.0f} a month, traffic growth {a.growth_per_month:+.1%}/month, "
         f"API prices {a.api_price_change_per_year:+.0%}/year ({projection.price_trend['method']})"
     )
-    print(
-        f"\n{'policy':34s} {'month 1':>12s} {'month ' + str(a.months):>12s} {'total':>14s} {'break-even':>11s} "
-        f"{'servers':>9s}  quality"
-    )
-    for p in projection.policies:
-        d = p.as_dict()
-        servers = "-" if not d["servers_first_last"][1] else "{}-{}".format(*d["servers_first_last"])
-        quality = run["policies"][p.policy]["quality"]
-        print(
-            f"{p.policy[:34]:34s} {p.monthly[0]:>12,.0f} {p.monthly[-1]:>12,.0f} {p.cumulative[-1]:>14,.0f} "
-            f"{d['break_even_month']!s:>11s} {servers:>9s}  {quality:.3f}"
-        )
+    from simulators.results import summaries_from_dicts
+    from simulators.tables import projection_table
+
+    print("\n" + projection_table(projection, summaries_from_dicts(run["policies"]), a.months, uncertainty).text())
     bars = [b for b in report["sensitivity"]["bars"] if b["saving_low"] != b["saving_high"]][:5]
     if bars:
         print(

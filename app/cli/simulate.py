@@ -141,35 +141,11 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _p95(s: dict) -> str:
-    """The p95 column scaled to h / min / s / ms, or 'overloaded' when a fixed local fleet's queue keeps growing."""
-    from simulators.formatting import duration_ms
-
-    if s.get("overloaded"):
-        return "overloaded"
-    p95 = s["latency_ms"]["p95"]
-    return "-" if p95 is None else duration_ms(p95)
-
-
 def _fleet_lines(label: str, s: dict) -> list[str]:
     """Per local model: servers needed (or fixed), what they give and cost, and why an SLO cannot be met."""
     from simulators.results import LocalFleet
 
     return [f"  {label}: {LocalFleet.from_dict(m, f).describe()}" for m, f in (s.get("fleet") or {}).items()]
-
-
-def _row(label: str, s: dict, base: dict) -> str:
-    sources = ", ".join(f"{k} {v:,}" for k, v in s["quality_source"].items()) or "-"
-    ratio = s["vs_baseline"]["cost_ratio"]
-    servers = s.get("servers_needed")
-    return (
-        f"{label[:34]:34s} {s['cost_usd']:>11,.2f} {s['cost_per_1k_usd']:>9,.2f} "
-        f"{'' if ratio is None else f'{ratio:6.2f}x':>7s} "
-        f"{'-' if servers is None else f'{servers:,}':>7s} "
-        f"{s['quality']:>7.3f} {s['vs_baseline']['quality_delta']:>+7.3f} {_p95(s):>12s} "
-        f"{s['in_house_share']:>6.0%} {s['escalation_rate']:>6.0%} {s['residency_violations']:>8,} {s['rejected']:>7,}"
-        f"  {sources}"
-    )
 
 
 def _point(point: dict) -> str:
@@ -192,6 +168,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
     from simulators.metrics import SWEEP_FIGURES
     from simulators.policies.registry import parse_params, parse_policies
+    from simulators.results import summaries_from_dicts
+    from simulators.tables import policy_table
     from slmlab.traces.defaults import choose_trace, ensure_default_trace
 
     if args.list:
@@ -269,24 +247,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             for side, counts in inputs["token_source"].items()
         )
     )
-    print(
-        f"\n{'policy':34s} {'cost USD':>11s} {'USD / 1k':>9s} {'vs base':>7s} {'servers':>7s} {'quality':>7s} "
-        f"{'delta':>7s} {'p95':>12s} "
-        f"{'local':>6s} {'escal.':>6s} {'resid.!':>8s} {'reject':>7s}  quality source (final model)"
-    )
-    base = report["policies"]["frontier-only"]
-    for label, summary in report["policies"].items():
-        print(_row(label, summary, base))
-        if summary.get("confidence_note"):
-            print(f"{'':34s} note: {summary['confidence_note']}")
-        if summary.get("latency_note"):
-            print(f"{'':34s} note: {summary['latency_note']}")
-        sweep = summary.get("sweep")
-        if sweep:
-            figures = "".join(
-                f", {name} {sweep[k]:.3f}" for k, name in SWEEP_FIGURES.items() if sweep.get(k) is not None
-            )
-            print(f"{'':34s} sweep over {sweep['parameter']}{figures}")
+    print("\n" + policy_table(summaries_from_dicts(report["policies"])).text())
     timed = [
         f"{label} {s['latency_source'].get('recorded', 0):,} of {sum(s['latency_source'].values()):,}"
         for label, s in report["policies"].items()
@@ -294,6 +255,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     ]
     if timed:
         print("answers timed as recorded: " + "; ".join(timed))
+    for label, summary in report["policies"].items():
+        if summary.get("confidence_note"):
+            print(f"{label}: note: {summary['confidence_note']}")
+        if summary.get("latency_note"):
+            print(f"{label}: note: {summary['latency_note']}")
+        sweep = summary.get("sweep")
+        if sweep:
+            figures = "".join(
+                f", {name} {sweep[k]:.3f}" for k, name in SWEEP_FIGURES.items() if sweep.get(k) is not None
+            )
+            print(f"{label}: sweep over {sweep['parameter']}{figures}")
     fleets = [line for label, s in report["policies"].items() for line in _fleet_lines(label, s)]
     if fleets:
         print(

@@ -405,15 +405,11 @@ def model_kv_bytes_per_cell(meta, type_k: str = "f16", type_v: str = "f16") -> i
 # ---------------------------------------------------------------------------------------------------------------
 # measure and keep
 def canonical_model_name(spec: str) -> str:
-    """The name `slmlab models` uses: the shipped key for a shipped model (by key or by its path), else the file's
-    stem."""
-    from slmlab.models import resolve_model, shipped_models
+    """The name `slmlab models` uses (`slmlab.models.model_name`), after checking the model exists."""
+    from slmlab.models import model_name, resolve_model
 
-    path = resolve_model(spec).resolve()
-    for shipped in shipped_models():
-        if spec == shipped.key or (shipped.path is not None and shipped.path.resolve() == path):
-            return shipped.key
-    return path.stem
+    resolve_model(spec)
+    return model_name(spec)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from bench.tasks.base import LABEL_STYLES
 from slmlab import __version__, store
 from slmlab.isolation import WorkerFailed, run_workers
 from slmlab.jobs import Cancelled
-from slmlab.models import gguf_metadata, resolve_model, shipped_models
+from slmlab.models import gguf_metadata, model_name, resolve_model, shipped_models
 
 PROMPT_VERSION = 1  # bump when prompt wording changes, so old and new answers are never mixed in one run
 FLUSH_EVERY = 20
@@ -119,8 +119,8 @@ class EvalResult:
 
 
 def model_label(spec: str, path: Path) -> str:
-    """The shipped key when the model is shipped, else the file name without .gguf."""
-    return spec if spec in {m.key for m in shipped_models()} else path.stem
+    """The shipped key when the model is shipped (by key or by path), else the file name without .gguf."""
+    return model_name(spec if spec in {m.key for m in shipped_models()} else path)
 
 
 def task_trace_name(task: Task, split: str) -> str:

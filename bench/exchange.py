@@ -20,7 +20,7 @@ from slmlab import store
 
 FORMAT = "slmlab-bench"
 VERSION = 1
-JSON_COLUMNS = ("model", "config", "census", "versions", "summary", "roofline")
+JSON_COLUMNS = ("model", "config", "census", "versions", "summary", "roofline", "contention")
 REQUIRED = ("model_sha256", "test", "config", "fingerprint", "census", "versions", "summary", "started_at")
 OBJECT_FIELDS = ("config", "census", "versions", "summary")
 INSERT_COLUMNS = (
@@ -39,6 +39,8 @@ INSERT_COLUMNS = (
     "summary",
     "roofline",
     "sweep_id",
+    "contended",  # other processes took CPU past the threshold during the run (None: not sampled)
+    "contention",  # what was sampled: other processes' CPU, load, steal, GPU processes
 )
 LLAMA_BENCH_REQUIRED = ("model_filename", "n_prompt", "n_gen", "avg_ts", "test_time")
 LLAMA_BENCH_CONFIG = (
@@ -131,6 +133,10 @@ def _validate_export_run(run: object, where: str) -> tuple[Run, list[Sample]]:
     for key in ("model_sha256", "test", "fingerprint"):
         if not isinstance(run[key], str):
             raise ValueError(f"{where}: field '{key}' must be text")
+    if run.get("contended") is not None and not isinstance(run["contended"], bool):
+        raise ValueError(f"{where}: field 'contended' must be true, false or null")
+    if run.get("contention") is not None and not isinstance(run["contention"], dict):
+        raise ValueError(f"{where}: field 'contention' must be an object or null")
     if not isinstance(run.get("samples", []), list):
         raise ValueError(f"{where}: field 'samples' must be a list")
     samples: list[Sample] = []
@@ -161,7 +167,9 @@ def _insert(con: duckdb.DuckDBPyConnection, row: Run, samples: list[Sample]) -> 
     ).fetchall()
     if any(json.loads(config) == row["config"] for (config,) in stored):
         return None
-    values = [json.dumps(row[c]) if c in JSON_COLUMNS and row[c] is not None else row[c] for c in INSERT_COLUMNS]
+    values = [
+        json.dumps(row.get(c)) if c in JSON_COLUMNS and row.get(c) is not None else row.get(c) for c in INSERT_COLUMNS
+    ]
     run_id = con.execute(
         f"INSERT INTO bench_runs (source, {', '.join(INSERT_COLUMNS)}) "
         f"VALUES ('imported', {', '.join('?' * len(INSERT_COLUMNS))}) RETURNING run_id",
@@ -265,11 +273,11 @@ def compare(db: str | Path | None = None) -> list[dict[str, Any]]:
     """One row per run, across machines: hardware, model, test, settings, decode/prefill mean and 95% interval."""
     with store.connect(db, read_only=True) as con:
         rows = con.execute(
-            "SELECT run_id, source, fingerprint, census, model_name, test, config, summary "
+            "SELECT run_id, source, fingerprint, census, model_name, test, config, summary, contended "
             "FROM bench_runs ORDER BY run_id"
         ).fetchall()
     table = []
-    for run_id, source, fingerprint, census, model_name, test, config, summary in rows:
+    for run_id, source, fingerprint, census, model_name, test, config, summary, contended in rows:
         census, config, summary = json.loads(census), json.loads(config), json.loads(summary)
         row = {
             "run_id": run_id,
@@ -280,6 +288,7 @@ def compare(db: str | Path | None = None) -> list[dict[str, Any]]:
             "test": test,
             "threads": config.get("threads", config.get("n_threads")),
             "n_gpu_layers": config.get("n_gpu_layers"),
+            "contended": contended,
         }
         for short, metric in (("decode", "decode_tok_s"), ("prefill", "prefill_tok_s")):
             stats = summary.get(metric) or {}

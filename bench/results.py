@@ -27,7 +27,7 @@ from bench.roofline import (
 )
 from bench.runner import BenchConfig, RawRun, run_isolated
 from slmlab import __version__, store
-from slmlab.models import GGUFMetadata, gguf_metadata, resolve_model
+from slmlab.models import GGUFMetadata, gguf_metadata, model_name, resolve_model
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class BenchResult:
         return {
             "run_id": self.run_id,
             "model": {
-                "name": self.model.name,
+                "name": model_name(self.model.path),
+                "gguf_name": self.model.name,
                 "path": self.model.path,
                 "sha256": self.model.sha256,
                 "architecture": self.model.architecture,
@@ -151,7 +152,7 @@ def save_run(
             "VALUES (?, 'measured', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
             [
                 datetime.now(UTC).replace(tzinfo=None),
-                model.name,
+                model_name(model.path),
                 model.path,
                 model.sha256,
                 json.dumps(model.as_dict()),

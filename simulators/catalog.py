@@ -241,21 +241,14 @@ def local_model(
     key: str, warehouse: Warehouse | None = None, location: str = "on-premises", bench_runs: tuple[int, ...] = ()
 ) -> PortfolioModel:
     """A shipped small model with its service rates: this machine's newest benchmark, else the default profile."""
-    from slmlab.models import gguf_metadata, resolve_model
-
     if key not in DEFAULT_LOCAL_PROFILES:
         raise CatalogueError(
             f"no default profile for '{key}'; shipped local models: {', '.join(DEFAULT_LOCAL_PROFILES)}"
         )
     profile = DEFAULT_LOCAL_PROFILES[key]
     measured = None
-    if (
-        not bench_runs and warehouse is not None and warehouse.has_measured_runs()
-    ):  # reading the GGUF header for its name costs seconds: only when it can matter
-        try:
-            measured = _latest_bench(warehouse, gguf_metadata(resolve_model(key)).name or key)
-        except Exception:  # a missing model file must not hide the default profile
-            measured = None
+    if not bench_runs and warehouse is not None and warehouse.has_measured_runs():
+        measured = _latest_bench(warehouse, key)  # runs are stored under the model's one name (`model_name`)
 
     chosen = bench_profile(bench_runs, warehouse) if bench_runs and warehouse is not None else {}
 

@@ -83,6 +83,21 @@ def install_shipped_models() -> list[ShippedModel]:
     return shipped_models()
 
 
+def model_name(spec: str | Path) -> str:
+    """The one name slmlab gives a model in benchmark runs, service curves, evaluations and the portfolio: the
+    shipped key for a shipped model (named by key or by its path), else the file name without .gguf."""
+    text = str(spec)
+    shipped = shipped_models()
+    if text in {m.key for m in shipped}:
+        return text
+    path = Path(text).expanduser()
+    resolved = path.resolve()
+    for model in shipped:
+        if model.path is not None and model.path.resolve() == resolved:
+            return model.key
+    return path.stem
+
+
 def resolve_model(spec: str) -> Path:
     """A shipped model key (smollm2-135m, gemma3-270m) or a path to a .gguf file; a clear error otherwise."""
     shipped = {m.key: m for m in shipped_models()}

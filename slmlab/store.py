@@ -477,6 +477,28 @@ def m015_replay_scenarios(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m016_one_model_name(con: duckdb.DuckDBPyConnection) -> None:
+    """Benchmark runs named the way curves, evaluations and the portfolio name a model (shipped key, else the file
+    name without .gguf) instead of the GGUF header's free-text `general.name`; the header's name stays in `model`."""
+    from slmlab.models import shipped_models
+
+    shipped_now = shipped_models()
+    for shipped in shipped_now:
+        if shipped.path is not None:
+            paths = sorted({str(shipped.path), str(shipped.path.resolve())})
+            con.execute(
+                f"UPDATE bench_runs SET model_name = ? WHERE model_path IN ({', '.join('?' * len(paths))})",
+                [shipped.key, *paths],
+            )
+    keys = [m.key for m in shipped_now]
+    con.execute(
+        "UPDATE bench_runs SET model_name = regexp_replace(regexp_extract(model_path, '[^/\\\\]+$'), "
+        f"'(?i)\\.gguf$', '') WHERE source = 'measured' AND model_path IS NOT NULL "
+        f"AND model_name NOT IN ({', '.join('?' * len(keys))})",
+        keys,
+    )
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial,
     m002_prefix_hash_ids,
@@ -492,6 +514,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m013_service_curves,
     m014_validations,
     m015_replay_scenarios,
+    m016_one_model_name,
 ]
 
 

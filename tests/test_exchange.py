@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def _model(name: str = "Tiny Test 1M") -> GGUFMetadata:
     )
 
 
+BUSY = {"contended": True, "others_cores": 1.4, "load_1m": 3.2, "steal_share": 0.0, "gpu_other_processes": 0}
+
+
 def _raw(samples: dict[str, list[float]]) -> RawRun:
     return RawRun(
         load_s=0.25,
@@ -126,7 +130,7 @@ def _measured(db: Path) -> list[int]:
     both = _raw(
         {"prefill_tok_s": [400.0, 410.0, 405.0], "decode_tok_s": [50.0, 52.0, 51.0], "ttft_ms": [80.0, 79.0, 81.0]}
     )
-    decode = _raw({"decode_tok_s": [48.5, 49.5]})
+    decode = replace(_raw({"decode_tok_s": [48.5, 49.5]}), contention=BUSY)
     roofline = {"ceiling_tok_s": 90.0, "efficiency": 0.56}
     return [
         save_run(
@@ -207,8 +211,12 @@ def test_import_into_another_database_preserves_runs_and_samples(db: Path, expor
             "peak_rss_bytes",
             "sweep_id",
             "samples",
+            "contended",
+            "contention",
         ):
             assert after[key] == before[key], key
+    assert [run["contended"] for run in copied] == [None, True]  # a contended run stays marked on any machine
+    assert copied[1]["contention"]["others_cores"] == 1.4
     assert _samples(target) == _samples(db) and len(_samples(target)) == 17
 
 
@@ -391,3 +399,5 @@ def test_compare_puts_both_machines_side_by_side(db: Path, exported: Path, tmp_p
     assert rows[2]["decode_mean"] == pytest.approx(51.0) and rows[2]["prefill_mean"] == pytest.approx(405.0)
     assert rows[3]["decode_ci95_low"] == pytest.approx(summarise([48.5, 49.5]).ci95_low)
     assert [r["run_id"] for r in compare(db)] == [1, 2] and {r["source"] for r in compare(db)} == {"measured"}
+    assert [r["contended"] for r in rows] == [None, None, None, True]
+    assert [r["model_name"] for r in rows[2:]] == ["tiny", "tiny"]  # one name: the file's, not the header's

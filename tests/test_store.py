@@ -216,6 +216,32 @@ def test_files_imported_before_blake3_keys_are_still_recognised(tmp_path: Path) 
     assert set(keys) == {"code", fresh.name}
 
 
+def test_benchmark_runs_stored_under_the_gguf_header_name_take_the_one_model_name(tmp_path: Path) -> None:
+    """m016: a run named by the header's free text ('Smollm2 135M 8k Lc100K Mix1 Ep2', as stored before) is renamed
+    to the shipped key when its file is a shipped model, else to the file name; imported runs keep theirs."""
+    from slmlab.models import resolve_model
+
+    old = tmp_path / "m015.duckdb"
+    con = duckdb.connect(str(old))
+    store.migrate(con, store.MIGRATIONS[:14])
+    assert store.MIGRATIONS[14].__name__ == "m016_one_model_name"
+    for source, name, path in (
+        ("measured", "Smollm2 135M 8k Lc100K Mix1 Ep2", str(resolve_model("smollm2-135m"))),
+        ("measured", "Qwen2.5 0.5B Instruct", "/models/Qwen2.5-0.5B-Instruct-Q4_K_M.GGUF"),
+        ("imported", "rtx-box-model", "C:\\models\\phi.gguf"),
+    ):
+        con.execute(
+            "INSERT INTO bench_runs (started_at, source, model_name, model_path, model_sha256, model, test, config, "
+            "fingerprint, census, versions, summary) VALUES (now(), ?, ?, ?, 's', '{}', 'tg16', '{}', 'f', '{}', "
+            "'{}', '{}')",
+            [source, name, path],
+        )
+    store.migrate(con)
+    names = [name for (name,) in con.execute("SELECT model_name FROM bench_runs ORDER BY run_id").fetchall()]
+    con.close()
+    assert names == ["smollm2-135m", "Qwen2.5-0.5B-Instruct-Q4_K_M", "rtx-box-model"]
+
+
 def test_an_arrival_trace_stores_numbers_only(db: Path) -> None:
     """A production trace writes one narrow row per request; its few label combinations are stored once."""
     from slmlab.traces.importer import import_trace

@@ -90,6 +90,7 @@ def _bench_exchange(args: argparse.Namespace) -> int:
                 f"run {row['run_id']:>4} {row['source']:9} {str(row['cpu_model'])[:28]:28} "
                 f"{str(row['model_name'])[:28]:28} "
                 f"{row['test']:12} threads {row['threads']}  decode {decode} tok/s  prefill {prefill} tok/s"
+                + ("  CONTENDED" if row.get("contended") else "")
             )
     return 0
 
@@ -188,7 +189,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     data = result.as_dict()
     metrics = data["metrics"]
     print(
-        f"{result.model.name} ({result.model.quantization}, {result.model.parameters / 1e6:,.0f}M parameters), "
+        f"{data['model']['name']} ({result.model.quantization}, {result.model.parameters / 1e6:,.0f}M parameters), "
         f"test {config.test}, {config.resolved_threads()} threads, {config.reps} repetitions after a warm-up"
     )
     for key, label, unit in (

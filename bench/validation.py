@@ -16,11 +16,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
-from bench.batched import BatchedServer, CurveConfig, measure_point
+from bench.batched import BatchedServer
 from bench.engine import Engine, EngineConfig
 from simulators.deployment import Deployment, HardwareProfile, ServiceCurve, serve
 
@@ -116,21 +115,44 @@ def percentile_errors(real: dict[str, np.ndarray], simulated: dict[str, np.ndarr
     return out
 
 
-def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int) -> ServiceCurve:
-    """The engine's service curve right now (batch 1, 2, 4 ... slots), as the batched benchmark measures it."""
-    batches = sorted({*(b for b in (1, 2, 4, 8, 16, 32, 64) if b < slots), slots})
-    config = CurveConfig(batches=tuple(batches), pp=pp, tg=tg, threads=engine.config.threads, seed=seed)
+def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int, reps: int = 3) -> ServiceCurve:
+    """The engine's service curve right now (batch 1, 2, 4 ... slots), measured through the very loop that serves
+    the validation's requests (`BatchedServer.step`, its Python bookkeeping included): per B, B requests of `pp`
+    prompt tokens submitted together; the first step prefills them all, the next `tg` steps decode B tokens each.
+    Mean of `reps` repetitions."""
+    # every batch size up to 8 slots (a busy server spends most steps at B = 3, 5, 6 or 7 as often as at a power
+    # of two, and interpolating between measured points was off by 6% at B = 3); powers of two beyond
+    batches = sorted({*range(1, min(slots, 8) + 1), *(b for b in (16, 32, 64) if b < slots), slots})
     rng = np.random.default_rng(seed)
-    points = [measure_point(engine, config, b, rng) for b in batches]
-    # cast: measure_point returns a point that fits, with every figure set (only measure_curve makes unfitted ones)
+    prefill: list[float] = []
+    decode: list[float] = []
+    for b in batches:
+        prompt_rates, decode_rates = [], []
+        for _ in range(reps):
+            engine.clear()
+            server = BatchedServer(engine, slots)
+            for _ in range(b):
+                server.submit(rng.integers(0, engine.n_vocab, size=pp, dtype=np.int32), tg + 1)
+            started = time.perf_counter()
+            server.step()  # every prompt, and each sequence's first token
+            prefilled = time.perf_counter()
+            steps = 0
+            while server.active:
+                server.step()
+                steps += 1
+            prompt_rates.append(b * pp / (prefilled - started))
+            decode_rates.append(b * steps / (time.perf_counter() - prefilled))
+        prefill.append(float(np.mean(prompt_rates)))
+        decode.append(float(np.mean(decode_rates)))
     return ServiceCurve(
         batch=tuple(batches),
-        decode_tok_s=tuple(float(cast(float, p.decode_tok_s)) for p in points),
-        prefill_tok_s=float(cast(float, points[0].prefill_tok_s)),
-        prefill_by_batch=tuple(float(cast(float, p.prefill_tok_s)) for p in points),
+        decode_tok_s=tuple(decode),
+        prefill_tok_s=prefill[0],
+        prefill_by_batch=tuple(prefill),
         kv_bytes_per_token=0.0,
         weights_bytes=0.0,
-        source=f"measured just before on this engine (pp {pp}, tg {tg}, {engine.config.threads} threads)",
+        source=f"measured just before through the serving loop (pp {pp}, tg {tg}, {engine.config.threads} threads, "
+        f"{reps} reps)",
     )
 
 
@@ -166,7 +188,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
     rng = np.random.default_rng(config.seed)
     with Engine(model_path, engine_config) as engine:
         pp = round(float(np.mean(tokens_in)))
-        curve = measured_curve(engine, config.slots, pp, min(config.max_output + 1, cells - pp), config.seed)
+        curve = measured_curve(engine, config.slots, pp, min(config.max_output, cells - pp - 1), config.seed)
         itl = curve.iteration_s(config.slots)
         per_request = float(np.mean(tokens_in / curve.prefill_tok_s + tokens_out * itl[config.slots] / config.slots))
         span = float(recorded[-1] - recorded[0]) or 1.0
@@ -174,7 +196,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
         arrival = (recorded - recorded[0]) / speed
         prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
         real_ttft, real_latency = _play(engine, config.slots, arrival, prompts, tokens_out)
-        after = measured_curve(engine, config.slots, pp, min(config.max_output + 1, cells - pp), config.seed + 1)
+        after = measured_curve(engine, config.slots, pp, min(config.max_output, cells - pp - 1), config.seed + 1)
     curve = ServiceCurve(  # a shared machine drifts: the mean of the curves measured before and after the run
         batch=curve.batch,
         decode_tok_s=tuple((a + b) / 2 for a, b in zip(curve.decode_tok_s, after.decode_tok_s)),

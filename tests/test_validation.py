@@ -54,7 +54,8 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
             assert e["error"] == pytest.approx(e["simulated_ms"] / e["real_ms"] - 1)
     rows = report["per_request"]
     assert all(r["real_latency_s"] >= r["real_ttft_s"] > 0 and r["sim_latency_s"] >= r["sim_ttft_s"] > 0 for r in rows)
-    assert "measured just before and after" in report["curve"]["source"]
+    assert "measured just before and after" in report["curve"]["source"] and "serving loop" in report["curve"]["source"]
+    assert report["curve"]["batch"] == [1, 2]  # every batch size the server can run, none interpolated
 
 
 def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None:

@@ -221,20 +221,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     for role, reason in (inputs.get("roles") or {}).items():
         print(f"{role}: {reason}")
-    costs = {m: c for m, c in (inputs.get("cost_source") or {}).items() if "recorded" in c}
-    if costs:
-        print(
-            "cost per request as recorded for: "
-            + ", ".join(f"{m} {c['recorded']:,}" for m, c in costs.items())
-            + "; other figures priced from the catalogue or overrides"
-        )
-    latencies = {m: c for m, c in (inputs.get("latency_source") or {}).items() if "recorded" in c}
-    if latencies:
-        print(
-            "latency per request as recorded for: "
-            + ", ".join(f"{m} {c['recorded']:,}" for m, c in latencies.items())
-            + "; other attempts timed from the models' assumed, overridden or measured speeds"
-        )
+    for figure, rest in (
+        ("cost", "other figures priced from the catalogue or overrides"),
+        ("latency", "other attempts timed from the models' assumed, overridden or measured speeds"),
+    ):
+        recorded = {m: c for m, c in (inputs.get(f"{figure}_source") or {}).items() if "recorded" in c}
+        if recorded:
+            print(
+                f"{figure} per request as recorded for: "
+                + ", ".join(f"{m} {c['recorded']:,}" for m, c in recorded.items())
+                + f"; {rest}"
+            )
     print(
         f"baseline frontier-only = {report['frontier_model']}; small model = {report['small_model']}; "
         f"speed x{args.speed:g}, volume x{args.volume:g}; local models on '{config.profile}', "

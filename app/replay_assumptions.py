@@ -45,6 +45,9 @@ class ReplayAssumptions:
     params: tuple[str, ...] = ()  # policy.key=value
     extra_overrides: tuple[dict[str, object], ...] = ()  # portfolio overrides as `slmlab portfolio` documents them
     api_models: tuple[str, ...] = field(default=DEFAULT_API_MODELS)
+    # deployment rules by data class: per cloud location, the classes its API models may receive (None or a
+    # location left out: the catalogue's default, `default_data_rules`)
+    data_rules: dict[str, tuple[str, ...]] | None = None
 
     def policy_spec(self) -> str:
         """`--policy`: with the switch on, every deployable policy is kept to the rules (residency-aware in front)."""
@@ -58,22 +61,37 @@ class ReplayAssumptions:
             wrapped.append(spec if keep else f"{WRAPPER}+{spec}")
         return ",".join(wrapped)
 
+    def _ruled_classes(self, location: str) -> tuple[str, ...]:
+        """The data classes an API model at `location` may receive under these rules and the switch."""
+        allowed = (self.data_rules or {}).get(location, DEFAULT_DATA_CLASSES[location])
+        return tuple(c for c in allowed if not (self.keep_confidential_local and c in KEPT_LOCAL))
+
     def overrides(self) -> list[dict[str, object]]:
-        """Portfolio overrides: API latency, and each API model's data classes when confidential data stays local."""
-        if not (self.keep_confidential_local or self.api_ttft_ms is not None or self.api_output_tok_s is not None):
+        """Portfolio overrides: API latency, and each API model's data classes where the rules or the switch change
+        them from the catalogue's default."""
+        if not (
+            self.data_rules
+            or self.keep_confidential_local
+            or self.api_ttft_ms is not None
+            or self.api_output_tok_s is not None
+        ):
             return [dict(e) for e in self.extra_overrides]
         catalogue = load_price_catalogue()
+        locations = {k: location_of(k, (catalogue.get(k) or {}).get("litellm_provider"))[0] for k in self.api_models}
+        ruled = {k: loc for k, loc in locations.items() if self._ruled_classes(loc) != DEFAULT_DATA_CLASSES[loc]}
+        if not (ruled or self.keep_confidential_local or self.api_ttft_ms is not None or self.api_output_tok_s):
+            return [dict(e) for e in self.extra_overrides]  # rules as the catalogue has them: nothing to override
         entries = []
         for key in self.api_models:
             entry: dict[str, object] = {"name": key}
-            if self.keep_confidential_local:
-                location = location_of(key, (catalogue.get(key) or {}).get("litellm_provider"))[0]
-                entry["data_classes"] = [c for c in DEFAULT_DATA_CLASSES[location] if c not in KEPT_LOCAL]
+            if key in ruled or self.keep_confidential_local:
+                entry["data_classes"] = list(self._ruled_classes(locations[key]))
             if self.api_ttft_ms is not None:
                 entry["ttft_ms"] = float(self.api_ttft_ms)
             if self.api_output_tok_s is not None:
                 entry["output_tok_s"] = float(self.api_output_tok_s)
-            entries.append(entry)
+            if len(entry) > 1:  # something to change
+                entries.append(entry)
         by_name = {str(e["name"]): e for e in entries}
         for extra in self.extra_overrides:  # the user's own entries win, field by field
             name = str(extra["name"])
@@ -138,6 +156,13 @@ class ReplayAssumptions:
     def command(self, folder: Path = SETTINGS_DIR) -> str:
         """The one command line that reproduces the replay."""
         return "slmlab " + shlex.join(self.argv(folder))
+
+
+def default_data_rules(api_models: tuple[str, ...] = DEFAULT_API_MODELS) -> dict[str, tuple[str, ...]]:
+    """Per cloud location of these API models, the data classes the catalogue lets its models receive."""
+    catalogue = load_price_catalogue()
+    locations = sorted({location_of(k, (catalogue.get(k) or {}).get("litellm_provider"))[0] for k in api_models})
+    return {location: DEFAULT_DATA_CLASSES[location] for location in locations}
 
 
 def _write(folder: Path, kind: str, content: object) -> Path:

@@ -101,6 +101,27 @@ def headline_of(at: AppTest):  # type: ignore[no-untyped-def]
     return next(d.value for d in at.dataframe if "policy" in d.value.columns)
 
 
+def test_a_deployment_rule_by_data_class_reaches_the_replay_and_its_command(db: Path) -> None:
+    """Untick 'internal' for cloud-us in the rules table: the API models there may no longer take internal data."""
+    at = open_page()
+    [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "cascade"])
+    locations = ["cloud-eu", "cloud-us"]  # the table's rows, in order
+    at.session_state["data_rules"] = {
+        "edited_rows": {locations.index("cloud-us"): {"internal": False}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    run_button(at).click().run()
+    wait_for_the_job(at)
+    assert not at.error, at.error[0].value
+    command = at.code[0].value
+    overrides = json.loads((db.parent / command.split("--overrides ")[1].split()[0]).read_text())
+    assert {o["name"]: o["data_classes"] for o in overrides} == {"gpt-4o": ["public"], "gpt-4o-mini": ["public"]}
+    (run,) = stored_runs(db)
+    internal = load_run(run["run_id"], db)["policies"]["frontier-only"]["residency_violations_by_class"]["internal"]
+    assert internal > 0  # frontier-only (gpt-4o, cloud-us) now breaks the rule for every internal request
+
+
 def test_keep_confidential_data_local_sends_no_confidential_request_off_the_premises(db: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     at = open_page()
     [m for m in at.multiselect if m.label == "Policies"][0].set_value(["frontier-only", "cascade", "random"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.cli.main import build_parser
-from app.replay_assumptions import ReplayAssumptions, parse_overrides, shipped_quality
+from app.replay_assumptions import ReplayAssumptions, default_data_rules, parse_overrides, shipped_quality
 from simulators.inputs import DEFAULT_ASSUMPTIONS
 
 
@@ -72,3 +72,21 @@ def test_the_command_is_one_the_cli_parses_back_to_the_same_settings(tmp_path: P
     assert parsed.servers == 3 and parsed.size_to is None and fixed.config(tmp_path).size_to is None
     slower = ReplayAssumptions(trace="t", policies=("cascade",), size_to="p95=9s", quality=shipped_quality())
     assert build_parser().parse_args(slower.argv(tmp_path)).size_to == "p95=9s" == slower.config(tmp_path).size_to
+
+
+def test_deployment_rules_by_data_class_close_one_location_and_combine_with_the_switch() -> None:
+    rules = default_data_rules()
+    assert rules == {"cloud-eu": ("public", "internal", "confidential"), "cloud-us": ("public", "internal")}
+    assert ReplayAssumptions(trace="t", policies=("cascade",), data_rules=rules).overrides() == []  # as catalogued
+    us_public_only = {**rules, "cloud-us": ("public",)}
+    settings = ReplayAssumptions(trace="t", policies=("cascade",), data_rules=us_public_only)
+    assert {o["name"]: o["data_classes"] for o in settings.overrides()} == {
+        "gpt-4o": ["public"],
+        "gpt-4o-mini": ["public"],
+    }
+    both = ReplayAssumptions(trace="t", policies=("cascade",), data_rules=us_public_only, keep_confidential_local=True)
+    assert {o["name"]: o["data_classes"] for o in both.overrides()} == {
+        "gpt-4o": ["public"],
+        "gpt-4o-mini": ["public"],
+        "azure/eu/gpt-4o": ["public", "internal"],  # the switch takes confidential from the EU region too
+    }

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app import charts, state
 from app.jobs import ReplayJob
-from app.replay_assumptions import ReplayAssumptions, parse_overrides, shipped_quality
+from app.replay_assumptions import ReplayAssumptions, default_data_rules, parse_overrides, shipped_quality
 from app.report import parquet_bytes
 from app.widgets import column_help, job_status
 from simulators import formatting as fmt
@@ -136,6 +136,21 @@ def _run_form(trace_names: list[str]) -> None:
             help="deployment rule: confidential and regulated requests may go to no API model (on-premises models "
             "only), and every policy but the frontier-only baseline keeps to the rules (residency-aware in front)",
         )
+        a_left.caption(
+            "Deployment rules: the data classes each cloud location's API models may receive (on-premises models "
+            "take every class); the switch above also bars confidential and regulated data from every API"
+        )
+        rules = a_left.data_editor(
+            pl.DataFrame(
+                [
+                    {"location": location, **{c: c in allowed for c in DATA_CLASSES}}
+                    for location, allowed in default_data_rules().items()
+                ]
+            ),
+            hide_index=True,
+            disabled=["location"],
+            key="data_rules",
+        )
         profiles = a_left.text_input(
             "Benchmark runs (optional)",
             placeholder="gemma3-270m=3",
@@ -202,6 +217,7 @@ def _run_form(trace_names: list[str]) -> None:
             trace=trace,
             policies=(*chosen, *(c.strip() for c in compositions.split(",") if c.strip())),
             keep_confidential_local=bool(keep_local),
+            data_rules=_rules_of(rules),
             servers=int(servers),
             size_to=size_to.strip(),
             volume=float(volume),
@@ -231,6 +247,12 @@ def _run_form(trace_names: list[str]) -> None:
     st.session_state["replay_command"] = "\n".join(commands)
     st.session_state[JOB] = ReplayJob.of(config, policies, sweep=sweep, db=db).start()
     st.rerun()  # at once, so the form shows the button disabled while the replay runs
+
+
+def _rules_of(edited: object) -> dict[str, tuple[str, ...]]:
+    """The deployment rules as edited on the page: location -> the data classes ticked for it."""
+    frame = edited if isinstance(edited, pl.DataFrame) else pl.from_pandas(edited)  # type: ignore[arg-type]
+    return {str(row.pop("location")): tuple(c for c in DATA_CLASSES if row.get(c)) for row in frame.to_dicts()}
 
 
 def _quality_of(edited: object) -> dict[str, dict[str, float]]:

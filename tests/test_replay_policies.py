@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from simulators.catalog import Figure, Portfolio, PortfolioModel
+from simulators.deployment import Deployment, HardwareProfile, ServiceCurve
 from simulators.inputs import ReplayConfig, ReplayError, ReplayInputs, model_rates
 from simulators.policies.budget import Budget
 from simulators.policies.cascade import Cascade
@@ -210,6 +211,27 @@ def test_slo_overflow_sends_to_the_cloud_only_what_the_queue_would_make_late() -
     assert kept.final.tolist() == [SMALL] * 3  # regulated data may not leave: kept local, counted late
     assert [kept.reasons[r] for r in kept.reason[1:]] == ["kept-local-over-slo"] * 2
     assert not execute(barred, route(ResidencyAware(inner=SloOverflow()), barred), "r").residency_violation.any()
+
+
+def test_slo_overflow_counts_on_a_batched_deployments_slots() -> None:
+    """With a deployment the router sees servers x slots lanes, each request predicted at the full batch's per-sequence
+    speed: 10 prompt tokens at 20 tok/s (0.5 s) + 6 output tokens at 4 / 12 s each (2 s) = 2.5 s."""
+    inputs = make_inputs(5, arrivals=[0] * 5, slo_ms=[3000] * 5)
+    assert route(SloOverflow(), inputs).final.tolist() == [SMALL, BIG, BIG, BIG, BIG]  # FIFO: one at a time
+    curve = ServiceCurve(
+        batch=(1, 4), decode_tok_s=(6.0, 12.0), prefill_tok_s=20.0, kv_bytes_per_token=0.0, weights_bytes=0.0,
+        source="test",
+    )  # fmt: skip
+    machine = HardwareProfile(
+        name="test", description="a test machine", memory_bytes=4e9, slots=4, capex_usd=1.0, lifetime_months=1.0,
+        watts_busy=1.0, watts_idle=1.0, ops_usd_per_month=0.0, tariff_usd_per_kwh=0.0, batch_speedup=((1, 1.0),),
+        source="unit test",
+    )  # fmt: skip
+    batched = replace(inputs, deployments={"small": Deployment("small", machine, curve, 4, None)})
+    assert route(SloOverflow(), batched).final.tolist() == [SMALL] * 4 + [BIG]  # 4 lanes; the 5th would wait 2.5 s
+    assert route(SloOverflow(servers=2), batched).final.tolist() == [SMALL] * 5
+    fixed = replace(batched, deployments={"small": Deployment("small", machine, curve, 4, 2)})
+    assert route(SloOverflow(), fixed).final.tolist() == [SMALL] * 5  # a fixed fleet of two servers: its size
 
 
 def test_fifo_admission_by_hand() -> None:

@@ -25,6 +25,7 @@ LANGFUSE_TOOLS = SAMPLES / "langfuse_pydantic-ai-tools-2025-12-04.trace.json"
 LANGFUSE_AUTOGEN = SAMPLES / "langfuse_autogen-2025-06-06.trace.json"
 OPENAI_USAGE = SAMPLES / "openai_usage_completions_example.json"
 OTLP_EXAMPLE = SAMPLES / "otlp_proto_example_trace.json"
+OTLP_GENAI = SAMPLES / "otlp_genai_pydantic_ai_retry.json"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,7 @@ OTLP_EXAMPLE = SAMPLES / "otlp_proto_example_trace.json"
         (LANGFUSE_TOOLS, "langfuse", 4),
         (LANGFUSE_AUTOGEN, "langfuse", 1),
         (OPENAI_USAGE, "openai_usage", 5),
+        (OTLP_GENAI, "otlp_json", 1),
     ],
 )
 def test_shipped_samples_are_detected_and_keep_what_they_recorded(db: Path, path: Path, fmt: str, rows: int) -> None:
@@ -232,6 +234,36 @@ def test_otlp_without_genai_spans_says_why(db: Path) -> None:
     with pytest.raises(TraceInputError, match="none of its 1 span.*GenAI.*I'm a server span"):
         import_trace(OTLP_EXAMPLE, db=db)
     assert not db.exists()
+
+
+def test_shipped_otlp_genai_export_keeps_model_tokens_latency_and_cost(db: Path) -> None:
+    # LiteLLM's captured pydantic-ai export: 4 spans, of which one GenAI model call (span c00506c043013866,
+    # "chat openai/gpt-6-luna"). Read by hand from the file: gen_ai.request.model and gen_ai.response.model
+    # "openai/gpt-6-luna", gen_ai.provider.name "litellm", gen_ai.usage.input_tokens "9", output_tokens "4",
+    # operation.cost 2.9e-06, status {}, startTimeUnixNano 1791058179633997000, endTimeUnixNano
+    # 1791058180819707000 (1185.71 ms). The two gateway.request spans (one a 503, status code 2) carry no
+    # gen_ai.* attributes and the invoke_agent span wraps the call (its gen_ai.aggregated_usage is the same 9/4).
+    result = import_trace(OTLP_GENAI, db=db)
+    assert (result.format, result.rows) == ("otlp_json", 1)
+    assert result.report["spans"] == 4 and result.report["genai_spans"] == 1
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT request_id, model, provider, input_tokens, output_tokens, latency_ms, ttft_ms, cost_usd, status, "
+        "team, prompt FROM recorded_calls"
+    ).fetchall()
+    con.close()
+    # service.name "unknown_service" is the SDK's default, not a team; the text stays out without --keep-text
+    assert rows == [
+        ("c00506c043013866", "openai/gpt-6-luna", "litellm", 9, 4, 1185.71, None, 2.9e-06, "success", None, None)
+    ]
+    (summary,) = list_traces(db, result.name)
+    assert summary.recorded["logged_spend_usd"] == pytest.approx(2.9e-06)
+    assert summary.recorded["fields"] == {"model": 1, "provider": 1, "latency_ms": 1, "cost_usd": 1, "status": 1}
+    assert "team" not in summary.label_sources
+    # as recorded, priced from the catalogue (LiteLLM's price list has gpt-6-luna), the logged cost comes back
+    bill = check_bill(RecordedCalls(**load_records(db, result.name)), load_price_catalogue())
+    assert bill.recorded_usd == pytest.approx(2.9e-06) and bill.within_tolerance and bill.differing_count == 0
+    assert [m.model for m in bill.models] == ["openai/gpt-6-luna"]
 
 
 def test_bad_start_time_names_the_row(db: Path, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ ATTRIBUTES = {
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
     "cached_tokens": ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cached_input_tokens"),
-    "cost_usd": ("gen_ai.usage.cost", "gen_ai.usage.cost_usd"),
+    # pydantic-ai (Logfire) records the call's cost in USD as operation.cost
+    "cost_usd": ("gen_ai.usage.cost", "gen_ai.usage.cost_usd", "operation.cost"),
     "user": ("user.id", "enduser.id", "gen_ai.request.user"),
     "tenant": ("tenant.id",),
     "error": ("error.type",),
@@ -107,7 +108,8 @@ class OtlpJsonFormat:
             "end": "coalesce(span->>'endTimeUnixNano', span->>'end_time_unix_nano')",
             "status": "CASE WHEN span->'status'->>'code' IN ('2', 'STATUS_CODE_ERROR') THEN 'failure' "
             "ELSE 'success' END",
-            "team": "service",
+            # an SDK given no service.name reports "unknown_service[:<executable>]": that names no team
+            "team": "CASE WHEN starts_with(service, 'unknown_service') THEN NULL ELSE service END",
         }
         names = {
             "request_id": "spanId",

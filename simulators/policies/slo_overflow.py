@@ -47,7 +47,7 @@ class SloOverflow(Policy):
             rows = np.flatnonzero(first == j)
             if not rows.size:
                 continue
-            lanes, service = self.lanes(inputs, j, rows)
+            lanes, service = self.lanes(inputs, int(j), rows)
             admitted, over = fifo_admission(
                 inputs.arrival_s[rows], service, lanes, slo_s[rows], can_refuse=fallback[rows] >= 0
             )

@@ -133,8 +133,11 @@ def harness(model: Path, test: str, threads: int, reps: int) -> float:
     return raw.summaries[metric].mean
 
 
-def batched_bench(binary: Path, model: Path, batches: list[int], pp: int, tg: int, threads: int) -> dict[int, dict]:
-    """llama-batched-bench's per-B figures (one context sized for the largest B, as it is run)."""
+def batched_bench(
+    binary: Path, model: Path, batches: list[int], pp: int, tg: int, threads: int, reps: int = 1
+) -> dict[int, dict]:
+    """llama-batched-bench's per-B figures (one context sized for the largest B, as it is run), each B run `reps`
+    times in a row (`-npl 1,1,1,4,...`) and averaged, as the harness averages its repetitions."""
     out = subprocess.run(
         [
             str(binary),
@@ -151,7 +154,7 @@ def batched_bench(binary: Path, model: Path, batches: list[int], pp: int, tg: in
             "-ntg",
             str(tg),
             "-npl",
-            ",".join(map(str, batches)),
+            ",".join(str(b) for b in batches for _ in range(reps)),
             "-t",
             str(threads),
             "--output-format",
@@ -162,15 +165,26 @@ def batched_bench(binary: Path, model: Path, batches: list[int], pp: int, tg: in
         text=True,
     )
     rows = [json.loads(line) for line in (out.stdout + out.stderr).splitlines() if line.startswith('{"n_kv_max"')]
-    return {int(r["pl"]): {"prefill_tok_s": float(r["speed_pp"]), "decode_tok_s": float(r["speed_tg"])} for r in rows}
+    by_b: dict[int, list[dict]] = {}
+    for r in rows:
+        by_b.setdefault(int(r["pl"]), []).append(r)
+    return {
+        b: {
+            "prefill_tok_s": statistics.fmean(float(r["speed_pp"]) for r in runs),
+            "decode_tok_s": statistics.fmean(float(r["speed_tg"]) for r in runs),
+        }
+        for b, runs in by_b.items()
+    }
 
 
-def harness_batched(model: Path, batches: list[int], pp: int, tg: int, threads: int, greedy: bool) -> dict[int, dict]:
-    """bench.batched's curve for the same PP, TG and B (a spawned worker)."""
+def harness_batched(
+    model: Path, batches: list[int], pp: int, tg: int, threads: int, greedy: bool, reps: int = 1
+) -> dict[int, dict]:
+    """bench.batched's curve for the same PP, TG and B (a spawned worker), each B the mean of `reps` runs."""
     from bench.batched import CurveConfig, run_curve_isolated
 
     points = run_curve_isolated(
-        model, CurveConfig(batches=tuple(batches), pp=pp, tg=tg, threads=threads, greedy=greedy)
+        model, CurveConfig(batches=tuple(batches), pp=pp, tg=tg, threads=threads, greedy=greedy, reps=reps)
     )
     return {p.batch: {"prefill_tok_s": p.prefill_tok_s, "decode_tok_s": p.decode_tok_s} for p in points if p.fits}
 
@@ -260,7 +274,14 @@ def main() -> None:
                         (
                             "harness",
                             partial(
-                                harness_batched, path, batches, args.pp, args.tg, thread_count, not args.random_tokens
+                                harness_batched,
+                                path,
+                                batches,
+                                args.pp,
+                                args.tg,
+                                thread_count,
+                                not args.random_tokens,
+                                args.reps,
                             ),
                         ),
                         (
@@ -273,6 +294,7 @@ def main() -> None:
                                 args.pp,
                                 args.tg,
                                 thread_count,
+                                args.reps,
                             ),
                         ),
                     ]

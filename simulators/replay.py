@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -255,13 +256,27 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         given,
     )
     retimed = _retimed(inputs, attempts, ttft, latency, first_attempt, late)
-    if retimed is not None:
-        ttft, latency, first_attempt, late = (
-            retimed.ttft_s,
-            retimed.latency_s,
-            retimed.first_attempt_s,
-            retimed.slo_violation,
-        )
+    if retimed is None:
+        settled = (cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late)
+        return _outcome(inputs, routing, attempts, name, settled)
+    times = (retimed.ttft_s, retimed.latency_s, retimed.first_attempt_s)
+    return _outcome(
+        inputs,
+        routing,
+        attempts,
+        name,
+        (cost, wait, *times, wasted, correct, violation, retimed.slo_violation),
+        latency_recorded=retimed.answered_recorded,
+        latency_fallback_attempts=retimed.fallback_attempts,
+    )
+
+
+def _outcome(
+    inputs: ReplayInputs, routing: Routing, attempts: np.ndarray, name: str, settled: tuple, **extra: Any
+) -> Outcome:
+    """An Outcome from the settled arrays (cost, wait, TTFT, latency, time before the answering attempt, wasted
+    tokens, correct, residency broken, SLO missed), every attempt charged as recorded where it was."""
+    cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = settled
     return Outcome(
         policy=name,
         routing=routing,
@@ -275,8 +290,7 @@ def execute(inputs: ReplayInputs, routing: Routing, name: str) -> Outcome:
         correct=correct,
         residency_violation=violation,
         slo_violation=late,
-        latency_recorded=None if retimed is None else retimed.answered_recorded,
-        latency_fallback_attempts=0 if retimed is None else retimed.fallback_attempts,
+        **extra,
     )
 
 
@@ -305,22 +319,8 @@ def _execute_deployed(inputs: ReplayInputs, routing: Routing, attempts: np.ndarr
         inputs.deployments,
         joules,
     )
-    cost, wait, ttft, latency, first_attempt, wasted, correct, violation, late = outputs
-    return Outcome(
-        policy=name,
-        routing=routing,
-        model=routing.final,
-        cost_usd=_charged(inputs, attempts, cost),
-        queue_wait_s=wait,
-        ttft_s=ttft,
-        latency_s=latency,
-        first_attempt_s=first_attempt,
-        wasted_tokens=wasted,
-        correct=correct,
-        residency_violation=violation,
-        slo_violation=late,
-        fleets=fleets,
-        latency_recorded=_recorded_of(inputs, attempts),
+    return _outcome(
+        inputs, routing, attempts, name, outputs, fleets=fleets, latency_recorded=_recorded_of(inputs, attempts)
     )
 
 

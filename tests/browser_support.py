@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("SLMLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -202,3 +203,27 @@ def save_full_page(page, path: Path) -> Path:  # type: ignore[no-untyped-def]
     finally:
         page.set_viewport_size(VIEWPORT)
     return path
+
+
+def require_browser() -> None:
+    """Skip when asked (SLMLAB_SKIP_BROWSER=1); otherwise fail, naming the fix, where Chromium or playwright is
+    missing (a browser test that silently skipped would hide a broken setup)."""
+    if os.environ.get(SKIP_ENV_VAR) == "1":
+        pytest.skip(f"{SKIP_ENV_VAR}=1")
+    if problem := browser_problem():
+        pytest.fail(f"the browser tests cannot run: {problem}, or set {SKIP_ENV_VAR}=1 to skip them.", pytrace=False)
+
+
+@contextmanager
+def chromium_tab(**options: object) -> Iterator:  # type: ignore[type-arg]
+    """A headless tab of the system Chromium at the tests' viewport, 60 s default timeout; closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            tab = browser.new_page(viewport=VIEWPORT, **options)
+            tab.set_default_timeout(60_000)
+            yield tab
+        finally:
+            browser.close()

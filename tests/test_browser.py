@@ -12,7 +12,6 @@ To cover another page, add a `PageCase` to PAGES; `action` is what a user does t
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,14 +24,11 @@ from tests.browser_support import (
     ACTIVE_NAV,
     APP_VIEW,
     CHART,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SCREENSHOTS,
-    SKIP_ENV_VAR,
-    VIEWPORT,
     Dashboard,
-    browser_problem,
+    chromium_tab,
     exception_texts,
+    require_browser,
     save_full_page,
     serve_dashboard,
     wait_for_idle,
@@ -161,26 +157,15 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    if os.environ.get(SKIP_ENV_VAR) == "1":
-        pytest.skip(f"{SKIP_ENV_VAR}=1")
-    if problem := browser_problem():
-        pytest.fail(f"the browser tests cannot run: {problem}, or set {SKIP_ENV_VAR}=1 to skip them.", pytrace=False)
+    require_browser()
     with serve_dashboard(tmp_path_factory.mktemp("dashboard")) as served:
         yield served
 
 
 @pytest.fixture(scope="module")
 def page(dashboard: Dashboard) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport=VIEWPORT)
-            tab.set_default_timeout(60_000)
-            yield tab
-        finally:
-            browser.close()
+    with chromium_tab() as tab:
+        yield tab
 
 
 @pytest.mark.slow

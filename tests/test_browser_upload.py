@@ -4,7 +4,6 @@ nothing reaches the importer (no trace is stored: the server runs with --no-defa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
@@ -12,12 +11,9 @@ import pytest
 
 from tests.browser_support import (
     APP_VIEW,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SKIP_ENV_VAR,
-    VIEWPORT,
-    browser_problem,
+    chromium_tab,
     exception_texts,
+    require_browser,
     serve_dashboard,
     wait_for_idle,
 )
@@ -26,11 +22,8 @@ pytestmark = pytest.mark.browser
 
 
 def test_an_upload_over_the_cap_is_refused_and_imports_nothing(tmp_path: Path) -> None:
-    if os.environ.get(SKIP_ENV_VAR) == "1":
-        pytest.skip(f"{SKIP_ENV_VAR}=1")
-    if problem := browser_problem():
-        pytest.fail(f"the browser tests cannot run: {problem}, or set {SKIP_ENV_VAR}=1 to skip them.", pytrace=False)
-    from playwright.sync_api import expect, sync_playwright
+    require_browser()
+    from playwright.sync_api import expect
 
     oversized = tmp_path / "oversized.csv"
     row = "2023-11-16 18:15:46.6805900,1000,100\n"
@@ -39,21 +32,15 @@ def test_an_upload_over_the_cap_is_refused_and_imports_nothing(tmp_path: Path) -
     served = tmp_path / "served"
     served.mkdir()
     with serve_dashboard(served, extra_args=["--max-upload-mb", "1", "--no-defaults"]) as dashboard:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(60_000)
-                page.goto(dashboard.url + "/workloads")
-                page.wait_for_selector(APP_VIEW, timeout=90_000)
-                wait_for_idle(page)
-                uploader = page.locator('[data-testid="stFileUploader"]').first
-                uploader.locator('input[type="file"]').set_input_files(str(oversized))
-                expect(uploader).to_contain_text("File must be 1.0MB or smaller", timeout=30_000)
-                wait_for_idle(page)
-                assert not exception_texts(page)
-            finally:
-                browser.close()
+        with chromium_tab() as page:
+            page.goto(dashboard.url + "/workloads")
+            page.wait_for_selector(APP_VIEW, timeout=90_000)
+            wait_for_idle(page)
+            uploader = page.locator('[data-testid="stFileUploader"]').first
+            uploader.locator('input[type="file"]').set_input_files(str(oversized))
+            expect(uploader).to_contain_text("File must be 1.0MB or smaller", timeout=30_000)
+            wait_for_idle(page)
+            assert not exception_texts(page)
         log = dashboard.log_tail()
     stored = served / "browser.duckdb"  # the page opens (creates) the warehouse; no trace may be in it
     if stored.exists():

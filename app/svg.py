@@ -25,6 +25,23 @@ def _esc(text: object) -> str:
     return html.escape(str(text))
 
 
+def _opening(title: str, width: int, height: int, title_x: float) -> str:
+    """The <svg> element's opening tag, labelled for screen readers, and the chart's bold title."""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{_esc(title)}"><text x="{title_x}" y="20" {_FONT} font-weight="bold">'
+        f"{_esc(title)}</text>"
+    )
+
+
+def _y_grid(y: float, at: float, left: float, right: float, y_format: Callable[[float], str]) -> str:
+    """One horizontal grid line across the plot with its value written at the left."""
+    return (
+        f'<line x1="{left}" x2="{right}" y1="{at:.1f}" y2="{at:.1f}" stroke="#e5e5e5"/>'
+        f'<text x="{left - 6}" y="{at + 4:.1f}" {_FONT} text-anchor="end">{_esc(y_format(y))}</text>'
+    )
+
+
 def line_chart(
     title: str,
     series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
@@ -44,16 +61,8 @@ def line_chart(
     x0, x1, y0, y1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1, yt[0], yt[-1]
     sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)
     sy = lambda y: top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_esc(title)}">',
-        f'<text x="{left}" y="20" {_FONT} font-weight="bold">{_esc(title)}</text>',
-    ]
-    for y in yt:
-        out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" {_FONT} text-anchor="end">{_esc(y_format(y))}</text>'
-        )
+    out = [_opening(title, width, height, left)]
+    out += [_y_grid(y, sy(y), left, width - right, y_format) for y in yt]
     for x in _ticks(x0, x1, 6):
         if x0 <= x <= x1:
             out.append(f'<text x="{sx(x):.1f}" y="{height - bottom + 16}" {_FONT} text-anchor="middle">{x:g}</text>')
@@ -95,11 +104,7 @@ def bar_chart(
     xt = _ticks(min(values), max(values), 5)
     x0, x1 = xt[0], xt[-1]
     sx = lambda x: label_w + (x - x0) / (x1 - x0) * (width - label_w - right)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_esc(title)}">',
-        f'<text x="10" y="20" {_FONT} font-weight="bold">{_esc(title)}</text>',
-    ]
+    out = [_opening(title, width, height, 10)]
     for x in xt:
         out.append(
             f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top - 4}" y2="{top + row * len(bars)}" '
@@ -152,16 +157,8 @@ def scatter_chart(
     xt, yt = _ticks(min(xs), max(xs)), _ticks(min(ys), max(ys))
     sx = lambda x: left + (x - xt[0]) / (xt[-1] - xt[0]) * (width - left - right)
     sy = lambda y: top + (1 - (y - yt[0]) / (yt[-1] - yt[0])) * (height - top - bottom)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_esc(title)}">',
-        f'<text x="{left}" y="20" {_FONT} font-weight="bold">{_esc(title)}</text>',
-    ]
-    for y in yt:
-        out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" {_FONT} text-anchor="end">{_esc(y_format(y))}</text>'
-        )
+    out = [_opening(title, width, height, left)]
+    out += [_y_grid(y, sy(y), left, width - right, y_format) for y in yt]
     for x in xt:
         out.append(
             f'<text x="{sx(x):.1f}" y="{height - bottom + 16}" {_FONT} text-anchor="middle">{_esc(x_format(x))}</text>'

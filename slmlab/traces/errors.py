@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SHOWN_OFFENDERS = 5
 
@@ -52,3 +56,23 @@ class TraceInputError(ValueError):
             "hint": self.hint,
             "message": self.render(),
         }
+
+
+def on_upload(filename: str, content: bytes, work: Callable[[Path], T]) -> T:
+    """Run `work` on bytes the dashboard received, saved under the upload's own name in a temporary folder; an
+    error names the uploaded file, not the temporary copy."""
+    safe_name = Path(filename).name or "upload.csv"
+    with tempfile.TemporaryDirectory(prefix="slmlab-upload-") as folder:
+        path = Path(folder) / safe_name
+        path.write_bytes(content)
+        try:
+            return work(path)
+        except TraceInputError as error:
+            raise TraceInputError(
+                safe_name,
+                error.problem,
+                column=error.column,
+                offenders=error.offenders,
+                total=error.total,
+                hint=error.hint,
+            ) from error

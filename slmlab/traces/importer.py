@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from slmlab import __version__, store
 from slmlab.paths import resolve_db_path
 from slmlab.traces.datasets import parquet_dataset
-from slmlab.traces.errors import TraceInputError
+from slmlab.traces.errors import TraceInputError, on_upload
 from slmlab.traces.formats import FORMATS
 from slmlab.traces.formats.base import LogFormat, TraceFormat, is_log_format
 from slmlab.traces.labelling import (
@@ -571,29 +571,17 @@ def import_upload(
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import bytes received by the dashboard; errors name the uploaded file, not the temporary copy."""
-    import tempfile
 
-    safe_name = Path(filename).name or "upload.csv"
-    with tempfile.TemporaryDirectory(prefix="slmlab-upload-") as folder:
-        path = Path(folder) / safe_name
-        path.write_bytes(content)
-        try:
-            return import_trace(
-                path,
-                db=db,
-                fmt=fmt,
-                name=name or path.stem,
-                label_mix=label_mix,
-                options=options,
-                progress=progress,
-                display_name=f"upload:{safe_name}",
-            )
-        except TraceInputError as error:
-            raise TraceInputError(
-                safe_name,
-                error.problem,
-                column=error.column,
-                offenders=error.offenders,
-                total=error.total,
-                hint=error.hint,
-            ) from error
+    def run(path: Path) -> ImportResult:
+        return import_trace(
+            path,
+            db=db,
+            fmt=fmt,
+            name=name or path.stem,
+            label_mix=label_mix,
+            options=options,
+            progress=progress,
+            display_name=f"upload:{path.name}",
+        )
+
+    return on_upload(filename, content, run)

@@ -3,13 +3,12 @@ which log field each slmlab field is read from (the Workloads page shows it unde
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from slmlab.traces.errors import TraceInputError
+from slmlab.traces.errors import on_upload
 from slmlab.traces.formats import FORMATS
 from slmlab.traces.gateway import PRIVATE_TEXT
 from slmlab.traces.importer import detect_format
@@ -56,18 +55,4 @@ def preview_upload(
     filename: str, content: bytes, fmt: str = "auto", options: ImportOptions | None = None
 ) -> ImportPreview:
     """`preview_file` for bytes received by the dashboard; errors name the uploaded file."""
-    safe_name = Path(filename).name or "upload.csv"
-    with tempfile.TemporaryDirectory(prefix="slmlab-preview-") as folder:
-        path = Path(folder) / safe_name
-        path.write_bytes(content)
-        try:
-            return preview_file(path, fmt, options)
-        except TraceInputError as error:
-            raise TraceInputError(
-                safe_name,
-                error.problem,
-                column=error.column,
-                offenders=error.offenders,
-                total=error.total,
-                hint=error.hint,
-            ) from error
+    return on_upload(filename, content, lambda path: preview_file(path, fmt, options))

@@ -75,3 +75,29 @@ def tiny_gguf_metadata() -> GGUFMetadata:
         head_dim_v=8,
         chat_template=False,
     )
+
+
+ROUTERBENCH_LONG_HEADER = ["sample_id", "prompt", "eval_name", "model_name", "model_response", "performance", "cost"]
+
+
+def routerbench_long_rows(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+    """RouterBench's long layout (the one its convert_to_wide_format starts from) of wide rows: one row per prompt
+    and model, columns as ROUTERBENCH_LONG_HEADER."""
+    fixed = ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
+    models = [c for c in header if "|" not in c and c not in fixed]
+    out = []
+    for row in rows:
+        cell = dict(zip(header, row))
+        for model in models:
+            out.append(
+                [
+                    cell["sample_id"],
+                    cell["prompt"],
+                    cell["eval_name"],
+                    model,
+                    cell[f"{model}|model_response"],
+                    cell[model],
+                    cell[f"{model}|total_cost"],
+                ]
+            )
+    return out

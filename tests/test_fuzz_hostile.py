@@ -37,7 +37,7 @@ from slmlab.traces.formats import FORMATS
 from slmlab.traces.importer import import_trace, stage_files
 from slmlab.traces.reading import MAX_COLUMNS, MAX_JSON_DEPTH, SUPPORTED_SUFFIXES, sample
 from slmlab.traces.staged import ImportOptions
-from tests.conftest import SAMPLES, snapshot
+from tests.conftest import ROUTERBENCH_LONG_HEADER, SAMPLES, routerbench_long_rows, snapshot
 
 MIN_CASES = 1_000  # per run, over every test below
 CASE_LIMIT_S = 30.0  # no single case may take longer (a hang fails the run at 4x this, with every thread's stack)
@@ -87,25 +87,9 @@ def _routerbench_long_seed() -> tuple[str, bytes]:
     """RouterBench's long layout (the one convert_to_wide_format starts from), built from the shipped wide rows."""
     with (SAMPLES / "routerbench_head.csv").open(encoding="utf-8", newline="") as handle:
         header, *rows = [row for _, row in zip(range(6), csv.reader(handle))]
-    fixed = ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
-    models = [c for c in header if "|" not in c and c not in fixed]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["sample_id", "prompt", "eval_name", "model_name", "model_response", "performance", "cost"])
-    for row in rows:
-        cell = dict(zip(header, row))
-        for model in models:
-            writer.writerow(
-                [
-                    cell["sample_id"],
-                    cell["prompt"],
-                    cell["eval_name"],
-                    model,
-                    cell[f"{model}|model_response"],
-                    cell[model],
-                    cell[f"{model}|total_cost"],
-                ]
-            )
+    writer.writerows([ROUTERBENCH_LONG_HEADER, *routerbench_long_rows(header, rows)])
     return "routerbench_long.csv", out.getvalue().encode()
 
 

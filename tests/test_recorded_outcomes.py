@@ -15,7 +15,7 @@ import pytest
 
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.importer import detect_format, import_trace
-from tests.conftest import SAMPLES
+from tests.conftest import ROUTERBENCH_LONG_HEADER, SAMPLES, routerbench_long_rows
 
 ROUTERBENCH = SAMPLES / "routerbench_head.csv"
 
@@ -77,25 +77,7 @@ def test_a_file_without_any_score_is_refused(db: Path, tmp_path: Path) -> None:
 
 
 def _long(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
-    models = [
-        c for c in header if "|" not in c and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
-    ]
-    out = []
-    for row in rows:
-        cell = dict(zip(header, row))
-        for model in models:
-            out.append(
-                [
-                    cell["sample_id"],
-                    cell["prompt"],
-                    cell["eval_name"],
-                    model,
-                    cell[f"{model}|model_response"],
-                    cell[model],
-                    cell[f"{model}|total_cost"],
-                ]
-            )
-    return ["sample_id", "prompt", "eval_name", "model_name", "model_response", "performance", "cost"], out
+    return ROUTERBENCH_LONG_HEADER, routerbench_long_rows(header, rows)
 
 
 def test_the_long_layout_gives_the_same_outcomes_as_the_wide_one(tmp_path: Path) -> None:

@@ -79,7 +79,9 @@ class ReplayAssumptions:
         catalogue = load_price_catalogue()
         locations = {k: location_of(k, (catalogue.get(k) or {}).get("litellm_provider"))[0] for k in self.api_models}
         ruled = {k: loc for k, loc in locations.items() if self._ruled_classes(loc) != DEFAULT_DATA_CLASSES[loc]}
-        if not (ruled or self.keep_confidential_local or self.api_ttft_ms is not None or self.api_output_tok_s):
+        if not (
+            ruled or self.keep_confidential_local or self.api_ttft_ms is not None or self.api_output_tok_s is not None
+        ):
             return [dict(e) for e in self.extra_overrides]  # rules as the catalogue has them: nothing to override
         entries = []
         for key in self.api_models:

@@ -28,7 +28,7 @@ from bench.tasks.base import LABEL_STYLES
 from slmlab import __version__, store
 from slmlab.isolation import WorkerFailed, run_workers
 from slmlab.jobs import Cancelled
-from slmlab.models import gguf_metadata, model_name, resolve_model, shipped_models
+from slmlab.models import gguf_metadata, model_name, resolve_model
 
 PROMPT_VERSION = 1  # bump when prompt wording changes, so old and new answers are never mixed in one run
 FLUSH_EVERY = 20
@@ -116,11 +116,6 @@ class EvalResult:
             "source": "measured",
             **self.summary,
         }
-
-
-def model_label(spec: str, path: Path) -> str:
-    """The shipped key when the model is shipped (by key or by path), else the file name without .gguf."""
-    return model_name(spec if spec in {m.key for m in shipped_models()} else path)
 
 
 def task_trace_name(task: Task, split: str) -> str:
@@ -347,7 +342,7 @@ def evaluate(
         raise TaskError(f"task '{task.name}' has the splits {', '.join(task.splits())}, not '{config.split}'")
     path = resolve_model(model_spec)
     model = gguf_metadata(path)
-    name = model_label(model_spec, path)
+    name = model_name(path)  # the shipped key for a shipped model's file, else the file name
     examples = task.examples(config.split)
     shots = task.few_shot(config.shots, config.seed)
     chosen = sample(task, config, shots)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulators.catalog import DEFAULT_API_MODELS, DEFAULT_DATA_CLASSES, load_price_catalogue, location_of
-from simulators.deployment import DEFAULT_SLO
+from simulators.deployment import DEFAULT_PROFILE, DEFAULT_SLO
 from simulators.inputs import DEFAULT_ASSUMPTIONS, ReplayConfig
 from simulators.policies.registry import BASELINE, POLICIES
 from slmlab.paths import PROJECT_ROOT
@@ -35,6 +35,7 @@ class ReplayAssumptions:
     keep_confidential_local: bool = False
     servers: int = 1  # a fixed fleet per local model, used when size_to is empty
     size_to: str = DEFAULT_SLO  # the SLO each local fleet is sized to ('' : the fixed fleet above)
+    hardware: str = DEFAULT_PROFILE  # the hardware profile local models are served on
     volume: float = 1.0
     speed: float = 1.0
     seed: int = 0
@@ -124,6 +125,7 @@ class ReplayAssumptions:
             assumptions=str(quality),
             servers=self.servers,
             size_to=self.size_to or None,
+            profile=self.hardware,
             profiles=self.profiles,
             speed=self.speed,
             volume=self.volume,
@@ -138,6 +140,8 @@ class ReplayAssumptions:
             args += ["--servers", str(self.servers)]
         elif self.size_to != DEFAULT_SLO:
             args += ["--size-to", self.size_to]
+        if self.hardware != DEFAULT_PROFILE:
+            args += ["--hardware", self.hardware]
         for flag, value, default in (
             ("--volume", self.volume, 1.0),
             ("--speed", self.speed, 1.0),

@@ -118,3 +118,11 @@ def save_scenario(name: str, projection: Projection, *, db: str | Path | None = 
 def compare_scenarios(names: list[str], db: str | Path | None = None) -> list[dict[str, object]]:
     """One row per (saved scenario, policy): total cost, break-even month, servers at the end."""
     return _compare({name: load_scenario(name, db) for name in names})
+
+
+def hardware_profile_names(db: str | Path | None = None) -> list[str]:
+    """The shipped hardware profiles and the user's stored ones, for the Routing replay form."""
+    from simulators.deployment import load_profiles
+    from slmlab.hardware_profiles import stored_profiles
+
+    return list(load_profiles(stored=stored_profiles(db)))

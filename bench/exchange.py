@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from bench.curve_import import Imported, export_curves, exported_curves, store_curves
 from bench.stats import summarise
 from slmlab import store
 
@@ -74,7 +75,7 @@ def _timestamp(text: object, where: str) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _read_json(path: str | Path) -> Any:
+def read_json(path: str | Path) -> Any:
     """Parse a JSON file, or a JSON Lines file as a list; errors name the file."""
     text = Path(path).read_text(encoding="utf-8-sig")
     try:
@@ -100,6 +101,7 @@ def export_runs(db: str | Path | None, run_ids: list[int] | None = None) -> dict
         samples = con.execute(
             f"SELECT run_id, rep, metric, value FROM bench_samples{where} ORDER BY run_id, metric, rep", ids or []
         ).fetchall()
+        curves = export_curves(con) if ids is None else []  # batched service curves travel with a full export
     missing = sorted(set(ids or []) - {run["run_id"] for run in runs})
     if missing:
         raise ValueError(f"no such benchmark run(s): {', '.join(map(str, missing))}")
@@ -110,7 +112,8 @@ def export_runs(db: str | Path | None, run_ids: list[int] | None = None) -> dict
         run["started_at"] = run["started_at"].isoformat()
         run.update({column: json.loads(run[column]) for column in JSON_COLUMNS if run[column] is not None})
         run["samples"] = by_run.get(run["run_id"], [])
-    return {"format": FORMAT, "version": VERSION, "exported_at": datetime.now(UTC).isoformat(), "runs": runs}
+    exported_at = datetime.now(UTC).isoformat()
+    return {"format": FORMAT, "version": VERSION, "exported_at": exported_at, "runs": runs, "curves": curves}
 
 
 def write_export(db: str | Path | None, path: str | Path, run_ids: list[int] | None = None) -> int:
@@ -180,16 +183,20 @@ def _insert(con: duckdb.DuckDBPyConnection, row: Run, samples: list[Sample]) -> 
     return int(run_id)
 
 
-def _store_all(db: str | Path | None, runs: list[tuple[Run, list[Sample]]]) -> list[int]:
-    """Insert validated runs in one transaction; returns the ids of the runs that were new."""
+def _store_all(
+    db: str | Path | None, runs: list[tuple[Run, list[Sample]]], curves: list[Imported] | None = None
+) -> list[int]:
+    """Insert validated runs (and curves) in one transaction; returns the ids of the runs that were new."""
     with store.transaction(db) as con:
         inserted = [_insert(con, row, samples) for row, samples in runs]
+        store_curves(con, curves or [])
     return [run_id for run_id in inserted if run_id is not None]
 
 
-def import_runs(db: str | Path | None, path: str | Path) -> list[int]:
-    """Import an slmlab export, all or nothing, skipping runs already stored; returns the new run ids."""
-    document = _read_json(path)
+def import_runs(db: str | Path | None, path: str | Path, machine: str | None = None) -> list[int]:
+    """Import an slmlab export, all or nothing, skipping runs and curves already stored; returns the new run ids.
+    Its service curves are stored as imported, under `machine` when given (else the exporting machine's name)."""
+    document = read_json(path)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise ValueError(f"{path}: not an slmlab benchmark export (format is {found!r}, expected {FORMAT!r})")
@@ -198,7 +205,7 @@ def import_runs(db: str | Path | None, path: str | Path) -> list[int]:
     if not isinstance(document.get("runs"), list):
         raise ValueError(f"{path}: field 'runs' must be a list")
     runs = [_validate_export_run(run, f"{path}: run {index}") for index, run in enumerate(document["runs"])]
-    return _store_all(db, runs)
+    return _store_all(db, runs, exported_curves(document.get("curves") or [], path, machine))
 
 
 def _llama_bench_run(record: object, where: str) -> tuple[Run, list[Sample]]:
@@ -262,7 +269,7 @@ def _llama_bench_run(record: object, where: str) -> tuple[Run, list[Sample]]:
 
 def import_llama_bench(db: str | Path | None, path: str | Path) -> list[int]:
     """Import llama-bench `-o json` (or `-o jsonl`) output, all or nothing; returns the new run ids."""
-    records = _read_json(path)
+    records = read_json(path)
     if not isinstance(records, list):
         raise ValueError(f"{path}: expected a JSON array of llama-bench records (llama-bench -o json)")
     runs = [_llama_bench_run(record, f"{path}: record {index}") for index, record in enumerate(records)]

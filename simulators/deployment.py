@@ -70,7 +70,7 @@ class HardwareProfile:
     tariff_usd_per_kwh: float
     batch_speedup: tuple[tuple[int, float], ...]  # (batch, aggregate decode / single-sequence decode): assumption
     source: str
-    machine: str | None = None  # the benchmark machine whose stored service curves describe it (None: any)
+    machine: str | None = None  # the machine whose stored (imported) curves describe it (None: curves measured here)
 
     def hourly_usd(self) -> float:
         """Amortised hardware + operations per server-hour (energy is counted from use)."""
@@ -81,40 +81,66 @@ class HardwareProfile:
         return asdict(self)
 
 
-def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, HardwareProfile]:
-    """Every hardware profile of the assumptions file; the error names the file and the entry."""
+PROFILE_FIELDS = {  # serving_profiles.json field -> how it is read
+    "description": str,
+    "memory_bytes": float,
+    "slots": int,
+    "capex_usd": float,
+    "lifetime_months": float,
+    "watts_busy": float,
+    "watts_idle": float,
+    "ops_usd_per_month": float,
+    "tariff_usd_per_kwh": float,
+    "source": str,
+}
+
+
+def profile_from_entry(name: str, entry: dict, where: str) -> HardwareProfile:
+    """One serving_profiles.json entry (or a stored one) as a profile; the error names where it came from and the
+    field."""
+    try:
+        values = {field: kind(entry[field]) for field, kind in PROFILE_FIELDS.items()}
+        speedup = tuple((int(b), float(x)) for b, x in entry.get("batch_speedup") or [[1, 1.0]])
+    except (KeyError, TypeError, ValueError) as error:
+        raise DeploymentError(f"{where}: profile '{name}': missing or bad field ({error})") from None
+    bad = [f for f in ("memory_bytes", "slots", "lifetime_months") if not values[f] > 0] + [
+        f for f in PROFILE_FIELDS if PROFILE_FIELDS[f] is float and not (math.isfinite(values[f]) and values[f] >= 0)
+    ]
+    if bad:
+        raise DeploymentError(
+            f"{where}: profile '{name}': {', '.join(sorted(set(bad)))}: must be finite numbers, above 0 for "
+            "memory, slots and lifetime and 0 or more for the rest"
+        )
+    machine = entry.get("machine")
+    machine_name = str(machine) if machine else None
+    return HardwareProfile(name=name, batch_speedup=speedup, machine=machine_name, **values)  # type: ignore[arg-type]
+
+
+def load_profiles(
+    path: str | Path = PROFILES_FILE, stored: dict[str, dict] | None = None
+) -> dict[str, HardwareProfile]:
+    """Every hardware profile: the shipped assumptions file's, then the user's stored ones (`slmlab profiles add`),
+    which may not reuse a shipped name; the error names the file or table and the entry."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise DeploymentError(f"{path}: cannot read the hardware profiles ({error})") from None
-    profiles = {}
-    for name, entry in (data.get("profiles") or {}).items():
-        try:
-            profiles[name] = HardwareProfile(
-                name=name,
-                description=str(entry["description"]),
-                memory_bytes=float(entry["memory_bytes"]),
-                slots=int(entry["slots"]),
-                capex_usd=float(entry["capex_usd"]),
-                lifetime_months=float(entry["lifetime_months"]),
-                watts_busy=float(entry["watts_busy"]),
-                watts_idle=float(entry["watts_idle"]),
-                ops_usd_per_month=float(entry["ops_usd_per_month"]),
-                tariff_usd_per_kwh=float(entry["tariff_usd_per_kwh"]),
-                batch_speedup=tuple((int(b), float(x)) for b, x in entry["batch_speedup"]),
-                source=str(entry["source"]),
-                machine=entry.get("machine"),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise DeploymentError(f"{path}: profile '{name}': missing or bad field ({error})") from None
+    profiles = {
+        name: profile_from_entry(name, entry, str(path)) for name, entry in (data.get("profiles") or {}).items()
+    }
+    for name, entry in (stored or {}).items():
+        profiles.setdefault(name, profile_from_entry(name, entry, "stored hardware_profiles"))
     return profiles
 
 
-def profile(name: str, path: str | Path = PROFILES_FILE) -> HardwareProfile:
+def profile(name: str, path: str | Path = PROFILES_FILE, stored: dict[str, dict] | None = None) -> HardwareProfile:
     """One hardware profile by name; the error lists the known ones."""
-    profiles = load_profiles(path)
+    profiles = load_profiles(path, stored)
     if name not in profiles:
-        raise DeploymentError(f"no hardware profile '{name}'; known: {', '.join(profiles)} ({Path(path).name})")
+        raise DeploymentError(
+            f"no hardware profile '{name}'; known: {', '.join(profiles)} ({Path(path).name}, and `slmlab profiles add` "
+            "for a machine whose curves you imported)"
+        )
     return profiles[name]
 
 
@@ -456,7 +482,7 @@ def stored_curve(stored: StoredCurve, weights_bytes: float) -> ServiceCurve | No
         prefill_by_batch=tuple(float(x) for x in prefill),
         kv_bytes_per_token=float(stored.kv_bytes_per_token),
         weights_bytes=weights_bytes,
-        source=f"measured: service curve {stored.curve_id} on {stored.machine} "
+        source=f"{getattr(stored, 'source', 'measured')}: service curve {stored.curve_id} on {stored.machine} "
         f"({stored.n_threads} threads, pp {stored.pp}, tg {stored.tg})",
     )
 
@@ -473,10 +499,17 @@ def build_deployment(
     slo: Slo | None = None,
     stored: StoredCurve | None = None,
 ) -> Deployment:
-    """One local model's deployment on a profile: the stored batched curve when there is one, else its
-    single-sequence speeds x the profile's assumed batch speed-up."""
+    """One local model's deployment on a profile: the stored batched curve when there is one, else (only for a
+    profile of this machine) its single-sequence speeds x the profile's assumed batch speed-up."""
     kv, weights, memory_from = model_memory(key)
     curve = stored_curve(stored, weights) if stored is not None else None
+    if curve is None and prof.machine is not None:  # never this machine's speed priced as another machine
+        raise DeploymentError(
+            f"hardware profile '{prof.name}' is machine '{prof.machine}', where no uncontended service curve of "
+            f"'{key}' with a batch-1 point is stored: measure one there (`slmlab bench --model {key} --parallel "
+            f"1,2,4,8`, then `slmlab bench export FILE`) or run llama-batched-bench --output-format jsonl, and "
+            f"`slmlab bench import FILE --model {key} --machine {prof.machine}` here"
+        )
     if curve is None:
         detail = f"{speeds_from}; KV {kv:,.0f} B/token from {memory_from}"
         curve = assumed_curve(prof, decode_tok_s, prefill_tok_s, kv, weights, detail)

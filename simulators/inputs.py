@@ -99,7 +99,10 @@ class ReplayConfig:
     servers: int = field(default=1, metadata=_help("servers of each local model when size_to is empty (a fixed fleet)"))
     profile: str = field(
         default=DEFAULT_PROFILE,
-        metadata=_help("hardware profile local models are served on (datasets/assumptions/serving_profiles.json)"),
+        metadata=_help(
+            "hardware profile local models are served on: a shipped one (datasets/assumptions/serving_profiles.json) "
+            "or one added for a machine whose curves were imported (slmlab profiles add)"
+        ),
     )
     slots: int = field(
         default=0, metadata=_help("sequences each server batches at once (continuous batching; 0: the profile's)")
@@ -594,7 +597,8 @@ def _deployments(config: ReplayConfig, portfolio: Portfolio, warehouse: Warehous
     """How each local model is served: the profile's stored batched curve for it when the warehouse has one, else
     its single-sequence speeds x the profile's assumed batch speed-up; a fleet sized to the SLO unless fixed."""
     try:
-        prof = hardware_profile(config.profile)
+        stored_profiles = getattr(warehouse, "hardware_profiles", None)
+        prof = hardware_profile(config.profile, stored=stored_profiles() if stored_profiles is not None else None)
         slo = Slo.parse(config.size_to) if config.size_to else None
         found: dict[str, Deployment] = {}
         for model in portfolio.models:

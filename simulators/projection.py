@@ -124,6 +124,7 @@ class PolicyReplay:
     residency_violations: int
     fleet: dict[str, tuple[int, float]] = field(default_factory=dict)  # local model -> (servers sized, busy share)
     fleet_profile: str | None = None  # the hardware profile the fleet was sized on
+    fleet_profile_figures: dict[str, object] | None = None  # its figures when the replay ran (None: older runs)
 
 
 # CostAssumptions field <- HardwareProfile field: a sized fleet is priced as the profile it was sized on, unless
@@ -138,19 +139,21 @@ _PROFILE_FIGURES = {
 }
 
 
-def _priced_as(a: CostAssumptions, profile_name: str | None) -> CostAssumptions:
-    """The assumptions with the server figures of the fleet's hardware profile wherever the user left the default."""
+def _priced_as(a: CostAssumptions, profile_name: str | None, figures: dict[str, object] | None) -> CostAssumptions:
+    """The assumptions with the server figures of the fleet's hardware profile (as the replay recorded them, else
+    the shipped profile of that name) wherever the user left the default."""
     if profile_name is None:
         return a
-    from simulators.deployment import DeploymentError, profile
+    if figures is None:
+        from simulators.deployment import DeploymentError, profile
 
-    try:
-        prof = profile(profile_name)
-    except DeploymentError:
-        return a
+        try:
+            figures = profile(profile_name).as_dict()
+        except DeploymentError:
+            return a
     defaults = {f.name: f.default for f in fields(CostAssumptions)}
-    changes = {
-        name: getattr(prof, figure)
+    changes: dict[str, Any] = {
+        name: figures[figure]
         for name, figure in _PROFILE_FIGURES.items()
         if isinstance(getattr(a, name), (int, float)) and getattr(a, name) == defaults[name]
     }
@@ -198,6 +201,14 @@ def basis_from_run(run: JsonRecord) -> ReplayBasis:
                 if f.get("sized")
             },
             fleet_profile=next((f.get("profile") for f in (s.get("fleet") or {}).values()), None),
+            fleet_profile_figures=next(
+                (
+                    serving["priced_as"]
+                    for serving in ((run.get("inputs") or {}).get("local_serving") or {}).values()
+                    if "priced_as" in serving
+                ),
+                None,
+            ),
             quality=float(s["quality"]),
             p95_ms=float((s.get("latency_ms") or {}).get("p95") or math.nan),
             residency_violations=int(s.get("residency_violations", 0)),
@@ -348,7 +359,7 @@ def _sized_components(
     request rate (monthly requests / traffic hours over the replay's rate) and growth, and is bought as it grows,
     never sold; each server priced as the hardware profile it was sized on unless the user set the figure. (A
     linear re-sizing: batching and pooling make a larger fleet slightly more efficient, so this errs high.)"""
-    a = _priced_as(a, p.fleet_profile)
+    a = _priced_as(a, p.fleet_profile, p.fleet_profile_figures)
     ratio = monthly_scale(basis, a) * float(basis.span_s or 0) / (np.asarray(a.traffic_hours_per_month) * 3600.0)
     need = sum(n for n, _ in p.fleet.values()) * ratio * growth
     busy = sum(n * u for n, u in p.fleet.values()) * ratio * growth

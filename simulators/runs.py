@@ -112,6 +112,7 @@ def input_provenance(inputs: ReplayInputs) -> dict[str, object]:
                 "slots": d.slots,
                 "fleet": f"sized to {d.slo}" if d.servers is None else f"{d.servers} fixed",
                 "curve": d.curve.source,
+                "priced_as": d.profile.as_dict(),  # the profile's figures then: a projection prices the fleet so
             }
             for model, d in inputs.deployments.items()
         },

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from slmlab import store
@@ -47,6 +48,7 @@ class CurveRun:
     contention: dict | None = None
     config: dict | None = None
     versions: dict | None = None
+    source: str = "measured"  # 'imported': read from another machine's file (`bench.curve_import`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +72,7 @@ class ServiceCurve:
     decode_tok_s: np.ndarray  # float64, aggregate
     itl_s: np.ndarray  # float64, per sequence
     ttft_s: np.ndarray  # float64
+    source: str = "measured"  # or 'imported' from another machine
 
     @property
     def max_batch(self) -> int:
@@ -80,8 +83,10 @@ class ServiceCurve:
 
 COLUMNS = (
     "curve_id, created_at, model, machine, n_threads, n_gpu_layers, pp, tg, kv_bytes_per_token, contended, "
-    "batch, n_ctx, fits, prefill_tok_s, decode_tok_s, itl_s, ttft_s"
+    "batch, n_ctx, fits, prefill_tok_s, decode_tok_s, itl_s, ttft_s, source"
 )
+# a curve measured on some machine (machine None) is one measured here: an imported one only when its machine is named
+MEASURED_HERE = "source = 'measured'"
 
 
 def save_service_curve(
@@ -90,10 +95,23 @@ def save_service_curve(
     """Store every point of one curve in one transaction; returns its id."""
     import uuid
 
+    curve_id = curve_id or uuid.uuid4().hex[:12]
+    with store.transaction(db) as con:
+        insert_service_curve(con, run, points, curve_id)
+    return curve_id
+
+
+def insert_service_curve(
+    con: duckdb.DuckDBPyConnection,
+    run: CurveRun,
+    points: list[CurvePoint],
+    curve_id: str,
+    created: datetime | None = None,
+) -> None:
+    """Insert one curve inside the caller's transaction (an import stores several all or nothing)."""
     if not points:
         raise ValueError("a service curve needs at least one batch size")
-    curve_id = curve_id or uuid.uuid4().hex[:12]
-    created = datetime.now(UTC).replace(tzinfo=None)
+    created = created or datetime.now(UTC).replace(tzinfo=None)
     rows = [
         (
             curve_id,
@@ -119,18 +137,17 @@ def save_service_curve(
             json.dumps(run.contention) if run.contention is not None else None,
             json.dumps(run.config or {}),
             json.dumps(run.versions or {}),
+            run.source,
         )
         for p in points
     ]
-    with store.transaction(db) as con:
-        con.executemany(
-            "INSERT INTO service_curves (curve_id, created_at, model, model_path, model_sha256, machine, "
-            "n_threads, n_gpu_layers, n_ctx, pp, tg, batch, prefill_tok_s, decode_tok_s, itl_s, itl_p95_s, "
-            "ttft_s, kv_bytes_per_token, fits, contended, contention, config, versions) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    return curve_id
+    con.executemany(
+        "INSERT INTO service_curves (curve_id, created_at, model, model_path, model_sha256, machine, "
+        "n_threads, n_gpu_layers, n_ctx, pp, tg, batch, prefill_tok_s, decode_tok_s, itl_s, itl_p95_s, "
+        "ttft_s, kv_bytes_per_token, fits, contended, contention, config, versions, source) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 def _curve(rows: list[tuple]) -> ServiceCurve:
@@ -161,6 +178,7 @@ def _curve(rows: list[tuple]) -> ServiceCurve:
         decode_tok_s=column(14, np.float64),
         itl_s=column(15, np.float64),
         ttft_s=column(16, np.float64),
+        source=str(first[17] or "measured"),
     )
 
 
@@ -172,7 +190,8 @@ def load_service_curve(
     curve_id: str | None = None,
     include_contended: bool = False,
 ) -> ServiceCurve | None:
-    """The newest uncontended curve for a model (on one machine when given), or a named curve; None when absent.
+    """The newest uncontended curve for a model (on one machine when given, else measured here), or a named
+    curve; None when absent.
 
     A contended curve is returned only when asked for by id or with `include_contended`: a busy machine's
     figures are not the model's speed.
@@ -181,6 +200,8 @@ def load_service_curve(
     if machine is not None:
         where.append("machine = ?")
         params.append(machine)
+    else:
+        where.append(MEASURED_HERE)
     if curve_id is not None:
         where, params = ["curve_id = ?"], [curve_id]
     elif not include_contended:
@@ -205,8 +226,8 @@ def list_service_curves(*, db: str | Path | None = None) -> list[dict[str, objec
         rows = con.execute(
             "SELECT curve_id, max(created_at), any_value(model), any_value(machine), any_value(n_threads), "
             "any_value(n_gpu_layers), any_value(pp), any_value(tg), list(batch ORDER BY batch), "
-            "max(batch) FILTER (WHERE fits), bool_or(contended) FROM service_curves GROUP BY curve_id "
-            "ORDER BY 2 DESC"
+            "max(batch) FILTER (WHERE fits), bool_or(contended), any_value(source) FROM service_curves "
+            "GROUP BY curve_id ORDER BY 2 DESC"
         ).fetchall()
     keys = (
         "curve_id",
@@ -220,5 +241,6 @@ def list_service_curves(*, db: str | Path | None = None) -> list[dict[str, objec
         "batches",
         "max_batch",
         "contended",
+        "source",
     )
     return [dict(zip(keys, row)) for row in rows]

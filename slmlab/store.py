@@ -499,6 +499,24 @@ def m016_one_model_name(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m017_hardware_profiles(con: duckdb.DuckDBPyConnection) -> None:
+    """Service curves imported from other machines (`slmlab bench import`, e.g. llama-batched-bench on a GPU
+    server) are marked `source = 'imported'` and keep the machine name given on import, so this machine's replay
+    never mistakes them for its own; `hardware_profiles` holds the user's profiles of such machines (capex, power,
+    memory, slots: `slmlab profiles add`), beside the shipped ones in datasets/assumptions/serving_profiles.json."""
+    con.execute("ALTER TABLE service_curves ADD COLUMN source VARCHAR DEFAULT 'measured'")
+    con.execute("UPDATE service_curves SET source = 'measured'")
+    con.execute(
+        """
+        CREATE TABLE hardware_profiles (
+            name        VARCHAR PRIMARY KEY,
+            created_at  TIMESTAMP NOT NULL,
+            profile     JSON NOT NULL   -- the fields of a serving_profiles.json entry
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial,
     m002_prefix_hash_ids,
@@ -515,6 +533,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m014_validations,
     m015_replay_scenarios,
     m016_one_model_name,
+    m017_hardware_profiles,
 ]
 
 

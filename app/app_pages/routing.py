@@ -15,8 +15,9 @@ from app.jobs import ReplayJob
 from app.replay_assumptions import ReplayAssumptions, default_data_rules, parse_overrides, shipped_quality
 from app.report import parquet_bytes
 from app.widgets import column_help, job_status
+from app.workflows import hardware_profile_names
 from simulators import formatting as fmt
-from simulators.deployment import DEFAULT_SLO
+from simulators.deployment import DEFAULT_PROFILE, DEFAULT_SLO
 from simulators.inputs import ReplayConfig
 from simulators.policies.registry import POLICIES, parse_params, parse_policies, parse_policy, sweep_of
 from simulators.replay import resimulate
@@ -116,6 +117,14 @@ def _run_form(trace_names: list[str]) -> None:
         volume = middle.number_input("Volume", min_value=0.01, value=1.0, step=0.5, help=_help("volume"))
         size_to = middle.text_input("Size local fleets to (SLO)", value=DEFAULT_SLO, help=_help("size_to"))
         servers = middle.number_input("Servers per local model", min_value=1, value=1, step=1, help=_help("servers"))
+        hardware_names = hardware_profile_names(db)
+        hardware = middle.selectbox(
+            "Hardware profile",
+            hardware_names,
+            index=hardware_names.index(DEFAULT_PROFILE) if DEFAULT_PROFILE in hardware_names else 0,
+            help=_help("profile")
+            + " Add one for another machine with `slmlab bench import` and `slmlab profiles add`.",
+        )
         seed = right.number_input("Seed", min_value=0, value=0, step=1, help=_help("seed"))
         sweep = right.checkbox(
             "Sweep",
@@ -220,6 +229,7 @@ def _run_form(trace_names: list[str]) -> None:
             data_rules=_rules_of(rules),
             servers=int(servers),
             size_to=size_to.strip(),
+            hardware=str(hardware),
             volume=float(volume),
             speed=float(speed),
             seed=int(seed),

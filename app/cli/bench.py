@@ -73,12 +73,7 @@ def _bench_exchange(args: argparse.Namespace) -> int:
         count = exchange.write_export(args.db, args.path, args.run_ids or None)
         print(f"exported {count} run(s) to {args.path}")
     elif args.action == "import":
-        text = (
-            Path(args.path).read_text(encoding="utf-8", errors="replace").lstrip() if Path(args.path).is_file() else ""
-        )
-        reader = exchange.import_runs if text.startswith("{") else exchange.import_llama_bench
-        ids = reader(args.db, args.path)
-        print(f"imported {len(ids)} run(s) from {args.path}" + ("" if ids else " (all already stored)"))
+        return _bench_import(args)
     else:
         rows = exchange.compare(args.db)
         if args.json:
@@ -92,6 +87,37 @@ def _bench_exchange(args: argparse.Namespace) -> int:
                 f"{row['test']:12} threads {row['threads']}  decode {decode} tok/s  prefill {prefill} tok/s"
                 + ("  CONTENDED" if row.get("contended") else "")
             )
+    return 0
+
+
+def _bench_import(args: argparse.Namespace) -> int:
+    """slmlab's export (runs and curves), llama-bench's JSON, or llama-batched-bench's JSON Lines (a curve)."""
+    from bench import curve_import, exchange
+
+    if not Path(args.path).is_file():
+        raise ValueError(f"{args.path}: no such file")
+    document = exchange.read_json(args.path)
+    if isinstance(document, dict) and "pl" in document:  # llama-batched-bench with one batch size: one line
+        document = [document]
+    if curve_import.is_batched_bench(document):
+        if not args.model or not args.machine:
+            raise ValueError(
+                f"{args.path} is llama-batched-bench output, which names neither model nor machine: pass --model "
+                "(the model it ran) and --machine (a name for the machine it ran on, e.g. h200-server)"
+            )
+        ids = curve_import.import_batched_bench(args.db, args.path, document, model=args.model, machine=args.machine)
+        print(
+            f"imported {len(ids)} service curve(s) of {args.model} on machine '{args.machine}' from {args.path}"
+            + ("" if ids else " (all already stored)")
+            + f"; a hardware profile serves from them once it names the machine: slmlab profiles add NAME "
+            f"--machine {args.machine} ..."
+        )
+        return 0
+    if isinstance(document, dict):
+        ids = exchange.import_runs(args.db, args.path, machine=args.machine)
+    else:
+        ids = exchange.import_llama_bench(args.db, args.path)
+    print(f"imported {len(ids)} run(s) from {args.path}" + ("" if ids else " (all already stored)"))
     return 0
 
 
@@ -240,7 +266,13 @@ def add_parser(command: Command) -> None:
         "action",
         nargs="?",
         choices=["export", "import", "compare"],
-        help="export runs to JSON, import JSON (slmlab's or llama-bench -o json), or compare machines",
+        help="export runs and curves to JSON, import JSON (slmlab's, llama-bench -o json, or llama-batched-bench "
+        "--output-format jsonl with --model and --machine), or compare machines",
+    )
+    p.add_argument(
+        "--machine",
+        help="import: the name of the machine the file was measured on (required for llama-batched-bench output; "
+        "for an slmlab export it renames the exporting machine's curves); a hardware profile refers to it",
     )
     p.add_argument("path", nargs="?", help="the JSON file for export/import")
     p.add_argument("--run", dest="run_ids", type=int, action="append", default=[], help="export only these run ids")

@@ -14,7 +14,18 @@ from slmlab.allocator import keep_freed_memory
 from slmlab.paths import DB_ENV_VAR
 
 # each file registers its own subcommands; imported when the parser is built (their registries load DuckDB)
-SUBCOMMANDS = ("traces", "recorded", "models", "bench", "eval", "simulate", "project", "validate", "admin")
+SUBCOMMANDS = (
+    "traces",
+    "recorded",
+    "models",
+    "bench",
+    "profiles",
+    "eval",
+    "simulate",
+    "project",
+    "validate",
+    "admin",
+)
 
 
 def build_parser(only: Sequence[str] = SUBCOMMANDS) -> argparse.ArgumentParser:

@@ -41,12 +41,15 @@ class ValidationConfig:
     max_input: int = 32
     max_output: int = 16
     seed: int = 1
+    reps: int = 1  # plays of the slice, each between two curve measurements (a drifting machine averages out)
 
     def __post_init__(self) -> None:
         if not 0 < self.load < 2:
             raise ValueError("load must be a share of the server's capacity, between 0 and 2")
         if self.count < 2 or self.slots < 1 or self.threads < 1 or self.max_input < 1 or self.max_output < 1:
             raise ValueError("count must be at least 2; slots, threads and token caps at least 1")
+        if not 1 <= self.reps <= 20:
+            raise ValueError("reps must be between 1 and 20")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,11 @@ class Validation:
     real_latency_s: np.ndarray
     sim_ttft_s: np.ndarray
     sim_latency_s: np.ndarray
-    errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # over every play pooled
+    rep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # which play each row is from
+    errors_by_rep: tuple[dict[str, dict[str, dict[str, float]]], ...] = ()
+    curves: tuple[ServiceCurve, ...] = ()  # the curve each play was simulated with
+    contention: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: what `slmlab validate --json` prints and the warehouse keeps."""
@@ -76,6 +83,10 @@ class Validation:
             "config": {**asdict(c), "speed": self.speed},
             "curve": self.curve.as_dict(),
             "errors": self.errors,
+            "reps": c.reps,
+            "errors_by_rep": list(self.errors_by_rep),
+            "decode_tok_s_by_rep": [list(k.decode_tok_s) for k in self.curves],
+            "contention": self.contention,
             "per_request": [
                 {
                     "arrival_s": a,
@@ -85,8 +96,9 @@ class Validation:
                     "real_latency_s": rl,
                     "sim_ttft_s": st,
                     "sim_latency_s": sl,
+                    "rep": r,
                 }
-                for a, i, o, rt, rl, st, sl in zip(
+                for a, i, o, rt, rl, st, sl, r in zip(
                     *(
                         x.tolist()
                         for x in (
@@ -97,6 +109,7 @@ class Validation:
                             self.real_latency_s,
                             self.sim_ttft_s,
                             self.sim_latency_s,
+                            self.rep if self.rep.size else np.zeros(self.arrival_s.size, dtype=np.int64),
                         )
                     )
                 )
@@ -178,44 +191,83 @@ def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndar
     return first - arrival, last - arrival
 
 
+def _mean_curve(measured: list[ServiceCurve], source: str) -> ServiceCurve:
+    """The mean of curves measured on the same engine (around one play, or all of them: a shared machine drifts)."""
+
+    def mean(values: list[tuple[float, ...]]) -> tuple[float, ...]:
+        return tuple(float(x) for x in np.mean(np.array(values), axis=0))
+
+    return ServiceCurve(
+        batch=measured[0].batch,
+        decode_tok_s=mean([c.decode_tok_s for c in measured]),
+        prefill_tok_s=float(np.mean([c.prefill_tok_s for c in measured])),
+        prefill_by_batch=mean([c.prefill_by_batch for c in measured]),
+        kv_bytes_per_token=0.0,
+        weights_bytes=0.0,
+        source=source,
+    )
+
+
 def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], model_path: str | Path) -> Validation:
-    """Measure the curve, play the slice for real at the chosen load, simulate it, compare."""
+    """Measure the curve, then `reps` times: play the slice for real at the chosen load and measure the curve
+    again; simulate each play with the mean of the curves around it; compare (pooled over the plays, and each)."""
+    from bench.contention import ContentionMonitor
+
     recorded = np.array([r[0] for r in requests])
     tokens_in = np.clip(np.array([r[1] for r in requests], dtype=np.float64), 1, config.max_input)
     tokens_out = np.clip(np.array([r[2] for r in requests], dtype=np.float64), 1, config.max_output)
     cells = config.max_input + config.max_output + 2
     engine_config = EngineConfig(n_ctx=config.slots * cells, threads=config.threads, n_seq_max=config.slots)
     rng = np.random.default_rng(config.seed)
-    with Engine(model_path, engine_config) as engine:
-        pp = round(float(np.mean(tokens_in)))
-        curve = measured_curve(engine, config.slots, pp, min(config.max_output, cells - pp - 1), config.seed)
-        itl = curve.iteration_s(config.slots)
-        per_request = float(np.mean(tokens_in / curve.prefill_tok_s + tokens_out * itl[config.slots] / config.slots))
-        span = float(recorded[-1] - recorded[0]) or 1.0
-        speed = config.load / per_request / ((recorded.size - 1) / span)  # recorded rate -> load x capacity
-        arrival = (recorded - recorded[0]) / speed
-        prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
-        real_ttft, real_latency = _play(engine, config.slots, arrival, prompts, tokens_out)
-        after = measured_curve(engine, config.slots, pp, min(config.max_output, cells - pp - 1), config.seed + 1)
-    curve = ServiceCurve(  # a shared machine drifts: the mean of the curves measured before and after the run
-        batch=curve.batch,
-        decode_tok_s=tuple((a + b) / 2 for a, b in zip(curve.decode_tok_s, after.decode_tok_s)),
-        prefill_tok_s=(curve.prefill_tok_s + after.prefill_tok_s) / 2,
-        prefill_by_batch=tuple((a + b) / 2 for a, b in zip(curve.prefill_by_batch, after.prefill_by_batch)),
-        kv_bytes_per_token=0.0,
-        weights_bytes=0.0,
-        source=curve.source.replace("measured just before", "measured just before and after the run (mean)"),
+    measured: list[ServiceCurve] = []
+    plays: list[tuple[np.ndarray, np.ndarray]] = []
+    monitor = ContentionMonitor(config.threads).start()
+    try:
+        with Engine(model_path, engine_config) as engine:
+            pp = round(float(np.mean(tokens_in)))
+            tg = min(config.max_output, cells - pp - 1)
+            measured.append(measured_curve(engine, config.slots, pp, tg, config.seed))
+            itl = measured[0].iteration_s(config.slots)
+            per_request = float(
+                np.mean(tokens_in / measured[0].prefill_tok_s + tokens_out * itl[config.slots] / config.slots)
+            )
+            span = float(recorded[-1] - recorded[0]) or 1.0
+            speed = config.load / per_request / ((recorded.size - 1) / span)  # recorded rate -> load x capacity
+            arrival = (recorded - recorded[0]) / speed
+            prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
+            for rep in range(config.reps):
+                plays.append(_play(engine, config.slots, arrival, prompts, tokens_out))
+                measured.append(measured_curve(engine, config.slots, pp, tg, config.seed + 1 + rep))
+    finally:
+        contention = monitor.stop()
+    source = measured[0].source.replace(
+        "measured just before",
+        "measured just before and after the run (mean)"
+        if config.reps == 1
+        else f"measured before, between and after {config.reps} plays (each play: the mean of the two around it)",
     )
+    curves = tuple(_mean_curve(measured[r : r + 2], source) for r in range(config.reps))
     machine = HardwareProfile(
         name="validation", description="this machine, as measured just before", memory_bytes=float("inf"),
         slots=config.slots, capex_usd=0.0, lifetime_months=1.0, watts_busy=0.0, watts_idle=0.0,
         ops_usd_per_month=0.0, tariff_usd_per_kwh=0.0, batch_speedup=((1, 1.0),), source="measured",
     )  # fmt: skip
-    served = serve(Deployment(config.model, machine, curve, config.slots, 1), 1, arrival, tokens_in, tokens_out)
-    simulated = {"ttft": served.first - arrival, "latency": served.finish - arrival}
-    errors = percentile_errors({"ttft": real_ttft, "latency": real_latency}, simulated)
+    simulated_plays = []
+    for curve in curves:
+        served = serve(Deployment(config.model, machine, curve, config.slots, 1), 1, arrival, tokens_in, tokens_out)
+        simulated_plays.append((served.first - arrival, served.finish - arrival))
+    by_rep = tuple(
+        percentile_errors({"ttft": rt, "latency": rl}, {"ttft": st, "latency": sl})
+        for (rt, rl), (st, sl) in zip(plays, simulated_plays)
+    )
+    pooled = {name: np.concatenate([p[i] for p in plays]) for i, name in enumerate(METRICS)}
+    pooled_sim = {name: np.concatenate([p[i] for p in simulated_plays]) for i, name in enumerate(METRICS)}
+    n = config.reps
     return Validation(
-        config=config, speed=speed, curve=curve, arrival_s=arrival, tokens_in=tokens_in, tokens_out=tokens_out,
-        real_ttft_s=real_ttft, real_latency_s=real_latency, sim_ttft_s=simulated["ttft"],
-        sim_latency_s=simulated["latency"], errors=errors,
+        config=config, speed=speed, curve=_mean_curve(measured, source) if n > 1 else curves[0],
+        arrival_s=np.tile(arrival, n), tokens_in=np.tile(tokens_in, n), tokens_out=np.tile(tokens_out, n),
+        real_ttft_s=pooled["ttft"], real_latency_s=pooled["latency"], sim_ttft_s=pooled_sim["ttft"],
+        sim_latency_s=pooled_sim["latency"], errors=percentile_errors(pooled, pooled_sim),
+        rep=np.repeat(np.arange(n), arrival.size), errors_by_rep=by_rep, curves=curves,
+        contention=contention.as_dict(),
     )  # fmt: skip

@@ -517,6 +517,13 @@ def m017_hardware_profiles(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m018_validation_plays(con: duckdb.DuckDBPyConnection) -> None:
+    """A validation may play its slice several times, each between two curve measurements (`slmlab validate
+    --reps`): the errors of each play, the decode speeds measured around them and the contention sampled during
+    the whole run are kept beside the pooled errors (NULL: one play, stored before this)."""
+    con.execute("ALTER TABLE validations ADD COLUMN plays JSON")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial,
     m002_prefix_hash_ids,
@@ -534,6 +541,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m015_replay_scenarios,
     m016_one_model_name,
     m017_hardware_profiles,
+    m018_validation_plays,
 ]
 
 

@@ -12,13 +12,16 @@ import duckdb
 
 from slmlab import store
 
+PLAY_FIELDS = ("reps", "errors_by_rep", "decode_tok_s_by_rep", "contention")
+
 
 def save_validation(record: dict[str, object], *, db: str | Path | None = None) -> int:
     """Store one validation (the `as_dict()` of a `bench.validation.Validation`); returns its id."""
     with store.transaction(db) as con:
         next_id = con.execute("SELECT coalesce(max(validation_id), 0) + 1 FROM validations").fetchall()[0][0]
         con.execute(
-            "INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO validations (validation_id, created_at, trace, model, load, requests, config, curve, "
+            "errors, per_request, plays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 next_id,
                 datetime.now(UTC).replace(tzinfo=None),
@@ -30,6 +33,7 @@ def save_validation(record: dict[str, object], *, db: str | Path | None = None) 
                 json.dumps(record["curve"]),
                 json.dumps(record["errors"]),
                 json.dumps(record["per_request"]),
+                json.dumps({k: record[k] for k in PLAY_FIELDS if k in record}),
             ],
         )
     return int(next_id)
@@ -41,8 +45,8 @@ def load_validations(*, db: str | Path | None = None, trace: str | None = None) 
     with store.connect(db, read_only=True) as con:
         try:
             rows = con.execute(
-                f"SELECT validation_id, created_at, trace, model, load, requests, config, curve, errors, per_request "
-                f"FROM validations {where} ORDER BY validation_id DESC",
+                "SELECT validation_id, created_at, trace, model, load, requests, config, curve, errors, per_request, "
+                f"coalesce(plays, '{{}}') FROM validations {where} ORDER BY validation_id DESC",
                 [trace] if trace else [],
             ).fetchall()
         except duckdb.CatalogException:  # a database not yet upgraded to m014 holds none
@@ -51,10 +55,34 @@ def load_validations(*, db: str | Path | None = None, trace: str | None = None) 
     return [
         {
             **dict(zip(keys, row[:6])),
-            **{k: json.loads(v) for k, v in zip(("config", "curve", "errors", "per_request"), row[6:])},
+            **{k: json.loads(v) for k, v in zip(("config", "curve", "errors", "per_request"), row[6:10])},
+            **json.loads(row[10]),
         }
         for row in rows
     ]
+
+
+def newest_by_load(validations: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The newest validation at each load (of a newest-first list), lightest load first, as table rows: the
+    pooled error of each percentile, plays, and whether other processes took CPU during it."""
+    seen: dict[float, dict[str, object]] = {}
+    for v in validations:
+        seen.setdefault(float(cast(float, v["load"])), v)
+    rows = []
+    for load, v in sorted(seen.items()):
+        errors = cast(dict[str, dict[str, dict[str, float]]], v["errors"])
+        contention = cast(dict[str, object], v.get("contention") or {})
+        rows.append(
+            {
+                "validation": v["validation_id"],
+                "load": load,
+                "requests": int(cast(int, v["requests"])) // int(cast(int, v.get("reps") or 1)),
+                "plays": int(cast(int, v.get("reps") or 1)),
+                **{f"{m} {q}": errors[m][q]["error"] for m in ("ttft", "latency") for q in ("p50", "p95")},
+                "contended": "yes" if contention.get("contended") else "no" if contention else "not sampled",
+            }
+        )
+    return rows
 
 
 def trace_slice(trace: str, start: int, count: int, *, db: str | Path | None = None) -> list[tuple[float, int, int]]:

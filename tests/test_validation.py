@@ -12,7 +12,7 @@ import pytest
 from app.cli.main import main
 from bench.validation import percentile_errors
 from slmlab.traces.defaults import ensure_default_workloads
-from slmlab.validations import load_validations, save_validation, trace_slice
+from slmlab.validations import load_validations, newest_by_load, save_validation, trace_slice
 
 CONV = "azure-llm-inference-2023-conv"
 
@@ -44,9 +44,19 @@ def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path) 
 @pytest.mark.slow
 def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys) -> None:
     argv = ["validate", "--slice", "4", "--load", "0.5", "--slots", "2", "--max-input", "8", "--max-output", "4"]
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--reps", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["requests"] == 4 and report["validation_id"] == 1
+    assert report["requests"] == 8 and report["validation_id"] == 1 and report["reps"] == 2  # 4 requests x 2 plays
+    assert [r["rep"] for r in report["per_request"]] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert len(report["errors_by_rep"]) == 2 and len(report["decode_tok_s_by_rep"]) == 2
+    assert "contended" in report["contention"]
+    first = [r for r in report["per_request"] if r["rep"] == 0]
+    real = {m: np.array([r[f"real_{m}_s"] for r in first]) for m in ("ttft", "latency")}
+    sim = {m: np.array([r[f"sim_{m}_s"] for r in first]) for m in ("ttft", "latency")}
+    assert report["errors_by_rep"][0] == percentile_errors(real, sim)  # each play's own errors, the pooled below
+    stored = load_validations(db=db)[0]
+    assert stored["errors_by_rep"] == report["errors_by_rep"] and stored["reps"] == 2
+    assert newest_by_load([stored])[0]["plays"] == 2 and newest_by_load([stored])[0]["requests"] == 4
     for metric in ("ttft", "latency"):
         for q in ("p50", "p95"):
             e = report["errors"][metric][q]
@@ -54,7 +64,8 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
             assert e["error"] == pytest.approx(e["simulated_ms"] / e["real_ms"] - 1)
     rows = report["per_request"]
     assert all(r["real_latency_s"] >= r["real_ttft_s"] > 0 and r["sim_latency_s"] >= r["sim_ttft_s"] > 0 for r in rows)
-    assert "measured just before and after" in report["curve"]["source"] and "serving loop" in report["curve"]["source"]
+    assert "measured before, between and after 2 plays" in report["curve"]["source"]
+    assert "serving loop" in report["curve"]["source"]
     assert report["curve"]["batch"] == [1, 2]  # every batch size the server can run, none interpolated
 
 
@@ -83,3 +94,18 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
     assert not at.exception, at.exception
     assert any(h.value == "Simulator against a real batched engine" for h in at.subheader)
     assert any("ttft p50 +10%" in c.value and "latency p95 -5%" in c.value for c in at.caption)
+
+
+def test_the_table_keeps_the_newest_validation_of_each_load() -> None:
+    def record(vid: int, load: float, error: float, **extra: object) -> dict[str, object]:
+        errors = {m: {q: {"error": error} for q in ("p50", "p95")} for m in ("ttft", "latency")}
+        return {"validation_id": vid, "load": load, "requests": 30, "errors": errors, **extra}
+
+    newest_first = [
+        record(3, 0.9, 0.04, reps=3, contention={"contended": False}),
+        record(2, 0.3, -0.08),
+        record(1, 0.9, -0.3),
+    ]
+    rows = newest_by_load(newest_first)
+    assert [(r["validation"], r["load"], r["requests"], r["plays"]) for r in rows] == [(2, 0.3, 30, 1), (3, 0.9, 10, 3)]
+    assert rows[1]["latency p95"] == 0.04 and rows[0]["contended"] == "not sampled" and rows[1]["contended"] == "no"

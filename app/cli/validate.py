@@ -22,6 +22,13 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     p.add_argument("--max-input", type=int, default=32, help="cap on prompt tokens (default 32: keeps a run short)")
     p.add_argument("--max-output", type=int, default=16, help="cap on output tokens (default 16)")
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=1,
+        help="plays of the slice, each between two curve measurements; errors pooled over the plays and per play "
+        "(default 1)",
+    )
     p.add_argument("--list", action="store_true", help="list stored validations")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_validate)
@@ -64,6 +71,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_input=args.max_input,
         max_output=args.max_output,
+        reps=args.reps,
     )
     result = validate(config, trace_slice(trace, args.start, args.slice, db=args.db), resolve_model(args.model))
     record = result.as_dict()
@@ -71,13 +79,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, indent=2, default=str))
         return 0
+    plays = f" x {config.reps} plays" if config.reps > 1 else ""
     print(
-        f"validation {record['validation_id']}: {record['requests']} requests of '{trace}' from {args.start}, "
+        f"validation {record['validation_id']}: {args.slice} requests{plays} of '{trace}' from {args.start}, "
         f"{args.model}, {args.slots} slots, load {args.load:g} (arrivals x{result.speed:.3g} faster than recorded)"
     )
-    print(f"curve: {result.curve.source}; decode tok/s by batch {result.curve.decode_tok_s}")
-    print(f"{'':8s} {'simulated':>10s} {'real':>10s} {'error':>7s}")
+    decode = ", ".join(f"B={b} {x:,.1f}" for b, x in zip(result.curve.batch, result.curve.decode_tok_s))
+    print(f"curve: {result.curve.source}; aggregate decode tok/s {decode}")
+    per_play = "" if config.reps == 1 else "  per play"
+    print(f"{'':12s} {'simulated':>10s} {'real':>10s} {'error':>7s}{per_play}")
     for metric, by_q in result.errors.items():
         for q, e in by_q.items():
-            print(f"{metric} {q:4s} {e['simulated_ms']:>8,.0f} ms {e['real_ms']:>7,.0f} ms {e['error']:>+7.1%}")
+            each = ", ".join(f"{r[metric][q]['error']:+.1%}" for r in result.errors_by_rep) if per_play else ""
+            print(
+                f"{metric + ' ' + q:12s} {e['simulated_ms']:>7,.0f} ms {e['real_ms']:>7,.0f} ms {e['error']:>+7.1%}"
+                + (f"  {each}" if each else "")
+            )
+    if result.contention.get("contended"):
+        reasons = "; ".join(str(r) for r in list(result.contention.get("reasons") or []))  # type: ignore[call-overload]
+        print(f"WARNING: contended: {reasons}. Other processes took CPU during the run; its errors measure that too.")
     return 0

@@ -150,3 +150,12 @@ def test_the_routing_form_carries_the_hardware_profile_into_the_command(tmp_path
     assert args[args.index("--hardware") + 1] == "build-box"
     assert settings.config(tmp_path).profile == "build-box"
     assert "--hardware" not in ReplayAssumptions(trace="t", policies=("small-only",)).argv(tmp_path)
+
+
+def test_the_benchmarks_page_says_an_imported_curve_is_another_machines(db: Path) -> None:
+    from tests.test_app_benchmarks import open_page
+
+    assert main(IMPORT) == 0
+    at = open_page(db)
+    assert any("(imported: machine build-vm)" in str(o) for s in at.selectbox for o in s.options)
+    assert any("Imported from machine 'build-vm': this machine's replay does not use it" in c.value for c in at.caption)

@@ -67,9 +67,52 @@ job_status(
     failed=lambda job: f"Benchmark failed: {job.error}. Nothing was stored.",
 )
 
+
+def _batched_curves() -> None:
+    """Stored batched service curves (measured here or imported from another machine), drawn against B."""
+    curves = state.service_curves(str(db), state.database_version(db))
+    if not curves:
+        st.info(
+            "No batched service curve yet: `slmlab bench --model smollm2-135m --parallel 1,2,4,8` measures B "
+            "sequences served together in one llama.cpp context (as llama.cpp's server with parallel slots does)."
+        )
+    else:
+        names = {
+            f"{c['curve_id']} {c['model']} PP{c['pp']} TG{c['tg']} t{c['n_threads']}"
+            + (f" (imported: machine {c['machine']})" if c.get("source") == "imported" else "")
+            + (" (contended)" if c["contended"] else ""): c["curve_id"]
+            for c in curves
+        }
+        chosen = st.selectbox("Curve", list(names))
+        curve = state.service_curve(str(db), state.database_version(db), names[chosen])
+        fits = curve.fits
+        st.plotly_chart(
+            charts.service_curve(
+                curve.batch[fits].tolist(),
+                curve.decode_tok_s[fits].tolist(),
+                (curve.itl_s[fits] * 1000).tolist(),
+                f"{curve.model}: aggregate decode and per-sequence latency against B",
+            ),
+            width="stretch",
+        )
+        if curve.contended:
+            st.warning("This curve was measured on a busy machine (contended); the replay skips it unless picked.")
+        if not fits.all():
+            st.caption(f"KV cache ran out past B = {curve.max_batch} ({curve.kv_bytes_per_token:,} bytes a token).")
+        if curve.source == "imported":
+            st.caption(
+                f"Imported from machine '{curve.machine}': this machine's replay does not use it; a hardware profile "
+                f"naming that machine does (`slmlab profiles add NAME --machine {curve.machine} ...`, then pick the "
+                "profile on Routing replay)."
+            )
+
+
 runs = state.bench_runs(str(db), state.database_version(db))
 if runs.is_empty():
     st.info("No benchmark runs yet. Run one above, or `slmlab bench --model smollm2-135m --quick`.")
+    if state.service_curves(str(db), state.database_version(db)):  # curves imported from another machine
+        st.subheader("Batched serving")
+        _batched_curves()
     st.stop()
 
 contended = runs.filter(runs["contended"].fill_null(False)) if "contended" in runs.columns else runs.clear()
@@ -130,34 +173,7 @@ with sweeps:
     if runs["concurrency"].n_unique() > 1:
         st.plotly_chart(charts.capacity_curve(runs), width="stretch")
 with batched:
-    curves = state.service_curves(str(db), state.database_version(db))
-    if not curves:
-        st.info(
-            "No batched service curve yet: `slmlab bench --model smollm2-135m --parallel 1,2,4,8` measures B "
-            "sequences served together in one llama.cpp context (as llama.cpp's server with parallel slots does)."
-        )
-    else:
-        names = {
-            f"{c['curve_id']} {c['model']} PP{c['pp']} TG{c['tg']} t{c['n_threads']}"
-            + (" (contended)" if c["contended"] else ""): c["curve_id"]
-            for c in curves
-        }
-        chosen = st.selectbox("Curve", list(names))
-        curve = state.service_curve(str(db), state.database_version(db), names[chosen])
-        fits = curve.fits
-        st.plotly_chart(
-            charts.service_curve(
-                curve.batch[fits].tolist(),
-                curve.decode_tok_s[fits].tolist(),
-                (curve.itl_s[fits] * 1000).tolist(),
-                f"{curve.model}: aggregate decode and per-sequence latency against B",
-            ),
-            width="stretch",
-        )
-        if curve.contended:
-            st.warning("This curve was measured on a busy machine (contended); the replay skips it unless picked.")
-        if not fits.all():
-            st.caption(f"KV cache ran out past B = {curve.max_batch} ({curve.kv_bytes_per_token:,} bytes a token).")
+    _batched_curves()
 with machines:
     table = runs.select(
         [

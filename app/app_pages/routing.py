@@ -311,6 +311,7 @@ def _sources_caption(run: dict) -> str:
     roles = inputs.get("roles") or {}
     recorded = {m: c["recorded"] for m, c in (inputs.get("cost_source") or {}).items() if c.get("recorded")}
     timed = {m: c["recorded"] for m, c in (inputs.get("latency_source") or {}).items() if c.get("recorded")}
+    serving = inputs.get("local_serving") or {}
     lines = [
         *(f"Roles: {'; '.join(f'{k} = {v}' for k, v in roles.items())}." for _ in [0] if roles),
         *(
@@ -321,8 +322,22 @@ def _sources_caption(run: dict) -> str:
             if recorded
         ),
         f"Baseline frontier-only = **{config.get('frontier_model')}**, small model = **{config.get('small_model')}**; "
-        f"seed {run['seed']}, speed x{inputs.get('speed')}, volume x{inputs.get('volume')}, "
-        f"{inputs.get('servers_per_local_model')} server(s) per local model.",
+        f"seed {run['seed']}, speed x{inputs.get('speed')}, volume x{inputs.get('volume')}; "
+        + (
+            "local serving: "
+            + "; ".join(
+                f"{m} on {s['profile']} ({s['slots']} slots, fleet {s['fleet']}; "
+                + (
+                    "speed assumed: single-sequence speed x the profile's batch speed-up)"
+                    if str(s["curve"]).startswith("assumption")
+                    else f"curve {str(s['curve']).split(';')[0]})"
+                )
+                for m, s in serving.items()
+            )
+            if serving
+            else f"{inputs.get('servers_per_local_model')} server(s) per local model"
+        )
+        + ".",
         f"**Cost** = token counts ({tokens}) x per-token prices: {_grouped(api, 'input_usd_per_mtok')}"
         + (f"; {_grouped(local, 'input_usd_per_mtok')}" if local else "")
         + ".",
@@ -333,8 +348,12 @@ def _sources_caption(run: dict) -> str:
         f"**Latency**: API time to first token: {_grouped(api, 'ttft_ms')}; API output speed: "
         f"{_grouped(api, 'output_tok_s')}"
         + (
-            f"; local models' speed: {_grouped(local, 'output_tok_s')}, queued FIFO over arrivals "
-            f"({inputs.get('arrivals')})"
+            f"; local models' single-sequence speed: {_grouped(local, 'output_tok_s')}, "
+            + (
+                f"batched on their fleets over the arrivals ({inputs.get('arrivals')})"
+                if serving
+                else f"no queueing ({inputs.get('arrivals')})"
+            )
             if local
             else ""
         )
@@ -568,8 +587,9 @@ else:
             st.plotly_chart(charts.latency_cdf(requests.select("policy", "latency_ms"), colours), width="stretch")
             st.caption(
                 "From each request's stored latency (queue wait + time to first token + generation). Local "
-                "queues are FIFO over the recorded arrivals, so waits can reach hours; rejected requests have "
-                "no latency and are left out."
+                "models are served by their fleets over the recorded arrivals (continuous batching, each fleet "
+                "sized to the SLO unless fixed; see servers needed); rejected requests have no latency and are "
+                "left out."
             )
         with cost_tab:
             st.plotly_chart(charts.cost_by_model(requests.select("policy", "model", "cost_usd")), width="stretch")
@@ -625,6 +645,7 @@ if chosen_run.get("requests_stored"):
     stored_policies = [str(p["policy"]) for p in run["config"]["policies"]]  # the replayed ones have request rows
     policy = st.selectbox("Policy", stored_policies)
     rows = state.replay_requests(str(db), version, run_id, policy=policy, limit=DRILL_DOWN_ROWS)
+    rows = rows.with_columns(pl.col(pl.Utf8).fill_null("-"))  # a request with no reason shows '-', not None
     st.dataframe(
         rows.select([c for c in REQUEST_COLUMNS if c in rows.columns]),
         hide_index=True,

@@ -311,14 +311,17 @@ def test_litellm_csv_with_team_and_tags_records_labels(db: Path, tmp_path: Path)
     assert latency.overrides() == [{"name": "gpt-4o", "ttft_ms": 500.0, "output_tok_s": 13.33}]
 
 
-def test_streamed_import_stores_the_same_trace(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("in_order", [False, True], ids=["out-of-order", "in-order"])
+def test_streamed_import_stores_the_same_trace(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_order: bool
+) -> None:
     import slmlab.traces.importer as importer
 
     lines = [
         "request_id,startTime,endTime,completionStartTime,model,prompt_tokens,completion_tokens,spend,team_id,user"
     ]
-    for i in range(300):  # every 7th row starts before the row above it, so arrival ranks need a sort
-        second = i - 2 if i % 7 == 0 and i > 1 else i
+    for i in range(300):  # out of order: every 7th row starts before the row above it, so arrival ranks need a sort
+        second = i - 2 if i % 7 == 0 and i > 1 and not in_order else i
         lines.append(
             f"r{i},2025-01-24 09:{second // 60:02d}:{second % 60:02d}.5,2025-01-24 10:00:00,"
             f"{'2025-01-24 09:59:59' if i % 2 else ''},{'gpt-4o' if i % 3 else 'gpt-4o-mini'},{10 + i},{i % 50},"
@@ -337,13 +340,33 @@ def test_streamed_import_stores_the_same_trace(db: Path, tmp_path: Path, monkeyp
     remove_trace("memory", db=db)
     monkeypatch.setattr(importer, "STREAM_BYTES", 0)  # any file is "too large for memory"
     streamed = import_trace(path, db=db, name="streamed")
-    assert "staging file" in streamed.report["validation"] and "staging" not in in_memory.report["validation"]
-    assert streamed.report["rows_out_of_order"] == in_memory.report["rows_out_of_order"] > 0
+    assert "staging table" in streamed.report["validation"] and "staging" not in in_memory.report["validation"]
+    assert streamed.report["rows_out_of_order"] == in_memory.report["rows_out_of_order"]
+    assert (streamed.report["rows_out_of_order"] == 0) == in_order
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute(query).fetchall() == expected
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
     con.close()
     (summary,) = list_traces(db, "streamed")
     assert summary.rows == 300 and summary.label_sources["tenant"].startswith("recorded")
+
+
+def test_a_streamed_log_with_a_bad_value_names_its_rows_and_creates_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamed import opens the warehouse before it reads the log: a refused log leaves no new file behind."""
+    import slmlab.traces.importer as importer
+    from slmlab.traces.errors import TraceInputError
+
+    db = tmp_path / "new.duckdb"
+    path = tmp_path / "spend.csv"
+    rows = [f"r{i},2025-01-24 09:00:{i:02d},gpt-4o,{'ten' if i in (3, 7) else 10},5,0.001" for i in range(20)]
+    path.write_text("request_id,startTime,model,prompt_tokens,completion_tokens,spend\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(importer, "STREAM_BYTES", 0)  # any file is "too large for memory"
+    with pytest.raises(TraceInputError, match="column 'input_tokens': bad input token count in 2 row") as caught:
+        import_trace(path, db=db)
+    assert "row 4" in str(caught.value) and "row 8" in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spend.csv"]
 
 
 def test_hive_partitioned_parquet_imports_as_one_trace(db: Path, tmp_path: Path) -> None:

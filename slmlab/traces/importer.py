@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,7 @@ from slmlab.traces.reading import (
 )
 from slmlab.traces.records import insert_records
 from slmlab.traces.staged import ImportOptions, StagedTrace
-from slmlab.traces.streaming import STREAM_BYTES
+from slmlab.traces.streaming import STREAM_BYTES, StagedLog
 from slmlab.traces.workload import WORKLOAD_FIELDS
 from slmlab.traces.writing import insert_trace, lay_out
 
@@ -335,50 +336,89 @@ def _import_streamed(
     say: Progress,
     legacy: Callable[[], str],
 ) -> ImportResult:
-    """A gateway log too large for memory: staged on disk, labelled in batches, copied by DuckDB (`streaming.py`)."""
-    from slmlab.traces.streaming import stage_log, streamed_hash, write_staged
-    from slmlab.traces.writing import StoredRequests
+    """A gateway log too large for memory: typed into a temporary table of the warehouse connection (spilled to
+    disk), labelled in batches, copied by DuckDB (`streaming.py`). A database this creates is removed again when
+    the import fails, as the in-memory path never creates one."""
+    from slmlab.traces.streaming import bounded_memory, stage_log, streamed_hash
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper:
-        hashing = helper.submit(streamed_hash, [path], root) if digest is None else None
-        say(f"reading and validating as {chosen.name} (streamed through a staging file)")
-        staged = stage_log(path, lambda con: chosen.call_fields(con, path, options), options)
-        digest = hashing.result() if hashing is not None else digest
-    assert digest is not None  # either given or hashed just above
+    database = resolve_db_path(db)
+    existed = database.exists()
     try:
-        say("labelling and writing")
-        with store.transaction(db) as con:
-            if found := _already_imported(con, digest, started, legacy):
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper,
+            store.connect(db) as con,
+            bounded_memory(con),
+        ):
+            hashing = helper.submit(streamed_hash, [path], root) if digest is None else None
+            say(f"reading and validating as {chosen.name} (streamed through a staging table)")
+            # Staged before the transaction begins: rows a transaction appends have row ids from 2^62, and the
+            # staging table's row ids are the file's row numbers.
+            staged = stage_log(con, path, lambda c: chosen.call_fields(c, path, options), options)
+            digest = hashing.result() if hashing is not None else digest
+            assert digest is not None  # either given or hashed just above
+            con.execute("BEGIN TRANSACTION")
+            try:
+                found = _already_imported(con, digest, started, legacy)
+                if found is None:
+                    trace_id, report, labelling = _write_streamed(
+                        con, chosen, path, name, source_file, digest, staged, label_mix
+                    )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            if found is not None:
                 return found
-            if con.execute("SELECT count(*) FROM traces WHERE name = ?", [name]).fetchall()[0][0]:
-                raise TraceInputError(
-                    path, f"a different trace named '{name}' already exists", hint="choose another name with --name"
-                )
-            rows, sets = pa.table({"seq": pa.array([], pa.int64())}), pa.table({"label_set": pa.array([], pa.int32())})
-            report = {**staged.report, "slmlab_version": __version__, "files": [path.name]}
-            trace_id = insert_trace(
-                con,
-                name=name,
-                source_file=source_file,
-                fmt=chosen.name,
-                digest=digest,
-                kind="workload",
-                requests=StoredRequests(rows, sets, None),
-                labelling={},
-                report=report,
-                first_arrival_ns=staged.first_arrival_ns,
-            )
-            labelling, recorded = write_staged(con, trace_id, staged, labels_for(label_mix, "workload"))
-            report.update(recorded)
-            con.execute(
-                "UPDATE traces SET row_count = ?, labelling = ?, import_report = ? WHERE trace_id = ?",
-                [staged.rows, json.dumps(labelling), json.dumps(report, default=str), trace_id],
-            )
-    finally:
-        staged.discard()
+    except BaseException:
+        if not existed:
+            for leftover in (database, database.with_name(database.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            shutil.rmtree(database.with_name(database.name + ".tmp"), ignore_errors=True)
+        raise
     return ImportResult(
         trace_id, name, chosen.name, staged.rows, 0, False, time.perf_counter() - started, report, labelling
     )
+
+
+def _write_streamed(
+    con: duckdb.DuckDBPyConnection,
+    chosen: LogFormat,
+    path: Path,
+    name: str,
+    source_file: str,
+    digest: str,
+    staged: StagedLog,
+    label_mix: LabelMix | str | None,
+) -> tuple[int, dict[str, object], dict[str, object]]:
+    """The trace row, then its staged requests, inside the caller's transaction."""
+    from slmlab.traces.streaming import write_staged
+    from slmlab.traces.writing import StoredRequests
+
+    if con.execute("SELECT count(*) FROM traces WHERE name = ?", [name]).fetchall()[0][0]:
+        raise TraceInputError(
+            path, f"a different trace named '{name}' already exists", hint="choose another name with --name"
+        )
+    rows, sets = pa.table({"seq": pa.array([], pa.int64())}), pa.table({"label_set": pa.array([], pa.int32())})
+    report = {**staged.report, "slmlab_version": __version__, "files": [path.name]}
+    trace_id = insert_trace(
+        con,
+        name=name,
+        source_file=source_file,
+        fmt=chosen.name,
+        digest=digest,
+        kind="workload",
+        requests=StoredRequests(rows, sets, None),
+        labelling={},
+        report=report,
+        first_arrival_ns=staged.first_arrival_ns,
+    )
+    labelling, recorded = write_staged(con, trace_id, staged, labels_for(label_mix, "workload"))
+    report.update(recorded)
+    con.execute(
+        "UPDATE traces SET row_count = ?, labelling = ?, import_report = ? WHERE trace_id = ?",
+        [staged.rows, json.dumps(labelling), json.dumps(report, default=str), trace_id],
+    )
+    return trace_id, report, labelling
 
 
 def _import_dataset(

@@ -1,6 +1,7 @@
 """Production-scale imports of gateway logs with bounded memory: a log of 100 million requests does not fit in
-memory as Arrow tables, so it is checked and typed into an on-disk DuckDB staging file, labelled in batches, and
-copied into the warehouse by DuckDB itself.
+memory as Arrow tables, so it is checked and typed in one parallel read into a temporary table of the warehouse
+connection (DuckDB spills it to disk beyond `MEMORY_LIMIT`), labelled in batches, and copied into the warehouse
+tables by DuckDB itself: no staging database is written and read back, and a failed import rolls back.
 
 The result is the same trace as the in-memory path (`gateway.stage_calls`): the same checks, arrival ranks, recorded
 figures and labels. Labels are drawn per batch with the counter-based labeller (`label_kernel`), which gives each
@@ -10,8 +11,6 @@ request the same labels whatever batch it is in. Memory stays near `MEMORY_LIMIT
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,62 +36,66 @@ from slmlab.traces.reading import HASH_PREFIX, ident, sql_quote
 from slmlab.traces.staged import ImportOptions
 from slmlab.traces.workload import MAX_SPAN_NS
 
-STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging file
-MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and while writing; it spills to disk beyond it
-BATCH_ROWS = 1 << 21
+STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging table
+MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and writing; it spills the staging table to disk beyond it
+BATCH_ROWS = 16 * 122_880  # whole DuckDB row groups: a batch that ends mid-group is merged again at checkpoint
 HASH_BLOCK = 16 << 20
-READER_MEMORY = "512MB"  # the staging file's reader while it is copied: it only streams
+CALLS = "slmlab_stream_calls"  # temporary tables of the import's warehouse connection, gone when it closes
+RANKS = "slmlab_stream_ranks"
 
 
 @dataclass(frozen=True)
 class StagedLog:
-    """A gateway log checked and typed in a staging file, ready to be copied into the warehouse."""
+    """A gateway log checked and typed into the temporary table `CALLS` of a warehouse connection, in file order."""
 
-    folder: Path
     rows: int
     first_arrival_ns: int
-    ordered: bool  # file order is arrival order (seq = file row - 1)
+    ordered: bool  # file order is arrival order (seq = file row - 1); otherwise `RANKS` maps rowid to seq
     present: tuple[str, ...]
     report: dict[str, object]
 
-    @property
-    def file(self) -> Path:
-        """The staging database."""
-        return self.folder / "staging.duckdb"
 
-    def discard(self) -> None:
-        """Remove the staging files."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+@contextlib.contextmanager
+def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's buffer pool capped at MEMORY_LIMIT while a log streams through `con`, so a 100M-row log spills the
+    staging table and the transaction's new rows to disk instead of growing the process; the settings are restored
+    at the end (other connections of this process share them). Rows keep file order: ranks and rows depend on it."""
+    saved = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
+    ).fetchall()[0]
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET SESSION TimeZone = 'UTC'")  # a date-time without an offset is UTC, as the tools write them
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the connection closes after
+            con.execute(f"SET memory_limit = {sql_quote(str(saved[0]))}")
+            con.execute(f"SET preserve_insertion_order = {str(saved[1]).lower()}")
 
 
 def stage_log(
+    con: duckdb.DuckDBPyConnection,
     path: Path,
     fields_for: Callable[[duckdb.DuckDBPyConnection], CallFields],
     options: ImportOptions,
-    *,
-    temp_dir: Path | None = None,
 ) -> StagedLog:
-    """Check and type every call into `calls` of a staging file, in file order; nothing is held in memory."""
-    folder = Path(tempfile.mkdtemp(prefix="slmlab-stage-", dir=temp_dir))
-    try:
-        con = duckdb.connect(str(folder / "staging.duckdb"))
-        try:
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-            con.execute(f"SET temp_directory = {sql_quote(str(folder / 'spill'))}")
-            con.execute("SET preserve_insertion_order = true")
-            con.execute("PRAGMA force_compression = 'uncompressed'")  # a scratch file: writing beats its size
-            con.execute("SET TimeZone = 'UTC'")
-            return _stage(con, path, fields_for(con), options, folder)
-        finally:
-            con.close()
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    """Check and type every call into the temporary table `CALLS` of the warehouse connection `con`, in file
+    order, in one parallel read (inside `bounded_memory`); nothing is held in Python."""
+    fields = fields_for(con)
+    staged = _stage(con, path, fields, options)
+    # The format's own temporary tables (`requests`, `calls`, ...) would hide the warehouse's tables of the same
+    # name from this connection while it writes: they are not needed any more.
+    for kind, name in con.execute(
+        "SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary "
+        "UNION ALL SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary AND NOT internal"
+    ).fetchall():
+        if name not in (CALLS, RANKS):
+            con.execute(f"DROP {kind} IF EXISTS temp.main.{ident(name)}")
+    return staged
 
 
-def _stage(
-    con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions, folder: Path
-) -> StagedLog:
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions) -> StagedLog:
     present = [n for n in fields.exprs if options.keep_text or n not in PRIVATE_TEXT]
     present = [
         n
@@ -125,7 +128,7 @@ def _stage(
     found = _checks_for(present, fields.time_unit)
     select = _select(fields, present)
     try:
-        con.execute(f"CREATE TABLE calls AS {typed_select(select, found, fields.time_unit)}")
+        con.execute(f"CREATE TEMP TABLE {CALLS} AS {typed_select(select, found, fields.time_unit)}")
         validation = "typed read"
     except duckdb.Error:
         try:
@@ -133,19 +136,20 @@ def _stage(
         except duckdb.Error as error:  # the file itself cannot be read (a line over the limit, broken quoting)
             raise TraceInputError(path, f"cannot be read: {str(error).splitlines()[0]}") from error
         columns = ", ".join(f"{c.typed} AS {ident(c.column)}" for c in found)  # values the fast read was strict about
-        con.execute(f"CREATE TABLE calls AS SELECT {columns} FROM calls_raw ORDER BY __row")
+        con.execute(f"CREATE TEMP TABLE {CALLS} AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")
         validation = "row-by-row checks"
-    rows, first, last, backwards = con.execute(
-        'SELECT count(*), min(start), max(start), count_if("end" < start) FROM calls'
-        if "end" in present
-        else "SELECT count(*), min(start), max(start), 0 FROM calls"
+    # One pass for the count, the span, ends before starts and rows that arrived before the row above them.
+    end = '"end"' if "end" in present else "NULL::BIGINT"
+    rows, first, last, backwards, out_of_order = con.execute(
+        f"SELECT count(*), min(start), max(start), count_if(end_ < start), count_if(start < before) FROM "
+        f"(SELECT start, {end} AS end_, lag(start) OVER (ORDER BY rowid) AS before FROM {CALLS})"
     ).fetchall()[0]
     if not rows:
         raise TraceInputError(path, "holds no LLM calls")
     if int(last) - int(first) >= MAX_SPAN_NS:  # the in-memory path's check (workload.arrival_offsets_ns)
         far = con.execute(
-            f"SELECT rowid + 1, start FROM calls WHERE start - {int(first)}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
+            f"SELECT rowid + 1, start FROM {CALLS} WHERE start - {int(first)}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
         ).fetchall()
         raise TraceInputError(
             path,
@@ -156,7 +160,7 @@ def _stage(
             total=len(far),
         )
     if backwards:
-        bad = con.execute('SELECT rowid + 1 FROM calls WHERE "end" < start ORDER BY rowid LIMIT 5').fetchall()
+        bad = con.execute(f'SELECT rowid + 1 FROM {CALLS} WHERE "end" < start ORDER BY rowid LIMIT 5').fetchall()
         raise TraceInputError(
             path,
             f"'{fields.names.get('end', 'end')}' is before the request start",
@@ -167,7 +171,7 @@ def _stage(
     for name in ("end", "first_token"):  # a recorded time more than 146 years after the start: refused, not wrapped
         if name in present:
             far = con.execute(
-                f"SELECT rowid + 1 FROM calls WHERE {ident(name)}::HUGEINT - start >= {MAX_SPAN_NS} ORDER BY rowid"
+                f"SELECT rowid + 1 FROM {CALLS} WHERE {ident(name)}::HUGEINT - start >= {MAX_SPAN_NS} ORDER BY rowid"
             ).fetchall()
             if far:
                 raise TraceInputError(
@@ -177,17 +181,17 @@ def _stage(
                     offenders=[(int(r), "more than 146 years after the start") for (r,) in far[:5]],
                     total=len(far),
                 )
-    out_of_order = _out_of_order(con)
-    if out_of_order:  # each row's rank in arrival order, in file order (a sort that DuckDB spills to disk)
+    if out_of_order:  # each row's rank in arrival order (a sort that DuckDB spills to disk), kept where it is not
+        # the row's own position: a log that is mostly in order joins a few rows, not all of them
         con.execute(
-            "CREATE TABLE ranks AS SELECT seq FROM (SELECT rowid AS r, CAST(row_number() OVER "
-            "(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM calls) ORDER BY r"
+            f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT rowid AS r, CAST(row_number() OVER "
+            f"(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM {CALLS}) WHERE seq <> r"
         )
     report = {
         "recorded": {},
         "log_fields": {n: fields.names[n] for n in present if n in fields.names},
         "rows_out_of_order": out_of_order,
-        "validation": validation + " (streamed through a staging file)",
+        "validation": validation + " (streamed through a staging table)",
         "text": "stored (--keep-text)"
         if options.keep_text
         else "not stored (pass --keep-text to keep prompts and responses)",
@@ -197,35 +201,16 @@ def _stage(
             label: fields.names.get(label, label) for label in ("tenant", "team", "user", "tags") if label in present
         },
     }
-    return StagedLog(folder, int(rows), int(first), not out_of_order, tuple(present), report)
+    return StagedLog(int(rows), int(first), not out_of_order, tuple(present), report)
 
 
-def _batches(con: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
-    """A query's result as Arrow batches of BATCH_ROWS (`to_arrow_reader` in DuckDB 2, `fetch_record_batch` in 1.x)."""
-    relation = con.sql(sql)
-    reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
-    return reader(BATCH_ROWS)
-
-
-def _out_of_order(con: duckdb.DuckDBPyConnection) -> int:
-    """How many rows started before the row above them, read in file order in batches."""
-    count, last = 0, None
-    reader = _batches(con, "SELECT start FROM calls")
-    for batch in reader:
-        start = batch.column(0).to_numpy()
-        if last is not None and len(start):
-            count += int(start[0] < last)
-        count += int(np.count_nonzero(start[1:] < start[:-1]))
-        if len(start):
-            last = start[-1]
-    return count
-
-
-def _seq_sql(staged: StagedLog) -> tuple[str, str]:
-    """FROM clause and seq expression over the attached staging file `stage`."""
+def _seq_sql(staged: StagedLog, rows: str = "") -> tuple[str, str]:
+    """FROM clause and seq expression over the staging table (`c`) for the warehouse's tables, in file order;
+    `rows` (a condition on the row id) limits the join to one batch."""
     if staged.ordered:
-        return "stage.calls c", "c.rowid"
-    return "stage.calls c POSITIONAL JOIN stage.ranks k", "k.seq"
+        return f"{CALLS} c", "c.rowid"
+    within = f" AND k.r {rows}" if rows else ""
+    return f"{CALLS} c LEFT JOIN {RANKS} k ON k.r = c.rowid{within}", "coalesce(k.seq, c.rowid)"
 
 
 class _Labeller:
@@ -240,20 +225,21 @@ class _Labeller:
 
     def codes(self, tokens: np.ndarray, seq: np.ndarray, tenant: pa.Array | None) -> np.ndarray:
         n = len(tokens)
-        digits = [np.zeros(n, dtype=np.int64) for _ in range(4)]
-        if self.mix is not None:
-            drawn = draw_labels(tokens, self.mix, {}, arrival_rank=seq)
-            for i, name in enumerate(("task", "data_class", "residency")):
-                digits[i] = drawn.codes(name).astype(np.int64) + 1
-            if self.tenants is None:
-                digits[3] = drawn.codes("tenant").astype(np.int64) + 1
-        if self.tenants is not None and tenant is not None:
-            index = pc.index_in(tenant, value_set=pa.array(self.tenants))
-            digits[3] = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
-        key = np.zeros(n, dtype=np.int64)
-        for digit, radix in zip(digits, self.radix):
-            key = key * radix + digit
-        self.used.update(np.unique(key).tolist())
+        drawn = draw_labels(tokens, self.mix, {}, arrival_rank=seq) if self.mix is not None else None
+        key = np.zeros(n, dtype=np.int64)  # the digits (code + 1, 0 for none) in place: no array per digit
+        for name, radix in zip(("task", "data_class", "residency", "tenant"), self.radix):
+            key *= radix
+            if name == "tenant" and self.tenants is not None:
+                if tenant is not None:
+                    index = pc.index_in(tenant, value_set=pa.array(self.tenants))
+                    key += pc.fill_null(index, -1).to_numpy(zero_copy_only=False)
+                    key += 1
+            elif drawn is not None:
+                key += drawn.codes(name)
+                key += 1
+        combinations = int(np.prod(self.radix))
+        used = np.flatnonzero(np.bincount(key, minlength=combinations)) if combinations <= 1 << 22 else np.unique(key)
+        self.used.update(used.tolist())  # counting beats sorting while the combinations are few
         return key
 
     def label_sets(self, slo_by_task: dict[str, float] | None) -> pa.Table:
@@ -291,53 +277,47 @@ class _Labeller:
         )
 
 
-def _reader(staged: StagedLog) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the staging file that only streams it, with a small buffer pool of its own."""
-    con = duckdb.connect(str(staged.file), read_only=True)
-    con.execute(f"SET memory_limit = '{READER_MEMORY}'")
-    con.execute(f"SET temp_directory = {sql_quote(str(staged.folder / 'spill'))}")
-    return con
-
-
-def _row_batches(staged: StagedLog, labeller: _Labeller) -> Iterator[pa.RecordBatch]:
-    """request_rows in file order, one batch at a time, with each request's label combination."""
-    con = _reader(staged)
-    try:
-        seq = "calls.rowid" if staged.ordered else "seq"
-        source = "calls" if staged.ordered else "calls POSITIONAL JOIN ranks"
-        tenant = ", tenant" if "tenant" in staged.present else ""
-        tokens = {n: (f"coalesce({n}, 0)" if n in staged.present else "0") for n in ("input_tokens", "output_tokens")}
-        reader = _batches(
+def _labelled_rows(con: duckdb.DuckDBPyConnection, trace_id: int, staged: StagedLog, labeller: _Labeller) -> None:
+    """request_rows in file order, BATCH_ROWS at a time, each with its label combination (drawn in Python: the
+    staging table is only visible to this connection, so each batch is fetched, labelled and inserted in turn)."""
+    tenant = ", c.tenant" if "tenant" in staged.present else ""
+    tokens = {n: (f"coalesce(c.{n}, 0)" if n in staged.present else "0") for n in ("input_tokens", "output_tokens")}
+    for lo in range(0, staged.rows, BATCH_ROWS):
+        within = f"BETWEEN {lo} AND {lo + BATCH_ROWS - 1}"
+        source, seq = _seq_sql(staged, within)
+        batch = _arrow(
             con,
-            f"SELECT CAST({seq} AS BIGINT) AS seq, CAST(calls.rowid + 1 AS BIGINT) AS source_row, "
-            f"start - {staged.first_arrival_ns} AS arrival_ns, "
+            f"SELECT CAST({seq} AS BIGINT) AS seq, CAST(c.rowid + 1 AS BIGINT) AS source_row, "
+            f"c.start - {staged.first_arrival_ns} AS arrival_ns, "
             f"CAST({tokens['input_tokens']} AS BIGINT) AS input_tokens, "
-            f"CAST({tokens['output_tokens']} AS BIGINT) AS output_tokens{tenant} FROM {source}",
+            f"CAST({tokens['output_tokens']} AS BIGINT) AS output_tokens{tenant} "
+            f"FROM {source} WHERE c.rowid {within}",
         )
-        for batch in reader:
-            key = labeller.codes(
-                batch.column(3).to_numpy(zero_copy_only=False),
-                batch.column(0).to_numpy(),
-                batch.column(5) if tenant else None,
-            )
-            yield pa.RecordBatch.from_arrays(
-                [*batch.columns[:5], pa.array(key.astype(np.int32))],
-                names=["seq", "source_row", "arrival_ns", "input_tokens", "output_tokens", "label_set"],
-            )
-    finally:
-        con.close()
+        key = labeller.codes(
+            _numpy(batch.column("input_tokens")),
+            _numpy(batch.column("seq")),
+            batch.column("tenant").combine_chunks() if tenant else None,
+        )
+        rows = batch.select(["seq", "source_row", "arrival_ns", "input_tokens", "output_tokens"]).append_column(
+            "label_set", pa.array(key.astype(np.int32))
+        )
+        con.register("staged_rows", rows)
+        try:
+            con.execute(f"INSERT INTO request_rows BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_rows")
+        finally:
+            con.unregister("staged_rows")
 
 
-ROW_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("source_row", pa.int64()),
-        ("arrival_ns", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("label_set", pa.int32()),
-    ]
-)
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """A query's result as an Arrow table of one chunk (`to_arrow_table` in DuckDB 2, `arrow` in 1.x): DuckDB writes
+    each chunk of an inserted table into row groups of its own, merged again when the file checkpoints."""
+    relation = con.sql(sql)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch(BATCH_ROWS)
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    return column.combine_chunks().to_numpy(zero_copy_only=False)
 
 
 def write_staged(
@@ -346,30 +326,22 @@ def write_staged(
     staged: StagedLog,
     mix: LabelMix | None,
 ) -> tuple[dict[str, object], dict[str, object]]:
-    """Copy a staged log into the warehouse inside the caller's transaction; returns its labelling provenance and the
-    recorded-field counts."""
+    """Copy a staged log into the warehouse inside the caller's transaction, on the connection `stage_log` used (in
+    `bounded_memory`); returns its labelling provenance and the recorded-field counts."""
     tenants = None
     if "tenant" in staged.present:
-        probe = _reader(staged)
-        try:
-            tenants = [
-                r[0]
-                for r in probe.execute(
-                    "SELECT DISTINCT tenant FROM calls WHERE tenant IS NOT NULL ORDER BY tenant"
-                ).fetchall()
-            ] or None
-        finally:
-            probe.close()
-    labeller = _Labeller(mix, tenants)
-    # The warehouse's buffer pool holds the transaction's new rows: capped, so a 100M-row log spills them to disk
-    # instead of growing the process (restored at the end: other connections of this process share the setting).
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        tenants = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT tenant FROM {CALLS} WHERE tenant IS NOT NULL ORDER BY tenant"
+            ).fetchall()
+        ] or None
     try:
-        return _write(con, trace_id, staged, mix, labeller, tenants)
+        return _write(con, trace_id, staged, mix, _Labeller(mix, tenants), tenants)
     finally:
-        with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the connection closes after
-            con.execute(f"SET memory_limit = {sql_quote(str(limit))}")
+        for table in (CALLS, RANKS):
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the connection closes after
+                con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
 
 
 def _write(
@@ -380,12 +352,7 @@ def _write(
     labeller: _Labeller,
     tenants: list[str] | None,
 ) -> tuple[dict[str, object], dict[str, object]]:
-    reader = pa.RecordBatchReader.from_batches(ROW_SCHEMA, _row_batches(staged, labeller))
-    con.register("staged_rows", reader)
-    try:
-        con.execute(f"INSERT INTO request_rows BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_rows")
-    finally:
-        con.unregister("staged_rows")
+    _labelled_rows(con, trace_id, staged, labeller)
     slo = dict(mix.latency_slo_ms_by_task) if mix is not None else None
     sets = labeller.label_sets(slo)
     con.register("staged_sets", sets)
@@ -393,59 +360,55 @@ def _write(
         con.execute(f"INSERT INTO label_sets BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_sets")
     finally:
         con.unregister("staged_sets")
-    con.execute(f"ATTACH {sql_quote(str(staged.file))} AS stage (READ_ONLY)")
-    try:
-        source, seq = _seq_sql(staged)
-        present = set(staged.present)
+    source, seq = _seq_sql(staged)
+    present = set(staged.present)
 
-        def col(name: str, sql: str | None = None) -> str:
-            return (sql or f"c.{ident(name)}") if name in present else "NULL"
+    def col(name: str, sql: str | None = None) -> str:
+        return (sql or f"c.{ident(name)}") if name in present else "NULL"
 
-        latency = (
-            'coalesce(c.duration_ms, (c."end" - c.start) / 1e6)'
-            if {"duration_ms", "end"} <= present
-            else "c.duration_ms"
-            if "duration_ms" in present
-            else '(c."end" - c.start) / 1e6'
-            if "end" in present
-            else "NULL"
-        )
-        first = (
-            'CASE WHEN c.first_token IS NOT NULL AND (c."end" IS NULL OR c.first_token < c."end") '
-            "THEN (c.first_token - c.start) / 1e6 END"
-            if "first_token" in present
-            else "NULL"
-        )
-        ttft = f"coalesce(c.ttft_ms, {first})" if "ttft_ms" in present else first
-        values = {
-            "model": col("model"),
-            "provider": col("provider"),
-            "latency_ms": latency,
-            "ttft_ms": ttft,
-            "cost_usd": col("cost_usd"),
-            "cached_tokens": col("cached_tokens"),
-            "status": col("status"),
-            "error": col("error"),
-            "team": col("team"),
-            "user_id": col("user"),
-            "tags": col("tags"),
-            "response": col("response"),
-        }
-        assert set(values) == set(RECORD_COLUMNS)
+    latency = (
+        'coalesce(c.duration_ms, (c."end" - c.start) / 1e6)'
+        if {"duration_ms", "end"} <= present
+        else "c.duration_ms"
+        if "duration_ms" in present
+        else '(c."end" - c.start) / 1e6'
+        if "end" in present
+        else "NULL"
+    )
+    first = (
+        'CASE WHEN c.first_token IS NOT NULL AND (c."end" IS NULL OR c.first_token < c."end") '
+        "THEN (c.first_token - c.start) / 1e6 END"
+        if "first_token" in present
+        else "NULL"
+    )
+    ttft = f"coalesce(c.ttft_ms, {first})" if "ttft_ms" in present else first
+    values = {
+        "model": col("model"),
+        "provider": col("provider"),
+        "latency_ms": latency,
+        "ttft_ms": ttft,
+        "cost_usd": col("cost_usd"),
+        "cached_tokens": col("cached_tokens"),
+        "status": col("status"),
+        "error": col("error"),
+        "team": col("team"),
+        "user_id": col("user"),
+        "tags": col("tags"),
+        "response": col("response"),
+    }
+    assert set(values) == set(RECORD_COLUMNS)
+    con.execute(
+        f"INSERT INTO request_records (trace_id, seq, {', '.join(values)}) SELECT {int(trace_id)}, {seq}, "
+        f"{', '.join(values.values())} FROM {source}"
+    )
+    if "request_id" in present or "prompt" in present:
         con.execute(
-            f"INSERT INTO request_records (trace_id, seq, {', '.join(values)}) SELECT {int(trace_id)}, {seq}, "
-            f"{', '.join(values.values())} FROM {source}"
+            f"INSERT INTO request_details (trace_id, seq, request_id, prompt) SELECT {int(trace_id)}, {seq}, "
+            f"coalesce({col('request_id')}, CAST(c.rowid + 1 AS VARCHAR)), {col('prompt')} FROM {source}"
         )
-        if "request_id" in present or "prompt" in present:
-            con.execute(
-                f"INSERT INTO request_details (trace_id, seq, request_id, prompt) SELECT {int(trace_id)}, {seq}, "
-                f"coalesce({col('request_id')}, CAST(c.rowid + 1 AS VARCHAR)), {col('prompt')} FROM {source}"
-            )
-        counts = con.execute(
-            "SELECT " + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values()) + f" FROM {source}"
-        ).fetchall()[0]
-    finally:
-        con.execute("DETACH stage")
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values()) + f" FROM {CALLS} c"
+    ).fetchall()[0]  # seq is not counted: no join
     recorded_rows = {name: int(n) for name, n in zip(values, counts)}
     labelling: dict[str, object] = {
         "recorded_fields": ["tenant"] if tenants else [],

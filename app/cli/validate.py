@@ -86,11 +86,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     decode = ", ".join(f"B={b} {x:,.1f}" for b, x in zip(result.curve.batch, result.curve.decode_tok_s))
     print(f"curve: {result.curve.source}; aggregate decode tok/s {decode}")
-    per_play = "" if config.reps == 1 else "  per play"
+    per_play = "" if config.reps == 1 else "  per play: error (real ms)"
     print(f"{'':12s} {'simulated':>10s} {'real':>10s} {'error':>7s}{per_play}")
     for metric, by_q in result.errors.items():
         for q, e in by_q.items():
-            each = ", ".join(f"{r[metric][q]['error']:+.1%}" for r in result.errors_by_rep) if per_play else ""
+            each = (
+                ", ".join(
+                    f"{r[metric][q]['error']:+.1%} (real {r[metric][q]['real_ms']:,.0f})" for r in result.errors_by_rep
+                )
+                if per_play
+                else ""
+            )
             print(
                 f"{metric + ' ' + q:12s} {e['simulated_ms']:>7,.0f} ms {e['real_ms']:>7,.0f} ms {e['error']:>+7.1%}"
                 + (f"  {each}" if each else "")

@@ -72,6 +72,17 @@ class Validation:
     curves: tuple[ServiceCurve, ...] = ()  # the curve each play was simulated with
     contention: dict[str, object] = field(default_factory=dict)
 
+    def real_spread(self) -> dict[str, dict[str, float]]:
+        """How far the real engine's own percentiles moved between plays of the same arrivals: (largest - smallest)
+        / their mean, per figure (0 with one play). The simulator cannot be checked more closely than this."""
+        out: dict[str, dict[str, float]] = {}
+        for metric in METRICS:
+            out[metric] = {}
+            for q in PERCENTILES:
+                real = [r[metric][f"p{q}"]["real_ms"] for r in self.errors_by_rep]
+                out[metric][f"p{q}"] = (max(real) - min(real)) / float(np.mean(real)) if len(real) > 1 else 0.0
+        return out
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: what `slmlab validate --json` prints and the warehouse keeps."""
         c = self.config
@@ -86,6 +97,7 @@ class Validation:
             "reps": c.reps,
             "errors_by_rep": list(self.errors_by_rep),
             "decode_tok_s_by_rep": [list(k.decode_tok_s) for k in self.curves],
+            "real_spread": self.real_spread(),
             "contention": self.contention,
             "per_request": [
                 {

@@ -54,6 +54,8 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     real = {m: np.array([r[f"real_{m}_s"] for r in first]) for m in ("ttft", "latency")}
     sim = {m: np.array([r[f"sim_{m}_s"] for r in first]) for m in ("ttft", "latency")}
     assert report["errors_by_rep"][0] == percentile_errors(real, sim)  # each play's own errors, the pooled below
+    plays = [r["ttft"]["p95"]["real_ms"] for r in report["errors_by_rep"]]
+    assert report["real_spread"]["ttft"]["p95"] == pytest.approx((max(plays) - min(plays)) / np.mean(plays))
     stored = load_validations(db=db)[0]
     assert stored["errors_by_rep"] == report["errors_by_rep"] and stored["reps"] == 2
     assert newest_by_load([stored])[0]["plays"] == 2 and newest_by_load([stored])[0]["requests"] == 4

@@ -101,6 +101,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"{metric + ' ' + q:12s} {e['simulated_ms']:>7,.0f} ms {e['real_ms']:>7,.0f} ms {e['error']:>+7.1%}"
                 + (f"  {each}" if each else "")
             )
+    if config.reps > 1:
+        spread = result.real_spread()
+        print(
+            "real engine's own spread between plays of the same arrivals ((largest - smallest) / mean): "
+            + ", ".join(f"{m} {q} {v:.0%}" for m, by_q in spread.items() for q, v in by_q.items())
+        )
     if result.contention.get("contended"):
         reasons = "; ".join(str(r) for r in list(result.contention.get("reasons") or []))  # type: ignore[call-overload]
         print(f"WARNING: contended: {reasons}. Other processes took CPU during the run; its errors measure that too.")

@@ -316,6 +316,7 @@ def test_streamed_import_stores_the_same_trace(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_order: bool
 ) -> None:
     import slmlab.traces.importer as importer
+    import slmlab.traces.streaming as streaming
 
     lines = [
         "request_id,startTime,endTime,completionStartTime,model,prompt_tokens,completion_tokens,spend,team_id,user"
@@ -339,6 +340,7 @@ def test_streamed_import_stores_the_same_trace(
     con.close()
     remove_trace("memory", db=db)
     monkeypatch.setattr(importer, "STREAM_BYTES", 0)  # any file is "too large for memory"
+    monkeypatch.setattr(streaming, "BATCH_ROWS", 63)  # 5 batches; row 63 starts one: it arrived before row 62
     streamed = import_trace(path, db=db, name="streamed")
     assert "staging table" in streamed.report["validation"] and "staging" not in in_memory.report["validation"]
     assert streamed.report["rows_out_of_order"] == in_memory.report["rows_out_of_order"]

@@ -339,10 +339,11 @@ def _import_streamed(
     """A gateway log too large for memory: typed into a temporary table of the warehouse connection (spilled to
     disk), labelled in batches, copied by DuckDB (`streaming.py`). A database this creates is removed again when
     the import fails, as the in-memory path never creates one."""
-    from slmlab.traces.streaming import bounded_memory, stage_log, streamed_hash
+    from slmlab.traces.streaming import bounded_memory, stage_log, streamed_hash, warm_labeller
 
     database = resolve_db_path(db)
     existed = database.exists()
+    mix = labels_for(label_mix, "workload")
     try:
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper,
@@ -350,6 +351,7 @@ def _import_streamed(
             bounded_memory(con),
         ):
             hashing = helper.submit(streamed_hash, [path], root) if digest is None else None
+            helper.submit(warm_labeller, mix)  # after the hash, while the log is read; its outcome is not needed
             say(f"reading and validating as {chosen.name} (streamed through a staging table)")
             # Staged before the transaction begins: rows a transaction appends have row ids from 2^62, and the
             # staging table's row ids are the file's row numbers.
@@ -361,7 +363,7 @@ def _import_streamed(
                 found = _already_imported(con, digest, started, legacy)
                 if found is None:
                     trace_id, report, labelling = _write_streamed(
-                        con, chosen, path, name, source_file, digest, staged, label_mix
+                        con, chosen, path, name, source_file, digest, staged, mix
                     )
             except BaseException:
                 con.execute("ROLLBACK")
@@ -388,7 +390,7 @@ def _write_streamed(
     source_file: str,
     digest: str,
     staged: StagedLog,
-    label_mix: LabelMix | str | None,
+    mix: LabelMix | None,
 ) -> tuple[int, dict[str, object], dict[str, object]]:
     """The trace row, then its staged requests, inside the caller's transaction."""
     from slmlab.traces.streaming import write_staged
@@ -412,7 +414,7 @@ def _write_streamed(
         report=report,
         first_arrival_ns=staged.first_arrival_ns,
     )
-    labelling, recorded = write_staged(con, trace_id, staged, labels_for(label_mix, "workload"))
+    labelling, recorded = write_staged(con, trace_id, staged, mix)
     report.update(recorded)
     con.execute(
         "UPDATE traces SET row_count = ?, labelling = ?, import_report = ? WHERE trace_id = ?",

@@ -38,7 +38,8 @@ from slmlab.traces.workload import MAX_SPAN_NS
 
 STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging table
 MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and writing; it spills the staging table to disk beyond it
-BATCH_ROWS = 16 * 122_880  # whole DuckDB row groups: a batch that ends mid-group is merged again at checkpoint
+ROW_GROUP = 122_880  # DuckDB's rows per row group
+BATCH_ROWS = 4 * ROW_GROUP  # rows labelled at a time: small arrays are reused, large ones fault in again
 HASH_BLOCK = 16 << 20
 CALLS = "slmlab_stream_calls"  # temporary tables of the import's warehouse connection, gone when it closes
 RANKS = "slmlab_stream_ranks"
@@ -53,6 +54,7 @@ class StagedLog:
     ordered: bool  # file order is arrival order (seq = file row - 1); otherwise `RANKS` maps rowid to seq
     present: tuple[str, ...]
     report: dict[str, object]
+    tenant_column: str = "tenant"  # the staging column that holds the tenant label
 
 
 @contextlib.contextmanager
@@ -72,6 +74,12 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the connection closes after
             con.execute(f"SET memory_limit = {sql_quote(str(saved[0]))}")
             con.execute(f"SET preserve_insertion_order = {str(saved[1]).lower()}")
+
+
+def warm_labeller(mix: LabelMix | None) -> None:
+    """Load the compiled label kernel (about half a second) in a helper thread while DuckDB reads the log."""
+    if mix is not None:
+        draw_labels(np.zeros(1, dtype=np.int64), mix, {}, arrival_rank=np.zeros(1, dtype=np.int64))
 
 
 def stage_log(
@@ -125,8 +133,11 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
     ]
     if "start" not in present:
         raise TraceInputError(path, "no request start time found", hint="every call needs the time it was sent")
-    found = _checks_for(present, fields.time_unit)
-    select = _select(fields, present)
+    # LiteLLM's tenant is its team: one column read, typed and kept, not two
+    shared = "tenant" in present and "team" in present and fields.exprs["tenant"] == fields.exprs["team"]
+    stored = [n for n in present if not (shared and n == "tenant")]
+    found = _checks_for(stored, fields.time_unit)
+    select = _select(fields, stored)
     try:
         con.execute(f"CREATE TEMP TABLE {CALLS} AS {typed_select(select, found, fields.time_unit)}")
         validation = "typed read"
@@ -139,11 +150,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
         con.execute(f"CREATE TEMP TABLE {CALLS} AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")
         validation = "row-by-row checks"
-    # One pass for the count, the span, ends before starts and rows that arrived before the row above them.
-    end = '"end"' if "end" in present else "NULL::BIGINT"
-    rows, first, last, backwards, out_of_order = con.execute(
-        f"SELECT count(*), min(start), max(start), count_if(end_ < start), count_if(start < before) FROM "
-        f"(SELECT start, {end} AS end_, lag(start) OVER (ORDER BY rowid) AS before FROM {CALLS})"
+    # One pass for the count, the span and ends before starts.
+    backwards_sql = 'count_if("end" < start)' if "end" in present else "0"
+    rows, first, last, backwards = con.execute(
+        f"SELECT count(*), min(start), max(start), {backwards_sql} FROM {CALLS}"
     ).fetchall()[0]
     if not rows:
         raise TraceInputError(path, "holds no LLM calls")
@@ -181,16 +191,17 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
                     offenders=[(int(r), "more than 146 years after the start") for (r,) in far[:5]],
                     total=len(far),
                 )
-    if out_of_order:  # each row's rank in arrival order (a sort that DuckDB spills to disk), kept where it is not
-        # the row's own position: a log that is mostly in order joins a few rows, not all of them
-        con.execute(
-            f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT rowid AS r, CAST(row_number() OVER "
-            f"(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM {CALLS}) WHERE seq <> r"
-        )
+    # Each row's rank in arrival order (a sort that DuckDB spills to disk), kept where it is not the row's own
+    # position: a log that is mostly in order joins a few rows, not all of them; none differ when it is in order.
+    con.execute(
+        f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT rowid AS r, CAST(row_number() OVER "
+        f"(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM {CALLS}) WHERE seq <> r"
+    )
+    ordered = not con.execute(f"SELECT count(*) FROM {RANKS}").fetchall()[0][0]
     report = {
         "recorded": {},
         "log_fields": {n: fields.names[n] for n in present if n in fields.names},
-        "rows_out_of_order": out_of_order,
+        "rows_out_of_order": 0,  # counted while the rows are written (`_labelled_rows`) when not `ordered`
         "validation": validation + " (streamed through a staging table)",
         "text": "stored (--keep-text)"
         if options.keep_text
@@ -201,7 +212,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
             label: fields.names.get(label, label) for label in ("tenant", "team", "user", "tags") if label in present
         },
     }
-    return StagedLog(int(rows), int(first), not out_of_order, tuple(present), report)
+    return StagedLog(int(rows), int(first), ordered, tuple(present), report, "team" if shared else "tenant")
 
 
 def _seq_sql(staged: StagedLog, rows: str = "") -> tuple[str, str]:
@@ -277,10 +288,12 @@ class _Labeller:
         )
 
 
-def _labelled_rows(con: duckdb.DuckDBPyConnection, trace_id: int, staged: StagedLog, labeller: _Labeller) -> None:
+def _labelled_rows(con: duckdb.DuckDBPyConnection, trace_id: int, staged: StagedLog, labeller: _Labeller) -> int:
     """request_rows in file order, BATCH_ROWS at a time, each with its label combination (drawn in Python: the
-    staging table is only visible to this connection, so each batch is fetched, labelled and inserted in turn)."""
-    tenant = ", c.tenant" if "tenant" in staged.present else ""
+    staging table is only visible to this connection, so each batch is fetched, labelled and inserted in turn);
+    returns how many rows started before the row above them (0 when the log is `ordered`)."""
+    out_of_order, last = 0, None
+    tenant = f", c.{ident(staged.tenant_column)} AS tenant" if "tenant" in staged.present else ""
     tokens = {n: (f"coalesce(c.{n}, 0)" if n in staged.present else "0") for n in ("input_tokens", "output_tokens")}
     for lo in range(0, staged.rows, BATCH_ROWS):
         within = f"BETWEEN {lo} AND {lo + BATCH_ROWS - 1}"
@@ -298,22 +311,38 @@ def _labelled_rows(con: duckdb.DuckDBPyConnection, trace_id: int, staged: Staged
             _numpy(batch.column("seq")),
             batch.column("tenant").combine_chunks() if tenant else None,
         )
+        if not staged.ordered:
+            out_of_order, last = _count_backwards(batch, out_of_order, last)
+        label_set = key.astype(np.int32)
         rows = batch.select(["seq", "source_row", "arrival_ns", "input_tokens", "output_tokens"]).append_column(
-            "label_set", pa.array(key.astype(np.int32))
+            "label_set", pa.chunked_array([label_set[i : i + ROW_GROUP] for i in range(0, len(label_set), ROW_GROUP)])
         )
         con.register("staged_rows", rows)
         try:
             con.execute(f"INSERT INTO request_rows BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_rows")
         finally:
             con.unregister("staged_rows")
+    return out_of_order
+
+
+def _count_backwards(batch: pa.Table, count: int, last: int | None) -> tuple[int, int | None]:
+    """Rows of one batch (file rows lo..hi, in any order) that arrived before the file row above them."""
+    row, arrival = _numpy(batch.column("source_row")), _numpy(batch.column("arrival_ns"))
+    if len(row) and not bool(np.all(row[1:] > row[:-1])):
+        arrival = arrival[np.argsort(row, kind="stable")]
+    if not len(arrival):
+        return count, last
+    count += int(last is not None and arrival[0] < last) + int(np.count_nonzero(arrival[1:] < arrival[:-1]))
+    return count, int(arrival[-1])
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """A query's result as an Arrow table of one chunk (`to_arrow_table` in DuckDB 2, `arrow` in 1.x): DuckDB writes
-    each chunk of an inserted table into row groups of its own, merged again when the file checkpoints."""
+    """A query's result as an Arrow table in chunks of one row group (`to_arrow_table` in DuckDB 2, `arrow` in
+    1.x): DuckDB inserts the chunks in parallel, each into whole row groups of its own (a chunk that ends
+    mid-group leaves a part group, merged again when the file checkpoints)."""
     relation = con.sql(sql)
     fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch(BATCH_ROWS)
+    return fetch(ROW_GROUP)
 
 
 def _numpy(column: pa.ChunkedArray) -> np.ndarray:
@@ -327,13 +356,14 @@ def write_staged(
     mix: LabelMix | None,
 ) -> tuple[dict[str, object], dict[str, object]]:
     """Copy a staged log into the warehouse inside the caller's transaction, on the connection `stage_log` used (in
-    `bounded_memory`); returns its labelling provenance and the recorded-field counts."""
+    `bounded_memory`); returns its labelling provenance, the recorded-field counts and the rows out of order."""
     tenants = None
     if "tenant" in staged.present:
         tenants = [
             r[0]
             for r in con.execute(
-                f"SELECT DISTINCT tenant FROM {CALLS} WHERE tenant IS NOT NULL ORDER BY tenant"
+                f"SELECT DISTINCT {ident(staged.tenant_column)} AS tenant FROM {CALLS} WHERE tenant IS NOT NULL "
+                "ORDER BY tenant"
             ).fetchall()
         ] or None
     try:
@@ -352,7 +382,7 @@ def _write(
     labeller: _Labeller,
     tenants: list[str] | None,
 ) -> tuple[dict[str, object], dict[str, object]]:
-    _labelled_rows(con, trace_id, staged, labeller)
+    out_of_order = _labelled_rows(con, trace_id, staged, labeller)
     slo = dict(mix.latency_slo_ms_by_task) if mix is not None else None
     sets = labeller.label_sets(slo)
     con.register("staged_sets", sets)
@@ -428,6 +458,7 @@ def _write(
     return labelling, {
         "recorded": {n: "recorded" for n, c in recorded_rows.items() if c},
         "recorded_rows": recorded_rows,
+        "rows_out_of_order": out_of_order,
     }
 
 

@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated file and warehouse")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="slmlab-100m-", dir=args.dir))
-    need = args.rows * 260 * 1.6  # the CSV, then the staging file and the warehouse
+    need = args.rows * 260 * 1.6  # the CSV, then the staging table spilled to disk and the warehouse
     free = shutil.disk_usage(folder).free
     if free < need:
         raise SystemExit(f"{folder}: {free / 1e9:.0f} GB free, about {need / 1e9:.0f} GB needed for {args.rows:,} rows")
@@ -150,7 +150,7 @@ def main() -> None:
             print(
                 f"scaled linearly to 100M rows: import ~{import_s * scale / 60:.1f} min, "
                 f"bare ~{bare_s * scale / 60:.1f} "
-                "min (memory stays bounded: the import streams through a staging file)"
+                "min (memory stays bounded: the import streams through a staging table DuckDB spills to disk)"
             )
         print(json.dumps(figures))
     finally:

@@ -71,6 +71,7 @@ class Validation:
     errors_by_rep: tuple[dict[str, dict[str, dict[str, float]]], ...] = ()
     curves: tuple[ServiceCurve, ...] = ()  # the curve each play was simulated with
     contention: dict[str, object] = field(default_factory=dict)
+    steps_by_rep: tuple[dict[str, object], ...] = ()  # each play's step times against the model's step costs
 
     def real_spread(self) -> dict[str, dict[str, float]]:
         """How far the real engine's own percentiles moved between plays of the same arrivals: (largest - smallest)
@@ -98,6 +99,7 @@ class Validation:
             "errors_by_rep": list(self.errors_by_rep),
             "decode_tok_s_by_rep": [list(k.decode_tok_s) for k in self.curves],
             "real_spread": self.real_spread(),
+            "steps_by_rep": list(self.steps_by_rep),
             "contention": self.contention,
             "per_request": [
                 {
@@ -182,11 +184,13 @@ def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int, reps
 
 
 def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndarray], outputs: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Submit each request when its (scaled) arrival time comes and step the server; TTFT and latency of each."""
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Submit each request when its (scaled) arrival time comes and step the server; TTFT and latency of each, and
+    every step's (sequences decoding, prompt tokens, prompts admitted, seconds)."""
     server = BatchedServer(engine, slots)
     engine.clear()
     sequences = []
+    steps: list[tuple[int, int, int, float]] = []
     started = time.perf_counter()
     i = 0
     while i < len(prompts) or server.waiting or server.active:
@@ -197,10 +201,37 @@ def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndar
         if not server.waiting and not server.active:
             time.sleep(max(0.0, arrival[i] - (time.perf_counter() - started)))
             continue
+        admitted = list(server.waiting)[: len(server.free)]  # what this step's admission takes in
+        decoding = sum(1 for s in server.active if s.prefilled == len(s.prompt) and s.generated)
+        before = time.perf_counter()
         server.step()
+        steps.append((decoding, sum(len(s.prompt) for s in admitted), len(admitted), time.perf_counter() - before))
     first = np.array([s.token_times[0] - started for s in sequences])
     last = np.array([s.token_times[-1] - started for s in sequences])
-    return first - arrival, last - arrival
+    return first - arrival, last - arrival, np.array(steps, dtype=np.float64).reshape(-1, 4)
+
+
+def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, object]:
+    """Each real step's time against the serving model's cost of that step (prompt tokens at the curve's prefill
+    speed for that many prompts, plus one decode iteration of the running sequences): the model's building block,
+    checked without the queue that amplifies a drifting machine near saturation."""
+    if not len(steps):
+        return {}
+    decoding, tokens, admitted, seconds = steps.T
+    iteration, prompt = curve.iteration_s(slots), curve.prompt_s(slots)
+    model = tokens * prompt[admitted.astype(int)] + iteration[decoding.astype(int)]
+    ratio = seconds / np.maximum(model, 1e-12)
+    kinds = {"decode only": admitted == 0, "with prompts": admitted > 0}
+    return {
+        "steps": len(steps),
+        "real_over_model_total": float(seconds.sum() / model.sum()),
+        "real_over_model_median": float(np.median(ratio)),
+        **{
+            f"real_over_model_median_{name.replace(' ', '_')}": float(np.median(ratio[mask]))
+            for name, mask in kinds.items()
+            if mask.any()
+        },
+    }
 
 
 def _mean_curve(measured: list[ServiceCurve], source: str) -> ServiceCurve:
@@ -233,6 +264,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
     rng = np.random.default_rng(config.seed)
     measured: list[ServiceCurve] = []
     plays: list[tuple[np.ndarray, np.ndarray]] = []
+    step_logs: list[np.ndarray] = []
     monitor = ContentionMonitor(config.threads).start()
     try:
         with Engine(model_path, engine_config) as engine:
@@ -248,7 +280,9 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
             arrival = (recorded - recorded[0]) / speed
             prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
             for rep in range(config.reps):
-                plays.append(_play(engine, config.slots, arrival, prompts, tokens_out))
+                real_ttft, real_latency, steps = _play(engine, config.slots, arrival, prompts, tokens_out)
+                plays.append((real_ttft, real_latency))
+                step_logs.append(steps)
                 measured.append(measured_curve(engine, config.slots, pp, tg, config.seed + 1 + rep))
     finally:
         contention = monitor.stop()
@@ -282,4 +316,5 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
         sim_latency_s=pooled_sim["latency"], errors=percentile_errors(pooled, pooled_sim),
         rep=np.repeat(np.arange(n), arrival.size), errors_by_rep=by_rep, curves=curves,
         contention=contention.as_dict(),
+        steps_by_rep=tuple(step_check(log, curve, config.slots) for log, curve in zip(step_logs, curves)),
     )  # fmt: skip

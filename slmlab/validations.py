@@ -12,7 +12,7 @@ import duckdb
 
 from slmlab import store
 
-PLAY_FIELDS = ("reps", "errors_by_rep", "decode_tok_s_by_rep", "real_spread", "contention")
+PLAY_FIELDS = ("reps", "errors_by_rep", "decode_tok_s_by_rep", "real_spread", "steps_by_rep", "contention")
 
 
 def save_validation(record: dict[str, object], *, db: str | Path | None = None) -> int:

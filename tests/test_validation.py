@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.cli.main import main
-from bench.validation import percentile_errors
+from bench.validation import percentile_errors, step_check
+from simulators.deployment import ServiceCurve
 from slmlab.traces.defaults import ensure_default_workloads
 from slmlab.validations import load_validations, newest_by_load, save_validation, trace_slice
 
@@ -55,6 +56,7 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     sim = {m: np.array([r[f"sim_{m}_s"] for r in first]) for m in ("ttft", "latency")}
     assert report["errors_by_rep"][0] == percentile_errors(real, sim)  # each play's own errors, the pooled below
     plays = [r["ttft"]["p95"]["real_ms"] for r in report["errors_by_rep"]]
+    assert [c["steps"] > 0 and c["real_over_model_total"] > 0 for c in report["steps_by_rep"]] == [True, True]
     assert report["real_spread"]["ttft"]["p95"] == pytest.approx((max(plays) - min(plays)) / np.mean(plays))
     stored = load_validations(db=db)[0]
     assert stored["errors_by_rep"] == report["errors_by_rep"] and stored["reps"] == 2
@@ -111,3 +113,18 @@ def test_the_table_keeps_the_newest_validation_of_each_load() -> None:
     rows = newest_by_load(newest_first)
     assert [(r["validation"], r["load"], r["requests"], r["plays"]) for r in rows] == [(2, 0.3, 30, 1), (3, 0.9, 10, 3)]
     assert rows[1]["latency p95"] == 0.04 and rows[0]["contended"] == "not sampled" and rows[1]["contended"] == "no"
+
+
+def test_each_step_is_checked_against_the_models_cost_of_that_step() -> None:
+    curve = ServiceCurve(
+        batch=(1, 2), decode_tok_s=(100.0, 160.0), prefill_tok_s=200.0, prefill_by_batch=(200.0, 250.0),
+        kv_bytes_per_token=0.0, weights_bytes=0.0, source="test",
+    )  # fmt: skip
+    # (decoding, prompt tokens, prompts admitted, seconds): a decode step of 1 (model 10 ms), of 2 (12.5 ms), and a
+    # step admitting 2 prompts of 25 tokens beside 1 decoding sequence (50 / 250 + 10 ms = 210 ms)
+    steps = np.array([[1, 0, 0, 0.011], [2, 0, 0, 0.0125], [1, 50, 2, 0.21]])
+    check = step_check(steps, curve, slots=2)
+    assert check["steps"] == 3
+    assert check["real_over_model_total"] == pytest.approx((0.011 + 0.0125 + 0.21) / (0.010 + 0.0125 + 0.21))
+    assert check["real_over_model_median_decode_only"] == pytest.approx((1.1 + 1.0) / 2)
+    assert check["real_over_model_median_with_prompts"] == pytest.approx(1.0)

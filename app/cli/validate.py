@@ -101,6 +101,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"{metric + ' ' + q:12s} {e['simulated_ms']:>7,.0f} ms {e['real_ms']:>7,.0f} ms {e['error']:>+7.1%}"
                 + (f"  {each}" if each else "")
             )
+    for rep, check in enumerate(result.steps_by_rep):
+        print(
+            f"play {rep + 1}: {check['steps']:,} real steps took {float(check['real_over_model_total']):.3f}x the "
+            f"model's step costs in total (median step {float(check['real_over_model_median']):.3f}x)"
+        )
     if config.reps > 1:
         spread = result.real_spread()
         print(

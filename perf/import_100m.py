@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTLE_S = 10.0
 MODELS = [
     ("gpt-4o", 2.5e-06, 1e-05),
     ("gpt-4o-mini", 1.5e-07, 6e-07),
@@ -88,7 +89,11 @@ print("RESULT", time.perf_counter() - started, result.rows, resource.getrusage(r
 
 
 def child(code: str, *args: str) -> list[str]:
-    """Run code in a fresh interpreter; returns the words it printed after RESULT (its last: own peak RSS, kB)."""
+    """Run code in a fresh interpreter; returns the words it printed after RESULT (its last: own peak RSS, kB).
+    Each run starts SETTLE_S after the disk was synced, so neither runs in the wake of the step before it (on
+    a 2-core VM, the 10M-row import timed straight after the bare load ran 2-4 s slower than on its own)."""
+    os.sync()
+    time.sleep(SETTLE_S)
     out = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,39 +291,55 @@ class _Labeller:
 
 def _labelled_rows(con: duckdb.DuckDBPyConnection, trace_id: int, staged: StagedLog, labeller: _Labeller) -> int:
     """request_rows in file order, BATCH_ROWS at a time, each with its label combination (drawn in Python: the
-    staging table is only visible to this connection, so each batch is fetched, labelled and inserted in turn);
-    returns how many rows started before the row above them (0 when the log is `ordered`)."""
+    staging table is only visible to this connection, so each batch is fetched, then labelled in a helper thread
+    while DuckDB inserts the batch before it); returns how many rows started before the row above them (0 when
+    the log is `ordered`)."""
     out_of_order, last = 0, None
     tenant = f", c.{ident(staged.tenant_column)} AS tenant" if "tenant" in staged.present else ""
     tokens = {n: (f"coalesce(c.{n}, 0)" if n in staged.present else "0") for n in ("input_tokens", "output_tokens")}
-    for lo in range(0, staged.rows, BATCH_ROWS):
-        within = f"BETWEEN {lo} AND {lo + BATCH_ROWS - 1}"
-        source, seq = _seq_sql(staged, within)
-        batch = _arrow(
-            con,
-            f"SELECT CAST({seq} AS BIGINT) AS seq, CAST(c.rowid + 1 AS BIGINT) AS source_row, "
-            f"c.start - {staged.first_arrival_ns} AS arrival_ns, "
-            f"CAST({tokens['input_tokens']} AS BIGINT) AS input_tokens, "
-            f"CAST({tokens['output_tokens']} AS BIGINT) AS output_tokens{tenant} "
-            f"FROM {source} WHERE c.rowid {within}",
-        )
-        key = labeller.codes(
-            _numpy(batch.column("input_tokens")),
-            _numpy(batch.column("seq")),
-            batch.column("tenant").combine_chunks() if tenant else None,
-        )
-        if not staged.ordered:
-            out_of_order, last = _count_backwards(batch, out_of_order, last)
-        label_set = key.astype(np.int32)
-        rows = batch.select(["seq", "source_row", "arrival_ns", "input_tokens", "output_tokens"]).append_column(
-            "label_set", pa.chunked_array([label_set[i : i + ROW_GROUP] for i in range(0, len(label_set), ROW_GROUP)])
-        )
-        con.register("staged_rows", rows)
-        try:
-            con.execute(f"INSERT INTO request_rows BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_rows")
-        finally:
-            con.unregister("staged_rows")
+    pending: Future[pa.Table] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-label") as helper:
+        for lo in range(0, staged.rows, BATCH_ROWS):
+            within = f"BETWEEN {lo} AND {lo + BATCH_ROWS - 1}"
+            source, seq = _seq_sql(staged, within)
+            batch = _arrow(
+                con,
+                f"SELECT CAST({seq} AS BIGINT) AS seq, CAST(c.rowid + 1 AS BIGINT) AS source_row, "
+                f"c.start - {staged.first_arrival_ns} AS arrival_ns, "
+                f"CAST({tokens['input_tokens']} AS BIGINT) AS input_tokens, "
+                f"CAST({tokens['output_tokens']} AS BIGINT) AS output_tokens{tenant} "
+                f"FROM {source} WHERE c.rowid {within}",
+            )
+            if not staged.ordered:
+                out_of_order, last = _count_backwards(batch, out_of_order, last)
+            labelled = helper.submit(_labelled, labeller, batch, bool(tenant))  # one at a time, in batch order
+            if pending is not None:
+                _insert_rows(con, trace_id, pending.result())
+            pending = labelled
+        if pending is not None:
+            _insert_rows(con, trace_id, pending.result())
     return out_of_order
+
+
+def _labelled(labeller: _Labeller, batch: pa.Table, tenant: bool) -> pa.Table:
+    """One batch's request_rows with their label combinations, in row-group chunks."""
+    key = labeller.codes(
+        _numpy(batch.column("input_tokens")),
+        _numpy(batch.column("seq")),
+        batch.column("tenant").combine_chunks() if tenant else None,
+    )
+    label_set = key.astype(np.int32)
+    return batch.select(["seq", "source_row", "arrival_ns", "input_tokens", "output_tokens"]).append_column(
+        "label_set", pa.chunked_array([label_set[i : i + ROW_GROUP] for i in range(0, len(label_set), ROW_GROUP)])
+    )
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, trace_id: int, rows: pa.Table) -> None:
+    con.register("staged_rows", rows)
+    try:
+        con.execute(f"INSERT INTO request_rows BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_rows")
+    finally:
+        con.unregister("staged_rows")
 
 
 def _count_backwards(batch: pa.Table, count: int, last: int | None) -> tuple[int, int | None]:

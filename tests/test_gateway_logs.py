@@ -311,10 +311,14 @@ def test_litellm_csv_with_team_and_tags_records_labels(db: Path, tmp_path: Path)
     assert latency.overrides() == [{"name": "gpt-4o", "ttft_ms": 500.0, "output_tok_s": 13.33}]
 
 
-@pytest.mark.parametrize("in_order", [False, True], ids=["out-of-order", "in-order"])
+@pytest.mark.parametrize(
+    ("in_order", "on_disk"), [(False, False), (True, False), (False, True)], ids=["out-of-order", "in-order", "on-disk"]
+)
 def test_streamed_import_stores_the_same_trace(
-    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_order: bool
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_order: bool, on_disk: bool
 ) -> None:
+    import tempfile
+
     import slmlab.traces.importer as importer
     import slmlab.traces.streaming as streaming
 
@@ -341,7 +345,13 @@ def test_streamed_import_stores_the_same_trace(
     remove_trace("memory", db=db)
     monkeypatch.setattr(importer, "STREAM_BYTES", 0)  # any file is "too large for memory"
     monkeypatch.setattr(streaming, "BATCH_ROWS", 63)  # 5 batches; row 63 starts one: it arrived before row 62
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    if on_disk:  # staged in a compressed staging file, as a log over IN_MEMORY_BYTES is
+        monkeypatch.setattr(streaming, "IN_MEMORY_BYTES", 0)
     streamed = import_trace(path, db=db, name="streamed")
+    assert list(scratch.iterdir()) == []  # the staging file is gone
     assert "staging table" in streamed.report["validation"] and "staging" not in in_memory.report["validation"]
     assert streamed.report["rows_out_of_order"] == in_memory.report["rows_out_of_order"]
     assert (streamed.report["rows_out_of_order"] == 0) == in_order

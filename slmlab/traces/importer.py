@@ -335,11 +335,12 @@ def _import_streamed(
     started: float,
     say: Progress,
     legacy: Callable[[], str],
+    size_bytes: int,
 ) -> ImportResult:
     """A gateway log too large for memory: typed into a temporary table of the warehouse connection (spilled to
     disk), labelled in batches, copied by DuckDB (`streaming.py`). A database this creates is removed again when
     the import fails, as the in-memory path never creates one."""
-    from slmlab.traces.streaming import bounded_memory, stage_log, streamed_hash, warm_labeller
+    from slmlab.traces.streaming import bounded_memory, stage_log, staging_area, streamed_hash, warm_labeller
 
     database = resolve_db_path(db)
     existed = database.exists()
@@ -349,13 +350,14 @@ def _import_streamed(
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper,
             store.connect(db) as con,
             bounded_memory(con),
+            staging_area(con, size_bytes) as calls,
         ):
             hashing = helper.submit(streamed_hash, [path], root) if digest is None else None
             helper.submit(warm_labeller, mix)  # after the hash, while the log is read; its outcome is not needed
             say(f"reading and validating as {chosen.name} (streamed through a staging table)")
             # Staged before the transaction begins: rows a transaction appends have row ids from 2^62, and the
             # staging table's row ids are the file's row numbers.
-            staged = stage_log(con, path, lambda c: chosen.call_fields(c, path, options), options)
+            staged = stage_log(con, path, lambda c: chosen.call_fields(c, path, options), options, calls)
             digest = hashing.result() if hashing is not None else digest
             assert digest is not None  # either given or hashed just above
             con.execute("BEGIN TRANSACTION")
@@ -472,6 +474,7 @@ def _import_dataset(
         started=started,
         say=say,
         legacy=legacy,
+        size_bytes=sum(f.stat().st_size for f in files),
     )
 
 
@@ -530,6 +533,7 @@ def import_trace(
                 started=started,
                 say=say,
                 legacy=legacy,
+                size_bytes=files[0].stat().st_size,
             )
         say(f"reading and validating as {chosen.name}")
         staged = _stage_all(chosen, files, options)

@@ -11,6 +11,9 @@ request the same labels whatever batch it is in. Memory stays near `MEMORY_LIMIT
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,20 +45,24 @@ MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and writing; it spills the 
 ROW_GROUP = 122_880  # DuckDB's rows per row group
 BATCH_ROWS = 4 * ROW_GROUP  # rows labelled at a time: small arrays are reused, large ones fault in again
 HASH_BLOCK = 16 << 20
+IN_MEMORY_BYTES = 2 << 30  # logs up to this size are staged in memory (DuckDB spills the excess); larger ones
+# in a compressed staging file: an uncompressed staging table of a 20M-row log spilled, re-read and grew the process
 CALLS = "slmlab_stream_calls"  # temporary tables of the import's warehouse connection, gone when it closes
 RANKS = "slmlab_stream_ranks"
 
 
 @dataclass(frozen=True)
 class StagedLog:
-    """A gateway log checked and typed into the temporary table `CALLS` of a warehouse connection, in file order."""
+    """A gateway log checked and typed into a staging table of a warehouse connection (`staging_area`), in file
+    order."""
 
     rows: int
     first_arrival_ns: int
     ordered: bool  # file order is arrival order (seq = file row - 1); otherwise `RANKS` maps rowid to seq
     present: tuple[str, ...]
     report: dict[str, object]
-    tenant_column: str = "tenant"  # the staging column that holds the tenant label
+    tenant_column: str  # the staging column that holds the tenant label
+    calls: str  # the staging table (`staging_area`)
 
 
 @contextlib.contextmanager
@@ -77,6 +84,28 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             con.execute(f"SET preserve_insertion_order = {str(saved[1]).lower()}")
 
 
+@contextlib.contextmanager
+def staging_area(con: duckdb.DuckDBPyConnection, size_bytes: int) -> Iterator[str]:
+    """The staging table's name: a temporary table for a log of up to IN_MEMORY_BYTES, else a table of a compressed
+    staging file attached to `con` (bounded memory at any size); both are gone when the block ends."""
+    folder = None if size_bytes <= IN_MEMORY_BYTES else Path(tempfile.mkdtemp(prefix="slmlab-stage-"))
+    alias = f"slmlab_stage_{uuid.uuid4().hex[:12]}"  # attached databases are shared by the process's connections
+    try:
+        if folder is None:
+            yield CALLS
+        else:
+            con.execute(f"ATTACH {sql_quote(str(folder / 'staging.duckdb'))} AS {alias}")
+            yield f"{alias}.main.calls"
+    finally:
+        with contextlib.suppress(duckdb.Error):  # the connection closes next in any case
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{CALLS}")
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{RANKS}")
+        if folder is not None:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"DETACH {alias}")
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def warm_labeller(mix: LabelMix | None) -> None:
     """Load the compiled label kernel (about half a second) in a helper thread while DuckDB reads the log."""
     if mix is not None:
@@ -88,11 +117,12 @@ def stage_log(
     path: Path,
     fields_for: Callable[[duckdb.DuckDBPyConnection], CallFields],
     options: ImportOptions,
+    calls: str,
 ) -> StagedLog:
-    """Check and type every call into the temporary table `CALLS` of the warehouse connection `con`, in file
-    order, in one parallel read (inside `bounded_memory`); nothing is held in Python."""
+    """Check and type every call into the staging table `calls` (`staging_area`) of the warehouse connection
+    `con`, in file order, in one parallel read (inside `bounded_memory`); nothing is held in Python."""
     fields = fields_for(con)
-    staged = _stage(con, path, fields, options)
+    staged = _stage(con, path, fields, options, calls)
     # The format's own temporary tables (`requests`, `calls`, ...) would hide the warehouse's tables of the same
     # name from this connection while it writes: they are not needed any more.
     for kind, name in con.execute(
@@ -104,7 +134,9 @@ def stage_log(
     return staged
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions) -> StagedLog:
+def _stage(
+    con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions, calls: str
+) -> StagedLog:
     present = [n for n in fields.exprs if options.keep_text or n not in PRIVATE_TEXT]
     present = [
         n
@@ -139,8 +171,9 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
     stored = [n for n in present if not (shared and n == "tenant")]
     found = _checks_for(stored, fields.time_unit)
     select = _select(fields, stored)
+    create = f"CREATE TABLE {calls}" if "." in calls else f"CREATE TEMP TABLE {calls}"  # see `staging_area`
     try:
-        con.execute(f"CREATE TEMP TABLE {CALLS} AS {typed_select(select, found, fields.time_unit)}")
+        con.execute(f"{create} AS {typed_select(select, found, fields.time_unit)}")
         validation = "typed read"
     except duckdb.Error:
         try:
@@ -148,19 +181,19 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
         except duckdb.Error as error:  # the file itself cannot be read (a line over the limit, broken quoting)
             raise TraceInputError(path, f"cannot be read: {str(error).splitlines()[0]}") from error
         columns = ", ".join(f"{c.typed} AS {ident(c.column)}" for c in found)  # values the fast read was strict about
-        con.execute(f"CREATE TEMP TABLE {CALLS} AS SELECT {columns} FROM calls_raw ORDER BY __row")
+        con.execute(f"{create} AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")
         validation = "row-by-row checks"
     # One pass for the count, the span and ends before starts.
     backwards_sql = 'count_if("end" < start)' if "end" in present else "0"
     rows, first, last, backwards = con.execute(
-        f"SELECT count(*), min(start), max(start), {backwards_sql} FROM {CALLS}"
+        f"SELECT count(*), min(start), max(start), {backwards_sql} FROM {calls}"
     ).fetchall()[0]
     if not rows:
         raise TraceInputError(path, "holds no LLM calls")
     if int(last) - int(first) >= MAX_SPAN_NS:  # the in-memory path's check (workload.arrival_offsets_ns)
         far = con.execute(
-            f"SELECT rowid + 1, start FROM {CALLS} WHERE start - {int(first)}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
+            f"SELECT rowid + 1, start FROM {calls} WHERE start - {int(first)}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
         ).fetchall()
         raise TraceInputError(
             path,
@@ -171,7 +204,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
             total=len(far),
         )
     if backwards:
-        bad = con.execute(f'SELECT rowid + 1 FROM {CALLS} WHERE "end" < start ORDER BY rowid LIMIT 5').fetchall()
+        bad = con.execute(f'SELECT rowid + 1 FROM {calls} WHERE "end" < start ORDER BY rowid LIMIT 5').fetchall()
         raise TraceInputError(
             path,
             f"'{fields.names.get('end', 'end')}' is before the request start",
@@ -182,7 +215,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
     for name in ("end", "first_token"):  # a recorded time more than 146 years after the start: refused, not wrapped
         if name in present:
             far = con.execute(
-                f"SELECT rowid + 1 FROM {CALLS} WHERE {ident(name)}::HUGEINT - start >= {MAX_SPAN_NS} ORDER BY rowid"
+                f"SELECT rowid + 1 FROM {calls} WHERE {ident(name)}::HUGEINT - start >= {MAX_SPAN_NS} ORDER BY rowid"
             ).fetchall()
             if far:
                 raise TraceInputError(
@@ -196,7 +229,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
     # position: a log that is mostly in order joins a few rows, not all of them; none differ when it is in order.
     con.execute(
         f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT rowid AS r, CAST(row_number() OVER "
-        f"(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM {CALLS}) WHERE seq <> r"
+        f"(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM {calls}) WHERE seq <> r"
     )
     ordered = not con.execute(f"SELECT count(*) FROM {RANKS}").fetchall()[0][0]
     report = {
@@ -213,16 +246,16 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, optio
             label: fields.names.get(label, label) for label in ("tenant", "team", "user", "tags") if label in present
         },
     }
-    return StagedLog(int(rows), int(first), ordered, tuple(present), report, "team" if shared else "tenant")
+    return StagedLog(int(rows), int(first), ordered, tuple(present), report, "team" if shared else "tenant", calls)
 
 
 def _seq_sql(staged: StagedLog, rows: str = "") -> tuple[str, str]:
     """FROM clause and seq expression over the staging table (`c`) for the warehouse's tables, in file order;
     `rows` (a condition on the row id) limits the join to one batch."""
     if staged.ordered:
-        return f"{CALLS} c", "c.rowid"
+        return f"{staged.calls} c", "c.rowid"
     within = f" AND k.r {rows}" if rows else ""
-    return f"{CALLS} c LEFT JOIN {RANKS} k ON k.r = c.rowid{within}", "coalesce(k.seq, c.rowid)"
+    return f"{staged.calls} c LEFT JOIN {RANKS} k ON k.r = c.rowid{within}", "coalesce(k.seq, c.rowid)"
 
 
 class _Labeller:
@@ -379,16 +412,11 @@ def write_staged(
         tenants = [
             r[0]
             for r in con.execute(
-                f"SELECT DISTINCT {ident(staged.tenant_column)} AS tenant FROM {CALLS} WHERE tenant IS NOT NULL "
+                f"SELECT DISTINCT {ident(staged.tenant_column)} AS tenant FROM {staged.calls} WHERE tenant IS NOT NULL "
                 "ORDER BY tenant"
             ).fetchall()
         ] or None
-    try:
-        return _write(con, trace_id, staged, mix, _Labeller(mix, tenants), tenants)
-    finally:
-        for table in (CALLS, RANKS):
-            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the connection closes after
-                con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
+    return _write(con, trace_id, staged, mix, _Labeller(mix, tenants), tenants)
 
 
 def _write(
@@ -454,7 +482,9 @@ def _write(
             f"coalesce({col('request_id')}, CAST(c.rowid + 1 AS VARCHAR)), {col('prompt')} FROM {source}"
         )
     counts = con.execute(
-        "SELECT " + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values()) + f" FROM {CALLS} c"
+        "SELECT "
+        + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values())
+        + f" FROM {staged.calls} c"
     ).fetchall()[0]  # seq is not counted: no join
     recorded_rows = {name: int(n) for name, n in zip(values, counts)}
     labelling: dict[str, object] = {

@@ -42,14 +42,15 @@ class ValidationConfig:
     max_output: int = 16
     seed: int = 1
     reps: int = 1  # plays of the slice, each between two curve measurements (a drifting machine averages out)
+    curve_reps: int = 3  # repetitions of each batch size when the curve is measured
 
     def __post_init__(self) -> None:
         if not 0 < self.load < 2:
             raise ValueError("load must be a share of the server's capacity, between 0 and 2")
         if self.count < 2 or self.slots < 1 or self.threads < 1 or self.max_input < 1 or self.max_output < 1:
             raise ValueError("count must be at least 2; slots, threads and token caps at least 1")
-        if not 1 <= self.reps <= 20:
-            raise ValueError("reps must be between 1 and 20")
+        if not 1 <= self.reps <= 20 or not 1 <= self.curve_reps <= 50:
+            raise ValueError("reps must be between 1 and 20, curve repetitions between 1 and 50")
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
         with Engine(model_path, engine_config) as engine:
             pp = round(float(np.mean(tokens_in)))
             tg = min(config.max_output, cells - pp - 1)
-            measured.append(measured_curve(engine, config.slots, pp, tg, config.seed))
+            measured.append(measured_curve(engine, config.slots, pp, tg, config.seed, config.curve_reps))
             itl = measured[0].iteration_s(config.slots)
             per_request = float(
                 np.mean(tokens_in / measured[0].prefill_tok_s + tokens_out * itl[config.slots] / config.slots)
@@ -283,7 +284,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
                 real_ttft, real_latency, steps = _play(engine, config.slots, arrival, prompts, tokens_out)
                 plays.append((real_ttft, real_latency))
                 step_logs.append(steps)
-                measured.append(measured_curve(engine, config.slots, pp, tg, config.seed + 1 + rep))
+                measured.append(measured_curve(engine, config.slots, pp, tg, config.seed + 1 + rep, config.curve_reps))
     finally:
         contention = monitor.stop()
     source = measured[0].source.replace(

@@ -128,3 +128,12 @@ def test_each_step_is_checked_against_the_models_cost_of_that_step() -> None:
     assert check["real_over_model_total"] == pytest.approx((0.011 + 0.0125 + 0.21) / (0.010 + 0.0125 + 0.21))
     assert check["real_over_model_median_decode_only"] == pytest.approx((1.1 + 1.0) / 2)
     assert check["real_over_model_median_with_prompts"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [{"reps": 0}, {"reps": 21}, {"curve_reps": 0}, {"load": 2.5}, {"count": 1}])
+def test_a_validation_config_out_of_range_is_refused(bad: dict) -> None:
+    from bench.validation import ValidationConfig
+
+    with pytest.raises(ValueError):
+        ValidationConfig(trace=CONV, **bad)
+    ValidationConfig(trace=CONV, reps=3, curve_reps=10)  # in range

@@ -29,6 +29,13 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
         help="plays of the slice, each between two curve measurements; errors pooled over the plays and per play "
         "(default 1)",
     )
+    p.add_argument(
+        "--curve-reps",
+        type=int,
+        default=3,
+        help="repetitions of each batch size when the curve is measured (default 3; more catch more of a "
+        "machine's occasional slow steps)",
+    )
     p.add_argument("--list", action="store_true", help="list stored validations")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_validate)
@@ -72,6 +79,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         max_input=args.max_input,
         max_output=args.max_output,
         reps=args.reps,
+        curve_reps=args.curve_reps,
     )
     result = validate(config, trace_slice(trace, args.start, args.slice, db=args.db), resolve_model(args.model))
     record = result.as_dict()

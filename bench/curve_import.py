@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import duckdb
 
@@ -43,9 +43,14 @@ def is_batched_bench(records: object) -> bool:
     return isinstance(records, list) and bool(records) and all(isinstance(r, dict) and "pl" in r for r in records)
 
 
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A finite int or float, never a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _number(record: dict, key: str, where: str, *, whole: bool = False, positive: bool = True) -> float:
     value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value):
         raise ValueError(f"{where}: field '{key}' must be a number, found {value!r}")
     if whole and value != int(value):
         raise ValueError(f"{where}: field '{key}' must be a whole number, found {value!r}")
@@ -141,7 +146,7 @@ def store_curves(con: duckdb.DuckDBPyConnection, curves: list[Imported]) -> list
     for curve_id, run, points, created in curves:
         if con.execute("SELECT count(*) FROM service_curves WHERE curve_id = ?", [curve_id]).fetchall()[0][0]:
             continue
-        insert_service_curve(con, run, points, curve_id, created or datetime.now(UTC).replace(tzinfo=None))
+        insert_service_curve(con, run, points, curve_id, created)
         new.append(curve_id)
     return new
 
@@ -222,7 +227,7 @@ def exported_curves(curves: object, path: str | Path, machine: str | None) -> li
             ]
             for p in points:
                 for value in (p.prefill_tok_s, p.decode_tok_s):
-                    if p.fits and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                    if p.fits and not (is_number(value) and value > 0):
                         raise ValueError(f"batch {p.batch}: speed {value!r} is not a positive number")
             run = CurveRun(
                 model=str(curve["model"]),

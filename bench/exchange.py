@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from bench.curve_import import Imported, export_curves, exported_curves, store_curves
+from bench.curve_import import Imported, export_curves, exported_curves, is_number, store_curves
 from bench.stats import summarise
 from slmlab import store
 
@@ -59,11 +58,6 @@ LLAMA_BENCH_CONFIG = (
 
 Run = dict[str, Any]
 Sample = tuple[int, str, float]
-
-
-def _is_number(value: object) -> bool:
-    """A finite int or float, never a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _timestamp(text: object, where: str) -> datetime:
@@ -147,7 +141,7 @@ def _validate_export_run(run: object, where: str) -> tuple[Run, list[Sample]]:
         place = f"{where}, samples[{index}]"
         if not isinstance(sample, dict) or not {"rep", "metric", "value"} <= sample.keys():
             raise ValueError(f"{place}: expected an object with rep, metric and value")
-        if not _is_number(sample["value"]):
+        if not is_number(sample["value"]):
             raise ValueError(f"{place}: value {sample['value']!r} is not a number")
         if (
             not isinstance(sample["rep"], int)
@@ -228,7 +222,7 @@ def _llama_bench_run(record: object, where: str) -> tuple[Run, list[Sample]]:
         raise ValueError(f"{where}: field 'samples_ts' must be a list")
     numbers = [("avg_ts", record["avg_ts"])] + [(f"samples_ts[{i}]", v) for i, v in enumerate(samples_ts)]
     for key, value in numbers + ([("stddev_ts", record["stddev_ts"])] if "stddev_ts" in record else []):
-        if not _is_number(value):
+        if not is_number(value):
             raise ValueError(f"{where}: field '{key}' value {value!r} is not a number")
     test = "+".join(part for part in (f"pp{n_prompt}" if n_prompt else "", f"tg{n_gen}" if n_gen else "") if part)
     metric = "total_tok_s" if n_prompt and n_gen else "prefill_tok_s" if n_prompt else "decode_tok_s"

@@ -482,7 +482,7 @@ def stored_curve(stored: StoredCurve, weights_bytes: float) -> ServiceCurve | No
         prefill_by_batch=tuple(float(x) for x in prefill),
         kv_bytes_per_token=float(stored.kv_bytes_per_token),
         weights_bytes=weights_bytes,
-        source=f"{getattr(stored, 'source', 'measured')}: service curve {stored.curve_id} on {stored.machine} "
+        source=f"{stored.source}: service curve {stored.curve_id} on {stored.machine} "
         f"({stored.n_threads} threads, pp {stored.pp}, tg {stored.tg})",
     )
 

@@ -12,10 +12,11 @@ from slmlab import store
 
 
 def stored_profiles(db: str | Path | None = None) -> dict[str, dict]:
-    """Every stored profile by name, as a serving_profiles.json entry."""
-    with store.connect(db, read_only=True) as con:
-        rows = con.execute("SELECT name, profile FROM hardware_profiles ORDER BY name").fetchall()
-    return {name: json.loads(profile) for name, profile in rows}
+    """Every stored profile by name, as a serving_profiles.json entry (read as a replay reads them)."""
+    from slmlab.replay_store import reader
+
+    with reader(db) as warehouse:
+        return warehouse.hardware_profiles()
 
 
 def save_profile(name: str, entry: dict, *, db: str | Path | None = None, replace: bool = False) -> None:

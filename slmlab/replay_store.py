@@ -247,7 +247,7 @@ class ReplayReader:
 
     def hardware_profiles(self) -> dict[str, dict]:
         """The user's hardware profiles (`slmlab profiles add`), by name, as serving_profiles.json entries."""
-        rows = self._rows("SELECT name, profile FROM hardware_profiles")
+        rows = self._rows("SELECT name, profile FROM hardware_profiles ORDER BY name")
         return {name: json.loads(profile) for name, profile in rows}
 
     def has_measured_runs(self) -> bool:

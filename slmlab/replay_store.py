@@ -18,8 +18,7 @@ import pyarrow as pa
 
 from slmlab import store
 from slmlab.paths import resolve_db_path
-from slmlab.service_curves import COLUMNS as CURVE_COLUMNS
-from slmlab.service_curves import MEASURED_HERE, ServiceCurve, _curve
+from slmlab.service_curves import ServiceCurve, newest_service_curve
 
 
 class NotStored(ValueError):
@@ -225,25 +224,8 @@ class ReplayReader:
         return BenchRow(row.run_id, row.source, row.model_name, row.summary, row.census, row.peak_rss_bytes, why)
 
     def service_curve(self, model: str, machine: str | None = None) -> ServiceCurve | None:
-        """The newest uncontended batched service curve of a model (on one machine when given, else one measured
-        here: a curve imported from another machine is only read under its machine's name), if one is stored."""
-        where, params = ["model = ?", "NOT contended"], [model]
-        if machine is not None:
-            where.append("machine = ?")
-            params.append(machine)
-        else:
-            where.append(MEASURED_HERE)
-        newest = self._rows(
-            f"SELECT curve_id FROM service_curves WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, curve_id DESC LIMIT 1",
-            params,
-        )
-        if not newest:
-            return None
-        rows = self._rows(
-            f"SELECT {CURVE_COLUMNS} FROM service_curves WHERE curve_id = ? ORDER BY batch", [newest[0][0]]
-        )
-        return _curve(rows)
+        """The newest uncontended batched service curve of a model, chosen as `slmlab bench` chooses it."""
+        return newest_service_curve(self._rows, model, machine)
 
     def hardware_profiles(self) -> dict[str, dict]:
         """The user's hardware profiles (`slmlab profiles add`), by name, as serving_profiles.json entries."""

@@ -7,6 +7,7 @@ for a model and machine with `load_service_curve`, as plain arrays (it never ope
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,16 +183,17 @@ def _curve(rows: list[tuple]) -> ServiceCurve:
     )
 
 
-def load_service_curve(
+def newest_service_curve(
+    rows: Callable[[str, Sequence[object]], list[tuple]],
     model: str,
     machine: str | None = None,
     *,
-    db: str | Path | None = None,
     curve_id: str | None = None,
     include_contended: bool = False,
 ) -> ServiceCurve | None:
-    """The newest uncontended curve for a model (on one machine when given, else measured here), or a named
-    curve; None when absent.
+    """The newest uncontended curve for a model (on one machine when given, else one measured here: a curve imported
+    from another machine is only read under its machine's name), or a named curve; None when absent. `rows` runs a
+    query on whichever connection the caller holds, so the CLI and the replay's reader pick the same curve.
 
     A contended curve is returned only when asked for by id or with `include_contended`: a busy machine's
     figures are not the model's speed.
@@ -206,18 +208,33 @@ def load_service_curve(
         where, params = ["curve_id = ?"], [curve_id]
     elif not include_contended:
         where.append("NOT contended")
+    newest = rows(
+        f"SELECT curve_id FROM service_curves WHERE {' AND '.join(where)} "
+        "ORDER BY created_at DESC, curve_id DESC LIMIT 1",
+        params,
+    )
+    if not newest:
+        return None
+    return _curve(rows(f"SELECT {COLUMNS} FROM service_curves WHERE curve_id = ? ORDER BY batch", [newest[0][0]]))
+
+
+def load_service_curve(
+    model: str,
+    machine: str | None = None,
+    *,
+    db: str | Path | None = None,
+    curve_id: str | None = None,
+    include_contended: bool = False,
+) -> ServiceCurve | None:
+    """`newest_service_curve` read from the warehouse file (the CLI and pages)."""
     with store.connect(db, read_only=True) as con:
-        newest = con.execute(
-            f"SELECT curve_id FROM service_curves WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, curve_id DESC LIMIT 1",
-            params,
-        ).fetchall()
-        if not newest:
-            return None
-        rows = con.execute(
-            f"SELECT {COLUMNS} FROM service_curves WHERE curve_id = ? ORDER BY batch", [newest[0][0]]
-        ).fetchall()
-    return _curve(rows)
+        return newest_service_curve(
+            lambda sql, params: con.execute(sql, list(params)).fetchall(),
+            model,
+            machine,
+            curve_id=curve_id,
+            include_contended=include_contended,
+        )
 
 
 def list_service_curves(*, db: str | Path | None = None) -> list[dict[str, object]]:

@@ -43,9 +43,22 @@ def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path) 
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys) -> None:
+def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys, monkeypatch) -> None:
+    import bench.validation
+    from bench.engine import Engine
+
+    engines: list[Engine] = []
+
+    def engine(*args, **kwargs) -> Engine:
+        engines.append(Engine(*args, **kwargs))
+        return engines[-1]
+
+    monkeypatch.setattr(bench.validation, "Engine", engine)
     argv = ["validate", "--slice", "4", "--load", "0.5", "--slots", "2", "--max-input", "8", "--max-output", "4"]
     assert main([*argv, "--reps", "2", "--json"]) == 0
+    # the slots share one KV cache, as llama-server's default slots do: with a cache per slot llama.cpp computes a
+    # step in pieces whenever the busy slots are not 0..B-1, which the curve never sees (README, validation)
+    assert [(e.config.kv_unified, e.config.n_seq_max) for e in engines] == [(True, 2)]
     report = json.loads(capsys.readouterr().out)
     assert report["requests"] == 8 and report["validation_id"] == 1 and report["reps"] == 2  # 4 requests x 2 plays
     assert [r["rep"] for r in report["per_request"]] == [0, 0, 0, 0, 1, 1, 1, 1]

@@ -213,14 +213,16 @@ def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndar
 
 
 def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, object]:
-    """Each real step's time against the serving model's cost of that step (prompt tokens at the curve's prefill
-    speed for that many prompts, plus one decode iteration of the running sequences): the model's building block,
+    """Each real step's time against the serving model's cost of that step (a decode iteration of the running
+    sequences; or prompt tokens at the curve's prefill speed for that many prompts plus what the running sequences
+    add beside them): the model's building block,
     checked without the queue that amplifies a drifting machine near saturation."""
     if not len(steps):
         return {}
     decoding, tokens, admitted, seconds = steps.T
-    iteration, prompt = curve.iteration_s(slots), curve.prompt_s(slots)
-    model = tokens * prompt[admitted.astype(int)] + iteration[decoding.astype(int)]
+    iteration, beside, prompt = curve.iteration_s(slots), curve.beside_prompts_s(slots), curve.prompt_s(slots)
+    running = decoding.astype(int)
+    model = np.where(admitted > 0, tokens * prompt[admitted.astype(int)] + beside[running], iteration[running])
     ratio = seconds / np.maximum(model, 1e-12)
     kinds = {"decode only": admitted == 0, "with prompts": admitted > 0}
     return {

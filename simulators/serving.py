@@ -77,13 +77,14 @@ def _pop(hk, hr, s, size):
 
 
 @njit(cache=True, nogil=True)
-def serve(ready, tokens_in, tokens_out, servers, slots, itl, prefill_s, kv_need, kv_budget, limit, on_ttft, allowed):
+def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, kv_need, kv_budget, limit, on_ttft,
+          allowed):  # fmt: skip
     """Requests sorted by `ready` through `servers` servers of `slots` slots: start (admission), first token and
     finish of each, and (backlog when the last request arrived, most ever waiting, late requests, busy
-    server-seconds, stopped early). `itl[b]`: seconds of a decode iteration with b sequences; `prefill_s[k]`:
-    seconds per prompt token when k prompts share a step; `kv_need`: bytes a request reserves; a request counts as
-    late when its TTFT (`on_ttft`) or latency passes `limit`, and the walk stops once more than `allowed` are late
-    (a sizing probe)."""
+    server-seconds, stopped early). `itl[b]`: seconds of a decode iteration with b sequences; `beside[b]`: what
+    they add to a step that also takes in prompts; `prefill_s[k]`: seconds per prompt token when k prompts share a
+    step; `kv_need`: bytes a request reserves; a request counts as late when its TTFT (`on_ttft`) or latency
+    passes `limit`, and the walk stops once more than `allowed` are late (a sizing probe)."""
     n = ready.size
     start, first, finish = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     inf = np.inf
@@ -153,7 +154,7 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, prefill_s, kv_need,
                 b += 1
                 kv[s] += kv_need[r]
         if head > admitted:  # one step: every new prompt beside one decode token of each running sequence
-            t[s] += prompts * prefill_s[head - admitted] + (itl[was] if was > 0 else 0.0)
+            t[s] += prompts * prefill_s[head - admitted] + (beside[was] if was > 0 else 0.0)
             done[s] += step
             for r in range(admitted, head):
                 first[r] = t[s]

@@ -68,13 +68,16 @@ def test_one_slot_is_exactly_the_fifo_queue(servers: int) -> None:
 
 def test_batching_runs_sequences_together_at_the_curves_speed() -> None:
     """Four prompts at once on one 4-slot server: each later prompt is processed in the next step beside one decode
-    token of each running sequence (prompt time + one iteration at the curve's speed), and all four run together."""
+    token of each running sequence (prompt time + each running token at the decode curve's slope, the iteration's
+    fixed part paid once by the step), and all four run together."""
     dep = _deployment(4)
     served = serve(dep, 1, np.zeros(4), np.full(4, 57.0), np.full(4, 100.0))
-    itl = dep.curve.iteration_s(4)
+    itl, beside = dep.curve.iteration_s(4), dep.curve.beside_prompts_s(4)
     assert itl[4] == pytest.approx(4 / (2.0 * DECODE))  # the curve: 2x aggregate at batch 4
+    # slope (itl[4] - itl[1]) / 3 = 1 / (3 DECODE) a running sequence; an iteration of one costs 1 / DECODE
+    np.testing.assert_allclose(beside, np.arange(5) / (3 * DECODE))
     assert served.first[0] == pytest.approx(57.0 / PREFILL)
-    np.testing.assert_allclose(np.diff(served.first), 57.0 / PREFILL + itl[1:4])
+    np.testing.assert_allclose(np.diff(served.first), 57.0 / PREFILL + beside[1:4])
     assert np.all(served.start[1:] == served.first[:-1])  # admitted at the end of the previous step
     assert np.all(served.first < served.finish.min())  # all four decode together
     alone = serve(_deployment(1), 1, np.zeros(4), np.full(4, 57.0), np.full(4, 100.0))

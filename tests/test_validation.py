@@ -134,13 +134,14 @@ def test_each_step_is_checked_against_the_models_cost_of_that_step() -> None:
         kv_bytes_per_token=0.0, weights_bytes=0.0, source="test",
     )  # fmt: skip
     # (decoding, prompt tokens, prompts admitted, seconds): a decode step of 1 (model 10 ms), of 2 (12.5 ms), and a
-    # step admitting 2 prompts of 25 tokens beside 1 decoding sequence (50 / 250 + 10 ms = 210 ms)
+    # step admitting 2 prompts of 25 tokens beside 1 decoding sequence: 50 / 250 s + the decode curve's slope
+    # (12.5 - 10 ms) for the running one, not its whole 10 ms iteration = 202.5 ms
     steps = np.array([[1, 0, 0, 0.011], [2, 0, 0, 0.0125], [1, 50, 2, 0.21]])
     check = step_check(steps, curve, slots=2)
     assert check["steps"] == 3
-    assert check["real_over_model_total"] == pytest.approx((0.011 + 0.0125 + 0.21) / (0.010 + 0.0125 + 0.21))
+    assert check["real_over_model_total"] == pytest.approx((0.011 + 0.0125 + 0.21) / (0.010 + 0.0125 + 0.2025))
     assert check["real_over_model_median_decode_only"] == pytest.approx((1.1 + 1.0) / 2)
-    assert check["real_over_model_median_with_prompts"] == pytest.approx(1.0)
+    assert check["real_over_model_median_with_prompts"] == pytest.approx(0.21 / 0.2025)
 
 
 @pytest.mark.parametrize("bad", [{"reps": 0}, {"reps": 21}, {"curve_reps": 0}, {"load": 2.5}, {"count": 1}])

@@ -441,3 +441,30 @@ def test_streamed_hash_is_the_import_key(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     for paths, root in (([LITELLM], None), ([big, empty], tmp_path)):
         assert streamed_hash(paths, root) == content_hash(paths, root)
+
+
+def test_litellm_tags_and_status_shortcuts_match_the_full_parse() -> None:
+    """The spend log's tags read without JSON for '[]' and one plain tag, status compared before trimming: both
+    give what the full expressions give, for values that take the shortcut and values that must not."""
+    from slmlab.traces.formats.litellm_spend import _fields
+
+    exprs, _ = _fields(lambda c: f"CAST({c} AS VARCHAR)", "CAST(NULL AS JSON)", lambda c: True)
+    values = ["[]", '["prod"]', '[""]', "[ ]", '["a","b"]', '["a\\"b"]', '["é"]', '["\u0301x"]', '["a]"]', '["~ !"]']
+    values += ["[1]", '{"a": 1}', "bad", "", '["prod"] ', '["tab\there"]', "success", "failure", " Failed ", "ERROR"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT unnest(?) AS request_tags, unnest(?) AS status", [values, values])
+    full_tags = (
+        "CASE WHEN json_valid(request_tags) AND json_type(CAST(request_tags AS JSON)) = 'ARRAY' THEN "
+        "NULLIF(array_to_string(from_json(request_tags, '[\"VARCHAR\"]'), ','), '') END"
+    )
+    full_status = (
+        "CASE WHEN lower(trim(status)) IN ('failure', 'error', 'failed') THEN 'failure' "
+        "WHEN NULLIF(trim(status), '') IS NULL THEN NULL ELSE 'success' END"
+    )
+    rows = con.execute(
+        f"SELECT request_tags, {exprs['tags']}, {full_tags}, {exprs['status']}, {full_status} FROM t"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(r[0], r[2]) for r in rows]
+    assert [(r[0], r[3]) for r in rows] == [(r[0], r[4]) for r in rows]
+    tags = {r[0]: r[1] for r in rows}
+    assert (tags['["prod"]'], tags['["a","b"]'], tags["[]"]) == ("prod", "a,b", None)

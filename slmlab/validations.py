@@ -62,21 +62,36 @@ def load_validations(*, db: str | Path | None = None, trace: str | None = None) 
     ]
 
 
+def slice_of(validation: dict[str, object]) -> tuple[int, int]:
+    """(first request, requests) of a stored validation's slice (a record without them: from position 0)."""
+    config = cast(dict[str, object], validation.get("config") or {})
+    plays = int(cast(int, validation.get("reps") or 1))
+    count = int(cast(int, config.get("count", int(cast(int, validation["requests"])) // plays)))
+    return int(cast(int, config.get("start", 0))), count
+
+
+def slice_label(validation: dict[str, object]) -> str:
+    """'requests 161-320': which requests of the trace were played (1-based, as a reader counts)."""
+    start, count = slice_of(validation)
+    return f"requests {start + 1:,}-{start + count:,}"
+
+
 def newest_by_load(validations: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The newest validation at each load (of a newest-first list), lightest load first, as table rows: the
-    pooled error of each percentile, plays, and whether other processes took CPU during it."""
-    seen: dict[float, dict[str, object]] = {}
+    """The newest validation of each slice (trace, first request, requests) at each load (of a newest-first list),
+    lightest load first, as table rows: the pooled error of each percentile, plays, and whether other processes
+    took CPU during it. Two slices at one load are two rows: one slice's result is not the other's."""
+    seen: dict[tuple[float, str, int, int], dict[str, object]] = {}
     for v in validations:
-        seen.setdefault(float(cast(float, v["load"])), v)
+        seen.setdefault((float(cast(float, v["load"])), str(v.get("trace", "")), *slice_of(v)), v)
     rows = []
-    for load, v in sorted(seen.items()):
+    for (load, *_), v in sorted(seen.items()):
         errors = cast(dict[str, dict[str, dict[str, float]]], v["errors"])
         contention = cast(dict[str, object], v.get("contention") or {})
         rows.append(
             {
                 "validation": v["validation_id"],
                 "load": load,
-                "requests": int(cast(int, v["requests"])) // int(cast(int, v.get("reps") or 1)),
+                "slice": slice_label(v),
                 "plays": int(cast(int, v.get("reps") or 1)),
                 **{f"{m} {q}": errors[m][q]["error"] for m in ("ttft", "latency") for q in ("p50", "p95")},
                 "contended": "yes" if contention.get("contended") else "no" if contention else "not sampled",

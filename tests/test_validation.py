@@ -26,7 +26,7 @@ def test_errors_are_simulated_over_real_percentiles_minus_one() -> None:
     assert errors["latency"]["p95"]["error"] == pytest.approx(-0.2)
 
 
-def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path) -> None:
+def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path, capsys) -> None:
     ensure_default_workloads(db)
     rows = trace_slice(CONV, 5, 3, db=db)
     assert len(rows) == 3 and rows[0][0] <= rows[1][0] <= rows[2][0] and all(i > 0 and o > 0 for _, i, o in rows)
@@ -39,6 +39,11 @@ def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path) 
     stored = load_validations(db=db)
     assert [s["validation_id"] for s in stored] == [first + 1, first]
     assert stored[0]["errors"] == record["errors"] and stored[0]["per_request"] == record["per_request"]
+    capsys.readouterr()
+    assert main(["validate", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in listed] == [f"validation {first + 1}", f"validation {first}"]
+    assert all("load 0.5, requests 1-3: ttft p50 +10%" in line for line in listed)
 
 
 @pytest.mark.model
@@ -73,7 +78,7 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     assert report["real_spread"]["ttft"]["p95"] == pytest.approx((max(plays) - min(plays)) / np.mean(plays))
     stored = load_validations(db=db)[0]
     assert stored["errors_by_rep"] == report["errors_by_rep"] and stored["reps"] == 2
-    assert newest_by_load([stored])[0]["plays"] == 2 and newest_by_load([stored])[0]["requests"] == 4
+    assert newest_by_load([stored])[0]["plays"] == 2 and newest_by_load([stored])[0]["slice"] == "requests 1-4"
     for metric in ("ttft", "latency"):
         for q in ("p50", "p95"):
             e = report["errors"][metric][q]
@@ -113,18 +118,24 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
     assert any("ttft p50 +10%" in c.value and "latency p95 -5%" in c.value for c in at.caption)
 
 
-def test_the_table_keeps_the_newest_validation_of_each_load() -> None:
-    def record(vid: int, load: float, error: float, **extra: object) -> dict[str, object]:
+def test_the_table_keeps_the_newest_validation_of_each_slice_and_load() -> None:
+    def record(vid: int, load: float, error: float, start: int = 0, **extra: object) -> dict[str, object]:
         errors = {m: {q: {"error": error} for q in ("p50", "p95")} for m in ("ttft", "latency")}
-        return {"validation_id": vid, "load": load, "requests": 30, "errors": errors, **extra}
+        config = {"start": start, "count": 10}
+        return {"validation_id": vid, "load": load, "requests": 30, "errors": errors, "config": config, **extra}
 
     newest_first = [
+        record(4, 0.9, 0.12, start=160, reps=3),
         record(3, 0.9, 0.04, reps=3, contention={"contended": False}),
-        record(2, 0.3, -0.08),
-        record(1, 0.9, -0.3),
+        record(2, 0.3, -0.08, reps=3),
+        record(1, 0.9, -0.3, reps=3),
     ]
     rows = newest_by_load(newest_first)
-    assert [(r["validation"], r["load"], r["requests"], r["plays"]) for r in rows] == [(2, 0.3, 30, 1), (3, 0.9, 10, 3)]
+    assert [(r["validation"], r["load"], r["slice"], r["plays"]) for r in rows] == [
+        (2, 0.3, "requests 1-10", 3),
+        (3, 0.9, "requests 1-10", 3),
+        (4, 0.9, "requests 161-170", 3),
+    ]
     assert rows[1]["latency p95"] == 0.04 and rows[0]["contended"] == "not sampled" and rows[1]["contended"] == "no"
 
 

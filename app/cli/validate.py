@@ -42,7 +42,7 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from slmlab.validations import load_validations
+    from slmlab.validations import load_validations, slice_label
 
     stored = load_validations(db=args.db)
     if args.json:
@@ -50,9 +50,10 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for s in stored:
         errors = cast(dict[str, dict[str, dict[str, float]]], s["errors"])
+        plays = int(cast(int, s.get("reps") or 1))
         print(
             f"validation {s['validation_id']}  {s['created_at']:%Y-%m-%d %H:%M}  {s['trace']}  {s['model']}  "
-            f"load {s['load']:g}, {s['requests']} requests: "
+            f"load {s['load']:g}, {slice_label(s)}{f' x {plays} plays' if plays > 1 else ''}: "
             + ", ".join(f"{m} {q} {errors[m][q]['error']:+.0%}" for m in errors for q in errors[m])
         )
     return 0

@@ -43,7 +43,7 @@ def test_a_slice_of_a_stored_trace_and_a_stored_validation_round_trip(db: Path, 
     assert main(["validate", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split("  ")[0] for line in listed] == [f"validation {first + 1}", f"validation {first}"]
-    assert all("load 0.5, requests 1-3: ttft p50 +10%" in line for line in listed)
+    assert all("load 0.5, requests 1-3: ttft p50 +10.0%" in line for line in listed)
 
 
 @pytest.mark.model
@@ -115,7 +115,7 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
     at.switch_page("app_pages/routing.py").run()
     assert not at.exception, at.exception
     assert any(h.value == "Simulator against a real batched engine" for h in at.subheader)
-    assert any("ttft p50 +10%" in c.value and "latency p95 -5%" in c.value for c in at.caption)
+    assert any("ttft p50 +10.0%" in c.value and "latency p95 -5.0%" in c.value for c in at.caption)
 
 
 def test_the_table_keeps_the_newest_validation_of_each_slice_and_load() -> None:

@@ -623,7 +623,7 @@ if validations:  # `slmlab validate`: the serving model against a real batched e
         f"trace{f' x {plays} plays' if plays > 1 else ''} played in real time at load {checked['load']:g} through "
         f"llama.cpp ({checked['model']}, {checked['config']['slots']} slots) and through the simulator with the same "
         "arrivals and the curve measured on the same engine around each play; error of the simulated percentile: "
-        + ", ".join(f"{m} {q} {e['error']:+.0%}" for m, by_q in errors.items() for q, e in by_q.items())
+        + ", ".join(f"{m} {q} {e['error']:+.1%}" for m, by_q in errors.items() for q, e in by_q.items())
         + " (`slmlab validate --list`)."
     )
     st.dataframe(

@@ -54,7 +54,7 @@ def _list(args: argparse.Namespace) -> int:
         print(
             f"validation {s['validation_id']}  {s['created_at']:%Y-%m-%d %H:%M}  {s['trace']}  {s['model']}  "
             f"load {s['load']:g}, {slice_label(s)}{f' x {plays} plays' if plays > 1 else ''}: "
-            + ", ".join(f"{m} {q} {errors[m][q]['error']:+.0%}" for m in errors for q in errors[m])
+            + ", ".join(f"{m} {q} {errors[m][q]['error']:+.1%}" for m in errors for q in errors[m])
         )
     return 0
 

@@ -115,7 +115,12 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
     at.switch_page("app_pages/routing.py").run()
     assert not at.exception, at.exception
     assert any(h.value == "Simulator against a real batched engine" for h in at.subheader)
-    assert any("ttft p50 +10.0%" in c.value and "latency p95 -5.0%" in c.value for c in at.caption)
+    assert any(
+        "requests 1-3 of this trace" in c.value and "ttft p50 +10.0%" in c.value and "latency p95 -5.0%" in c.value
+        for c in at.caption
+    )
+    table = next(d.value for d in at.dataframe if "slice" in d.value.columns)  # errors in percent, as captioned
+    assert table["ttft p50"].tolist() == pytest.approx([10.0]) and table["slice"].tolist() == ["requests 1-3"]
 
 
 def test_the_table_keeps_the_newest_validation_of_each_slice_and_load() -> None:

@@ -28,7 +28,7 @@ from slmlab.replay_scenarios import save_replay_scenario
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
 from slmlab.traces.labelling import DATA_CLASSES
-from slmlab.validations import cdf_points, load_validations, newest_by_load
+from slmlab.validations import cdf_points, load_validations, newest_by_load, slice_label
 
 db = state.database_path()
 st.title("Routing replay")
@@ -619,21 +619,22 @@ if validations:  # `slmlab validate`: the serving model against a real batched e
     errors = checked["errors"]
     plays = int(checked.get("reps") or 1)
     st.caption(
-        f"Validation {checked['validation_id']} (the CDFs above): {int(checked['requests']) // plays} requests of this "
+        f"Validation {checked['validation_id']} (the CDFs above): {slice_label(checked)} of this "
         f"trace{f' x {plays} plays' if plays > 1 else ''} played in real time at load {checked['load']:g} through "
         f"llama.cpp ({checked['model']}, {checked['config']['slots']} slots) and through the simulator with the same "
         "arrivals and the curve measured on the same engine around each play; error of the simulated percentile: "
         + ", ".join(f"{m} {q} {e['error']:+.1%}" for m, by_q in errors.items() for q, e in by_q.items())
         + " (`slmlab validate --list`)."
     )
+    errors_pct = {f"{m} {q}" for m in ("ttft", "latency") for q in ("p50", "p95")}
     st.dataframe(
-        newest_by_load(validations),
+        [{k: 100 * v if k in errors_pct else v for k, v in row.items()} for row in newest_by_load(validations)],
         hide_index=True,
         width="stretch",
         column_config={
             "load": st.column_config.NumberColumn(format="%.1f", help="arrival rate / the server's capacity"),
             **{
-                f"{m} {q}": st.column_config.NumberColumn(format="percent", help="simulated / real - 1")
+                f"{m} {q}": st.column_config.NumberColumn(format="%+.1f%%", help="simulated / real - 1")
                 for m in ("ttft", "latency")
                 for q in ("p50", "p95")
             },

@@ -154,7 +154,7 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, 
                 b += 1
                 kv[s] += kv_need[r]
         if head > admitted:  # one step: every new prompt beside one decode token of each running sequence
-            t[s] += prompts * prefill_s[head - admitted] + (beside[was] if was > 0 else 0.0)
+            t[s] += prompts * prefill_s[head - admitted] + beside[was]  # beside[0] = 0: nothing running
             done[s] += step
             for r in range(admitted, head):
                 first[r] = t[s]

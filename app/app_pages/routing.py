@@ -634,9 +634,8 @@ if validations:  # `slmlab validate`: the serving model against a real batched e
         column_config={
             "load": st.column_config.NumberColumn(format="%.1f", help="arrival rate / the server's capacity"),
             **{
-                f"{m} {q}": st.column_config.NumberColumn(format="%+.1f%%", help="simulated / real - 1")
-                for m in ("ttft", "latency")
-                for q in ("p50", "p95")
+                name: st.column_config.NumberColumn(format="%+.1f%%", help="simulated / real - 1")
+                for name in errors_pct
             },
         },
     )

@@ -148,6 +148,31 @@ class BatchedServer:
         return self.finished
 
 
+WAKE_IDLE_S = (0.3, 1.0, 3.0)  # idle gaps a lightly loaded server sees between requests
+
+
+def measure_wake(
+    engine: Engine, slots: int, pp: int, idle: tuple[float, ...] = WAKE_IDLE_S, rounds: int = 5, seed: int = 0
+) -> tuple[tuple[float, float], ...]:
+    """What idling costs the next step, which a curve measured back to back cannot see: a lone `pp`-token prompt
+    step after the engine idled each of `idle` seconds, minus the same step straight after another (medians of
+    `rounds`, interleaved so a drifting machine moves them alike; never below 0). Pairs (idle s, extra s)."""
+    rng = np.random.default_rng(seed)
+    times: dict[float, list[float]] = {pause: [] for pause in (0.0, *idle)}
+    for _ in range(rounds):
+        for pause, seconds in times.items():
+            engine.clear()
+            server = BatchedServer(engine, slots)
+            server.submit(rng.integers(0, engine.n_vocab, size=pp, dtype=np.int32), 2)
+            time.sleep(pause)
+            started = time.perf_counter()
+            server.step()
+            seconds.append(time.perf_counter() - started)
+            server.run()
+    base = float(np.median(times[0.0]))
+    return tuple((pause, max(0.0, float(np.median(times[pause])) - base)) for pause in idle)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # service curves
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.batched import BatchedServer
+from bench.batched import BatchedServer, measure_wake
 from bench.engine import Engine, EngineConfig
 from simulators.deployment import Deployment, HardwareProfile, ServiceCurve, serve
 
@@ -43,14 +43,17 @@ class ValidationConfig:
     seed: int = 1
     reps: int = 1  # plays of the slice, each between two curve measurements (a drifting machine averages out)
     curve_reps: int = 3  # repetitions of each batch size when the curve is measured
+    wake_rounds: int = 5  # lone prompt steps timed after each idle gap for the wake cost (0: waking costs nothing)
 
     def __post_init__(self) -> None:
         if not 0 < self.load < 2:
             raise ValueError("load must be a share of the server's capacity, between 0 and 2")
         if self.count < 2 or self.slots < 1 or self.threads < 1 or self.max_input < 1 or self.max_output < 1:
             raise ValueError("count must be at least 2; slots, threads and token caps at least 1")
-        if not 1 <= self.reps <= 20 or not 1 <= self.curve_reps <= 50:
-            raise ValueError("reps must be between 1 and 20, curve repetitions between 1 and 50")
+        if not 1 <= self.reps <= 20 or not 1 <= self.curve_reps <= 50 or not 0 <= self.wake_rounds <= 50:
+            raise ValueError(
+                "reps must be between 1 and 20, curve repetitions between 1 and 50, wake rounds between 0 and 50"
+            )
 
 
 @dataclass(frozen=True)
@@ -187,12 +190,13 @@ def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int, reps
 def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndarray], outputs: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Submit each request when its (scaled) arrival time comes and step the server; TTFT and latency of each, and
-    every step's (sequences decoding, prompt tokens, prompts admitted, seconds)."""
+    every step's (sequences decoding, prompt tokens, prompts admitted, seconds, seconds the server idled before it)."""
     server = BatchedServer(engine, slots)
     engine.clear()
     sequences = []
-    steps: list[tuple[int, int, int, float]] = []
+    steps: list[tuple[int, int, int, float, float]] = []
     started = time.perf_counter()
+    idle_since = started
     i = 0
     while i < len(prompts) or server.waiting or server.active:
         now = time.perf_counter() - started
@@ -205,24 +209,28 @@ def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndar
         admitted = list(server.waiting)[: len(server.free)]  # what this step's admission takes in
         decoding = sum(1 for s in server.active if s.prefilled == len(s.prompt) and s.generated)
         before = time.perf_counter()
+        idle = before - idle_since if not server.active else 0.0
         server.step()
-        steps.append((decoding, sum(len(s.prompt) for s in admitted), len(admitted), time.perf_counter() - before))
+        after = time.perf_counter()
+        steps.append((decoding, sum(len(s.prompt) for s in admitted), len(admitted), after - before, idle))
+        idle_since = after
     first = np.array([s.token_times[0] - started for s in sequences])
     last = np.array([s.token_times[-1] - started for s in sequences])
-    return first - arrival, last - arrival, np.array(steps, dtype=np.float64).reshape(-1, 4)
+    return first - arrival, last - arrival, np.array(steps, dtype=np.float64).reshape(-1, 5)
 
 
 def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, object]:
     """Each real step's time against the serving model's cost of that step (a decode iteration of the running
     sequences; or prompt tokens at the curve's prefill speed for that many prompts plus what the running sequences
-    add beside them): the model's building block,
+    add beside them, plus the wake cost after the server idled): the model's building block,
     checked without the queue that amplifies a drifting machine near saturation."""
     if not len(steps):
         return {}
-    decoding, tokens, admitted, seconds = steps.T
+    decoding, tokens, admitted, seconds, idle = steps.T
     iteration, beside, prompt = curve.iteration_s(slots), curve.beside_prompts_s(slots), curve.prompt_s(slots)
     running = decoding.astype(int)
-    model = np.where(admitted > 0, tokens * prompt[admitted.astype(int)] + beside[running], iteration[running])
+    wake = np.interp(idle, *curve.wake_s())
+    model = np.where(admitted > 0, tokens * prompt[admitted.astype(int)] + beside[running] + wake, iteration[running])
     ratio = seconds / np.maximum(model, 1e-12)
     kinds = {"decode only": admitted == 0, "with prompts": admitted > 0}
     return {
@@ -237,7 +245,7 @@ def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, 
     }
 
 
-def _mean_curve(measured: list[ServiceCurve], source: str) -> ServiceCurve:
+def _mean_curve(measured: list[ServiceCurve], source: str, wake: tuple[tuple[float, float], ...]) -> ServiceCurve:
     """The mean of curves measured on the same engine (around one play, or all of them: a shared machine drifts)."""
 
     def mean(values: list[tuple[float, ...]]) -> tuple[float, ...]:
@@ -251,6 +259,7 @@ def _mean_curve(measured: list[ServiceCurve], source: str) -> ServiceCurve:
         kv_bytes_per_token=0.0,
         weights_bytes=0.0,
         source=source,
+        wake=wake,
     )
 
 
@@ -279,6 +288,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
             pp = round(float(np.mean(tokens_in)))
             tg = min(config.max_output, cells - pp - 1)
             measured.append(measured_curve(engine, config.slots, pp, tg, config.seed, config.curve_reps))
+            wake = measure_wake(engine, config.slots, pp, rounds=config.wake_rounds) if config.wake_rounds else ()
             itl = measured[0].iteration_s(config.slots)
             per_request = float(
                 np.mean(tokens_in / measured[0].prefill_tok_s + tokens_out * itl[config.slots] / config.slots)
@@ -300,7 +310,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
         if config.reps == 1
         else f"measured before, between and after {config.reps} plays (each play: the mean of the two around it)",
     )
-    curves = tuple(_mean_curve(measured[r : r + 2], source) for r in range(config.reps))
+    curves = tuple(_mean_curve(measured[r : r + 2], source, wake) for r in range(config.reps))
     machine = HardwareProfile(
         name="validation", description="this machine, as measured just before", memory_bytes=float("inf"),
         slots=config.slots, capex_usd=0.0, lifetime_months=1.0, watts_busy=0.0, watts_idle=0.0,
@@ -318,7 +328,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
     pooled_sim = {name: np.concatenate([p[i] for p in simulated_plays]) for i, name in enumerate(METRICS)}
     n = config.reps
     return Validation(
-        config=config, speed=speed, curve=_mean_curve(measured, source) if n > 1 else curves[0],
+        config=config, speed=speed, curve=_mean_curve(measured, source, wake) if n > 1 else curves[0],
         arrival_s=np.tile(arrival, n), tokens_in=np.tile(tokens_in, n), tokens_out=np.tile(tokens_out, n),
         real_ttft_s=pooled["ttft"], real_latency_s=pooled["latency"], sim_ttft_s=pooled_sim["ttft"],
         sim_latency_s=pooled_sim["latency"], errors=percentile_errors(pooled, pooled_sim),

@@ -156,6 +156,8 @@ class ServiceCurve:
     weights_bytes: float
     source: str
     prefill_by_batch: tuple[float, ...] = ()  # aggregate prompt tok/s with b prompts in one step (empty: constant)
+    # (seconds idle, seconds the first step after that idle adds), idle ascending; empty: waking costs nothing
+    wake: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.batch or self.batch[0] != 1 or list(self.batch) != sorted(set(self.batch)):
@@ -163,6 +165,11 @@ class ServiceCurve:
         if len(self.decode_tok_s) != len(self.batch) or min(self.decode_tok_s) <= 0 or self.prefill_tok_s <= 0:
             raise DeploymentError(
                 f"service curve ({self.source}): one positive decode speed per batch size and a positive prefill speed"
+            )
+        idle = [w[0] for w in self.wake]
+        if any(i <= 0 for i in idle) or idle != sorted(set(idle)) or any(w[1] < 0 for w in self.wake):
+            raise DeploymentError(
+                f"service curve ({self.source}): wake costs need rising positive idle times and costs of at least 0"
             )
 
     def iteration_s(self, slots: int) -> np.ndarray:
@@ -191,6 +198,12 @@ class ServiceCurve:
         if len(self.prefill_by_batch) != len(self.batch):
             return np.full(slots + 1, 1.0 / self.prefill_tok_s)
         return 1.0 / np.interp(k, np.array(self.batch, dtype=np.float64), np.array(self.prefill_by_batch))
+
+    def wake_s(self) -> tuple[np.ndarray, np.ndarray]:
+        """(idle seconds, seconds added to the first step after idling that long), from 0 at no idle: a machine
+        that has idled runs its next step slower (measured: a lone 32-token prompt step took 1.21x after 3 s)."""
+        idle = np.array([0.0, *(w[0] for w in self.wake)])
+        return idle, np.array([0.0, *(w[1] for w in self.wake)])
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -323,6 +336,7 @@ def serve(
         itl,
         deployment.curve.beside_prompts_s(slots),
         deployment.curve.prompt_s(slots),
+        *deployment.curve.wake_s(),
         (tokens_in + tokens_out) * deployment.curve.kv_bytes_per_token,
         deployment.kv_budget_bytes,
         limit,

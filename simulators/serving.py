@@ -77,13 +77,14 @@ def _pop(hk, hr, s, size):
 
 
 @njit(cache=True, nogil=True)
-def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, kv_need, kv_budget, limit, on_ttft,
-          allowed):  # fmt: skip
+def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, wake_idle, wake_s, kv_need, kv_budget,
+          limit, on_ttft, allowed):  # fmt: skip
     """Requests sorted by `ready` through `servers` servers of `slots` slots: start (admission), first token and
     finish of each, and (backlog when the last request arrived, most ever waiting, late requests, busy
     server-seconds, stopped early). `itl[b]`: seconds of a decode iteration with b sequences; `beside[b]`: what
     they add to a step that also takes in prompts; `prefill_s[k]`: seconds per prompt token when k prompts share a
-    step; `kv_need`: bytes a request reserves; a request counts as late when its TTFT (`on_ttft`) or latency
+    step; `wake_s` at `wake_idle`: what the first step after the server idled that long adds (linear in between,
+    flat beyond); `kv_need`: bytes a request reserves; a request counts as late when its TTFT (`on_ttft`) or latency
     passes `limit`, and the walk stops once more than `allowed` are late (a sizing probe)."""
     n = ready.size
     start, first, finish = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
@@ -107,6 +108,7 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, 
     busy = 0.0
     while head < n or ckey[0] < inf:
         ta = ready[i] if i < n else inf
+        idle = 0.0  # how long the server taking a prompt now had been idle
         if ckey[0] <= ta:  # a completion: the server reaches the boundary where its next sequences end
             s = csrv[0]
             boundary = ckey[0]
@@ -126,6 +128,8 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, 
                 continue
             if b == 0 or ta <= t[s]:
                 boundary = max(ta, t[s])
+                if b == 0:
+                    idle = boundary - t[s]  # an idle server's clock stays where its last sequence ended
             else:  # it joins at the server's next iteration boundary
                 j = min(np.ceil((ta - t[s]) / itl[b]), hk[s, 0] - done[s])
                 boundary = t[s] + j * itl[b]
@@ -155,6 +159,8 @@ def serve(ready, tokens_in, tokens_out, servers, slots, itl, beside, prefill_s, 
                 kv[s] += kv_need[r]
         if head > admitted:  # one step: every new prompt beside one decode token of each running sequence
             t[s] += prompts * prefill_s[head - admitted] + beside[was]  # beside[0] = 0: nothing running
+            if idle > 0.0:
+                t[s] += np.interp(idle, wake_idle, wake_s)
             done[s] += step
             for r in range(admitted, head):
                 first[r] = t[s]

@@ -84,6 +84,26 @@ def test_batching_runs_sequences_together_at_the_curves_speed() -> None:
     assert served.finish.max() < alone.finish.max()  # batching serves the four sooner than one at a time
 
 
+def test_waking_an_idle_server_costs_its_first_step_the_measured_wake() -> None:
+    """A request that finds the server idle pays the wake cost at that idle time (linear between measured gaps,
+    flat beyond) in its prompt step, once; one that joins a busy server pays none; no wake measured, no cost."""
+    plain = _deployment(4)
+    woken = replace(plain, curve=replace(plain.curve, wake=((1.0, 0.02), (3.0, 0.04))))
+    # at 0 (idle 0: nothing), 0.1 s (joins the busy server: nothing), then about 2 s and 200 s after it emptied
+    arrival = np.array([0.0, 0.1, 2.5, 200.0])
+    tokens_in, tokens_out = np.full(4, 57.0), np.full(4, 10.0)
+    base, served = serve(plain, 1, arrival, tokens_in, tokens_out), serve(woken, 1, arrival, tokens_in, tokens_out)
+    np.testing.assert_allclose(served.first[:2], base.first[:2], rtol=0, atol=1e-12)
+    idle = arrival[2] - base.finish[:2].max()
+    assert 1.0 < idle < 3.0
+    assert served.first[2] - base.first[2] == pytest.approx(0.02 + (idle - 1.0) / 2.0 * 0.02)
+    assert served.first[3] - base.first[3] == pytest.approx(0.04)  # beyond the last measured gap: flat
+    assert served.finish[3] - served.first[3] == pytest.approx(base.finish[3] - base.first[3])  # decode unchanged
+    assert base.first[0] == pytest.approx(57.0 / PREFILL)  # the first request found the server at its start
+    with pytest.raises(DeploymentError, match="wake"):
+        replace(plain.curve, wake=((3.0, 0.04), (1.0, 0.02)))
+
+
 def test_kv_memory_bounds_the_sequences_running_at_once() -> None:
     arrival, tokens_in, tokens_out = np.zeros(6), np.full(6, 100.0), np.full(6, 100.0)
     roomy = serve(_deployment(8, memory=1e8 + 6 * 200_000.0), 1, arrival, tokens_in, tokens_out)

@@ -60,6 +60,7 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
 
     monkeypatch.setattr(bench.validation, "Engine", engine)
     argv = ["validate", "--slice", "4", "--load", "0.5", "--slots", "2", "--max-input", "8", "--max-output", "4"]
+    argv += ["--wake-rounds", "1"]
     assert main([*argv, "--reps", "2", "--json"]) == 0
     # the slots share one KV cache, as llama-server's default slots do: with a cache per slot llama.cpp computes a
     # step in pieces whenever the busy slots are not 0..B-1, which the curve never sees (README, validation)
@@ -69,6 +70,9 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     assert [r["rep"] for r in report["per_request"]] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert len(report["errors_by_rep"]) == 2 and len(report["decode_tok_s_by_rep"]) == 2
     assert "contended" in report["contention"]
+    # what waking costs after each idle gap, measured on the same engine; every play's curve carries it
+    assert [idle for idle, _ in report["curve"]["wake"]] == [0.3, 1.0, 3.0]
+    assert all(extra >= 0 for _, extra in report["curve"]["wake"])
     first = [r for r in report["per_request"] if r["rep"] == 0]
     real = {m: np.array([r[f"real_{m}_s"] for r in first]) for m in ("ttft", "latency")}
     sim = {m: np.array([r[f"sim_{m}_s"] for r in first]) for m in ("ttft", "latency")}
@@ -147,23 +151,27 @@ def test_the_table_keeps_the_newest_validation_of_each_slice_and_load() -> None:
 def test_each_step_is_checked_against_the_models_cost_of_that_step() -> None:
     curve = ServiceCurve(
         batch=(1, 2), decode_tok_s=(100.0, 160.0), prefill_tok_s=200.0, prefill_by_batch=(200.0, 250.0),
-        kv_bytes_per_token=0.0, weights_bytes=0.0, source="test",
+        kv_bytes_per_token=0.0, weights_bytes=0.0, source="test", wake=((1.0, 0.02), (3.0, 0.04)),
     )  # fmt: skip
-    # (decoding, prompt tokens, prompts admitted, seconds): a decode step of 1 (model 10 ms), of 2 (12.5 ms), and a
-    # step admitting 2 prompts of 25 tokens beside 1 decoding sequence: 50 / 250 s + the decode curve's slope
-    # (12.5 - 10 ms) for the running one, not its whole 10 ms iteration = 202.5 ms
-    steps = np.array([[1, 0, 0, 0.011], [2, 0, 0, 0.0125], [1, 50, 2, 0.21]])
+    # (decoding, prompt tokens, prompts admitted, seconds, idle before): a decode step of 1 (model 10 ms), of 2
+    # (12.5 ms), a step admitting 2 prompts of 25 tokens beside 1 decoding sequence: 50 / 250 s + the decode
+    # curve's slope (12.5 - 10 ms) for the running one, not its whole 10 ms iteration = 202.5 ms; and one prompt of
+    # 20 tokens on a server idle for 2 s: 100 ms + the wake cost halfway between 1 s (20 ms) and 3 s (40 ms)
+    steps = np.array([[1, 0, 0, 0.011, 0], [2, 0, 0, 0.0125, 0], [1, 50, 2, 0.21, 0], [0, 20, 1, 0.13, 2.0]])
     check = step_check(steps, curve, slots=2)
-    assert check["steps"] == 3
-    assert check["real_over_model_total"] == pytest.approx((0.011 + 0.0125 + 0.21) / (0.010 + 0.0125 + 0.2025))
+    assert check["steps"] == 4
+    model = 0.010 + 0.0125 + 0.2025 + 0.13
+    assert check["real_over_model_total"] == pytest.approx((0.011 + 0.0125 + 0.21 + 0.13) / model)
     assert check["real_over_model_median_decode_only"] == pytest.approx((1.1 + 1.0) / 2)
-    assert check["real_over_model_median_with_prompts"] == pytest.approx(0.21 / 0.2025)
+    assert check["real_over_model_median_with_prompts"] == pytest.approx((0.21 / 0.2025 + 1.0) / 2)
 
 
-@pytest.mark.parametrize("bad", [{"reps": 0}, {"reps": 21}, {"curve_reps": 0}, {"load": 2.5}, {"count": 1}])
+@pytest.mark.parametrize(
+    "bad", [{"reps": 0}, {"reps": 21}, {"curve_reps": 0}, {"load": 2.5}, {"count": 1}, {"wake_rounds": -1}]
+)
 def test_a_validation_config_out_of_range_is_refused(bad: dict) -> None:
     from bench.validation import ValidationConfig
 
     with pytest.raises(ValueError):
         ValidationConfig(trace=CONV, **bad)
-    ValidationConfig(trace=CONV, reps=3, curve_reps=10)  # in range
+    ValidationConfig(trace=CONV, reps=3, curve_reps=10, wake_rounds=0)  # in range

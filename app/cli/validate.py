@@ -36,6 +36,13 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
         help="repetitions of each batch size when the curve is measured (default 3; more catch more of a "
         "machine's occasional slow steps)",
     )
+    p.add_argument(
+        "--wake-rounds",
+        type=int,
+        default=5,
+        help="lone prompt steps timed after each idle gap (0.3, 1, 3 s) to measure what waking an idle server "
+        "costs its next step (default 5; 0: the simulator charges nothing for waking)",
+    )
     p.add_argument("--list", action="store_true", help="list stored validations")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_validate)
@@ -81,6 +88,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         max_output=args.max_output,
         reps=args.reps,
         curve_reps=args.curve_reps,
+        wake_rounds=args.wake_rounds,
     )
     result = validate(config, trace_slice(trace, args.start, args.slice, db=args.db), resolve_model(args.model))
     record = result.as_dict()
@@ -95,6 +103,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     decode = ", ".join(f"B={b} {x:,.1f}" for b, x in zip(result.curve.batch, result.curve.decode_tok_s))
     print(f"curve: {result.curve.source}; aggregate decode tok/s {decode}")
+    if result.curve.wake:
+        wake = ", ".join(f"+{extra * 1000:,.1f} ms after {idle:g} s" for idle, extra in result.curve.wake)
+        print(f"waking after an idle gap, the first step took (measured just before): {wake}")
     per_play = "" if config.reps == 1 else "  per play: error (real ms)"
     print(f"{'':12s} {'simulated':>10s} {'real':>10s} {'error':>7s}{per_play}")
     for metric, by_q in result.errors.items():

@@ -194,12 +194,15 @@ class CurveConfig:
         True  # pick each next token by argmax (a served sequence); False: random tokens, as llama-batched-bench
     )
     seed: int = 1
+    wake_rounds: int = 0  # lone prompt steps timed after each idle gap (`measure_wake`); 0: wake not measured
 
     def __post_init__(self) -> None:
         if not self.batches or min(self.batches) < 1:
             raise ValueError("batch sizes must be whole numbers >= 1")
         if self.pp < 1 or self.tg < 1 or self.reps < 1 or self.threads < 1:
             raise ValueError("pp, tg, reps and threads must be at least 1")
+        if not 0 <= self.wake_rounds <= 50:
+            raise ValueError("wake rounds must be between 0 and 50")
 
     @property
     def max_batch(self) -> int:
@@ -372,8 +375,8 @@ RESERVE = 256 * 1024 * 1024  # compute buffers and the process itself, beside we
 
 def _curve_worker(
     report: Callable[[dict], None], _barrier, model_path: str, config: CurveConfig, kv_per_cell: int, weights_bytes: int
-) -> list[dict]:
-    """Runs in a spawned worker: the whole curve, reported point by point."""
+) -> dict:
+    """Runs in a spawned worker: the whole curve, reported point by point, then what waking from idle costs."""
     from dataclasses import asdict
 
     points = measure_curve(
@@ -383,7 +386,11 @@ def _curve_worker(
         weights_bytes=weights_bytes,
         progress=lambda index, batch: report({"point": index, "batch": batch}),
     )
-    return [asdict(p) for p in points]
+    wake: tuple[tuple[float, float], ...] = ()
+    if config.wake_rounds and any(p.fits for p in points):
+        with Engine(model_path, config.engine_config(1)) as engine:
+            wake = measure_wake(engine, 1, config.pp, rounds=config.wake_rounds, seed=config.seed)
+    return {"points": [asdict(p) for p in points], "wake": [list(w) for w in wake]}
 
 
 def run_curve_isolated(
@@ -394,8 +401,9 @@ def run_curve_isolated(
     weights_bytes: int | None = None,
     progress: Callable[[dict], None] | None = None,
     timeout_s: float = 1800.0,
-) -> list[CurvePointResult]:
-    """measure_curve in a spawned worker, so a crash or out-of-memory in llama.cpp becomes a BenchError."""
+) -> tuple[list[CurvePointResult], tuple[tuple[float, float], ...]]:
+    """measure_curve (and, with `config.wake_rounds`, measure_wake) in a spawned worker, so a crash or
+    out-of-memory in llama.cpp becomes a BenchError: the points, and the wake costs (empty when not measured)."""
     from bench.runner import BenchError
     from slmlab.isolation import run_workers
     from slmlab.models import gguf_metadata
@@ -404,7 +412,7 @@ def run_curve_isolated(
         meta = gguf_metadata(Path(model_path))
         kv_per_cell = kv_per_cell or model_kv_bytes_per_cell(meta, config.type_k, config.type_v)
         weights_bytes = weights_bytes or int(meta.file_bytes)
-    (points,) = run_workers(
+    (measured,) = run_workers(
         _curve_worker,
         [(str(model_path), config, kv_per_cell, weights_bytes)],
         what="batched benchmark",
@@ -413,7 +421,8 @@ def run_curve_isolated(
         timeout_s=timeout_s,
         on_message=progress,
     )
-    return [CurvePointResult(**p) for p in points]
+    wake = tuple((float(idle), float(extra)) for idle, extra in measured["wake"])
+    return [CurvePointResult(**p) for p in measured["points"]], wake
 
 
 def model_kv_bytes_per_cell(meta, type_k: str = "f16", type_v: str = "f16") -> int:
@@ -448,6 +457,7 @@ class CurveResult:
     kv_bytes_per_token: int
     points: list[CurvePointResult]
     contention: dict
+    wake: tuple[tuple[float, float], ...] = ()  # (idle s, extra s of the first step after it); empty: not measured
 
     def as_dict(self) -> dict[str, object]:
         """For `--json`."""
@@ -463,6 +473,7 @@ class CurveResult:
             "points": [asdict(p) for p in self.points],
             "contention": self.contention,
             "largest_fitting_batch": max((p.batch for p in self.points if p.fits), default=0),
+            "wake": [{"idle_s": idle, "extra_s": extra} for idle, extra in self.wake],
         }
 
 
@@ -488,7 +499,7 @@ def benchmark_curve(
     machine = take_census().fingerprint()
     monitor = ContentionMonitor(config.threads, gpu=config.n_gpu_layers != 0).start()
     try:
-        points = run_curve_isolated(
+        points, wake = run_curve_isolated(
             meta.path, config, kv_per_cell=kv, weights_bytes=int(meta.file_bytes), progress=progress
         )
     finally:
@@ -508,10 +519,11 @@ def benchmark_curve(
         contention=contention.as_dict(),
         config=asdict(config),
         versions={"llama_cpp_python": llama_cpp.__version__},
+        wake=wake,
     )
     stored = [
         CurvePoint(p.batch, p.n_ctx, p.fits, p.prefill_tok_s, p.decode_tok_s, p.itl_s, p.itl_p95_s, p.ttft_s)
         for p in points
     ]
     curve_id = save_service_curve(run, stored, db=db)
-    return CurveResult(curve_id, name, machine, config, kv, points, contention.as_dict())
+    return CurveResult(curve_id, name, machine, config, kv, points, contention.as_dict(), wake)

@@ -194,6 +194,7 @@ def export_curves(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                 "created_at": values["created_at"].isoformat(),
                 **{k: json.loads(values[k]) if values[k] is not None else None for k in ("contention", "config")},
                 "versions": json.loads(values["versions"]),
+                "wake": json.loads(values["wake"]) if values["wake"] is not None else [],
                 "points": [],
             },
         )
@@ -244,7 +245,13 @@ def exported_curves(curves: object, path: str | Path, machine: str | None) -> li
                 config=curve.get("config") or {},
                 versions=curve.get("versions") or {},
                 source="imported",
+                wake=tuple((float(idle), float(extra)) for idle, extra in curve.get("wake") or []),
             )
+            idle = [w[0] for w in run.wake]
+            if any(i <= 0 for i in idle) or idle != sorted(set(idle)) or any(w[1] < 0 for w in run.wake):
+                raise ValueError(
+                    "wake: [idle seconds, extra seconds] pairs need rising idle times above 0, extras >= 0"
+                )
             created = datetime.fromisoformat(str(curve["created_at"]))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{where}: missing or bad field ({error})") from None

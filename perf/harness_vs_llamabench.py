@@ -183,7 +183,7 @@ def harness_batched(
     """bench.batched's curve for the same PP, TG and B (a spawned worker), each B the mean of `reps` runs."""
     from bench.batched import CurveConfig, run_curve_isolated
 
-    points = run_curve_isolated(
+    points, _ = run_curve_isolated(
         model, CurveConfig(batches=tuple(batches), pp=pp, tg=tg, threads=threads, greedy=greedy, reps=reps)
     )
     return {p.batch: {"prefill_tok_s": p.prefill_tok_s, "decode_tok_s": p.decode_tok_s} for p in points if p.fits}

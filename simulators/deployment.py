@@ -510,6 +510,7 @@ def stored_curve(stored: StoredCurve, weights_bytes: float) -> ServiceCurve | No
         weights_bytes=weights_bytes,
         source=f"{stored.source}: service curve {stored.curve_id} on {stored.machine} "
         f"({stored.n_threads} threads, pp {stored.pp}, tg {stored.tg})",
+        wake=tuple(stored.wake),
     )
 
 

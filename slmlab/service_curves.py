@@ -50,6 +50,7 @@ class CurveRun:
     config: dict | None = None
     versions: dict | None = None
     source: str = "measured"  # 'imported': read from another machine's file (`bench.curve_import`)
+    wake: tuple[tuple[float, float], ...] = ()  # (idle s, what the first step after it adds, s); empty: not measured
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +75,7 @@ class ServiceCurve:
     itl_s: np.ndarray  # float64, per sequence
     ttft_s: np.ndarray  # float64
     source: str = "measured"  # or 'imported' from another machine
+    wake: tuple[tuple[float, float], ...] = ()  # (idle s, extra s of the first step after it); empty: not measured
 
     @property
     def max_batch(self) -> int:
@@ -84,7 +86,7 @@ class ServiceCurve:
 
 COLUMNS = (
     "curve_id, created_at, model, machine, n_threads, n_gpu_layers, pp, tg, kv_bytes_per_token, contended, "
-    "batch, n_ctx, fits, prefill_tok_s, decode_tok_s, itl_s, ttft_s, source"
+    "batch, n_ctx, fits, prefill_tok_s, decode_tok_s, itl_s, ttft_s, source, wake"
 )
 # a curve measured on some machine (machine None) is one measured here: an imported one only when its machine is named
 MEASURED_HERE = "source = 'measured'"
@@ -139,14 +141,15 @@ def insert_service_curve(
             json.dumps(run.config or {}),
             json.dumps(run.versions or {}),
             run.source,
+            json.dumps([list(w) for w in run.wake]) if run.wake else None,
         )
         for p in points
     ]
     con.executemany(
         "INSERT INTO service_curves (curve_id, created_at, model, model_path, model_sha256, machine, "
         "n_threads, n_gpu_layers, n_ctx, pp, tg, batch, prefill_tok_s, decode_tok_s, itl_s, itl_p95_s, "
-        "ttft_s, kv_bytes_per_token, fits, contended, contention, config, versions, source) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "ttft_s, kv_bytes_per_token, fits, contended, contention, config, versions, source, wake) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
@@ -180,6 +183,7 @@ def _curve(rows: list[tuple]) -> ServiceCurve:
         itl_s=column(15, np.float64),
         ttft_s=column(16, np.float64),
         source=str(first[17] or "measured"),
+        wake=tuple((float(idle), float(extra)) for idle, extra in json.loads(first[18] or "[]")),
     )
 
 

@@ -524,6 +524,12 @@ def m018_validation_plays(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE validations ADD COLUMN plays JSON")
 
 
+def m019_curve_wake(con: duckdb.DuckDBPyConnection) -> None:
+    """What waking an idle server costs its next step, measured with a curve (`slmlab bench --parallel`): a JSON
+    list of [idle seconds, extra seconds], the same on every row of the curve (NULL: not measured, costs nothing)."""
+    con.execute("ALTER TABLE service_curves ADD COLUMN wake JSON")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m001_initial,
     m002_prefix_hash_ids,
@@ -542,6 +548,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     m016_one_model_name,
     m017_hardware_profiles,
     m018_validation_plays,
+    m019_curve_wake,
 ]
 
 

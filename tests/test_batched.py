@@ -96,9 +96,13 @@ def test_cli_parallel_stores_a_curve_the_replay_can_load(capsys, db) -> None:
 
     code = main(
         ["bench", "--model", "smollm2-135m", "--parallel", "1,2", "--pp", "8", "--tg", "4", "--threads", "1", "--json"]
+        + ["--wake-rounds", "1"]
     )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and [p["batch"] for p in out["points"]] == [1, 2] and out["model"] == "smollm2-135m"
     curve = load_service_curve("smollm2-135m", out["machine"], db=db, include_contended=True)
     assert curve is not None and curve.curve_id == out["curve_id"] and curve.batch.tolist() == [1, 2]
     assert curve.kv_bytes_per_token == 23_040 and curve.contended == out["contention"]["contended"]
+    # what waking from idle costs the next step, measured after the curve, stored with it, read by the replay
+    assert [w["idle_s"] for w in out["wake"]] == [0.3, 1.0, 3.0] and all(w["extra_s"] >= 0 for w in out["wake"])
+    assert curve.wake == tuple((w["idle_s"], w["extra_s"]) for w in out["wake"])

@@ -144,6 +144,28 @@ def test_an_slmlab_export_carries_curves_to_another_machine_under_a_new_name(db:
     assert len(list_service_curves(db=other)) == 1
 
 
+def test_an_export_carries_the_wake_cost_and_a_bad_one_is_refused(db: Path, tmp_path: Path, capsys) -> None:
+    from slmlab.service_curves import CurvePoint, CurveRun, save_service_curve
+
+    run = CurveRun("smollm2-135m", "box", 1, 0, 8, 4, 23_040, False, wake=((0.3, 0.001), (3.0, 0.02)))
+    save_service_curve(run, [CurvePoint(1, 12, True, 100.0, 50.0, 0.02, 0.02, 0.1)], db=db)
+    exported = tmp_path / "export.json"
+    assert main(["bench", "export", str(exported)]) == 0
+    other = tmp_path / "other.duckdb"
+    assert main(["--db", str(other), "bench", "import", str(exported), "--machine", "lab"]) == 0
+    moved = load_service_curve("smollm2-135m", "lab", db=other)
+    assert moved is not None and moved.wake == run.wake
+    data = json.loads(exported.read_text())
+    data["curves"][0]["wake"] = [[3.0, 0.02], [0.3, 0.001]]  # idle times out of order
+    exported.write_text(json.dumps(data))
+    capsys.readouterr()
+    third = tmp_path / "third.duckdb"
+    assert main(["--db", str(third), "bench", "import", str(exported), "--machine", "x"]) != 0
+    err = capsys.readouterr().err
+    assert "curve 0" in err and "wake" in err and "Traceback" not in err
+    assert list_service_curves(db=third) == []  # nothing stored
+
+
 def test_the_routing_form_carries_the_hardware_profile_into_the_command(tmp_path: Path) -> None:
     settings = ReplayAssumptions(trace="t", policies=("small-only",), hardware="build-box")
     args = settings.argv(tmp_path)

@@ -54,6 +54,7 @@ def test_migration_creates_the_columns_the_replay_reads(db) -> None:
         "kv_bytes_per_token",
         "fits",
         "contended",
+        "wake",
     } <= columns
 
 
@@ -73,6 +74,21 @@ def test_newest_uncontended_curve_is_loaded_as_arrays(db) -> None:
     assert load_service_curve("gemma3-270m", db=db) is None
     listed = list_service_curves(db=db)
     assert [row["curve_id"] for row in listed][0] == busy and listed[0]["contended"]
+
+
+def test_the_wake_cost_measured_with_a_curve_reaches_the_replay(db) -> None:
+    from dataclasses import replace
+
+    from simulators.deployment import stored_curve
+
+    wake = ((0.3, 0.002), (1.0, 0.005), (3.0, 0.03))
+    measured = save_service_curve(replace(_run(), wake=wake), _points(), db=db)
+    plain = save_service_curve(_run(machine="m2"), _points(), db=db)
+    loaded = load_service_curve("smollm2-135m", "m1", db=db)
+    assert loaded is not None and loaded.curve_id == measured and loaded.wake == wake
+    assert stored_curve(loaded, 1e8).wake == wake  # the form the replay serves with
+    unmeasured = load_service_curve("smollm2-135m", "m2", db=db)
+    assert unmeasured is not None and unmeasured.curve_id == plain and stored_curve(unmeasured, 1e8).wake == ()
 
 
 def test_an_empty_curve_is_refused(db) -> None:

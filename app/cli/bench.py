@@ -140,6 +140,7 @@ def _parallel(args: argparse.Namespace) -> int:
         type_k=args.type_k,
         type_v=args.type_k,
         reps=args.reps or 1,
+        wake_rounds=args.wake_rounds,
     )
 
     def progress(message: dict) -> None:
@@ -165,6 +166,9 @@ def _parallel(args: argparse.Namespace) -> int:
                 print(f"  {p.batch:>4} does not fit: {p.reason}")
         largest = data["largest_fitting_batch"]
         print(f"  KV cache {result.kv_bytes_per_token:,} bytes per token; largest B that fit: {largest}")
+        if result.wake:
+            wake = ", ".join(f"+{extra * 1000:,.1f} ms after {idle:g} s" for idle, extra in result.wake)
+            print(f"  waking from idle, a lone {config.pp}-token prompt step took: {wake} (the replay charges it)")
         print(f"stored as service curve {result.curve_id} in {resolve_db_path(args.db)}")
     if result.contention.get("contended"):
         print(
@@ -308,6 +312,13 @@ def add_parser(command: Command) -> None:
     )
     p.add_argument("--pp", type=int, default=128, help="--parallel: prompt tokens per sequence (default 128)")
     p.add_argument("--tg", type=int, default=128, help="--parallel: generated tokens per sequence (default 128)")
+    p.add_argument(
+        "--wake-rounds",
+        type=int,
+        default=5,
+        help="--parallel: lone prompt steps timed after each idle gap (0.3, 1, 3 s) to measure what waking an idle "
+        "server costs its next step, which the replay charges (default 5, about 25 s; 0: not measured, free)",
+    )
     p.add_argument(
         "--watts",
         type=float,

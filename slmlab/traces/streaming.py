@@ -84,24 +84,37 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             con.execute(f"SET preserve_insertion_order = {str(saved[1]).lower()}")
 
 
+@dataclass(frozen=True)
+class StagingTable:
+    """Where `staging_area` puts the staging table: its name and the statement that creates it (a temporary table,
+    or a table of the attached staging file), so the staging step does not infer either from the name."""
+
+    name: str
+    create: str  # "CREATE TEMP TABLE <name>" or "CREATE TABLE <name>", completed with " AS SELECT ..."
+
+
 @contextlib.contextmanager
-def staging_area(con: duckdb.DuckDBPyConnection, size_bytes: int) -> Iterator[str]:
-    """The staging table's name: a temporary table for a log of up to IN_MEMORY_BYTES, else a table of a compressed
+def staging_area(con: duckdb.DuckDBPyConnection, size_bytes: int) -> Iterator[StagingTable]:
+    """The staging table: a temporary table for a log of up to IN_MEMORY_BYTES, else a table of a compressed
     staging file attached to `con` (bounded memory at any size); both are gone when the block ends."""
     folder = None if size_bytes <= IN_MEMORY_BYTES else Path(tempfile.mkdtemp(prefix="slmlab-stage-"))
     alias = f"slmlab_stage_{uuid.uuid4().hex[:12]}"  # attached databases are shared by the process's connections
     try:
         if folder is None:
-            yield CALLS
+            yield StagingTable(CALLS, f"CREATE TEMP TABLE {CALLS}")
         else:
             con.execute(f"ATTACH {sql_quote(str(folder / 'staging.duckdb'))} AS {alias}")
-            yield f"{alias}.main.calls"
+            name = f"{alias}.main.calls"
+            yield StagingTable(name, f"CREATE TABLE {name}")
     finally:
         with contextlib.suppress(duckdb.Error):  # the connection closes next in any case
             con.execute(f"DROP TABLE IF EXISTS temp.main.{CALLS}")
             con.execute(f"DROP TABLE IF EXISTS temp.main.{RANKS}")
         if folder is not None:
             with contextlib.suppress(duckdb.Error):
+                # dropped first: detaching checkpoints the file, which rewrote the whole staging table (4.5 s of a
+                # 20M-row import) only to delete it
+                con.execute(f"DROP TABLE IF EXISTS {alias}.main.calls")
                 con.execute(f"DETACH {alias}")
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -117,12 +130,12 @@ def stage_log(
     path: Path,
     fields_for: Callable[[duckdb.DuckDBPyConnection], CallFields],
     options: ImportOptions,
-    calls: str,
+    staging: StagingTable,
 ) -> StagedLog:
-    """Check and type every call into the staging table `calls` (`staging_area`) of the warehouse connection
+    """Check and type every call into the staging table (`staging_area`) of the warehouse connection
     `con`, in file order, in one parallel read (inside `bounded_memory`); nothing is held in Python."""
     fields = fields_for(con)
-    staged = _stage(con, path, fields, options, calls)
+    staged = _stage(con, path, fields, options, staging)
     # The format's own temporary tables (`requests`, `calls`, ...) would hide the warehouse's tables of the same
     # name from this connection while it writes: they are not needed any more.
     for kind, name in con.execute(
@@ -135,7 +148,7 @@ def stage_log(
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions, calls: str
+    con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions, staging: StagingTable
 ) -> StagedLog:
     present = [n for n in fields.exprs if options.keep_text or n not in PRIVATE_TEXT]
     present = [
@@ -171,7 +184,7 @@ def _stage(
     stored = [n for n in present if not (shared and n == "tenant")]
     found = _checks_for(stored, fields.time_unit)
     select = _select(fields, stored)
-    create = f"CREATE TABLE {calls}" if "." in calls else f"CREATE TEMP TABLE {calls}"  # see `staging_area`
+    calls, create = staging.name, staging.create
     try:
         con.execute(f"{create} AS {typed_select(select, found, fields.time_unit)}")
         validation = "typed read"
@@ -368,11 +381,18 @@ def _labelled(labeller: _Labeller, batch: pa.Table, tenant: bool) -> pa.Table:
 
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, trace_id: int, rows: pa.Table) -> None:
-    con.register("staged_rows", rows)
-    try:
-        con.execute(f"INSERT INTO request_rows BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_rows")
-    finally:
-        con.unregister("staged_rows")
+    _append(con, "request_rows", trace_id, rows)
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, trace_id: int, rows: pa.Table) -> None:
+    """Append an Arrow table's columns, by name, with `trace_id`. Through a relation, not `con.register`: a
+    registered object is a temporary view's dependency, and dropping the view inside the import's transaction keeps
+    it until the commit, so every batch stayed in memory (about 60 bytes a row: 8 GB at 100M rows)."""
+    columns = con.table(table).columns
+    assert set(columns) == {"trace_id", *rows.column_names}, (table, columns, rows.column_names)
+    con.from_arrow(rows).project(
+        ", ".join(f"CAST({int(trace_id)} AS INTEGER) AS trace_id" if c == "trace_id" else ident(c) for c in columns)
+    ).insert_into(table)
 
 
 def _count_backwards(batch: pa.Table, count: int, last: int | None) -> tuple[int, int | None]:
@@ -430,11 +450,7 @@ def _write(
     out_of_order = _labelled_rows(con, trace_id, staged, labeller)
     slo = dict(mix.latency_slo_ms_by_task) if mix is not None else None
     sets = labeller.label_sets(slo)
-    con.register("staged_sets", sets)
-    try:
-        con.execute(f"INSERT INTO label_sets BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_sets")
-    finally:
-        con.unregister("staged_sets")
+    _append(con, "label_sets", trace_id, sets)
     source, seq = _seq_sql(staged)
     present = set(staged.present)
 

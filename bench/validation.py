@@ -189,7 +189,7 @@ def measured_curve(engine: Engine, slots: int, pp: int, tg: int, seed: int, reps
     )
 
 
-def _play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndarray], outputs: np.ndarray
+def play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndarray], outputs: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Submit each request when its (scaled) arrival time comes and step the server; TTFT and latency of each, and
     every step's (sequences decoding, prompt tokens, prompts admitted, seconds, seconds the server idled before it)."""
@@ -301,7 +301,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
             arrival = (recorded - recorded[0]) / speed
             prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
             for rep in range(config.reps):
-                real_ttft, real_latency, steps = _play(engine, config.slots, arrival, prompts, tokens_out)
+                real_ttft, real_latency, steps = play(engine, config.slots, arrival, prompts, tokens_out)
                 plays.append((real_ttft, real_latency))
                 step_logs.append(steps)
                 measured.append(measured_curve(engine, config.slots, pp, tg, config.seed + 1 + rep, config.curve_reps))

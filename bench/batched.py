@@ -151,6 +151,19 @@ class BatchedServer:
 WAKE_IDLE_S = (0.3, 1.0, 3.0)  # idle gaps a lightly loaded server sees between requests
 
 
+def lone_prompt_step(engine: Engine, slots: int, pp: int, pause: float, rng: np.random.Generator) -> float:
+    """Seconds of one step that takes in a single `pp`-token prompt, `pause` seconds after the engine last ran."""
+    engine.clear()
+    server = BatchedServer(engine, slots)
+    server.submit(rng.integers(0, engine.n_vocab, size=pp, dtype=np.int32), 2)
+    time.sleep(pause)
+    started = time.perf_counter()
+    server.step()
+    seconds = time.perf_counter() - started
+    server.run()
+    return seconds
+
+
 def measure_wake(
     engine: Engine, slots: int, pp: int, idle: tuple[float, ...] = WAKE_IDLE_S, rounds: int = 5, seed: int = 0
 ) -> tuple[tuple[float, float], ...]:
@@ -161,14 +174,7 @@ def measure_wake(
     times: dict[float, list[float]] = {pause: [] for pause in (0.0, *idle)}
     for _ in range(rounds):
         for pause, seconds in times.items():
-            engine.clear()
-            server = BatchedServer(engine, slots)
-            server.submit(rng.integers(0, engine.n_vocab, size=pp, dtype=np.int32), 2)
-            time.sleep(pause)
-            started = time.perf_counter()
-            server.step()
-            seconds.append(time.perf_counter() - started)
-            server.run()
+            seconds.append(lone_prompt_step(engine, slots, pp, pause, rng))
     base = float(np.median(times[0.0]))
     return tuple((pause, max(0.0, float(np.median(times[pause])) - base)) for pause in idle)
 

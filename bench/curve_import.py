@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 
 import duckdb
 
+from simulators.deployment import wake_is_valid
 from slmlab import store
 from slmlab.service_curves import CurvePoint, CurveRun, insert_service_curve
 
@@ -247,8 +248,7 @@ def exported_curves(curves: object, path: str | Path, machine: str | None) -> li
                 source="imported",
                 wake=tuple((float(idle), float(extra)) for idle, extra in curve.get("wake") or []),
             )
-            idle = [w[0] for w in run.wake]
-            if any(i <= 0 for i in idle) or idle != sorted(set(idle)) or any(w[1] < 0 for w in run.wake):
+            if not wake_is_valid(run.wake):
                 raise ValueError(
                     "wake: [idle seconds, extra seconds] pairs need rising idle times above 0, extras >= 0"
                 )

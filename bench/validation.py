@@ -221,6 +221,29 @@ def play(engine: Engine, slots: int, arrival: np.ndarray, prompts: list[np.ndarr
     return first - arrival, last - arrival, np.array(steps, dtype=np.float64).reshape(-1, 5)
 
 
+def step_costs(steps: np.ndarray, curve: ServiceCurve, slots: int) -> np.ndarray:
+    """The serving model's seconds for each logged step of `play` (the same costs `simulators/serving.py` charges):
+    a decode iteration of the running sequences, or the prompts at the curve's prefill speed for that many plus
+    what the running sequences add beside them plus the wake cost after the server idled."""
+    decoding, tokens, admitted, _, idle = steps.T
+    iteration, beside, prompt = curve.iteration_s(slots), curve.beside_prompts_s(slots), curve.prompt_s(slots)
+    running = decoding.astype(int)
+    wake = np.interp(idle, *curve.wake_s())
+    return np.where(admitted > 0, tokens * prompt[admitted.astype(int)] + beside[running] + wake, iteration[running])
+
+
+def scaled_arrivals(
+    recorded: np.ndarray, tokens_in: np.ndarray, tokens_out: np.ndarray, curve: ServiceCurve, slots: int, load: float
+) -> tuple[np.ndarray, float]:
+    """Recorded arrival times rescaled so requests come at `load` x the server's capacity at full batch (from the
+    curve), from 0; and the speed-up over the recording."""
+    itl = curve.iteration_s(slots)
+    per_request = float(np.mean(tokens_in / curve.prefill_tok_s + tokens_out * itl[slots] / slots))
+    span = float(recorded[-1] - recorded[0]) or 1.0
+    speed = load / per_request / ((recorded.size - 1) / span)  # recorded rate -> load x capacity
+    return (recorded - recorded[0]) / speed, speed
+
+
 def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, object]:
     """Each real step's time against the serving model's cost of that step (a decode iteration of the running
     sequences; or prompt tokens at the curve's prefill speed for that many prompts plus what the running sequences
@@ -228,11 +251,8 @@ def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, 
     checked without the queue that amplifies a drifting machine near saturation."""
     if not len(steps):
         return {}
-    decoding, tokens, admitted, seconds, idle = steps.T
-    iteration, beside, prompt = curve.iteration_s(slots), curve.beside_prompts_s(slots), curve.prompt_s(slots)
-    running = decoding.astype(int)
-    wake = np.interp(idle, *curve.wake_s())
-    model = np.where(admitted > 0, tokens * prompt[admitted.astype(int)] + beside[running] + wake, iteration[running])
+    admitted, seconds = steps[:, 2], steps[:, 3]
+    model = step_costs(steps, curve, slots)
     ratio = seconds / np.maximum(model, 1e-12)
     kinds = {"decode only": admitted == 0, "with prompts": admitted > 0}
     return {
@@ -292,13 +312,7 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
             tg = min(config.max_output, cells - pp - 1)
             measured.append(measured_curve(engine, config.slots, pp, tg, config.seed, config.curve_reps))
             wake = measure_wake(engine, config.slots, pp, rounds=config.wake_rounds) if config.wake_rounds else ()
-            itl = measured[0].iteration_s(config.slots)
-            per_request = float(
-                np.mean(tokens_in / measured[0].prefill_tok_s + tokens_out * itl[config.slots] / config.slots)
-            )
-            span = float(recorded[-1] - recorded[0]) or 1.0
-            speed = config.load / per_request / ((recorded.size - 1) / span)  # recorded rate -> load x capacity
-            arrival = (recorded - recorded[0]) / speed
+            arrival, speed = scaled_arrivals(recorded, tokens_in, tokens_out, measured[0], config.slots, config.load)
             prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
             for rep in range(config.reps):
                 real_ttft, real_latency, steps = play(engine, config.slots, arrival, prompts, tokens_out)

@@ -12,32 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.batched import BatchedServer
+from bench.batched import lone_prompt_step
 from bench.engine import Engine, EngineConfig
 from slmlab.models import resolve_model
 
 SLOTS = 4
 PAUSES = (0.0, 0.05, 0.3, 1.0)
-
-
-def lone_prompt_step(engine: Engine, pause: float, rng: np.random.Generator) -> float:
-    """Seconds of one step that takes in a single 32-token prompt, `pause` seconds after the engine last ran."""
-    engine.clear()
-    server = BatchedServer(engine, SLOTS)
-    server.submit(rng.integers(0, engine.n_vocab, size=32, dtype=np.int32), 2)
-    time.sleep(pause)
-    started = time.perf_counter()
-    server.step()
-    seconds = time.perf_counter() - started
-    server.run()
-    return seconds
 
 
 def main() -> int:
@@ -51,7 +37,7 @@ def main() -> int:
     with Engine(resolve_model(args.model), config) as engine:
         for _ in range(args.rounds):
             for pause in PAUSES:
-                times[pause] += [lone_prompt_step(engine, pause, rng) for _ in range(8)]
+                times[pause] += [lone_prompt_step(engine, SLOTS, 32, pause, rng) for _ in range(8)]
     base = float(np.median(times[0.0]))
     for pause, seconds in times.items():
         median, mean = float(np.median(seconds)) * 1000, float(np.mean(seconds)) * 1000

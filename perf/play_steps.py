@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine import Engine, EngineConfig
-from bench.validation import measured_curve, play
+from bench.validation import measured_curve, play, scaled_arrivals, step_costs
 from slmlab.models import resolve_model
 from slmlab.traces.defaults import DEFAULT_TRACES, ensure_default_trace
 from slmlab.validations import trace_slice
@@ -41,16 +41,12 @@ def main() -> int:
     rng = np.random.default_rng(1)
     with Engine(resolve_model("smollm2-135m"), config) as engine:
         curve = measured_curve(engine, SLOTS, MAX_IN, MAX_OUT, seed=1)
-        itl = curve.iteration_s(SLOTS)
-        per_request = float(np.mean(tokens_in / curve.prefill_tok_s + tokens_out * itl[SLOTS] / SLOTS))
-        speed = args.load / per_request / ((recorded.size - 1) / float(recorded[-1] - recorded[0]))
-        arrival = (recorded - recorded[0]) / speed
+        arrival, _ = scaled_arrivals(recorded, tokens_in, tokens_out, curve, SLOTS, args.load)
         prompts = [rng.integers(0, engine.n_vocab, size=int(n), dtype=np.int32) for n in tokens_in]
         _, _, steps = play(engine, SLOTS, arrival, prompts, tokens_out)
-    decoding, tokens, admitted, seconds, idle = steps.T
+    decoding, _, admitted, seconds, idle = steps.T
     running = decoding.astype(int)
-    prompt_cost = tokens * curve.prompt_s(SLOTS)[admitted.astype(int)] + curve.beside_prompts_s(SLOTS)[running]
-    ratio = seconds / np.where(admitted > 0, prompt_cost, itl[running])
+    ratio = seconds / step_costs(steps, curve, SLOTS)
     print(f"{args.slice} requests at load {args.load:g}: {len(steps):,} steps; real step / model cost:")
     kinds = {
         "prompts after an idle gap > 0.2 s": (admitted > 0) & (idle > 0.2),

@@ -144,6 +144,13 @@ def profile(name: str, path: str | Path = PROFILES_FILE, stored: dict[str, dict]
     return profiles[name]
 
 
+def wake_is_valid(wake: tuple[tuple[float, float], ...]) -> bool:
+    """Wake costs as (idle s, extra s) pairs: idle times above 0 and rising, extras of at least 0 (the serving loop
+    interpolates between them); checked where a curve is built and where one is imported."""
+    idle = [w[0] for w in wake]
+    return all(i > 0 for i in idle) and idle == sorted(set(idle)) and all(w[1] >= 0 for w in wake)
+
+
 @dataclass(frozen=True)
 class ServiceCurve:
     """How fast one model runs on one profile at each batch size: aggregate decode tok/s per batch, prompt tok/s,
@@ -166,8 +173,7 @@ class ServiceCurve:
             raise DeploymentError(
                 f"service curve ({self.source}): one positive decode speed per batch size and a positive prefill speed"
             )
-        idle = [w[0] for w in self.wake]
-        if any(i <= 0 for i in idle) or idle != sorted(set(idle)) or any(w[1] < 0 for w in self.wake):
+        if not wake_is_valid(self.wake):
             raise DeploymentError(
                 f"service curve ({self.source}): wake costs need rising positive idle times and costs of at least 0"
             )

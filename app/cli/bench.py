@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import Command, interval
+from app.cli.common import Command, interval, wake_text
 from slmlab.models import SHIPPED
 from slmlab.paths import resolve_db_path
 
@@ -167,8 +167,10 @@ def _parallel(args: argparse.Namespace) -> int:
         largest = data["largest_fitting_batch"]
         print(f"  KV cache {result.kv_bytes_per_token:,} bytes per token; largest B that fit: {largest}")
         if result.wake:
-            wake = ", ".join(f"+{extra * 1000:,.1f} ms after {idle:g} s" for idle, extra in result.wake)
-            print(f"  waking from idle, a lone {config.pp}-token prompt step took: {wake} (the replay charges it)")
+            print(
+                f"  waking from idle, a lone {config.pp}-token prompt step took: {wake_text(result.wake)} "
+                "(the replay charges it)"
+            )
         print(f"stored as service curve {result.curve_id} in {resolve_db_path(args.db)}")
     if result.contention.get("contended"):
         print(

@@ -480,6 +480,62 @@ def test_cli_bill_latency_and_traces_json(db: Path, tmp_path: Path, capsys: pyte
     assert "has no recorded calls" in capsys.readouterr().err
 
 
+def _starts(kind: str) -> np.ndarray:
+    """Start times (ns) of a log in file order, for `test_arrival_ranks_match_a_full_sort`."""
+    rng = np.random.default_rng(7)
+    n = 500
+    start = np.arange(n, dtype=np.int64) * 20
+    if kind == "nearly-in-order":  # like perf/import_100m.py: every 9th row 45 ns early, passing two rows
+        start[::9] -= 45
+    elif kind == "moved-far":  # the last row first in time, the first row last, one from the middle early
+        start[-1], start[0], start[250] = -5, 10 * n * 20, 3
+    elif kind == "ties":  # many equal starts, some out of order: ties rank in file order
+        start = (np.arange(n) // 4).astype(np.int64)
+        start[5::13] -= 2
+    elif kind == "reversed":
+        start = start[::-1].copy()
+    elif kind == "shuffled":
+        start = rng.permutation(start) // 40
+    elif kind == "all-equal":
+        start[:] = 42
+    elif kind == "one-row":
+        start = start[:1]
+    return start
+
+
+@pytest.mark.parametrize(
+    "kind", ["in-order", "nearly-in-order", "moved-far", "ties", "reversed", "shuffled", "all-equal", "one-row"]
+)
+def test_arrival_ranks_match_a_full_sort(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streamed import ranks only the rows between cuts of the file (`_arrival_ranks`); every row's seq must be
+    its rank by (start, file row), as a sort of the whole log gives it, across block boundaries."""
+    import pyarrow as pa
+
+    import slmlab.traces.streaming as streaming
+
+    monkeypatch.setattr(streaming, "RANK_BLOCK", 16)  # runs of moved rows cross blocks
+    start = _starts(kind)
+    con = duckdb.connect()
+    log = pa.table({"start": start})  # noqa: F841 (read by DuckDB's replacement scan)
+    con.execute("CREATE TEMP TABLE calls AS SELECT start FROM log")
+    block_min = [int(start[i : i + 16].min()) for i in range(0, len(start), 16)]
+    ordered = streaming._arrival_ranks(con, "calls", block_min)
+    seq = np.array(
+        con.execute(
+            f"SELECT coalesce(k.seq, c.rowid) AS seq FROM calls c LEFT JOIN {streaming.RANKS} k ON k.r = c.rowid "
+            "ORDER BY c.rowid"
+        ).fetchnumpy()["seq"]
+    )
+    expected = np.empty(len(start), dtype=np.int64)
+    expected[np.lexsort((np.arange(len(start)), start))] = np.arange(len(start))
+    np.testing.assert_array_equal(seq, expected)
+    assert ordered == bool(np.all(expected == np.arange(len(start))))
+    assert ordered == (kind in ("in-order", "all-equal", "one-row"))
+    moved = con.execute(f"SELECT count(*) FROM {streaming.RANKS}").fetchall()[0][0]
+    assert moved == int(np.count_nonzero(expected != np.arange(len(start))))  # only rows out of place are kept
+    con.close()
+
+
 def test_streamed_hash_is_the_import_key(tmp_path: Path) -> None:
     from slmlab.traces.reading import content_hash
     from slmlab.traces.streaming import HASH_BLOCK, streamed_hash

@@ -340,7 +340,7 @@ def _import_streamed(
     """A gateway log too large for memory: typed into a temporary table of the warehouse connection (spilled to
     disk), labelled in batches, copied by DuckDB (`streaming.py`). A database this creates is removed again when
     the import fails, as the in-memory path never creates one."""
-    from slmlab.traces.streaming import bounded_memory, stage_log, staging_area, streamed_hash, warm_labeller
+    from slmlab.traces.streaming import bounded_memory, phase, stage_log, staging_area, streamed_hash, warm_labeller
 
     database = resolve_db_path(db)
     existed = database.exists()
@@ -358,7 +358,8 @@ def _import_streamed(
             # Staged before the transaction begins: rows a transaction appends have row ids from 2^62, and the
             # staging table's row ids are the file's row numbers.
             staged = stage_log(con, path, lambda c: chosen.call_fields(c, path, options), options, calls)
-            digest = hashing.result() if hashing is not None else digest
+            with phase("hash: wait for the file's digest"):
+                digest = hashing.result() if hashing is not None else digest
             assert digest is not None  # either given or hashed just above
             con.execute("BEGIN TRANSACTION")
             try:
@@ -370,7 +371,8 @@ def _import_streamed(
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            with phase("commit"):
+                con.execute("COMMIT")
             if found is not None:
                 return found
     except BaseException:

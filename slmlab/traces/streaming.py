@@ -11,8 +11,11 @@ request the same labels whatever batch it is in. Memory stays near `MEMORY_LIMIT
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +52,25 @@ IN_MEMORY_BYTES = 2 << 30  # logs up to this size are staged in memory (DuckDB s
 # in a compressed staging file: an uncompressed staging table of a 20M-row log spilled, re-read and grew the process
 CALLS = "slmlab_stream_calls"  # temporary tables of the import's warehouse connection, gone when it closes
 RANKS = "slmlab_stream_ranks"
+RUNS = "slmlab_stream_runs"  # rows whose arrival rank is found by a sort among their neighbours (`_arrival_ranks`)
+RANK_BLOCK = 1 << 20  # file rows per block of the checks pass and of the arrival-rank pass
+
+
+PROFILE = os.environ.get("SLMLAB_IMPORT_PROFILE") == "1"  # each phase's seconds on stderr (perf/import_100m.py)
+
+
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Time one phase of a streamed import on stderr when SLMLAB_IMPORT_PROFILE=1, to find where a 100M-row import
+    spends its time without a profiler's overhead."""
+    if not PROFILE:
+        yield
+        return
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        print(f"slmlab-profile {name} {time.perf_counter() - started:.2f} s", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -110,8 +132,9 @@ def staging_area(con: duckdb.DuckDBPyConnection, size_bytes: int) -> Iterator[St
         with contextlib.suppress(duckdb.Error):  # the connection closes next in any case
             con.execute(f"DROP TABLE IF EXISTS temp.main.{CALLS}")
             con.execute(f"DROP TABLE IF EXISTS temp.main.{RANKS}")
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{RUNS}")
         if folder is not None:
-            with contextlib.suppress(duckdb.Error):
+            with contextlib.suppress(duckdb.Error), phase("cleanup: drop and detach the staging file"):
                 # dropped first: detaching checkpoints the file, which rewrote the whole staging table (4.5 s of a
                 # 20M-row import) only to delete it
                 con.execute(f"DROP TABLE IF EXISTS {alias}.main.calls")
@@ -134,7 +157,8 @@ def stage_log(
 ) -> StagedLog:
     """Check and type every call into the staging table (`staging_area`) of the warehouse connection
     `con`, in file order, in one parallel read (inside `bounded_memory`); nothing is held in Python."""
-    fields = fields_for(con)
+    with phase("stage: format's fields (schema sniffing)"):
+        fields = fields_for(con)
     staged = _stage(con, path, fields, options, staging)
     # The format's own temporary tables (`requests`, `calls`, ...) would hide the warehouse's tables of the same
     # name from this connection while it writes: they are not needed any more.
@@ -142,7 +166,7 @@ def stage_log(
         "SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary "
         "UNION ALL SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary AND NOT internal"
     ).fetchall():
-        if name not in (CALLS, RANKS):
+        if name not in (CALLS, RANKS, RUNS):
             con.execute(f"DROP {kind} IF EXISTS temp.main.{ident(name)}")
     return staged
 
@@ -186,7 +210,8 @@ def _stage(
     select = _select(fields, stored)
     calls, create = staging.name, staging.create
     try:
-        con.execute(f"{create} AS {typed_select(select, found, fields.time_unit)}")
+        with phase("stage: typed read into the staging table"):
+            con.execute(f"{create} AS {typed_select(select, found, fields.time_unit)}")
         validation = "typed read"
     except duckdb.Error:
         try:
@@ -197,21 +222,31 @@ def _stage(
         con.execute(f"{create} AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")
         validation = "row-by-row checks"
-    # One pass for the count, the span and ends before starts.
+    # One pass, per block of RANK_BLOCK file rows, for the count, the span, ends before starts, recorded times more
+    # than 146 years after the start, and each block's earliest and latest start (for the arrival ranks).
     backwards_sql = 'count_if("end" < start)' if "end" in present else "0"
-    rows, first, last, backwards = con.execute(
-        f"SELECT count(*), min(start), max(start), {backwards_sql} FROM {calls}"
-    ).fetchall()[0]
-    if not rows:
+    far_sql = {
+        name: f"count_if({ident(name)}::HUGEINT - start >= {MAX_SPAN_NS})" if name in present else "0"
+        for name in ("end", "first_token")
+    }
+    with phase("checks: count, span, ends before starts, 146-year ends (one pass)"):
+        blocks = con.execute(
+            f"SELECT rowid // {RANK_BLOCK} AS block, count(*), min(start), max(start), {backwards_sql}, "
+            f"{far_sql['end']}, {far_sql['first_token']} FROM {calls} GROUP BY block ORDER BY block"
+        ).fetchall()
+    if not blocks:
         raise TraceInputError(path, "holds no LLM calls")
-    if int(last) - int(first) >= MAX_SPAN_NS:  # the in-memory path's check (workload.arrival_offsets_ns)
+    rows = sum(int(b[1]) for b in blocks)
+    first, last = min(int(b[2]) for b in blocks), max(int(b[3]) for b in blocks)
+    backwards = sum(int(b[4]) for b in blocks)
+    if last - first >= MAX_SPAN_NS:  # the in-memory path's check (workload.arrival_offsets_ns)
         far = con.execute(
-            f"SELECT rowid + 1, start FROM {calls} WHERE start - {int(first)}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
+            f"SELECT rowid + 1, start FROM {calls} WHERE start - {first}::HUGEINT >= {MAX_SPAN_NS} ORDER BY rowid"
         ).fetchall()
         raise TraceInputError(
             path,
             f"arrival times span more than 146 years (nanoseconds after the first arrival are stored as 64-bit "
-            f"integers); the first arrival is {np.datetime64(int(first), 'ns')}",
+            f"integers); the first arrival is {np.datetime64(first, 'ns')}",
             column=fields.names.get("start", "start"),
             offenders=[(int(r), str(np.datetime64(int(v), "ns"))) for r, v in far[:5]],
             total=len(far),
@@ -225,26 +260,20 @@ def _stage(
             offenders=[(int(r), "ends before it starts") for (r,) in bad],
             total=int(backwards),
         )
-    for name in ("end", "first_token"):  # a recorded time more than 146 years after the start: refused, not wrapped
-        if name in present:
+    for index, name in ((5, "end"), (6, "first_token")):  # more than 146 years after the start: refused, not wrapped
+        if sum(int(b[index]) for b in blocks):
             far = con.execute(
                 f"SELECT rowid + 1 FROM {calls} WHERE {ident(name)}::HUGEINT - start >= {MAX_SPAN_NS} ORDER BY rowid"
             ).fetchall()
-            if far:
-                raise TraceInputError(
-                    path,
-                    f"'{fields.names.get(name, name)}' is more than 146 years after the request start",
-                    column=fields.names.get(name, name),
-                    offenders=[(int(r), "more than 146 years after the start") for (r,) in far[:5]],
-                    total=len(far),
-                )
-    # Each row's rank in arrival order (a sort that DuckDB spills to disk), kept where it is not the row's own
-    # position: a log that is mostly in order joins a few rows, not all of them; none differ when it is in order.
-    con.execute(
-        f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT rowid AS r, CAST(row_number() OVER "
-        f"(ORDER BY start, rowid) - 1 AS BIGINT) AS seq FROM {calls}) WHERE seq <> r"
-    )
-    ordered = not con.execute(f"SELECT count(*) FROM {RANKS}").fetchall()[0][0]
+            raise TraceInputError(
+                path,
+                f"'{fields.names.get(name, name)}' is more than 146 years after the request start",
+                column=fields.names.get(name, name),
+                offenders=[(int(r), "more than 146 years after the start") for (r,) in far[:5]],
+                total=len(far),
+            )
+    with phase("ranks"):
+        ordered = _arrival_ranks(con, calls, [int(b[2]) for b in blocks])
     report = {
         "recorded": {},
         "log_fields": {n: fields.names[n] for n in present if n in fields.names},
@@ -260,6 +289,52 @@ def _stage(
         },
     }
     return StagedLog(int(rows), int(first), ordered, tuple(present), report, "team" if shared else "tenant", calls)
+
+
+def _arrival_ranks(con: duckdb.DuckDBPyConnection, calls: str, block_min: list[int]) -> bool:
+    """Each row's rank in arrival order (start, then file row) into `RANKS` where it is not the row's own position;
+    returns whether none is (the file is in arrival order). Without sorting the whole log: one pass in file order
+    cuts it wherever every start above the cut is at most every start below it (the latest start so far against
+    the earliest still to come, from `block_min` per RANK_BLOCK rows). Rows between two cuts are ranked among
+    themselves, after every row above them; a row alone between cuts is in place. A log that is mostly in order
+    sorts a few short runs of rows instead of spilling a sort of all of them; a reversed log is one run."""
+    top = np.iinfo(np.int64).max
+    after = [*np.minimum.accumulate(np.array(block_min[::-1], dtype=np.int64))[::-1][1:].tolist(), top]
+    con.execute(f"CREATE TEMP TABLE {RUNS} (r BIGINT, run BIGINT, start BIGINT)")
+    latest, run, cut = np.iinfo(np.int64).min, 0, True  # carried across blocks
+    for block, later in enumerate(after):
+        lo = block * RANK_BLOCK
+        got = con.execute(
+            f"SELECT rowid AS r, start FROM {calls} WHERE rowid BETWEEN {lo} AND {lo + RANK_BLOCK - 1}"
+        ).fetchnumpy()
+        rowid, start = np.asarray(got["r"], dtype=np.int64), np.asarray(got["start"], dtype=np.int64)
+        if len(rowid) > 1 and not bool(np.all(rowid[1:] > rowid[:-1])):
+            order = np.argsort(rowid, kind="stable")
+            rowid, start = rowid[order], start[order]
+        so_far = np.maximum.accumulate(start)
+        np.maximum(so_far, latest, out=so_far)
+        to_come = np.empty_like(start)  # the earliest start below each row
+        to_come[-1] = later
+        to_come[:-1] = np.minimum.accumulate(start[::-1])[::-1][1:]
+        np.minimum(to_come, later, out=to_come)
+        cuts = so_far <= to_come  # a cut below the row: ties keep file order, so a tie does not cross it
+        begins = np.empty_like(cuts)
+        begins[0], begins[1:] = cut, cuts[:-1]
+        latest, cut = int(so_far[-1]), bool(cuts[-1])
+        alone = begins & cuts
+        if bool(alone.all()):
+            run = int(rowid[-1]) + 1
+            continue
+        runs = np.maximum.accumulate(np.where(begins, rowid, run))
+        run = int(runs[-1]) if not cut else int(rowid[-1]) + 1
+        moved = ~alone
+        con.from_arrow(pa.table({"r": rowid[moved], "run": runs[moved], "start": start[moved]})).insert_into(RUNS)
+    con.execute(
+        f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT r, run + CAST(row_number() OVER "
+        f"(PARTITION BY run ORDER BY start, r) - 1 AS BIGINT) AS seq FROM {RUNS}) WHERE seq <> r"
+    )
+    con.execute(f"DROP TABLE {RUNS}")
+    return not con.execute(f"SELECT count(*) FROM {RANKS}").fetchall()[0][0]
 
 
 def _seq_sql(staged: StagedLog, rows: str = "") -> tuple[str, str]:
@@ -429,13 +504,14 @@ def write_staged(
     `bounded_memory`); returns its labelling provenance, the recorded-field counts and the rows out of order."""
     tenants = None
     if "tenant" in staged.present:
-        tenants = [
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT {ident(staged.tenant_column)} AS tenant FROM {staged.calls} WHERE tenant IS NOT NULL "
-                "ORDER BY tenant"
-            ).fetchall()
-        ] or None
+        with phase("write: distinct tenants"):
+            tenants = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT DISTINCT {ident(staged.tenant_column)} AS tenant FROM {staged.calls} "
+                    "WHERE tenant IS NOT NULL ORDER BY tenant"
+                ).fetchall()
+            ] or None
     return _write(con, trace_id, staged, mix, _Labeller(mix, tenants), tenants)
 
 
@@ -447,7 +523,8 @@ def _write(
     labeller: _Labeller,
     tenants: list[str] | None,
 ) -> tuple[dict[str, object], dict[str, object]]:
-    out_of_order = _labelled_rows(con, trace_id, staged, labeller)
+    with phase("write: label and append request_rows"):
+        out_of_order = _labelled_rows(con, trace_id, staged, labeller)
     slo = dict(mix.latency_slo_ms_by_task) if mix is not None else None
     sets = labeller.label_sets(slo)
     _append(con, "label_sets", trace_id, sets)
@@ -488,20 +565,23 @@ def _write(
         "response": col("response"),
     }
     assert set(values) == set(RECORD_COLUMNS)
-    con.execute(
-        f"INSERT INTO request_records (trace_id, seq, {', '.join(values)}) SELECT {int(trace_id)}, {seq}, "
-        f"{', '.join(values.values())} FROM {source}"
-    )
-    if "request_id" in present or "prompt" in present:
+    with phase("write: request_records"):
         con.execute(
-            f"INSERT INTO request_details (trace_id, seq, request_id, prompt) SELECT {int(trace_id)}, {seq}, "
-            f"coalesce({col('request_id')}, CAST(c.rowid + 1 AS VARCHAR)), {col('prompt')} FROM {source}"
+            f"INSERT INTO request_records (trace_id, seq, {', '.join(values)}) SELECT {int(trace_id)}, {seq}, "
+            f"{', '.join(values.values())} FROM {source}"
         )
-    counts = con.execute(
-        "SELECT "
-        + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values())
-        + f" FROM {staged.calls} c"
-    ).fetchall()[0]  # seq is not counted: no join
+    if "request_id" in present or "prompt" in present:
+        with phase("write: request_details"):
+            con.execute(
+                f"INSERT INTO request_details (trace_id, seq, request_id, prompt) SELECT {int(trace_id)}, {seq}, "
+                f"coalesce({col('request_id')}, CAST(c.rowid + 1 AS VARCHAR)), {col('prompt')} FROM {source}"
+            )
+    with phase("write: recorded-field counts"):
+        counts = con.execute(
+            "SELECT "
+            + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values())
+            + f" FROM {staged.calls} c"
+        ).fetchall()[0]  # seq is not counted: no join
     recorded_rows = {name: int(n) for name, n in zip(values, counts)}
     labelling: dict[str, object] = {
         "recorded_fields": ["tenant"] if tenants else [],
@@ -529,10 +609,11 @@ def streamed_hash(paths: list[Path], root: Path | None = None) -> str:
     """`reading.content_hash` (the same BLAKE3 key) read in blocks instead of memory-mapped: a mapped 100 GB log
     would count its pages in the process's resident memory while the streamed import keeps its own bounded."""
     digest = blake3.blake3()
-    for path in paths:
-        if root is not None:
-            digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with path.open("rb") as handle:
-            while block := handle.read(HASH_BLOCK):
-                digest.update(block)
+    with phase("hash (helper thread)"):
+        for path in paths:
+            if root is not None:
+                digest.update(str(path.relative_to(root)).encode() + b"\0")
+            with path.open("rb") as handle:
+                while block := handle.read(HASH_BLOCK):
+                    digest.update(block)
     return HASH_PREFIX + digest.hexdigest()

@@ -151,6 +151,11 @@ def wake_is_valid(wake: tuple[tuple[float, float], ...]) -> bool:
     return all(i > 0 for i in idle) and idle == sorted(set(idle)) and all(w[1] >= 0 for w in wake)
 
 
+def wake_text(wake: tuple[tuple[float, float], ...]) -> str:
+    """Wake costs as the CLI and the Benchmarks page show them: one wording for the same figures."""
+    return ", ".join(f"+{extra * 1000:,.1f} ms after {idle:g} s" for idle, extra in wake)
+
+
 @dataclass(frozen=True)
 class ServiceCurve:
     """How fast one model runs on one profile at each batch size: aggregate decode tok/s per batch, prompt tok/s,

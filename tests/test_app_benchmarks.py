@@ -123,6 +123,7 @@ def test_batched_curve_latency_figures_and_contention_are_shown(db: Path) -> Non
         tg=128,
         kv_bytes_per_token=23_040,
         contended=False,
+        wake=((0.3, 0.0125), (1.0, 0.02), (3.0, 0.0451)),
     )
     save_service_curve(
         run,
@@ -141,3 +142,8 @@ def test_batched_curve_latency_figures_and_contention_are_shown(db: Path) -> Non
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("aggregate decode and per-sequence latency against B" in t for t in titles)
     assert any("KV cache ran out past B = 4" in c.value for c in at.caption)
+    # the wake cost the replay charges, in the CLI's words and figures
+    assert any(
+        "a lone 128-token prompt step took +12.5 ms after 0.3 s, +20.0 ms after 1 s, +45.1 ms after 3 s more" in c.value
+        for c in at.caption
+    )

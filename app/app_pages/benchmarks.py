@@ -9,6 +9,7 @@ from app.widgets import job_status
 from bench.jobs import BenchJob
 from bench.runner import BenchConfig
 from bench.views import CONFIG_AXES
+from simulators.deployment import wake_text
 from slmlab.models import shipped_models
 
 db = state.database_path()
@@ -95,6 +96,12 @@ def _batched_curves() -> None:
             ),
             width="stretch",
         )
+        if curve.wake:
+            st.caption(
+                f"Waking from idle, a lone {curve.pp}-token prompt step took {wake_text(curve.wake)} more than one "
+                "run straight after another (measured after the curve); the replay charges it to the first step "
+                "after an idle gap."
+            )
         if curve.contended:
             st.warning("This curve was measured on a busy machine (contended); the replay skips it unless picked.")
         if not fits.all():

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import Command, interval, wake_text
+from app.cli.common import Command, interval
 from slmlab.models import SHIPPED
 from slmlab.paths import resolve_db_path
 
@@ -125,6 +125,7 @@ def _parallel(args: argparse.Namespace) -> int:
     """`--parallel 1,2,4`: a batched service curve (B sequences in one context), stored in service_curves."""
     from bench.batched import CurveConfig, benchmark_curve
     from bench.runner import BenchConfig
+    from simulators.deployment import wake_text
 
     try:
         batches = tuple(int(b) for b in args.parallel.split(",") if b.strip())

@@ -30,11 +30,6 @@ def mix_text(mix: dict[str, float]) -> str:
     return ", ".join(f"{label} {share:.0%}" for label, share in mix.items()) or "-"
 
 
-def wake_text(wake: tuple[tuple[float, float], ...]) -> str:
-    """A curve's wake costs as the CLI prints them (`bench --parallel`, `validate`)."""
-    return ", ".join(f"+{extra * 1000:,.1f} ms after {idle:g} s" for idle, extra in wake)
-
-
 def interval(summary: dict[str, object], digits: int = 1) -> str:
     text = f"{summary['mean']:,.{digits}f}"
     if summary.get("ci95_low") is not None:

@@ -8,8 +8,6 @@ import json
 from collections.abc import Callable
 from typing import cast
 
-from app.cli.common import wake_text
-
 
 def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = command("validate", "check the simulator against a real batched engine on a slice of a trace")
@@ -106,6 +104,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     decode = ", ".join(f"B={b} {x:,.1f}" for b, x in zip(result.curve.batch, result.curve.decode_tok_s))
     print(f"curve: {result.curve.source}; aggregate decode tok/s {decode}")
     if result.curve.wake:
+        from simulators.deployment import wake_text
+
         print(f"waking after an idle gap, the first step took (measured just before): {wake_text(result.curve.wake)}")
     per_play = "" if config.reps == 1 else "  per play: error (real ms)"
     print(f"{'':12s} {'simulated':>10s} {'real':>10s} {'error':>7s}{per_play}")

@@ -14,8 +14,9 @@ decode tokens; the first token comes from the prompt, then `output tokens` more 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from bench.engine import Engine, EngineConfig
 from simulators.deployment import Deployment, HardwareProfile, ServiceCurve, serve
 
 METRICS = ("ttft", "latency")
+TOKEN_MODES = ("capped", "scaled")
 PERCENTILES = (50, 95)
 
 
@@ -44,8 +46,11 @@ class ValidationConfig:
     reps: int = 1  # plays of the slice, each between two curve measurements (a drifting machine averages out)
     curve_reps: int = 3  # repetitions of each batch size when the curve is measured
     wake_rounds: int = 5  # lone prompt steps timed after each idle gap for the wake cost (0: waking costs nothing)
+    tokens: str = "capped"  # "capped": clipped at the caps; "scaled": the slice's spread of sizes kept (`sizes`)
 
     def __post_init__(self) -> None:
+        if self.tokens not in TOKEN_MODES:
+            raise ValueError(f"tokens must be one of {', '.join(TOKEN_MODES)}, not {self.tokens!r}")
         if not 0 < self.load < 2:
             raise ValueError("load must be a share of the server's capacity, between 0 and 2")
         if self.count < 2 or self.slots < 1 or self.threads < 1 or self.max_input < 1 or self.max_output < 1:
@@ -76,6 +81,11 @@ class Validation:
     curves: tuple[ServiceCurve, ...] = ()  # the curve each play was simulated with
     contention: dict[str, object] = field(default_factory=dict)
     steps_by_rep: tuple[dict[str, object], ...] = ()  # each play's step times against the model's step costs
+    # the same plays simulated at the speed each one's steps ran (the step check's total): the serving model apart
+    # from the machine's drift between curve and play; and how far a 1% slower machine moves each figure
+    errors_at_play_speed: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    errors_at_play_speed_by_rep: tuple[dict[str, dict[str, dict[str, float]]], ...] = ()
+    sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def real_spread(self) -> dict[str, dict[str, float]]:
         """How far the real engine's own percentiles moved between plays of the same arrivals: (largest - smallest)
@@ -104,6 +114,9 @@ class Validation:
             "decode_tok_s_by_rep": [list(k.decode_tok_s) for k in self.curves],
             "real_spread": self.real_spread(),
             "steps_by_rep": list(self.steps_by_rep),
+            "errors_at_play_speed": self.errors_at_play_speed,
+            "errors_at_play_speed_by_rep": list(self.errors_at_play_speed_by_rep),
+            "sensitivity": self.sensitivity,
             "contention": self.contention,
             "per_request": [
                 {
@@ -267,6 +280,24 @@ def step_check(steps: np.ndarray, curve: ServiceCurve, slots: int) -> dict[str, 
     }
 
 
+def slower(curve: ServiceCurve, factor: float) -> ServiceCurve:
+    """The curve of a machine `factor` times slower (every step takes `factor` x the time; the wake cost too)."""
+    return replace(
+        curve,
+        decode_tok_s=tuple(x / factor for x in curve.decode_tok_s),
+        prefill_tok_s=curve.prefill_tok_s / factor,
+        prefill_by_batch=tuple(x / factor for x in curve.prefill_by_batch),
+        wake=tuple((idle, extra * factor) for idle, extra in curve.wake),
+    )
+
+
+def sensitivity(simulated: dict[str, np.ndarray], slower_1pct: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per figure, the relative change a 1% slower machine makes (0.05: 5%): near saturation the queue multiplies
+    a small speed error, so this is how closely the machine's speed must be known for a figure to be within 10%."""
+    moved = percentile_errors(simulated, slower_1pct)
+    return {m: {q: float(moved[m][q]["error"]) for q in moved[m]} for m in moved}
+
+
 def _mean_curve(measured: list[ServiceCurve], source: str, wake: tuple[tuple[float, float], ...]) -> ServiceCurve:
     """The mean of curves measured on the same engine (around one play, or all of them: a shared machine drifts):
     speeds averaged as times (harmonic mean), as a queue adds them up."""
@@ -286,14 +317,27 @@ def _mean_curve(measured: list[ServiceCurve], source: str, wake: tuple[tuple[flo
     )
 
 
+def sizes(requests: list[tuple[float, int, int]], config: ValidationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt and output tokens of each request as played. "capped": clipped at the caps, which makes nearly every
+    request of a conversation trace the same size, so latencies fall on a few steps and a percentile that sits
+    between two of them jumps; "scaled": each multiplied by one factor (prompts, outputs) that puts the slice's
+    95th percentile on the cap, so the trace's spread of sizes is kept in a run as short (larger ones clipped)."""
+    played = []
+    for column, cap in ((1, config.max_input), (2, config.max_output)):
+        recorded = np.array([r[column] for r in requests], dtype=np.float64)
+        if config.tokens == "scaled":
+            recorded = np.rint(recorded * cap / max(float(np.percentile(recorded, 95)), 1.0))
+        played.append(np.clip(recorded, 1, cap))
+    return played[0], played[1]
+
+
 def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], model_path: str | Path) -> Validation:
     """Measure the curve, then `reps` times: play the slice for real at the chosen load and measure the curve
     again; simulate each play with the mean of the curves around it; compare (pooled over the plays, and each)."""
     from bench.contention import ContentionMonitor
 
     recorded = np.array([r[0] for r in requests])
-    tokens_in = np.clip(np.array([r[1] for r in requests], dtype=np.float64), 1, config.max_input)
-    tokens_out = np.clip(np.array([r[2] for r in requests], dtype=np.float64), 1, config.max_output)
+    tokens_in, tokens_out = sizes(requests, config)
     cells = config.max_input + config.max_output + 2
     # one KV cache shared by the slots, as llama-server's default 4 slots have: with a cache per slot, llama.cpp
     # splits a step into one compute per run of consecutive slot ids (and per prompt length), which only a server
@@ -333,23 +377,35 @@ def validate(config: ValidationConfig, requests: list[tuple[float, int, int]], m
         slots=config.slots, capex_usd=0.0, lifetime_months=1.0, watts_busy=0.0, watts_idle=0.0,
         ops_usd_per_month=0.0, tariff_usd_per_kwh=0.0, batch_speedup=((1, 1.0),), source="measured",
     )  # fmt: skip
-    simulated_plays = []
-    for curve in curves:
+
+    def simulate(curve: ServiceCurve) -> tuple[np.ndarray, np.ndarray]:
         served = serve(Deployment(config.model, machine, curve, config.slots, 1), 1, arrival, tokens_in, tokens_out)
-        simulated_plays.append((served.first - arrival, served.finish - arrival))
-    by_rep = tuple(
-        percentile_errors({"ttft": rt, "latency": rl}, {"ttft": st, "latency": sl})
-        for (rt, rl), (st, sl) in zip(plays, simulated_plays)
-    )
-    pooled = {name: np.concatenate([p[i] for p in plays]) for i, name in enumerate(METRICS)}
-    pooled_sim = {name: np.concatenate([p[i] for p in simulated_plays]) for i, name in enumerate(METRICS)}
+        return served.first - arrival, served.finish - arrival
+
+    checks = tuple(step_check(log, curve, config.slots) for log, curve in zip(step_logs, curves))
+    simulated_plays = [simulate(curve) for curve in curves]
+    at_play_speed = [
+        simulate(slower(curve, float(cast(float, check.get("real_over_model_total", 1.0)))))
+        for curve, check in zip(curves, checks)
+    ]
+    one_pct_slower = [simulate(slower(curve, 1.01)) for curve in curves]
+
+    def pool(runs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {name: np.concatenate([p[i] for p in runs]) for i, name in enumerate(METRICS)}
+
+    def each(simulated: list[tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str, dict[str, dict[str, float]]], ...]:
+        return tuple(percentile_errors(pool([real]), pool([sim])) for real, sim in zip(plays, simulated))
+
+    pooled, pooled_sim = pool(plays), pool(simulated_plays)
     n = config.reps
     return Validation(
         config=config, speed=speed, curve=_mean_curve(measured, source, wake) if n > 1 else curves[0],
         arrival_s=np.tile(arrival, n), tokens_in=np.tile(tokens_in, n), tokens_out=np.tile(tokens_out, n),
         real_ttft_s=pooled["ttft"], real_latency_s=pooled["latency"], sim_ttft_s=pooled_sim["ttft"],
         sim_latency_s=pooled_sim["latency"], errors=percentile_errors(pooled, pooled_sim),
-        rep=np.repeat(np.arange(n), arrival.size), errors_by_rep=by_rep, curves=curves,
-        contention=contention.as_dict(),
-        steps_by_rep=tuple(step_check(log, curve, config.slots) for log, curve in zip(step_logs, curves)),
+        rep=np.repeat(np.arange(n), arrival.size), errors_by_rep=each(simulated_plays), curves=curves,
+        contention=contention.as_dict(), steps_by_rep=checks,
+        errors_at_play_speed=percentile_errors(pooled, pool(at_play_speed)),
+        errors_at_play_speed_by_rep=each(at_play_speed),
+        sensitivity=sensitivity(pooled_sim, pool(one_pct_slower)),
     )  # fmt: skip

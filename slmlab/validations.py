@@ -12,7 +12,17 @@ import duckdb
 
 from slmlab import store
 
-PLAY_FIELDS = ("reps", "errors_by_rep", "decode_tok_s_by_rep", "real_spread", "steps_by_rep", "contention")
+PLAY_FIELDS = (
+    "reps",
+    "errors_by_rep",
+    "decode_tok_s_by_rep",
+    "real_spread",
+    "steps_by_rep",
+    "errors_at_play_speed",
+    "errors_at_play_speed_by_rep",
+    "sensitivity",
+    "contention",
+)
 
 
 def save_validation(record: dict[str, object], *, db: str | Path | None = None) -> int:
@@ -71,18 +81,23 @@ def slice_of(validation: dict[str, object]) -> tuple[int, int]:
 
 
 def slice_label(validation: dict[str, object]) -> str:
-    """'requests 161-320': which requests of the trace were played (1-based, as a reader counts)."""
+    """'requests 161-320': which requests of the trace were played (1-based, as a reader counts), and ', sizes
+    scaled' where they kept the trace's spread of sizes (`validate --tokens scaled`) rather than capped."""
     start, count = slice_of(validation)
-    return f"requests {start + 1:,}-{start + count:,}"
+    config = cast(dict[str, object], validation.get("config") or {})
+    scaled = ", sizes scaled" if config.get("tokens") == "scaled" else ""
+    return f"requests {start + 1:,}-{start + count:,}{scaled}"
 
 
 def newest_by_load(validations: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The newest validation of each slice (trace, first request, requests) at each load (of a newest-first list),
-    lightest load first, as table rows: the pooled error of each percentile, plays, and whether other processes
-    took CPU during it. Two slices at one load are two rows: one slice's result is not the other's."""
-    seen: dict[tuple[float, str, int, int], dict[str, object]] = {}
+    """The newest validation of each slice (trace, first request, requests, sizes capped or scaled) at each load
+    (of a newest-first list), lightest load first, as table rows: the pooled error of each percentile, plays, and
+    whether other processes took CPU during it. Two slices at one load are two rows: one's result is not the
+    other's."""
+    seen: dict[tuple[float, str, int, int, str], dict[str, object]] = {}
     for v in validations:
-        seen.setdefault((float(cast(float, v["load"])), str(v.get("trace", "")), *slice_of(v)), v)
+        sizes = str(cast(dict[str, object], v.get("config") or {}).get("tokens", "capped"))
+        seen.setdefault((float(cast(float, v["load"])), str(v.get("trace", "")), *slice_of(v), sizes), v)
     rows = []
     for (load, *_), v in sorted(seen.items()):
         errors = cast(dict[str, dict[str, dict[str, float]]], v["errors"])

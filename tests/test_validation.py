@@ -60,7 +60,7 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
 
     monkeypatch.setattr(bench.validation, "Engine", engine)
     argv = ["validate", "--slice", "4", "--load", "0.5", "--slots", "2", "--max-input", "8", "--max-output", "4"]
-    argv += ["--wake-rounds", "1"]
+    argv += ["--wake-rounds", "1", "--tokens", "scaled"]
     assert main([*argv, "--reps", "2", "--json"]) == 0
     # the slots share one KV cache, as llama-server's default slots do: with a cache per slot llama.cpp computes a
     # step in pieces whenever the busy slots are not 0..B-1, which the curve never sees (README, validation)
@@ -68,6 +68,12 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     report = json.loads(capsys.readouterr().out)
     assert report["requests"] == 8 and report["validation_id"] == 1 and report["reps"] == 2  # 4 requests x 2 plays
     assert [r["rep"] for r in report["per_request"]] == [0, 0, 0, 0, 1, 1, 1, 1]
+    # the trace's sizes scaled so the slice's 95th percentiles meet the caps (8 and 4), as stored and played
+    from bench.validation import ValidationConfig, sizes
+
+    played = sizes(trace_slice(CONV, 0, 4, db=db), ValidationConfig(CONV, max_input=8, max_output=4, tokens="scaled"))
+    assert report["config"]["tokens"] == "scaled"
+    assert [(r["input_tokens"], r["output_tokens"]) for r in report["per_request"][:4]] == list(zip(*played))
     assert len(report["errors_by_rep"]) == 2 and len(report["decode_tok_s_by_rep"]) == 2
     assert "contended" in report["contention"]
     # what waking costs after each idle gap, measured on the same engine; every play's curve carries it
@@ -82,7 +88,15 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
     assert report["real_spread"]["ttft"]["p95"] == pytest.approx((max(plays) - min(plays)) / np.mean(plays))
     stored = load_validations(db=db)[0]
     assert stored["errors_by_rep"] == report["errors_by_rep"] and stored["reps"] == 2
-    assert newest_by_load([stored])[0]["plays"] == 2 and newest_by_load([stored])[0]["slice"] == "requests 1-4"
+    assert newest_by_load([stored])[0]["plays"] == 2
+    assert newest_by_load([stored])[0]["slice"] == "requests 1-4, sizes scaled"
+    # the same plays simulated at the speed their steps ran, and what a 1% slower machine moves: stored with them
+    assert stored["errors_at_play_speed"] == report["errors_at_play_speed"] and len(stored["sensitivity"]) == 2
+    assert stored["errors_at_play_speed_by_rep"] == report["errors_at_play_speed_by_rep"]
+    for metric in ("ttft", "latency"):
+        for q in ("p50", "p95"):
+            assert report["errors_at_play_speed"][metric][q]["real_ms"] == report["errors"][metric][q]["real_ms"]
+            assert np.isfinite(report["sensitivity"][metric][q])
     for metric in ("ttft", "latency"):
         for q in ("p50", "p95"):
             e = report["errors"][metric][q]
@@ -128,12 +142,13 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
 
 
 def test_the_table_keeps_the_newest_validation_of_each_slice_and_load() -> None:
-    def record(vid: int, load: float, error: float, start: int = 0, **extra: object) -> dict[str, object]:
+    def record(vid: int, load: float, error: float, start: int = 0, tokens: str = "capped", **extra: object):
         errors = {m: {q: {"error": error} for q in ("p50", "p95")} for m in ("ttft", "latency")}
-        config = {"start": start, "count": 10}
+        config = {"start": start, "count": 10, **({"tokens": tokens} if tokens != "capped" else {})}
         return {"validation_id": vid, "load": load, "requests": 30, "errors": errors, "config": config, **extra}
 
     newest_first = [
+        record(5, 0.9, 0.05, tokens="scaled", reps=3),  # the same slice with the trace's sizes kept: its own row
         record(4, 0.9, 0.12, start=160, reps=3),
         record(3, 0.9, 0.04, reps=3, contention={"contended": False}),
         record(2, 0.3, -0.08, reps=3),
@@ -143,6 +158,7 @@ def test_the_table_keeps_the_newest_validation_of_each_slice_and_load() -> None:
     assert [(r["validation"], r["load"], r["slice"], r["plays"]) for r in rows] == [
         (2, 0.3, "requests 1-10", 3),
         (3, 0.9, "requests 1-10", 3),
+        (5, 0.9, "requests 1-10, sizes scaled", 3),
         (4, 0.9, "requests 161-170", 3),
     ]
     assert rows[1]["latency p95"] == 0.04 and rows[0]["contended"] == "not sampled" and rows[1]["contended"] == "no"
@@ -167,7 +183,8 @@ def test_each_step_is_checked_against_the_models_cost_of_that_step() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"reps": 0}, {"reps": 21}, {"curve_reps": 0}, {"load": 2.5}, {"count": 1}, {"wake_rounds": -1}]
+    "bad",
+    [{"reps": 0}, {"reps": 21}, {"curve_reps": 0}, {"load": 2.5}, {"count": 1}, {"wake_rounds": -1}, {"tokens": "x"}],
 )
 def test_a_validation_config_out_of_range_is_refused(bad: dict) -> None:
     from bench.validation import ValidationConfig
@@ -175,3 +192,35 @@ def test_a_validation_config_out_of_range_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         ValidationConfig(trace=CONV, **bad)
     ValidationConfig(trace=CONV, reps=3, curve_reps=10, wake_rounds=0)  # in range
+
+
+def test_scaled_sizes_keep_the_slices_spread_and_capped_ones_clip_it() -> None:
+    from bench.validation import ValidationConfig, sizes
+
+    # prompts 100..2000 and outputs 10..390 tokens: the 95th percentiles are 1905 and 371
+    requests = [(float(i), 100 * (i + 1), 10 + 20 * i) for i in range(20)]
+    capped = sizes(requests, ValidationConfig(trace=CONV, max_input=64, max_output=16))
+    assert capped[0].tolist() == [64.0] * 20 and capped[1].tolist() == [10.0] + [16.0] * 19
+    tokens_in, tokens_out = sizes(requests, ValidationConfig(trace=CONV, max_input=64, max_output=16, tokens="scaled"))
+    assert tokens_in.tolist() == np.clip(np.rint(np.arange(100, 2001, 100) * 64 / 1905), 1, 64).tolist()
+    assert tokens_in[0] == 3 and tokens_in[9] == 34 and tokens_in[-1] == 64  # 100, 1000 and 2000 (clipped)
+    assert tokens_out.tolist() == np.clip(np.rint(np.arange(10, 391, 20) * 16 / 371), 1, 16).tolist()
+    assert tokens_out.min() == 1 and len(set(tokens_out.tolist())) > 10
+
+
+def test_a_slower_machines_curve_takes_each_step_that_much_longer() -> None:
+    from bench.validation import sensitivity, slower
+
+    curve = ServiceCurve(
+        batch=(1, 2), decode_tok_s=(100.0, 160.0), prefill_tok_s=200.0, prefill_by_batch=(200.0, 250.0),
+        kv_bytes_per_token=0.0, weights_bytes=0.0, source="test", wake=((1.0, 0.02), (3.0, 0.04)),
+    )  # fmt: skip
+    twice = slower(curve, 2.0)
+    assert twice.iteration_s(2) == pytest.approx(2 * curve.iteration_s(2))
+    assert twice.prompt_s(2) == pytest.approx(2 * curve.prompt_s(2))
+    assert twice.beside_prompts_s(2) == pytest.approx(2 * curve.beside_prompts_s(2))
+    assert twice.wake == ((1.0, 0.04), (3.0, 0.08)) and twice.batch == curve.batch and twice.source == "test"
+    times = {"ttft": np.array([0.1, 0.2, 0.4]), "latency": np.array([1.0, 2.0, 3.0])}
+    moved = sensitivity(times, {"ttft": times["ttft"] * 1.05, "latency": times["latency"] + 0.5})
+    assert moved["ttft"] == pytest.approx({"p50": 0.05, "p95": 0.05})
+    assert moved["latency"] == pytest.approx({"p50": 0.25, "p95": 0.5 / np.percentile([1.0, 2.0, 3.0], 95)})

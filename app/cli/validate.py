@@ -23,6 +23,14 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--max-input", type=int, default=32, help="cap on prompt tokens (default 32: keeps a run short)")
     p.add_argument("--max-output", type=int, default=16, help="cap on output tokens (default 16)")
     p.add_argument(
+        "--tokens",
+        choices=("capped", "scaled"),
+        default="capped",
+        help="request sizes as played: capped (clipped at the caps: nearly every conversation request becomes "
+        "the same size) or scaled (prompts and outputs each scaled so the slice's 95th percentile meets the cap: "
+        "the trace's spread of sizes kept) (default capped)",
+    )
+    p.add_argument(
         "--reps",
         type=int,
         default=1,
@@ -67,6 +75,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from bench.validation import ValidationConfig, validate
     from slmlab.models import resolve_model
     from slmlab.traces.defaults import DEFAULT_TRACES, ensure_default_trace
@@ -86,6 +96,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_input=args.max_input,
         max_output=args.max_output,
+        tokens=args.tokens,
         reps=args.reps,
         curve_reps=args.curve_reps,
         wake_rounds=args.wake_rounds,
@@ -100,6 +111,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"validation {record['validation_id']}: {args.slice} requests{plays} of '{trace}' from {args.start}, "
         f"{args.model}, {args.slots} slots, load {args.load:g} (arrivals x{result.speed:.3g} faster than recorded)"
+    )
+    how = "scaled to keep the trace's spread" if config.tokens == "scaled" else "capped"
+    shown = [
+        f"{x.min():.0f}-{x.max():.0f} tokens (median {float(np.median(x)):.0f})"
+        for x in (result.tokens_in, result.tokens_out)
+    ]
+    print(
+        f"request sizes ({how}, at most {config.max_input} / {config.max_output}): "
+        f"prompts {shown[0]}, outputs {shown[1]}"
     )
     decode = ", ".join(f"B={b} {x:,.1f}" for b, x in zip(result.curve.batch, result.curve.decode_tok_s))
     print(f"curve: {result.curve.source}; aggregate decode tok/s {decode}")
@@ -126,6 +146,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"play {rep + 1}: {check['steps']:,} real steps took {float(check['real_over_model_total']):.3f}x the "
             f"model's step costs in total (median step {float(check['real_over_model_median']):.3f}x)"
+        )
+    if result.errors_at_play_speed:
+        speeds = [float(cast(float, c["real_over_model_total"])) for c in result.steps_by_rep if c]
+        print(
+            f"simulated at the speed each play's steps ran (x{min(speeds):.3f}-x{max(speeds):.3f} the curve; the "
+            "serving model apart from the machine's drift): "
+            + ", ".join(
+                f"{m} {q} {e['error']:+.1%}" for m, by_q in result.errors_at_play_speed.items() for q, e in by_q.items()
+            )
+        )
+        print(
+            "a 1% slower machine moves: "
+            + ", ".join(f"{m} {q} {v:+.1%}" for m, by_q in result.sensitivity.items() for q, v in by_q.items())
+            + " (near saturation the queue multiplies a speed error: a figure moved 5% by 1% needs the machine's "
+            "speed to hold within 2% between curve and play to come within 10%)"
         )
     if config.reps > 1:
         spread = result.real_spread()

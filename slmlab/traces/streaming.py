@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from slmlab.store import query_arrow
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.gateway import (
     PRIVATE_TEXT,
@@ -304,10 +305,10 @@ def _arrival_ranks(con: duckdb.DuckDBPyConnection, calls: str, block_min: list[i
     latest, run, cut = np.iinfo(np.int64).min, 0, True  # carried across blocks
     for block, later in enumerate(after):
         lo = block * RANK_BLOCK
-        got = con.execute(
-            f"SELECT rowid AS r, start FROM {calls} WHERE rowid BETWEEN {lo} AND {lo + RANK_BLOCK - 1}"
-        ).fetchnumpy()
-        rowid, start = np.asarray(got["r"], dtype=np.int64), np.asarray(got["start"], dtype=np.int64)
+        got = query_arrow(
+            con, f"SELECT rowid AS r, start FROM {calls} WHERE rowid BETWEEN {lo} AND {lo + RANK_BLOCK - 1}"
+        )
+        rowid, start = _numpy(got.column("r")).astype(np.int64), _numpy(got.column("start")).astype(np.int64)
         if len(rowid) > 1 and not bool(np.all(rowid[1:] > rowid[:-1])):
             order = np.argsort(rowid, kind="stable")
             rowid, start = rowid[order], start[order]
@@ -329,9 +330,10 @@ def _arrival_ranks(con: duckdb.DuckDBPyConnection, calls: str, block_min: list[i
         run = int(runs[-1]) if not cut else int(rowid[-1]) + 1
         moved = ~alone
         con.from_arrow(pa.table({"r": rowid[moved], "run": runs[moved], "start": start[moved]})).insert_into(RUNS)
+    # in file order: each batch of `_labelled_rows` then reads the few row groups of its rows, not all of them
     con.execute(
         f"CREATE TEMP TABLE {RANKS} AS SELECT r, seq FROM (SELECT r, run + CAST(row_number() OVER "
-        f"(PARTITION BY run ORDER BY start, r) - 1 AS BIGINT) AS seq FROM {RUNS}) WHERE seq <> r"
+        f"(PARTITION BY run ORDER BY start, r) - 1 AS BIGINT) AS seq FROM {RUNS}) WHERE seq <> r ORDER BY r"
     )
     con.execute(f"DROP TABLE {RUNS}")
     return not con.execute(f"SELECT count(*) FROM {RANKS}").fetchall()[0][0]

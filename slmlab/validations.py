@@ -80,6 +80,11 @@ def slice_of(validation: dict[str, object]) -> tuple[int, int]:
     return int(cast(int, config.get("start", 0))), count
 
 
+def errors_text(errors: dict[str, dict[str, dict[str, float]]]) -> str:
+    """'ttft p50 +1.2%, ...': a validation's percentile errors in one wording for the CLI and the Routing page."""
+    return ", ".join(f"{m} {q} {e['error']:+.1%}" for m, by_q in errors.items() for q, e in by_q.items())
+
+
 def slice_label(validation: dict[str, object]) -> str:
     """'requests 161-320': which requests of the trace were played (1-based, as a reader counts), and ', sizes
     scaled' where they kept the trace's spread of sizes (`validate --tokens scaled`) rather than capped."""

@@ -123,8 +123,9 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
     per_request = [{"real_ttft_s": t, "sim_ttft_s": t * 1.1, "real_latency_s": 2 * t, "sim_latency_s": 1.9 * t}
                    for t in (0.5, 1.0, 2.0)]  # fmt: skip
     errors = {m: {q: {"error": e} for q in ("p50", "p95")} for m, e in (("ttft", 0.1), ("latency", -0.05))}
+    at_speed = {m: {q: {"error": e} for q in ("p50", "p95")} for m, e in (("ttft", 0.02), ("latency", -0.01))}
     record = {"trace": CONV, "model": "smollm2-135m", "load": 0.9, "requests": 3, "config": {"slots": 4},
-              "curve": {}, "errors": errors, "per_request": per_request}  # fmt: skip
+              "curve": {}, "errors": errors, "per_request": per_request, "errors_at_play_speed": at_speed}  # fmt: skip
     rows = cdf_points(record)
     assert len(rows) == 12 and [r["share"] for r in rows[:3]] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert {r["series"] for r in rows} == {"ttft real", "ttft simulated", "latency real", "latency simulated"}
@@ -134,7 +135,11 @@ def test_the_routing_page_overlays_the_newest_validations_cdfs(db: Path) -> None
     assert not at.exception, at.exception
     assert any(h.value == "Simulator against a real batched engine" for h in at.subheader)
     assert any(
-        "requests 1-3 of this trace" in c.value and "ttft p50 +10.0%" in c.value and "latency p95 -5.0%" in c.value
+        "requests 1-3 of this trace" in c.value
+        and "ttft p50 +10.0%" in c.value
+        and "latency p95 -5.0%" in c.value
+        and "at the speed each play's steps ran" in c.value
+        and "ttft p95 +2.0%, latency p50 -1.0%" in c.value
         for c in at.caption
     )
     table = next(d.value for d in at.dataframe if "slice" in d.value.columns)  # errors in percent, as captioned

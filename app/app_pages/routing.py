@@ -28,7 +28,7 @@ from slmlab.replay_scenarios import save_replay_scenario
 from slmlab.replay_store import load_requests
 from slmlab.traces.defaults import DEFAULT_TRACES
 from slmlab.traces.labelling import DATA_CLASSES
-from slmlab.validations import cdf_points, load_validations, newest_by_load, slice_label
+from slmlab.validations import cdf_points, errors_text, load_validations, newest_by_load, slice_label
 
 db = state.database_path()
 st.title("Routing replay")
@@ -623,8 +623,14 @@ if validations:  # `slmlab validate`: the serving model against a real batched e
         f"trace{f' x {plays} plays' if plays > 1 else ''} played in real time at load {checked['load']:g} through "
         f"llama.cpp ({checked['model']}, {checked['config']['slots']} slots) and through the simulator with the same "
         "arrivals and the curve measured on the same engine around each play; error of the simulated percentile: "
-        + ", ".join(f"{m} {q} {e['error']:+.1%}" for m, by_q in errors.items() for q, e in by_q.items())
+        + errors_text(errors)
         + " (`slmlab validate --list`)."
+        + (
+            " Simulated at the speed each play's steps ran (the serving model apart from the machine's drift "
+            f"between curve and play): {errors_text(checked['errors_at_play_speed'])}."
+            if checked.get("errors_at_play_speed")
+            else ""
+        )
     )
     errors_pct = {f"{m} {q}" for m in ("ttft", "latency") for q in ("p50", "p95")}
     st.dataframe(

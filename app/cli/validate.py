@@ -57,7 +57,7 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from slmlab.validations import load_validations, slice_label
+    from slmlab.validations import errors_text, load_validations, slice_label
 
     stored = load_validations(db=args.db)
     if args.json:
@@ -68,8 +68,7 @@ def _list(args: argparse.Namespace) -> int:
         plays = int(cast(int, s.get("reps") or 1))
         print(
             f"validation {s['validation_id']}  {s['created_at']:%Y-%m-%d %H:%M}  {s['trace']}  {s['model']}  "
-            f"load {s['load']:g}, {slice_label(s)}{f' x {plays} plays' if plays > 1 else ''}: "
-            + ", ".join(f"{m} {q} {errors[m][q]['error']:+.1%}" for m in errors for q in errors[m])
+            f"load {s['load']:g}, {slice_label(s)}{f' x {plays} plays' if plays > 1 else ''}: " + errors_text(errors)
         )
     return 0
 
@@ -80,7 +79,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from bench.validation import ValidationConfig, validate
     from slmlab.models import resolve_model
     from slmlab.traces.defaults import DEFAULT_TRACES, ensure_default_trace
-    from slmlab.validations import save_validation, trace_slice
+    from slmlab.validations import errors_text, save_validation, trace_slice
 
     if args.list:
         return _list(args)
@@ -151,10 +150,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         speeds = [float(cast(float, c["real_over_model_total"])) for c in result.steps_by_rep if c]
         print(
             f"simulated at the speed each play's steps ran (x{min(speeds):.3f}-x{max(speeds):.3f} the curve; the "
-            "serving model apart from the machine's drift): "
-            + ", ".join(
-                f"{m} {q} {e['error']:+.1%}" for m, by_q in result.errors_at_play_speed.items() for q, e in by_q.items()
-            )
+            "serving model apart from the machine's drift): " + errors_text(result.errors_at_play_speed)
         )
         print(
             "a 1% slower machine moves: "

@@ -40,13 +40,13 @@ class ValidationConfig:
     model: str = "smollm2-135m"
     slots: int = 4
     threads: int = 1
-    max_input: int = 32
-    max_output: int = 16
+    max_input: int = 64
+    max_output: int = 32
     seed: int = 1
     reps: int = 1  # plays of the slice, each between two curve measurements (a drifting machine averages out)
     curve_reps: int = 3  # repetitions of each batch size when the curve is measured
     wake_rounds: int = 5  # lone prompt steps timed after each idle gap for the wake cost (0: waking costs nothing)
-    tokens: str = "capped"  # "capped": clipped at the caps; "scaled": the slice's spread of sizes kept (`sizes`)
+    tokens: str = "scaled"  # "scaled": the slice's spread of sizes kept; "capped": clipped at the caps (`sizes`)
 
     def __post_init__(self) -> None:
         if self.tokens not in TOKEN_MODES:

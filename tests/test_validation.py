@@ -60,7 +60,7 @@ def test_validate_plays_a_slice_through_the_real_batched_engine(db: Path, capsys
 
     monkeypatch.setattr(bench.validation, "Engine", engine)
     argv = ["validate", "--slice", "4", "--load", "0.5", "--slots", "2", "--max-input", "8", "--max-output", "4"]
-    argv += ["--wake-rounds", "1", "--tokens", "scaled"]
+    argv += ["--wake-rounds", "1"]  # sizes scaled by default
     assert main([*argv, "--reps", "2", "--json"]) == 0
     # the slots share one KV cache, as llama-server's default slots do: with a cache per slot llama.cpp computes a
     # step in pieces whenever the busy slots are not 0..B-1, which the curve never sees (README, validation)
@@ -204,7 +204,7 @@ def test_scaled_sizes_keep_the_slices_spread_and_capped_ones_clip_it() -> None:
 
     # prompts 100..2000 and outputs 10..390 tokens: the 95th percentiles are 1905 and 371
     requests = [(float(i), 100 * (i + 1), 10 + 20 * i) for i in range(20)]
-    capped = sizes(requests, ValidationConfig(trace=CONV, max_input=64, max_output=16))
+    capped = sizes(requests, ValidationConfig(trace=CONV, max_input=64, max_output=16, tokens="capped"))
     assert capped[0].tolist() == [64.0] * 20 and capped[1].tolist() == [10.0] + [16.0] * 19
     tokens_in, tokens_out = sizes(requests, ValidationConfig(trace=CONV, max_input=64, max_output=16, tokens="scaled"))
     assert tokens_in.tolist() == np.clip(np.rint(np.arange(100, 2001, 100) * 64 / 1905), 1, 64).tolist()

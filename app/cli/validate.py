@@ -20,15 +20,15 @@ def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--model", default="smollm2-135m", help="shipped model or GGUF path (default smollm2-135m)")
     p.add_argument("--slots", type=int, default=4, help="sequences served at once (default 4)")
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
-    p.add_argument("--max-input", type=int, default=32, help="cap on prompt tokens (default 32: keeps a run short)")
-    p.add_argument("--max-output", type=int, default=16, help="cap on output tokens (default 16)")
+    p.add_argument("--max-input", type=int, default=64, help="cap on prompt tokens (default 64: keeps a run short)")
+    p.add_argument("--max-output", type=int, default=32, help="cap on output tokens (default 32)")
     p.add_argument(
         "--tokens",
-        choices=("capped", "scaled"),
-        default="capped",
-        help="request sizes as played: capped (clipped at the caps: nearly every conversation request becomes "
-        "the same size) or scaled (prompts and outputs each scaled so the slice's 95th percentile meets the cap: "
-        "the trace's spread of sizes kept) (default capped)",
+        choices=("scaled", "capped"),
+        default="scaled",
+        help="request sizes as played: scaled (prompts and outputs each scaled so the slice's 95th percentile meets "
+        "the cap: the trace's spread of sizes kept) or capped (clipped at the caps: nearly every conversation "
+        "request becomes the same size, so latencies fall on a few steps and percentiles jump) (default scaled)",
     )
     p.add_argument(
         "--reps",

@@ -308,10 +308,8 @@ def _arrival_ranks(con: duckdb.DuckDBPyConnection, calls: str, block_min: list[i
         got = query_arrow(
             con, f"SELECT rowid AS r, start FROM {calls} WHERE rowid BETWEEN {lo} AND {lo + RANK_BLOCK - 1}"
         )
-        rowid, start = _numpy(got.column("r")).astype(np.int64), _numpy(got.column("start")).astype(np.int64)
-        if len(rowid) > 1 and not bool(np.all(rowid[1:] > rowid[:-1])):
-            order = np.argsort(rowid, kind="stable")
-            rowid, start = rowid[order], start[order]
+        rowid, start = _in_file_order(_numpy(got.column("r")).astype(np.int64), _numpy(got.column("start")))
+        start = start.astype(np.int64)
         so_far = np.maximum.accumulate(start)
         np.maximum(so_far, latest, out=so_far)
         to_come = np.empty_like(start)  # the earliest start below each row
@@ -474,13 +472,20 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, trace_id: int, rows: pa.
 
 def _count_backwards(batch: pa.Table, count: int, last: int | None) -> tuple[int, int | None]:
     """Rows of one batch (file rows lo..hi, in any order) that arrived before the file row above them."""
-    row, arrival = _numpy(batch.column("source_row")), _numpy(batch.column("arrival_ns"))
-    if len(row) and not bool(np.all(row[1:] > row[:-1])):
-        arrival = arrival[np.argsort(row, kind="stable")]
+    _, arrival = _in_file_order(_numpy(batch.column("source_row")), _numpy(batch.column("arrival_ns")))
     if not len(arrival):
         return count, last
     count += int(last is not None and arrival[0] < last) + int(np.count_nonzero(arrival[1:] < arrival[:-1]))
     return count, int(arrival[-1])
+
+
+def _in_file_order(row: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block's row numbers and one column of it sorted by row number (a parallel scan may return a block's rows in
+    any order); left as they are when already in order, as they nearly always are."""
+    if len(row) > 1 and not bool(np.all(row[1:] > row[:-1])):
+        order = np.argsort(row, kind="stable")
+        return row[order], values[order]
+    return row, values
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:

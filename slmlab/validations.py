@@ -85,12 +85,16 @@ def errors_text(errors: dict[str, dict[str, dict[str, float]]]) -> str:
     return ", ".join(f"{m} {q} {e['error']:+.1%}" for m, by_q in errors.items() for q, e in by_q.items())
 
 
+def sizes_played(validation: dict[str, object]) -> str:
+    """'scaled' or 'capped' (`validate --tokens`); validations stored before the option were capped."""
+    return str(cast(dict[str, object], validation.get("config") or {}).get("tokens", "capped"))
+
+
 def slice_label(validation: dict[str, object]) -> str:
     """'requests 161-320': which requests of the trace were played (1-based, as a reader counts), and ', sizes
     scaled' where they kept the trace's spread of sizes (`validate --tokens scaled`) rather than capped."""
     start, count = slice_of(validation)
-    config = cast(dict[str, object], validation.get("config") or {})
-    scaled = ", sizes scaled" if config.get("tokens") == "scaled" else ""
+    scaled = ", sizes scaled" if sizes_played(validation) == "scaled" else ""
     return f"requests {start + 1:,}-{start + count:,}{scaled}"
 
 
@@ -101,8 +105,7 @@ def newest_by_load(validations: list[dict[str, object]]) -> list[dict[str, objec
     other's."""
     seen: dict[tuple[float, str, int, int, str], dict[str, object]] = {}
     for v in validations:
-        sizes = str(cast(dict[str, object], v.get("config") or {}).get("tokens", "capped"))
-        seen.setdefault((float(cast(float, v["load"])), str(v.get("trace", "")), *slice_of(v), sizes), v)
+        seen.setdefault((float(cast(float, v["load"])), str(v.get("trace", "")), *slice_of(v), sizes_played(v)), v)
     rows = []
     for (load, *_), v in sorted(seen.items()):
         errors = cast(dict[str, dict[str, dict[str, float]]], v["errors"])

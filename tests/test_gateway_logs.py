@@ -312,11 +312,14 @@ def test_litellm_csv_with_team_and_tags_records_labels(db: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("in_order", "on_disk"), [(False, False), (True, False), (False, True)], ids=["out-of-order", "in-order", "on-disk"]
+    ("in_order", "removed"), [(False, False), (True, False), (False, True)], ids=["out-of-order", "in-order", "removed"]
 )
 def test_streamed_import_stores_the_same_trace(
-    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_order: bool, on_disk: bool
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_order: bool, removed: bool
 ) -> None:
+    """A streamed log keeps its staging table as the trace's own table of calls (`call_tables`); read through the
+    `request_records` and `request_details` views it is the trace the in-memory import stores, and removing the
+    trace removes that table and its moved ranks."""
     import tempfile
 
     import slmlab.traces.importer as importer
@@ -349,10 +352,8 @@ def test_streamed_import_stores_the_same_trace(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    if on_disk:  # staged in a compressed staging file, as a log over IN_MEMORY_BYTES is
-        monkeypatch.setattr(streaming, "IN_MEMORY_BYTES", 0)
     streamed = import_trace(path, db=db, name="streamed")
-    assert list(scratch.iterdir()) == []  # the staging file is gone
+    assert list(scratch.iterdir()) == []  # nothing staged outside the warehouse
     assert "staging table" in streamed.report["validation"] and "staging" not in in_memory.report["validation"]
     assert streamed.report["rows_out_of_order"] == in_memory.report["rows_out_of_order"]
     assert (streamed.report["rows_out_of_order"] == 0) == in_order
@@ -360,9 +361,30 @@ def test_streamed_import_stores_the_same_trace(
     assert con.execute(query).fetchall() == expected
     assert _stored_rows(con, "streamed") == expected_tables  # every stored column, not only the view's
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+    tables = [
+        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%calls%'").fetchall()
+    ]
+    assert tables == [f"trace_calls_{streamed.trace_id}"]  # the staging table, kept under the trace's id
+    moves = con.execute("SELECT count(*) FROM call_moves").fetchall()[0][0]
+    assert (moves == 0) == in_order
     con.close()
     (summary,) = list_traces(db, "streamed")
     assert summary.rows == 300 and summary.label_sources["tenant"].startswith("recorded")
+    if removed:
+        remove_trace("streamed", db=db)
+        con = duckdb.connect(str(db), read_only=True)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'trace_calls_%'").fetchall() == [
+            (0,)
+        ]
+        assert con.execute("SELECT count(*) FROM call_moves").fetchall() == [(0,)]
+        assert con.execute("SELECT count(*) FROM request_records").fetchall() == [(0,)]
+        con.close()
+        monkeypatch.undo()  # in memory again: into the tables behind the views
+        import_trace(path, db=db, name="memory again")
+        con = duckdb.connect(str(db), read_only=True)
+        assert con.execute(query).fetchall() == expected
+        assert _stored_rows(con, "memory again") == expected_tables
+        con.close()
 
 
 def _stored_rows(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, list[tuple]]:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from slmlab import __version__, store
 from slmlab.paths import resolve_db_path
+from slmlab.traces.call_tables import drop_trace_table
 from slmlab.traces.datasets import parquet_dataset
 from slmlab.traces.errors import TraceInputError, on_upload
 from slmlab.traces.formats import FORMATS
@@ -335,7 +336,6 @@ def _import_streamed(
     started: float,
     say: Progress,
     legacy: Callable[[], str],
-    size_bytes: int,
 ) -> ImportResult:
     """A gateway log too large for memory: typed into a temporary table of the warehouse connection (spilled to
     disk), labelled in batches, copied by DuckDB (`streaming.py`). A database this creates is removed again when
@@ -350,7 +350,7 @@ def _import_streamed(
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmlab-hash") as helper,
             store.connect(db) as con,
             bounded_memory(con),
-            staging_area(con, size_bytes) as calls,
+            staging_area(con) as calls,
         ):
             hashing = helper.submit(streamed_hash, [path], root) if digest is None else None
             helper.submit(warm_labeller, mix)  # after the hash, while the log is read; its outcome is not needed
@@ -373,6 +373,8 @@ def _import_streamed(
                 raise
             with phase("commit"):
                 con.execute("COMMIT")
+            with phase("checkpoint"):  # here, counted, rather than when the warehouse next closes
+                con.execute("CHECKPOINT")
             if found is not None:
                 return found
     except BaseException:
@@ -476,7 +478,6 @@ def _import_dataset(
         started=started,
         say=say,
         legacy=legacy,
-        size_bytes=sum(f.stat().st_size for f in files),
     )
 
 
@@ -535,7 +536,6 @@ def import_trace(
                 started=started,
                 say=say,
                 legacy=legacy,
-                size_bytes=files[0].stat().st_size,
             )
         say(f"reading and validating as {chosen.name}")
         staged = _stage_all(chosen, files, options)
@@ -602,8 +602,9 @@ def remove_trace(name: str, *, db: str | Path | None = None) -> int:
         if not found:
             raise ValueError(f"no trace named '{name}' in {resolve_db_path(db)}")
         trace_id, rows = found[0]
-        for table in ("outcomes", "request_records", "request_details", "label_sets", "request_rows", "traces"):
+        for table in ("outcomes", store.RECORDS_BASE, store.DETAILS_BASE, "label_sets", "request_rows", "traces"):
             con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
+        drop_trace_table(con, trace_id)
     return int(rows)
 
 

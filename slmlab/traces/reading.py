@@ -223,16 +223,23 @@ def sample(path: Path) -> FileSample:
     return FileSample(path, container, tuple(row[0] for row in names))
 
 
-def csv_options(columns: tuple[str, ...], spec: str | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> str:
+def csv_options(
+    columns: tuple[str, ...],
+    spec: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    buffer_bytes: int | None = None,
+) -> str:
     """read_csv options for slmlab's dialect (comma, double quotes, header, strict); all VARCHAR unless `spec`.
 
     DuckDB's read buffers must hold the longest line, so a large `max_line_bytes` leaves a big file with few
     buffers to share between threads: the typed fast path asks for less and falls back when a line is longer.
+    `buffer_bytes` (more than `max_line_bytes`) sets the buffer instead of DuckDB's 16 longest lines.
     """
     spec = spec or "{" + ", ".join(f"{sql_quote(name)}: 'VARCHAR'" for name in columns) + "}"
+    buffer = f", buffer_size={buffer_bytes}" if buffer_bytes else ""
     return (
         f"auto_detect=false, header=true, columns={spec}, delim=',', quote='\"', escape='\"', "
-        f"strict_mode=true, max_line_size={max_line_bytes}"
+        f"strict_mode=true, max_line_size={max_line_bytes}{buffer}"
     )
 
 

@@ -18,7 +18,9 @@ def insert_records(con: duckdb.DuckDBPyConnection, trace_id: int, records: pa.Ta
     """Write one trace's recorded figures inside the caller's transaction."""
     con.register("staged_records", records)
     try:
-        con.execute(f"INSERT INTO request_records BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_records")
+        con.execute(
+            f"INSERT INTO {store.RECORDS_BASE} BY NAME SELECT {int(trace_id)} AS trace_id, * FROM staged_records"
+        )
     finally:
         con.unregister("staged_records")
 

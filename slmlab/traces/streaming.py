@@ -1,7 +1,8 @@
 """Production-scale imports of gateway logs with bounded memory: a log of 100 million requests does not fit in
-memory as Arrow tables, so it is checked and typed in one parallel read into a temporary table of the warehouse
-connection (DuckDB spills it to disk beyond `MEMORY_LIMIT`), labelled in batches, and copied into the warehouse
-tables by DuckDB itself: no staging database is written and read back, and a failed import rolls back.
+memory as Arrow tables, so it is checked and typed in one parallel read into a staging table of the warehouse
+(DuckDB writes it to the file as it goes, beyond `MEMORY_LIMIT`), labelled in batches into `request_rows`, and kept
+as the trace's own table of calls (`call_tables`): its recorded columns are written once, not copied. A failed
+import drops the staging table and rolls back.
 
 The result is the same trace as the in-memory path (`gateway.stage_calls`): the same checks, arrival ranks, recorded
 figures and labels. Labels are drawn per batch with the counter-based labeller (`label_kernel`), which gives each
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from slmlab.store import query_arrow
+from slmlab.traces.call_tables import record_values, refresh_views, table_name
 from slmlab.traces.errors import TraceInputError
 from slmlab.traces.gateway import (
     PRIVATE_TEXT,
-    RECORD_COLUMNS,
     CallFields,
     _checks_for,
     _select,
@@ -45,14 +44,12 @@ from slmlab.traces.staged import ImportOptions
 from slmlab.traces.workload import MAX_SPAN_NS
 
 STREAM_BYTES = 512 << 20  # gateway logs larger than this are imported through the staging table
-MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and writing; it spills the staging table to disk beyond it
+MEMORY_LIMIT = "2GB"  # DuckDB's share while staging and writing; it writes the staging table to the file beyond it
 ROW_GROUP = 122_880  # DuckDB's rows per row group
 BATCH_ROWS = 4 * ROW_GROUP  # rows labelled at a time: small arrays are reused, large ones fault in again
 HASH_BLOCK = 16 << 20
-IN_MEMORY_BYTES = 2 << 30  # logs up to this size are staged in memory (DuckDB spills the excess); larger ones
-# in a compressed staging file: an uncompressed staging table of a 20M-row log spilled, re-read and grew the process
-CALLS = "slmlab_stream_calls"  # temporary tables of the import's warehouse connection, gone when it closes
-RANKS = "slmlab_stream_ranks"
+STAGING_PREFIX = "slmlab_staging_"  # a warehouse table until the import commits; one left by a crash is dropped
+RANKS = "slmlab_stream_ranks"  # temporary tables of the import's warehouse connection, gone when it closes
 RUNS = "slmlab_stream_runs"  # rows whose arrival rank is found by a sort among their neighbours (`_arrival_ranks`)
 RANK_BLOCK = 1 << 20  # file rows per block of the checks pass and of the arrival-rank pass
 
@@ -109,38 +106,31 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class StagingTable:
-    """Where `staging_area` puts the staging table: its name and the statement that creates it (a temporary table,
-    or a table of the attached staging file), so the staging step does not infer either from the name."""
+    """Where `staging_area` puts the staging table: its name and the statement that creates it."""
 
     name: str
-    create: str  # "CREATE TEMP TABLE <name>" or "CREATE TABLE <name>", completed with " AS SELECT ..."
+    create: str  # "CREATE TABLE <name>", completed with " AS SELECT ..."
 
 
 @contextlib.contextmanager
-def staging_area(con: duckdb.DuckDBPyConnection, size_bytes: int) -> Iterator[StagingTable]:
-    """The staging table: a temporary table for a log of up to IN_MEMORY_BYTES, else a table of a compressed
-    staging file attached to `con` (bounded memory at any size); both are gone when the block ends."""
-    folder = None if size_bytes <= IN_MEMORY_BYTES else Path(tempfile.mkdtemp(prefix="slmlab-stage-"))
-    alias = f"slmlab_stage_{uuid.uuid4().hex[:12]}"  # attached databases are shared by the process's connections
+def staging_area(con: duckdb.DuckDBPyConnection) -> Iterator[StagingTable]:
+    """The staging table: a table of the warehouse, written (and committed) before the import's transaction so that
+    its row ids are the file's rows (rows a transaction appends have row ids from 2^62). The import renames it into
+    the trace's table of calls (`call_tables`); otherwise it is dropped when the block ends, as are tables a
+    crashed import left."""
+    for (leftover,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        f"AND starts_with(table_name, '{STAGING_PREFIX}')"
+    ).fetchall():
+        con.execute(f"DROP TABLE IF EXISTS main.{ident(leftover)}")
+    name = f"main.{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
-        if folder is None:
-            yield StagingTable(CALLS, f"CREATE TEMP TABLE {CALLS}")
-        else:
-            con.execute(f"ATTACH {sql_quote(str(folder / 'staging.duckdb'))} AS {alias}")
-            name = f"{alias}.main.calls"
-            yield StagingTable(name, f"CREATE TABLE {name}")
+        yield StagingTable(name, f"CREATE TABLE {name}")
     finally:
-        with contextlib.suppress(duckdb.Error):  # the connection closes next in any case
-            con.execute(f"DROP TABLE IF EXISTS temp.main.{CALLS}")
+        with contextlib.suppress(duckdb.Error), phase("cleanup: drop the staging table (gone when kept)"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")  # the connection closes next in any case
             con.execute(f"DROP TABLE IF EXISTS temp.main.{RANKS}")
             con.execute(f"DROP TABLE IF EXISTS temp.main.{RUNS}")
-        if folder is not None:
-            with contextlib.suppress(duckdb.Error), phase("cleanup: drop and detach the staging file"):
-                # dropped first: detaching checkpoints the file, which rewrote the whole staging table (4.5 s of a
-                # 20M-row import) only to delete it
-                con.execute(f"DROP TABLE IF EXISTS {alias}.main.calls")
-                con.execute(f"DETACH {alias}")
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_labeller(mix: LabelMix | None) -> None:
@@ -167,7 +157,7 @@ def stage_log(
         "SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary "
         "UNION ALL SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary AND NOT internal"
     ).fetchall():
-        if name not in (CALLS, RANKS, RUNS):
+        if name not in (RANKS, RUNS):
             con.execute(f"DROP {kind} IF EXISTS temp.main.{ident(name)}")
     return staged
 
@@ -507,8 +497,9 @@ def write_staged(
     staged: StagedLog,
     mix: LabelMix | None,
 ) -> tuple[dict[str, object], dict[str, object]]:
-    """Copy a staged log into the warehouse inside the caller's transaction, on the connection `stage_log` used (in
-    `bounded_memory`); returns its labelling provenance, the recorded-field counts and the rows out of order."""
+    """Write a staged log's requests and keep its staging table as the trace's calls, inside the caller's
+    transaction, on the connection `stage_log` used (in `bounded_memory`); returns its labelling provenance, the
+    recorded-field counts and the rows out of order."""
     tenants = None
     if "tenant" in staged.present:
         with phase("write: distinct tenants"):
@@ -535,60 +526,18 @@ def _write(
     slo = dict(mix.latency_slo_ms_by_task) if mix is not None else None
     sets = labeller.label_sets(slo)
     _append(con, "label_sets", trace_id, sets)
-    source, seq = _seq_sql(staged)
-    present = set(staged.present)
-
-    def col(name: str, sql: str | None = None) -> str:
-        return (sql or f"c.{ident(name)}") if name in present else "NULL"
-
-    latency = (
-        'coalesce(c.duration_ms, (c."end" - c.start) / 1e6)'
-        if {"duration_ms", "end"} <= present
-        else "c.duration_ms"
-        if "duration_ms" in present
-        else '(c."end" - c.start) / 1e6'
-        if "end" in present
-        else "NULL"
-    )
-    first = (
-        'CASE WHEN c.first_token IS NOT NULL AND (c."end" IS NULL OR c.first_token < c."end") '
-        "THEN (c.first_token - c.start) / 1e6 END"
-        if "first_token" in present
-        else "NULL"
-    )
-    ttft = f"coalesce(c.ttft_ms, {first})" if "ttft_ms" in present else first
-    values = {
-        "model": col("model"),
-        "provider": col("provider"),
-        "latency_ms": latency,
-        "ttft_ms": ttft,
-        "cost_usd": col("cost_usd"),
-        "cached_tokens": col("cached_tokens"),
-        "status": col("status"),
-        "error": col("error"),
-        "team": col("team"),
-        "user_id": col("user"),
-        "tags": col("tags"),
-        "response": col("response"),
-    }
-    assert set(values) == set(RECORD_COLUMNS)
-    with phase("write: request_records"):
-        con.execute(
-            f"INSERT INTO request_records (trace_id, seq, {', '.join(values)}) SELECT {int(trace_id)}, {seq}, "
-            f"{', '.join(values.values())} FROM {source}"
-        )
-    if "request_id" in present or "prompt" in present:
-        with phase("write: request_details"):
-            con.execute(
-                f"INSERT INTO request_details (trace_id, seq, request_id, prompt) SELECT {int(trace_id)}, {seq}, "
-                f"coalesce({col('request_id')}, CAST(c.rowid + 1 AS VARCHAR)), {col('prompt')} FROM {source}"
-            )
+    values = record_values(set(staged.present))
     with phase("write: recorded-field counts"):
         counts = con.execute(
             "SELECT "
             + ", ".join(f"count({v})" if v != "NULL" else "0" for v in values.values())
             + f" FROM {staged.calls} c"
-        ).fetchall()[0]  # seq is not counted: no join
+        ).fetchall()[0]
+    with phase("write: keep the staging table as the trace's calls"):
+        con.execute(f"ALTER TABLE {staged.calls} RENAME TO {table_name(trace_id)}")
+        if not staged.ordered:
+            con.execute(f"INSERT INTO call_moves SELECT {int(trace_id)}, r, seq FROM {RANKS}")
+        refresh_views(con)
     recorded_rows = {name: int(n) for name, n in zip(values, counts)}
     labelling: dict[str, object] = {
         "recorded_fields": ["tenant"] if tenants else [],

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from slmlab.store import DETAILS_BASE
 from slmlab.traces.label_sets import encode_label_sets
 from slmlab.traces.staged import one_chunk
 
@@ -108,5 +109,5 @@ def insert_trace(
     _insert(con, "request_rows", trace_id, requests.rows)
     _insert(con, "label_sets", trace_id, requests.label_sets)
     if requests.details is not None:
-        _insert(con, "request_details", trace_id, requests.details)
+        _insert(con, DETAILS_BASE, trace_id, requests.details)
     return trace_id

@@ -123,9 +123,13 @@ class LiteLLMSpendFormat:
         if container_of(path) in ("csv", "parquet"):
             if container_of(path) == "csv":
                 columns = csv_header(path)
-                # DuckDB's CSV buffers are 16 lines long at most: 8 MB lines keep them at 128 MB, so a large log
-                # streams in bounded memory (a longer line, a whole conversation in one cell, is refused clearly)
-                source = f"read_csv({sql_quote(str(path))}, {csv_options(columns, max_line_bytes=MAX_LINE_BYTES)})"
+                # Lines of up to 8 MB (a longer line, a whole conversation in one cell, is refused clearly), read in
+                # buffers of two such lines (16 MB) rather than DuckDB's 16 (128 MB): a buffer then holds about one
+                # DuckDB row group or less, which DuckDB packs into whole row groups. From 128 MB buffers a kept
+                # staging table (`call_tables`) had a partly filled row group per buffer, and every later checkpoint
+                # of the warehouse rewrote the table to merge them (5 s per 10M rows).
+                options = csv_options(columns, max_line_bytes=MAX_LINE_BYTES, buffer_bytes=2 * MAX_LINE_BYTES)
+                source = f"read_csv({sql_quote(str(path))}, {options})"
             else:  # a Parquet file, or a hive-partitioned dataset (`datasets.py`)
                 source = parquet_source(path)
                 columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall())

@@ -242,6 +242,27 @@ def test_benchmark_runs_stored_under_the_gguf_header_name_take_the_one_model_nam
     assert names == ["smollm2-135m", "Qwen2.5-0.5B-Instruct-Q4_K_M", "rtx-box-model"]
 
 
+def test_recorded_calls_move_behind_views_with_every_row(tmp_path: Path) -> None:
+    """m020: `request_records` and `request_details` become views over the tables they were (`*_base`) and the trace
+    tables of streamed logs; rows stored before read back unchanged through them."""
+    old = tmp_path / "m019.duckdb"
+    con = duckdb.connect(str(old))
+    upto = [m.__name__ for m in store.MIGRATIONS].index("m020_trace_call_tables")
+    store.migrate(con, store.MIGRATIONS[:upto])
+    con.execute("INSERT INTO request_records (trace_id, seq, model, cost_usd, tags) VALUES (3, 0, 'gpt-4o', 0.5, 'a')")
+    con.execute("INSERT INTO request_details (trace_id, seq, request_id, prefix_hash_ids) VALUES (3, 0, 'r0', [1, 2])")
+    before = {t: con.execute(f"SELECT * FROM {t}").fetchall() for t in ("request_records", "request_details")}
+    assert store.migrate(con) == ["m020_trace_call_tables", *[m.__name__ for m in store.MIGRATIONS[upto + 1 :]]]
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    after = {t: con.execute(f"SELECT * FROM {t}").fetchall() for t in before}
+    base = con.execute(f"SELECT count(*) FROM {store.RECORDS_BASE}").fetchall()[0][0]
+    con.close()
+    assert after == before and base == 1
+    assert {"request_records", "request_details"} <= views and not {"request_records", "request_details"} & tables
+    assert {store.RECORDS_BASE, store.DETAILS_BASE, "call_moves"} <= tables
+
+
 def test_an_arrival_trace_stores_numbers_only(db: Path) -> None:
     """A production trace writes one narrow row per request; its few label combinations are stored once."""
     from slmlab.traces.importer import import_trace

@@ -202,9 +202,12 @@ def _stage(
     calls, create = staging.name, staging.create
     try:
         with phase("stage: typed read into the staging table"):
-            con.execute(f"{create} AS {typed_select(select, found, fields.time_unit)}")
+            typed = typed_select(select, found, fields.time_unit)
+            con.execute(f"{create} ({_staging_columns(con, typed)})")
+            con.execute(f"INSERT INTO {calls} {typed}")  # a fresh table: its row ids are the file's rows
         validation = "typed read"
     except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {calls}")  # created, and empty: the failed insert is rolled back
         try:
             check_rows(con, path, select, found)  # names the field and its first bad rows
         except duckdb.Error as error:  # the file itself cannot be read (a line over the limit, broken quoting)
@@ -280,6 +283,19 @@ def _stage(
         },
     }
     return StagedLog(int(rows), int(first), ordered, tuple(present), report, "team" if shared else "tenant", calls)
+
+
+ZSTD_COLUMNS = ("request_id", "prompt", "response")  # mostly unique text: zstd writes it in half the time (m008)
+
+
+def _staging_columns(con: duckdb.DuckDBPyConnection, typed: str) -> str:
+    """The staging table's columns, typed as the read gives them; request ids and text compressed with zstd (DuckDB
+    chooses per column otherwise: 0.55 s of 1.3 s per 10M request ids saved)."""
+    described = con.execute(f"DESCRIBE {typed}").fetchall()
+    return ", ".join(
+        f"{ident(name)} {kind}{' USING COMPRESSION zstd' if name in ZSTD_COLUMNS and kind == 'VARCHAR' else ''}"
+        for name, kind, *_ in described
+    )
 
 
 def _arrival_ranks(con: duckdb.DuckDBPyConnection, calls: str, block_min: list[int]) -> bool:
@@ -569,7 +585,9 @@ def streamed_hash(paths: list[Path], root: Path | None = None) -> str:
         for path in paths:
             if root is not None:
                 digest.update(str(path.relative_to(root)).encode() + b"\0")
-            with path.open("rb") as handle:
-                while block := handle.read(HASH_BLOCK):
-                    digest.update(block)
+            block = bytearray(HASH_BLOCK)  # one buffer for the whole file, read into: no 16 MB allocation per block
+            view = memoryview(block)
+            with path.open("rb", buffering=0) as handle:
+                while size := handle.readinto(block):
+                    digest.update(view[:size])
     return HASH_PREFIX + digest.hexdigest()

@@ -128,8 +128,8 @@ class LiteLLMSpendFormat:
                 # DuckDB row group or less, which DuckDB packs into whole row groups. From 128 MB buffers a kept
                 # staging table (`call_tables`) had a partly filled row group per buffer, and every later checkpoint
                 # of the warehouse rewrote the table to merge them (5 s per 10M rows).
-                options = csv_options(columns, max_line_bytes=MAX_LINE_BYTES, buffer_bytes=2 * MAX_LINE_BYTES)
-                source = f"read_csv({sql_quote(str(path))}, {options})"
+                dialect = csv_options(columns, max_line_bytes=MAX_LINE_BYTES, buffer_bytes=2 * MAX_LINE_BYTES)
+                source = f"read_csv({sql_quote(str(path))}, {dialect})"
             else:  # a Parquet file, or a hive-partitioned dataset (`datasets.py`)
                 source = parquet_source(path)
                 columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall())

@@ -49,6 +49,7 @@ ROW_GROUP = 122_880  # DuckDB's rows per row group
 BATCH_ROWS = 4 * ROW_GROUP  # rows labelled at a time: small arrays are reused, large ones fault in again
 HASH_BLOCK = 16 << 20
 STAGING_PREFIX = "slmlab_staging_"  # a warehouse table until the import commits; one left by a crash is dropped
+_STAGING_NOW: set[str] = set()  # staging tables of imports running in this process (the dashboard's uploads)
 RANKS = "slmlab_stream_ranks"  # temporary tables of the import's warehouse connection, gone when it closes
 RUNS = "slmlab_stream_runs"  # rows whose arrival rank is found by a sort among their neighbours (`_arrival_ranks`)
 RANK_BLOCK = 1 << 20  # file rows per block of the checks pass and of the arrival-rank pass
@@ -109,7 +110,7 @@ class StagingTable:
     """Where `staging_area` puts the staging table: its name and the statement that creates it."""
 
     name: str
-    create: str  # "CREATE TABLE <name>", completed with " AS SELECT ..."
+    create: str  # "CREATE TABLE <name>", completed with its columns or " AS SELECT ..."
 
 
 @contextlib.contextmanager
@@ -122,11 +123,15 @@ def staging_area(con: duckdb.DuckDBPyConnection) -> Iterator[StagingTable]:
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
         f"AND starts_with(table_name, '{STAGING_PREFIX}')"
     ).fetchall():
-        con.execute(f"DROP TABLE IF EXISTS main.{ident(leftover)}")
-    name = f"main.{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+        if leftover not in _STAGING_NOW:  # not another import of this process (another process cannot write)
+            con.execute(f"DROP TABLE IF EXISTS main.{ident(leftover)}")
+    table = f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    name = f"main.{table}"
+    _STAGING_NOW.add(table)
     try:
         yield StagingTable(name, f"CREATE TABLE {name}")
     finally:
+        _STAGING_NOW.discard(table)
         with contextlib.suppress(duckdb.Error), phase("cleanup: drop the staging table (gone when kept)"):
             con.execute(f"DROP TABLE IF EXISTS {name}")  # the connection closes next in any case
             con.execute(f"DROP TABLE IF EXISTS temp.main.{RANKS}")

@@ -81,7 +81,11 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
         f"AND NOT temporary AND starts_with(table_name, '{PREFIX}') ORDER BY table_name"
     ).fetchall()
-    traces = [(int(name.removeprefix(PREFIX)), name) for (name,) in found if name.removeprefix(PREFIX).isdigit()]
+    traces = [
+        (int(name.removeprefix(PREFIX)), name, set(con.table(name).columns))
+        for (name,) in found
+        if name.removeprefix(PREFIX).isdigit()
+    ]
     for view, base, values_for in (
         ("request_records", RECORDS_BASE, record_values),
         ("request_details", DETAILS_BASE, detail_values),
@@ -93,8 +97,8 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         ).fetchall()
         columns = [name for name, _ in types]
         branches = [f"SELECT {', '.join(ident(c) for c in columns)} FROM {base}"]
-        for trace_id, table in traces:
-            values = values_for(set(con.table(table).columns))
+        for trace_id, table, present in traces:
+            values = values_for(present)
             if values is None:
                 continue
             assert [name for name, _ in types[2:]] == list(values), (view, columns, list(values))

@@ -337,9 +337,9 @@ def _import_streamed(
     say: Progress,
     legacy: Callable[[], str],
 ) -> ImportResult:
-    """A gateway log too large for memory: typed into a temporary table of the warehouse connection (spilled to
-    disk), labelled in batches, copied by DuckDB (`streaming.py`). A database this creates is removed again when
-    the import fails, as the in-memory path never creates one."""
+    """A gateway log too large for memory: typed into a staging table of the warehouse, labelled in batches, and
+    kept as the trace's table of calls (`streaming.py`). A database this creates is removed again when the import
+    fails, as the in-memory path never creates one."""
     from slmlab.traces.streaming import bounded_memory, phase, stage_log, staging_area, streamed_hash, warm_labeller
 
     database = resolve_db_path(db)

@@ -105,20 +105,12 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             con.execute(f"SET preserve_insertion_order = {str(saved[1]).lower()}")
 
 
-@dataclass(frozen=True)
-class StagingTable:
-    """Where `staging_area` puts the staging table: its name and the statement that creates it."""
-
-    name: str
-    create: str  # "CREATE TABLE <name>", completed with its columns or " AS SELECT ..."
-
-
 @contextlib.contextmanager
-def staging_area(con: duckdb.DuckDBPyConnection) -> Iterator[StagingTable]:
-    """The staging table: a table of the warehouse, written (and committed) before the import's transaction so that
-    its row ids are the file's rows (rows a transaction appends have row ids from 2^62). The import renames it into
-    the trace's table of calls (`call_tables`); otherwise it is dropped when the block ends, as are tables a
-    crashed import left."""
+def staging_area(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    """The staging table's name: a table of the warehouse, written (and committed) before the import's transaction so
+    that its row ids are the file's rows (rows a transaction appends have row ids from 2^62). The import renames it into
+    the trace's table of calls (`call_tables`); otherwise it is dropped when the block ends, as are tables a crashed
+    import left."""
     for (leftover,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
         f"AND starts_with(table_name, '{STAGING_PREFIX}')"
@@ -129,7 +121,7 @@ def staging_area(con: duckdb.DuckDBPyConnection) -> Iterator[StagingTable]:
     name = f"main.{table}"
     _STAGING_NOW.add(table)
     try:
-        yield StagingTable(name, f"CREATE TABLE {name}")
+        yield name
     finally:
         _STAGING_NOW.discard(table)
         with contextlib.suppress(duckdb.Error), phase("cleanup: drop the staging table (gone when kept)"):
@@ -149,7 +141,7 @@ def stage_log(
     path: Path,
     fields_for: Callable[[duckdb.DuckDBPyConnection], CallFields],
     options: ImportOptions,
-    staging: StagingTable,
+    staging: str,
 ) -> StagedLog:
     """Check and type every call into the staging table (`staging_area`) of the warehouse connection
     `con`, in file order, in one parallel read (inside `bounded_memory`); nothing is held in Python."""
@@ -168,7 +160,7 @@ def stage_log(
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions, staging: StagingTable
+    con: duckdb.DuckDBPyConnection, path: Path, fields: CallFields, options: ImportOptions, staging: str
 ) -> StagedLog:
     present = [n for n in fields.exprs if options.keep_text or n not in PRIVATE_TEXT]
     present = [
@@ -204,11 +196,11 @@ def _stage(
     stored = [n for n in present if not (shared and n == "tenant")]
     found = _checks_for(stored, fields.time_unit)
     select = _select(fields, stored)
-    calls, create = staging.name, staging.create
+    calls = staging
     try:
         with phase("stage: typed read into the staging table"):
             typed = typed_select(select, found, fields.time_unit)
-            con.execute(f"{create} ({_staging_columns(con, typed)})")
+            con.execute(f"CREATE TABLE {calls} ({_staging_columns(con, typed)})")
             con.execute(f"INSERT INTO {calls} {typed}")  # a fresh table: its row ids are the file's rows
         validation = "typed read"
     except duckdb.Error:
@@ -218,7 +210,7 @@ def _stage(
         except duckdb.Error as error:  # the file itself cannot be read (a line over the limit, broken quoting)
             raise TraceInputError(path, f"cannot be read: {str(error).splitlines()[0]}") from error
         columns = ", ".join(f"{c.typed} AS {ident(c.column)}" for c in found)  # values the fast read was strict about
-        con.execute(f"{create} AS SELECT {columns} FROM calls_raw ORDER BY __row")
+        con.execute(f"CREATE TABLE {calls} AS SELECT {columns} FROM calls_raw ORDER BY __row")
         con.execute("DROP TABLE calls_raw")
         validation = "row-by-row checks"
     # One pass, per block of RANK_BLOCK file rows, for the count, the span, ends before starts, recorded times more
@@ -422,10 +414,9 @@ class _Labeller:
 
 
 def _labelled_rows(con: duckdb.DuckDBPyConnection, trace_id: int, staged: StagedLog, labeller: _Labeller) -> int:
-    """request_rows in file order, BATCH_ROWS at a time, each with its label combination (drawn in Python: the
-    staging table is only visible to this connection, so each batch is fetched, then labelled in a helper thread
-    while DuckDB inserts the batch before it); returns how many rows started before the row above them (0 when
-    the log is `ordered`)."""
+    """request_rows in file order, BATCH_ROWS at a time, each with its label combination (drawn in Python: each batch is
+    fetched, then labelled in a helper thread while DuckDB inserts the batch before it); returns how many rows started
+    before the row above them (0 when the log is `ordered`)."""
     out_of_order, last = 0, None
     tenant = f", c.{ident(staged.tenant_column)} AS tenant" if "tenant" in staged.present else ""
     tokens = {n: (f"coalesce(c.{n}, 0)" if n in staged.present else "0") for n in ("input_tokens", "output_tokens")}
